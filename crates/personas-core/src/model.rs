@@ -352,12 +352,17 @@ pub struct Execution {
     /// What caused it (an event id, a trigger id, a parent execution), when known.
     pub trigger_ref: Option<String>,
     pub input: Option<serde_json::Value>,
+    /// The persona's prompt version the run used.
+    pub prompt_version: Option<i64>,
     pub session_id: Option<String>,
     pub model: Option<String>,
     pub num_turns: u32,
     pub tokens: TokenUsage,
     pub cost_usd: f64,
     pub result_text: Option<String>,
+    /// The agent's own `outcome_assessment`, when it gave one.
+    pub outcome_accomplished: Option<bool>,
+    pub outcome_summary: Option<String>,
     pub error_class: Option<ErrorClass>,
     pub error_message: Option<String>,
     pub permission_denials: Vec<PermissionDenial>,

@@ -1,0 +1,474 @@
+//! Executions (the queue is this table) and their output lines.
+//!
+//! Claiming is one `BEGIN IMMEDIATE` transaction that checks the global and per-persona limits
+//! and flips a row from `queued` to `running`, so two engines (or an engine and a foreground CLI
+//! run) can never start the same execution or exceed a persona's `max_concurrent`.
+
+use crate::error::{enum_col, json_col};
+use crate::time::{from_ms, now_ms, opt_from_ms};
+use crate::{Store, StoreError, write_tx};
+use personas_core::{
+    ErrorClass, Execution, ExecutionId, ExecutionOutcome, ExecutionStatus, LineKind, OutputLine,
+    PersonaId, TokenUsage, TriggerKind,
+};
+use rusqlite::{OptionalExtension, Row, params};
+use serde_json::Value;
+
+pub struct ExecutionRepo<'s> {
+    store: &'s Store,
+}
+
+/// A request to run a persona.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    pub persona_id: PersonaId,
+    pub trigger: TriggerKind,
+    pub trigger_ref: Option<String>,
+    pub input: Option<Value>,
+    /// Defaults to the trigger's priority.
+    pub priority: Option<i32>,
+    /// At most one execution exists per key; enqueuing a known key returns the existing one.
+    pub idempotency_key: Option<String>,
+}
+
+impl NewExecution {
+    pub fn manual(persona_id: PersonaId, input: Option<Value>) -> Self {
+        Self {
+            persona_id,
+            trigger: TriggerKind::Manual,
+            trigger_ref: None,
+            input,
+            priority: None,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// One output line to append.
+#[derive(Debug, Clone)]
+pub struct NewLine {
+    pub execution_id: ExecutionId,
+    pub seq: i64,
+    pub kind: LineKind,
+    pub text: String,
+    pub at_ms: i64,
+}
+
+/// Which executions to list.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    pub persona_id: Option<PersonaId>,
+    pub status: Option<ExecutionStatus>,
+    pub limit: Option<u32>,
+}
+
+const COLUMNS: &str = "id, persona_id, persona_name, status, priority, trigger_kind, trigger_ref, \
+    input, prompt_version, session_id, model, num_turns, input_tokens, output_tokens, \
+    cache_read_tokens, cache_creation_tokens, cost_usd, result_text, outcome_accomplished, \
+    outcome_summary, error_class, error_message, permission_denials, parse_warnings, \
+    output_lines, output_truncated, cancel_requested, queued_at, started_at, finished_at, \
+    heartbeat_at";
+
+fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
+    let input: Option<String> = r.get(7)?;
+    let error_class: Option<String> = r.get(20)?;
+    let denials: String = r.get(22)?;
+    Ok(Execution {
+        id: ExecutionId::from_string(r.get::<_, String>(0)?),
+        persona_id: PersonaId::from_string(r.get::<_, Option<String>>(1)?.unwrap_or_default()),
+        persona_name: r.get(2)?,
+        status: enum_col(&r.get::<_, String>(3)?)?,
+        priority: r.get(4)?,
+        trigger: enum_col(&r.get::<_, String>(5)?)?,
+        trigger_ref: r.get(6)?,
+        input: input.map(|s| json_col("input", &s)).transpose()?,
+        prompt_version: r.get(8)?,
+        session_id: r.get(9)?,
+        model: r.get(10)?,
+        num_turns: r.get(11)?,
+        tokens: TokenUsage {
+            input: r.get(12)?,
+            output: r.get(13)?,
+            cache_read: r.get(14)?,
+            cache_creation: r.get(15)?,
+        },
+        cost_usd: r.get(16)?,
+        result_text: r.get(17)?,
+        outcome_accomplished: r.get(18)?,
+        outcome_summary: r.get(19)?,
+        error_class: error_class.map(|s| enum_col::<ErrorClass>(&s)).transpose()?,
+        error_message: r.get(21)?,
+        permission_denials: json_col("permission_denials", &denials)?,
+        parse_warnings: r.get(23)?,
+        output_lines: r.get(24)?,
+        output_truncated: r.get(25)?,
+        cancel_requested: r.get(26)?,
+        queued_at: from_ms(r.get(27)?),
+        started_at: opt_from_ms(r.get(28)?),
+        finished_at: opt_from_ms(r.get(29)?),
+        heartbeat_at: opt_from_ms(r.get(30)?),
+    })
+}
+
+fn get_in(conn: &rusqlite::Connection, id: &str) -> Result<Option<Execution>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM executions WHERE id = ?1"),
+            [id],
+            row_to_execution,
+        )
+        .optional()?)
+}
+
+impl<'s> ExecutionRepo<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Self { store }
+    }
+
+    /// Queues a run. Durable when this returns. Refused for a disabled persona.
+    pub fn enqueue(&self, new: &NewExecution) -> Result<Execution, StoreError> {
+        let id = ExecutionId::new();
+        let input = new
+            .input
+            .as_ref()
+            .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
+        let priority = new.priority.unwrap_or_else(|| new.trigger.priority());
+        let mut conn = self.store.conn()?;
+        let id = write_tx(&mut conn, |tx| {
+            if let Some(key) = &new.idempotency_key {
+                let existing: Option<String> = tx
+                    .query_row(
+                        "SELECT id FROM executions WHERE idempotency_key = ?1",
+                        [key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(existing) = existing {
+                    return Ok(existing);
+                }
+            }
+            let persona: Option<(String, bool, i64)> = tx
+                .query_row(
+                    "SELECT name, enabled, prompt_version FROM personas WHERE id = ?1",
+                    [new.persona_id.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((name, enabled, prompt_version)) = persona else {
+                return Err(StoreError::not_found("persona", new.persona_id.as_str()));
+            };
+            if !enabled {
+                return Err(StoreError::conflict(
+                    "persona",
+                    format!("{name} is disabled; enable it to run it"),
+                ));
+            }
+            tx.execute(
+                "INSERT INTO executions (id, persona_id, persona_name, status, priority, trigger_kind,
+                    trigger_ref, idempotency_key, input, prompt_version, queued_at)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    id.as_str(),
+                    new.persona_id.as_str(),
+                    name,
+                    priority,
+                    new.trigger.as_str(),
+                    new.trigger_ref,
+                    new.idempotency_key,
+                    input,
+                    prompt_version,
+                    now_ms()
+                ],
+            )?;
+            Ok(id.as_str().to_owned())
+        })?;
+        self.get(&ExecutionId::from_string(id))
+    }
+
+    pub fn get(&self, id: &ExecutionId) -> Result<Execution, StoreError> {
+        let conn = self.store.conn()?;
+        get_in(&conn, id.as_str())?.ok_or_else(|| StoreError::not_found("execution", id.as_str()))
+    }
+
+    /// Newest first.
+    pub fn list(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, StoreError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM executions
+             WHERE (?1 IS NULL OR persona_id = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY queued_at DESC, id DESC LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                filter.persona_id.as_ref().map(|p| p.as_str()),
+                filter.status.map(|s| s.as_str()),
+                filter.limit.unwrap_or(50)
+            ],
+            row_to_execution,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Takes the next queued execution that fits under `global_limit` running executions and
+    /// its persona's `max_concurrent`, marking it running for `owner`. Highest priority first,
+    /// then oldest. `None` when nothing can start now.
+    pub fn claim_next(&self, global_limit: u32, owner: &str) -> Result<Option<Execution>, StoreError> {
+        let mut conn = self.store.conn()?;
+        write_tx(&mut conn, |tx| {
+            let running: u32 = tx.query_row(
+                "SELECT COUNT(*) FROM executions WHERE status = 'running'",
+                [],
+                |r| r.get(0),
+            )?;
+            if running >= global_limit {
+                return Ok(None);
+            }
+            let next: Option<String> = tx
+                .query_row(
+                    "SELECT e.id FROM executions e JOIN personas p ON p.id = e.persona_id
+                     WHERE e.status = 'queued' AND p.enabled = 1
+                       AND (SELECT COUNT(*) FROM executions r
+                            WHERE r.persona_id = e.persona_id AND r.status = 'running') < p.max_concurrent
+                     ORDER BY e.priority DESC, e.queued_at, e.id LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(id) = next else { return Ok(None) };
+            let now = now_ms();
+            tx.execute(
+                "UPDATE executions SET status = 'running', owner = ?2, started_at = ?3, heartbeat_at = ?3
+                 WHERE id = ?1",
+                params![id, owner, now],
+            )?;
+            get_in(tx, &id)
+        })
+    }
+
+    /// Claims one specific queued execution (a foreground `personas run --follow`), subject to
+    /// the same limits. `Ok(None)` when it cannot start yet.
+    pub fn claim(&self, id: &ExecutionId, global_limit: u32, owner: &str) -> Result<Option<Execution>, StoreError> {
+        let mut conn = self.store.conn()?;
+        write_tx(&mut conn, |tx| {
+            let fits: bool = tx.query_row(
+                "SELECT e.status = 'queued'
+                    AND (SELECT COUNT(*) FROM executions WHERE status = 'running') < ?2
+                    AND (SELECT COUNT(*) FROM executions r
+                         WHERE r.persona_id = e.persona_id AND r.status = 'running') < p.max_concurrent
+                 FROM executions e JOIN personas p ON p.id = e.persona_id WHERE e.id = ?1",
+                params![id.as_str(), global_limit],
+                |r| r.get(0),
+            ).optional()?.unwrap_or(false);
+            if !fits {
+                return Ok(None);
+            }
+            let now = now_ms();
+            tx.execute(
+                "UPDATE executions SET status = 'running', owner = ?2, started_at = ?3, heartbeat_at = ?3
+                 WHERE id = ?1 AND status = 'queued'",
+                params![id.as_str(), owner, now],
+            )?;
+            get_in(tx, id.as_str())
+        })
+    }
+
+    /// Records the CLI process serving a running execution.
+    pub fn set_pid(&self, id: &ExecutionId, pid: u32) -> Result<(), StoreError> {
+        let conn = self.store.conn()?;
+        conn.execute("UPDATE executions SET pid = ?2 WHERE id = ?1", params![id.as_str(), pid])?;
+        Ok(())
+    }
+
+    /// Records the Claude session as soon as the CLI announces it.
+    pub fn set_session(&self, id: &ExecutionId, session_id: &str, model: Option<&str>) -> Result<(), StoreError> {
+        let conn = self.store.conn()?;
+        conn.execute(
+            "UPDATE executions SET session_id = ?2, model = COALESCE(?3, model) WHERE id = ?1",
+            params![id.as_str(), session_id, model],
+        )?;
+        Ok(())
+    }
+
+    /// Refreshes the liveness stamp of every execution `owner` is running, and returns those
+    /// among them whose cancellation was requested (possibly by another process).
+    pub fn heartbeat(&self, owner: &str) -> Result<Vec<ExecutionId>, StoreError> {
+        let conn = self.store.conn()?;
+        conn.execute(
+            "UPDATE executions SET heartbeat_at = ?2 WHERE owner = ?1 AND status = 'running'",
+            params![owner, now_ms()],
+        )?;
+        let mut stmt = conn.prepare(
+            "SELECT id FROM executions WHERE owner = ?1 AND status = 'running' AND cancel_requested = 1",
+        )?;
+        let ids = stmt.query_map([owner], |r| Ok(ExecutionId::from_string(r.get::<_, String>(0)?)))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
+    /// Records how a running execution ended. Returns the stored execution.
+    pub fn finish(&self, id: &ExecutionId, outcome: &ExecutionOutcome) -> Result<Execution, StoreError> {
+        let mut conn = self.store.conn()?;
+        write_tx(&mut conn, |tx| {
+            let denials = serde_json::to_string(&outcome.permission_denials).unwrap_or_else(|_| "[]".into());
+            tx.execute(
+                "UPDATE executions SET status = ?2, error_class = ?3, error_message = ?4,
+                    session_id = COALESCE(?5, session_id), model = COALESCE(?6, model),
+                    num_turns = ?7, input_tokens = ?8, output_tokens = ?9, cache_read_tokens = ?10,
+                    cache_creation_tokens = ?11, cost_usd = ?12, result_text = ?13,
+                    permission_denials = ?14, finished_at = ?15, heartbeat_at = ?15
+                 WHERE id = ?1 AND status = 'running'",
+                params![
+                    id.as_str(),
+                    outcome.status.as_str(),
+                    outcome.error_class.map(|c| c.as_str()),
+                    outcome.error_message,
+                    outcome.session_id,
+                    outcome.model,
+                    outcome.num_turns,
+                    outcome.tokens.input,
+                    outcome.tokens.output,
+                    outcome.tokens.cache_read,
+                    outcome.tokens.cache_creation,
+                    outcome.cost_usd,
+                    outcome.result_text,
+                    denials,
+                    now_ms(),
+                ],
+            )?;
+            get_in(tx, id.as_str())?.ok_or_else(|| StoreError::not_found("execution", id.as_str()))
+        })
+    }
+
+    /// Stores the agent's own assessment of whether it accomplished its task.
+    pub fn set_outcome_assessment(&self, id: &ExecutionId, accomplished: bool, summary: &str) -> Result<(), StoreError> {
+        let conn = self.store.conn()?;
+        conn.execute(
+            "UPDATE executions SET outcome_accomplished = ?2, outcome_summary = ?3 WHERE id = ?1",
+            params![id.as_str(), accomplished, summary],
+        )?;
+        Ok(())
+    }
+
+    /// Asks for an execution to stop. A queued one is cancelled at once; a running one is
+    /// flagged and its owner stops it; a finished one is left alone (`Conflict`).
+    pub fn request_cancel(&self, id: &ExecutionId) -> Result<Execution, StoreError> {
+        let mut conn = self.store.conn()?;
+        write_tx(&mut conn, |tx| {
+            let exec = get_in(tx, id.as_str())?.ok_or_else(|| StoreError::not_found("execution", id.as_str()))?;
+            match exec.status {
+                ExecutionStatus::Queued | ExecutionStatus::AwaitingReview => {
+                    tx.execute(
+                        "UPDATE executions SET status = 'cancelled', error_class = 'cancelled',
+                            error_message = 'cancelled by user', finished_at = ?2 WHERE id = ?1",
+                        params![id.as_str(), now_ms()],
+                    )?;
+                }
+                ExecutionStatus::Running => {
+                    tx.execute("UPDATE executions SET cancel_requested = 1 WHERE id = ?1", [id.as_str()])?;
+                }
+                done => {
+                    return Err(StoreError::conflict(
+                        "execution",
+                        format!("{} already ended ({done})", id),
+                    ));
+                }
+            }
+            get_in(tx, id.as_str())?.ok_or_else(|| StoreError::not_found("execution", id.as_str()))
+        })
+    }
+
+    /// Executions marked running by an owner that is gone (crashed daemon, killed CLI): marks
+    /// them failed with class `interrupted` and returns them so their processes can be reaped.
+    pub fn recover_interrupted(&self, owner_alive: &dyn Fn(&str) -> bool) -> Result<Vec<Execution>, StoreError> {
+        let mut conn = self.store.conn()?;
+        write_tx(&mut conn, |tx| {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {COLUMNS}, owner FROM executions WHERE status = 'running'"
+            ))?;
+            let rows = stmt.query_map([], |r| Ok((row_to_execution(r)?, r.get::<_, Option<String>>(31)?)))?;
+            let mut dead = Vec::new();
+            for row in rows {
+                let (exec, owner) = row?;
+                if !owner.as_deref().is_some_and(owner_alive) {
+                    dead.push(exec);
+                }
+            }
+            let now = now_ms();
+            for exec in &mut dead {
+                tx.execute(
+                    "UPDATE executions SET status = 'failed', error_class = 'interrupted',
+                        error_message = 'the process running it stopped unexpectedly (crash or kill); it was not resumed',
+                        finished_at = ?2 WHERE id = ?1 AND status = 'running'",
+                    params![exec.id.as_str(), now],
+                )?;
+                exec.status = ExecutionStatus::Failed;
+                exec.error_class = Some(ErrorClass::Interrupted);
+            }
+            Ok(dead)
+        })
+    }
+
+    /// Appends output lines in one transaction (group commit for all runners).
+    pub fn append_output(&self, lines: &[NewLine]) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.store.conn()?;
+        write_tx(&mut conn, |tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO execution_output (execution_id, seq, kind, text, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut bump = tx.prepare_cached(
+                "UPDATE executions SET output_lines = MAX(output_lines, ?2),
+                    parse_warnings = parse_warnings + ?3 WHERE id = ?1",
+            )?;
+            let mut i = 0;
+            while i < lines.len() {
+                // Lines of one execution arrive in runs; bump its counters once per run.
+                let id = &lines[i].execution_id;
+                let mut max_seq = 0;
+                let mut warnings = 0;
+                while i < lines.len() && &lines[i].execution_id == id {
+                    let l = &lines[i];
+                    insert.execute(params![l.execution_id.as_str(), l.seq, l.kind.as_str(), l.text, l.at_ms])?;
+                    max_seq = max_seq.max(l.seq);
+                    warnings += i64::from(l.kind == LineKind::Warning);
+                    i += 1;
+                }
+                bump.execute(params![id.as_str(), max_seq, warnings])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Marks that the execution's stored output hit its size cap.
+    pub fn set_output_truncated(&self, id: &ExecutionId) -> Result<(), StoreError> {
+        let conn = self.store.conn()?;
+        conn.execute("UPDATE executions SET output_truncated = 1 WHERE id = ?1", [id.as_str()])?;
+        Ok(())
+    }
+
+    /// Output lines with `seq > after`, in order, at most `limit`.
+    pub fn output(&self, id: &ExecutionId, after: i64, limit: u32) -> Result<Vec<OutputLine>, StoreError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, kind, text, at FROM execution_output WHERE execution_id = ?1 AND seq > ?2
+             ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![id.as_str(), after, limit], |r| {
+            Ok(OutputLine {
+                execution_id: id.clone(),
+                seq: r.get(0)?,
+                kind: enum_col(&r.get::<_, String>(1)?)?,
+                text: r.get(2)?,
+                at: from_ms(r.get(3)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Number of executions in a status (all personas).
+    pub fn count(&self, status: ExecutionStatus) -> Result<u64, StoreError> {
+        let conn = self.store.conn()?;
+        Ok(conn.query_row("SELECT COUNT(*) FROM executions WHERE status = ?1", [status.as_str()], |r| r.get(0))?)
+    }
+}

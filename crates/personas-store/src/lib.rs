@@ -1,0 +1,205 @@
+//! The embedded SQLite store: one file under the data dir, shared safely by the daemon, the
+//! desktop app and one-shot CLI commands.
+//!
+//! - WAL journal, foreign keys on, a busy timeout, `synchronous=FULL` by default so a committed
+//!   write survives a crash (see [`Durability`]).
+//! - Schema through append-only refinery migrations in `migrations/`.
+//! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`]) are thin
+//!   views over the connection pool; every multi-statement change runs in one
+//!   `BEGIN IMMEDIATE` transaction so concurrent processes never interleave half-done updates.
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod executions;
+pub mod personas;
+pub mod protocol;
+mod time;
+
+pub use error::StoreError;
+pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
+pub use personas::PersonaRepo;
+pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// How hard a commit tries to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: a committed transaction survives process crash and power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash; the last commits may roll back on power
+    /// loss. Faster; for benchmarks and throwaway data.
+    Normal,
+}
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub durability: Durability,
+    pub pool_size: u32,
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Full,
+            pool_size: 8,
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub(crate) type Conn = PooledConnection<SqliteConnectionManager>;
+
+/// A handle to the store; cheap to clone and share across threads.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<SqliteConnectionManager>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+/// The database file name inside the data dir.
+pub const DB_FILE: &str = "personas.db";
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir` and brings its schema up to date.
+    pub fn open_in_dir(data_dir: &Path) -> Result<Store, StoreError> {
+        Self::open(&data_dir.join(DB_FILE), StoreOptions::default())
+    }
+
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        }
+        let sync = match opts.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        let busy_ms = opts.busy_timeout.as_millis();
+        let manager = SqliteConnectionManager::file(path).with_init(move |c| {
+            c.execute_batch(&format!(
+                "PRAGMA busy_timeout = {busy_ms};
+                 PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = {sync};
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA temp_store = MEMORY;
+                 PRAGMA cache_size = -8000;"
+            ))
+        });
+        let pool = Pool::builder()
+            .max_size(opts.pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(30))
+            .build(manager)
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let store = Store {
+            pool,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        // Two processes starting at once must not both apply a migration; IMMEDIATE takes the
+        // write lock up front and the loser waits on the busy timeout, then finds it done.
+        embedded::migrations::runner()
+            .set_grouped(true)
+            .run(&mut *conn)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
+        self.pool.get().map_err(StoreError::from)
+    }
+
+    pub fn personas(&self) -> PersonaRepo<'_> {
+        PersonaRepo::new(self)
+    }
+
+    pub fn executions(&self) -> ExecutionRepo<'_> {
+        ExecutionRepo::new(self)
+    }
+
+    pub fn protocol(&self) -> ProtocolRepo<'_> {
+        ProtocolRepo::new(self)
+    }
+
+    /// Integrity check and schema version, for `personas doctor`.
+    pub fn health(&self) -> Result<StoreHealth, StoreError> {
+        let conn = self.conn()?;
+        let integrity: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        let schema_version: i64 = conn
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM refinery_schema_history",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        let personas: i64 = conn.query_row("SELECT COUNT(*) FROM personas", [], |r| r.get(0))?;
+        let executions: i64 =
+            conn.query_row("SELECT COUNT(*) FROM executions", [], |r| r.get(0))?;
+        let size_bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        Ok(StoreHealth {
+            ok: integrity == "ok",
+            integrity,
+            journal_mode: journal,
+            schema_version,
+            personas,
+            executions,
+            size_bytes,
+        })
+    }
+}
+
+/// What `personas doctor` reports about the store.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoreHealth {
+    pub ok: bool,
+    pub integrity: String,
+    pub journal_mode: String,
+    pub schema_version: i64,
+    pub personas: i64,
+    pub executions: i64,
+    pub size_bytes: u64,
+}
+
+/// Runs `f` inside one `BEGIN IMMEDIATE` transaction: commit on `Ok`, roll back on `Err`.
+pub(crate) fn write_tx<T>(
+    conn: &mut Conn,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
+}

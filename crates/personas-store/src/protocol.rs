@@ -1,0 +1,332 @@
+//! Tables the persona protocol writes: the message inbox, bus events, memories and reviews.
+//! Each row links back to the execution that produced it.
+
+use crate::error::json_col;
+use crate::time::{from_ms, now_ms};
+use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use personas_core::{ExecutionId, PersonaId};
+use rusqlite::{Row, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub struct ProtocolRepo<'s> {
+    store: &'s Store,
+}
+
+/// A `user_message` in the inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRow {
+    pub id: String,
+    pub execution_id: Option<ExecutionId>,
+    pub persona_id: Option<PersonaId>,
+    pub persona_name: String,
+    pub title: Option<String>,
+    pub content: String,
+    pub priority: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A bus event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRow {
+    pub id: String,
+    pub event_type: String,
+    pub source_kind: String,
+    pub source_id: Option<String>,
+    pub source_execution_id: Option<ExecutionId>,
+    pub target_persona_id: Option<PersonaId>,
+    pub payload: Value,
+    pub status: String,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A persona's memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryRow {
+    pub id: String,
+    pub persona_id: PersonaId,
+    pub execution_id: Option<ExecutionId>,
+    pub title: String,
+    pub content: String,
+    pub category: String,
+    pub importance: u8,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A request for a person's decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewRow {
+    pub id: String,
+    pub execution_id: ExecutionId,
+    pub persona_id: Option<PersonaId>,
+    pub title: String,
+    pub description: Option<String>,
+    pub severity: String,
+    pub suggested_actions: Vec<String>,
+    pub status: String,
+    pub decision_note: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn opt_exec(v: Option<String>) -> Option<ExecutionId> {
+    v.map(ExecutionId::from_string)
+}
+
+fn opt_persona(v: Option<String>) -> Option<PersonaId> {
+    v.map(PersonaId::from_string)
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, execution_id, persona_id, persona_name, title, content, priority, status, created_at";
+
+fn row_to_message(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok(MessageRow {
+        id: r.get(0)?,
+        execution_id: opt_exec(r.get(1)?),
+        persona_id: opt_persona(r.get(2)?),
+        persona_name: r.get(3)?,
+        title: r.get(4)?,
+        content: r.get(5)?,
+        priority: r.get(6)?,
+        status: r.get(7)?,
+        created_at: from_ms(r.get(8)?),
+    })
+}
+
+const EVENT_COLUMNS: &str = "id, event_type, source_kind, source_id, source_execution_id, \
+    target_persona_id, payload, status, attempts, error, created_at";
+
+fn row_to_event(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    let payload: String = r.get(6)?;
+    Ok(EventRow {
+        id: r.get(0)?,
+        event_type: r.get(1)?,
+        source_kind: r.get(2)?,
+        source_id: r.get(3)?,
+        source_execution_id: opt_exec(r.get(4)?),
+        target_persona_id: opt_persona(r.get(5)?),
+        payload: json_col("payload", &payload)?,
+        status: r.get(7)?,
+        attempts: r.get(8)?,
+        error: r.get(9)?,
+        created_at: from_ms(r.get(10)?),
+    })
+}
+
+const MEMORY_COLUMNS: &str =
+    "id, persona_id, execution_id, title, content, category, importance, created_at";
+
+fn row_to_memory(r: &Row<'_>) -> rusqlite::Result<MemoryRow> {
+    Ok(MemoryRow {
+        id: r.get(0)?,
+        persona_id: PersonaId::from_string(r.get::<_, String>(1)?),
+        execution_id: opt_exec(r.get(2)?),
+        title: r.get(3)?,
+        content: r.get(4)?,
+        category: r.get(5)?,
+        importance: r.get(6)?,
+        created_at: from_ms(r.get(7)?),
+    })
+}
+
+const REVIEW_COLUMNS: &str = "id, execution_id, persona_id, title, description, severity, \
+    suggested_actions, status, decision_note, created_at, decided_at";
+
+fn row_to_review(r: &Row<'_>) -> rusqlite::Result<ReviewRow> {
+    let actions: String = r.get(6)?;
+    Ok(ReviewRow {
+        id: r.get(0)?,
+        execution_id: ExecutionId::from_string(r.get::<_, String>(1)?),
+        persona_id: opt_persona(r.get(2)?),
+        title: r.get(3)?,
+        description: r.get(4)?,
+        severity: r.get(5)?,
+        suggested_actions: json_col("suggested_actions", &actions)?,
+        status: r.get(7)?,
+        decision_note: r.get(8)?,
+        created_at: from_ms(r.get(9)?),
+        decided_at: r.get::<_, Option<i64>>(10)?.map(from_ms),
+    })
+}
+
+impl<'s> ProtocolRepo<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Self { store }
+    }
+
+    pub fn insert_message(
+        &self,
+        execution_id: Option<&ExecutionId>,
+        persona_id: Option<&PersonaId>,
+        persona_name: &str,
+        title: Option<&str>,
+        content: &str,
+        priority: &str,
+    ) -> Result<MessageRow, StoreError> {
+        let conn = self.store.conn()?;
+        let id = new_id();
+        conn.execute(
+            "INSERT INTO messages (id, execution_id, persona_id, persona_name, title, content, priority, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                execution_id.map(|e| e.as_str()),
+                persona_id.map(|p| p.as_str()),
+                persona_name,
+                title,
+                content,
+                priority,
+                now_ms()
+            ],
+        )?;
+        Ok(conn.query_row(
+            &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"),
+            [&id],
+            row_to_message,
+        )?)
+    }
+
+    /// Newest first.
+    pub fn messages(&self, execution_id: Option<&ExecutionId>, limit: u32) -> Result<Vec<MessageRow>, StoreError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (?1 IS NULL OR execution_id = ?1)
+             ORDER BY created_at DESC, id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![execution_id.map(|e| e.as_str()), limit], row_to_message)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Publishes an event on the bus: durable when this returns.
+    pub fn insert_event(
+        &self,
+        event_type: &str,
+        source_kind: &str,
+        source_id: Option<&str>,
+        source_execution_id: Option<&ExecutionId>,
+        target_persona_id: Option<&PersonaId>,
+        payload: &Value,
+    ) -> Result<EventRow, StoreError> {
+        let conn = self.store.conn()?;
+        let id = new_id();
+        let now = now_ms();
+        conn.execute(
+            "INSERT INTO events (id, event_type, source_kind, source_id, source_execution_id,
+                target_persona_id, payload, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            params![
+                id,
+                event_type,
+                source_kind,
+                source_id,
+                source_execution_id.map(|e| e.as_str()),
+                target_persona_id.map(|p| p.as_str()),
+                payload.to_string(),
+                now
+            ],
+        )?;
+        Ok(conn.query_row(
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"),
+            [&id],
+            row_to_event,
+        )?)
+    }
+
+    /// Events emitted by one execution, oldest first.
+    pub fn events_of(&self, execution_id: &ExecutionId) -> Result<Vec<EventRow>, StoreError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE source_execution_id = ?1 ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([execution_id.as_str()], row_to_event)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn insert_memory(
+        &self,
+        persona_id: &PersonaId,
+        execution_id: Option<&ExecutionId>,
+        title: &str,
+        content: &str,
+        category: &str,
+        importance: u8,
+    ) -> Result<MemoryRow, StoreError> {
+        let conn = self.store.conn()?;
+        let id = new_id();
+        let now = now_ms();
+        conn.execute(
+            "INSERT INTO memories (id, persona_id, execution_id, title, content, category, importance, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            params![id, persona_id.as_str(), execution_id.map(|e| e.as_str()), title, content, category, importance, now],
+        )?;
+        Ok(conn.query_row(
+            &format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?1"),
+            [&id],
+            row_to_memory,
+        )?)
+    }
+
+    /// A persona's memories, most important then newest first.
+    pub fn memories(&self, persona_id: &PersonaId, limit: u32) -> Result<Vec<MemoryRow>, StoreError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {MEMORY_COLUMNS} FROM memories WHERE persona_id = ?1
+             ORDER BY importance DESC, created_at DESC, id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![persona_id.as_str(), limit], row_to_memory)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_review(
+        &self,
+        execution_id: &ExecutionId,
+        persona_id: Option<&PersonaId>,
+        title: &str,
+        description: Option<&str>,
+        severity: &str,
+        suggested_actions: &[String],
+    ) -> Result<ReviewRow, StoreError> {
+        let conn = self.store.conn()?;
+        let id = new_id();
+        conn.execute(
+            "INSERT INTO reviews (id, execution_id, persona_id, title, description, severity, suggested_actions, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                execution_id.as_str(),
+                persona_id.map(|p| p.as_str()),
+                title,
+                description,
+                severity,
+                serde_json::to_string(suggested_actions).unwrap_or_else(|_| "[]".into()),
+                now_ms()
+            ],
+        )?;
+        Ok(conn.query_row(
+            &format!("SELECT {REVIEW_COLUMNS} FROM reviews WHERE id = ?1"),
+            [&id],
+            row_to_review,
+        )?)
+    }
+
+    /// Reviews, optionally of one status, oldest first.
+    pub fn reviews(&self, status: Option<&str>, execution_id: Option<&ExecutionId>) -> Result<Vec<ReviewRow>, StoreError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {REVIEW_COLUMNS} FROM reviews WHERE (?1 IS NULL OR status = ?1)
+               AND (?2 IS NULL OR execution_id = ?2) ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map(params![status, execution_id.map(|e| e.as_str())], row_to_review)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
