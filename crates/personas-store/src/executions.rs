@@ -378,7 +378,11 @@ impl<'s> ExecutionRepo<'s> {
 
     /// Executions marked running by an owner that is gone (crashed daemon, killed CLI): marks
     /// them failed with class `interrupted` and returns them so their processes can be reaped.
-    pub fn recover_interrupted(&self, owner_alive: &dyn Fn(&str) -> bool) -> Result<Vec<Execution>, StoreError> {
+    /// `owner_alive` gets the owner and the execution's last heartbeat.
+    pub fn recover_interrupted(
+        &self,
+        owner_alive: &dyn Fn(&str, Option<chrono::DateTime<chrono::Utc>>) -> bool,
+    ) -> Result<Vec<Execution>, StoreError> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
             let mut stmt = tx.prepare(&format!(
@@ -388,7 +392,7 @@ impl<'s> ExecutionRepo<'s> {
             let mut dead = Vec::new();
             for row in rows {
                 let (exec, owner) = row?;
-                if !owner.as_deref().is_some_and(owner_alive) {
+                if !owner.as_deref().is_some_and(|o| owner_alive(o, exec.heartbeat_at)) {
                     dead.push(exec);
                 }
             }

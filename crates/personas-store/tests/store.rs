@@ -189,7 +189,7 @@ fn crash_recovery_marks_dead_owners_interrupted_only() {
     let queued = ex.enqueue(&NewExecution::manual(p.id.clone(), None)).expect("queued");
     ex.claim(&dead.id, 9, "gone").expect("claim").expect("claimed");
     ex.claim(&alive.id, 9, "here").expect("claim").expect("claimed");
-    let recovered = ex.recover_interrupted(&|owner| owner == "here").expect("recover");
+    let recovered = ex.recover_interrupted(&|owner, _| owner == "here").expect("recover");
     assert_eq!(recovered.iter().map(|e| &e.id).collect::<Vec<_>>(), vec![&dead.id]);
     let d = ex.get(&dead.id).expect("get");
     assert_eq!((d.status, d.error_class), (ExecutionStatus::Failed, Some(ErrorClass::Interrupted)));

@@ -1,0 +1,210 @@
+//! Runtime configuration, in layers: built-in defaults → `<data dir>/config.toml` →
+//! `PERSONAS_*` environment variables → command-line flags (applied by the host).
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The effective configuration of one runtime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Where the store, workspaces and logs live. Not read from the file (it locates the file).
+    #[serde(skip)]
+    pub data_dir: PathBuf,
+    /// Address `personas up` listens on.
+    pub listen: String,
+    /// Executions running at once across all personas.
+    pub max_concurrent: u32,
+    /// The Claude Code CLI to run; found on PATH and in the usual install places when unset.
+    pub claude_path: Option<PathBuf>,
+    /// A run printing nothing this long, while no tool is running, is stopped as timed out.
+    pub inactivity_timeout_secs: u64,
+    /// Passed to the CLI as `CLAUDE_CODE_MAX_RETRIES` when set (the CLI's default is 10 retries
+    /// over about 3 minutes).
+    pub cli_max_retries: Option<u32>,
+    /// Longest stdout line kept; longer lines are replaced by a truncation notice.
+    pub output_line_cap_bytes: usize,
+    /// Output stored per execution; beyond it lines are counted, not stored, and a marker says so.
+    pub output_total_cap_bytes: usize,
+    /// After SIGINT, how long the CLI gets to finish before SIGTERM (then SIGKILL as long again).
+    pub cancel_grace_secs: u64,
+    /// How often running executions are stamped alive and checked for cancel requests.
+    pub heartbeat_secs: u64,
+    /// A running execution whose owner has not stamped it for this long is considered orphaned.
+    pub stale_after_secs: u64,
+    /// How often the queue looks for work written by other processes (the CLI, MCP server).
+    pub queue_poll_ms: u64,
+    /// Extra environment for every run, on top of the inherited one (e.g. `ANTHROPIC_BASE_URL`
+    /// for a bring-your-own-model gateway). Secrets belong in the vault, not here.
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            listen: "127.0.0.1:9420".into(),
+            max_concurrent: 4,
+            claude_path: None,
+            inactivity_timeout_secs: 300,
+            cli_max_retries: None,
+            output_line_cap_bytes: 8 * 1024 * 1024,
+            output_total_cap_bytes: 64 * 1024 * 1024,
+            cancel_grace_secs: 5,
+            heartbeat_secs: 2,
+            stale_after_secs: 20,
+            queue_poll_ms: 500,
+            env: Default::default(),
+        }
+    }
+}
+
+/// The OS app-data dir for Personas (e.g. `~/.local/share/personas`).
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .or_else(dirs::home_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("personas")
+}
+
+/// The config file inside a data dir.
+pub fn config_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("config.toml")
+}
+
+/// A configuration value that could not be used; names the source and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {message}")]
+pub struct ConfigError {
+    pub source_name: String,
+    pub message: String,
+}
+
+impl EngineConfig {
+    /// Defaults, then the data dir's `config.toml` (if present), then `PERSONAS_*` variables.
+    pub fn load(data_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let path = config_file(data_dir);
+        let mut cfg = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str::<EngineConfig>(&text).map_err(|e| ConfigError {
+                source_name: path.display().to_string(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => EngineConfig::default(),
+            Err(e) => {
+                return Err(ConfigError {
+                    source_name: path.display().to_string(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        cfg.data_dir = data_dir.to_path_buf();
+        cfg.apply_env(env)?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
+            v.trim().parse().map_err(|_| ConfigError {
+                source_name: name.into(),
+                message: format!("{v:?} is not a valid number"),
+            })
+        }
+        if let Some(v) = env("PERSONAS_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = env("PERSONAS_MAX_CONCURRENT") {
+            self.max_concurrent = num("PERSONAS_MAX_CONCURRENT", &v)?;
+        }
+        if let Some(v) = env("PERSONAS_CLAUDE_PATH") {
+            self.claude_path = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("PERSONAS_INACTIVITY_TIMEOUT_SECS") {
+            self.inactivity_timeout_secs = num("PERSONAS_INACTIVITY_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("PERSONAS_CLI_MAX_RETRIES") {
+            self.cli_max_retries = Some(num("PERSONAS_CLI_MAX_RETRIES", &v)?);
+        }
+        if let Some(v) = env("PERSONAS_CANCEL_GRACE_SECS") {
+            self.cancel_grace_secs = num("PERSONAS_CANCEL_GRACE_SECS", &v)?;
+        }
+        Ok(())
+    }
+
+    /// Rejects values the runtime cannot work with.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| ConfigError {
+            source_name: key.into(),
+            message: message.into(),
+        };
+        if self.max_concurrent == 0 {
+            return Err(bad("max_concurrent", "must be at least 1"));
+        }
+        if self.inactivity_timeout_secs == 0 {
+            return Err(bad("inactivity_timeout_secs", "must be at least 1"));
+        }
+        if self.output_line_cap_bytes < 4096 {
+            return Err(bad("output_line_cap_bytes", "must be at least 4096"));
+        }
+        if self.heartbeat_secs == 0 || self.stale_after_secs <= self.heartbeat_secs * 2 {
+            return Err(bad(
+                "stale_after_secs",
+                "must exceed two heartbeats (heartbeat_secs >= 1)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Working directories of personas' runs.
+    pub fn workspaces_dir(&self) -> PathBuf {
+        self.data_dir.join("workspaces")
+    }
+
+    pub fn inactivity_timeout(&self) -> Duration {
+        Duration::from_secs(self.inactivity_timeout_secs)
+    }
+
+    pub fn cancel_grace(&self) -> Duration {
+        Duration::from_secs(self.cancel_grace_secs)
+    }
+
+    /// A config for tests and embedding: defaults rooted at `data_dir`.
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_path_buf(),
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_then_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(config_file(dir.path()), "max_concurrent = 7\ninactivity_timeout_secs = 9\n")
+            .expect("write");
+        let cfg = EngineConfig::load(dir.path(), |k| (k == "PERSONAS_MAX_CONCURRENT").then(|| "3".into()))
+            .expect("load");
+        assert_eq!(cfg.max_concurrent, 3, "env wins over file");
+        assert_eq!(cfg.inactivity_timeout_secs, 9, "file wins over default");
+        assert_eq!(cfg.data_dir, dir.path());
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = EngineConfig::load(dir.path(), |k| (k == "PERSONAS_MAX_CONCURRENT").then(|| "many".into()))
+            .expect_err("bad env");
+        assert!(e.to_string().contains("PERSONAS_MAX_CONCURRENT"), "{e}");
+        std::fs::write(config_file(dir.path()), "max_concurent = 7\n").expect("write");
+        let e = EngineConfig::load(dir.path(), |_| None).expect_err("typo");
+        assert!(e.to_string().contains("max_concurent"), "{e}");
+        std::fs::write(config_file(dir.path()), "max_concurrent = 0\n").expect("write");
+        let e = EngineConfig::load(dir.path(), |_| None).expect_err("zero");
+        assert!(e.to_string().contains("max_concurrent"), "{e}");
+    }
+}

@@ -1,0 +1,312 @@
+//! The engine: wires the runner, queue, writer and reaper around one store and one event
+//! channel, and keeps running executions accounted for.
+//!
+//! Two ways to host it:
+//! - [`Engine::start`] for a daemon (`personas up`, the desktop app): crash recovery, the queue,
+//!   heartbeats and the orphan reaper run until [`Engine::shutdown`].
+//! - [`Engine::run_foreground`] for a one-shot `personas run --follow` with no daemon: claims and
+//!   runs one execution in this process, with the same heartbeats.
+//!
+//! Every running execution is owned by `<pid>:<instance>`. Owners stamp their executions every
+//! heartbeat; an execution whose owner process is gone (or silent past `stale_after`) is marked
+//! failed/interrupted and its leftover processes are killed — at start-up and periodically.
+
+use crate::config::EngineConfig;
+use crate::events::{EngineEvent, EventBus};
+use crate::reaper;
+use crate::runner::{self, Runtime, blocking};
+use crate::writer::OutputWriter;
+use chrono::{DateTime, Utc};
+use personas_core::{Execution, ExecutionId, ExecutionStatus};
+use personas_store::{NewExecution, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+}
+
+/// A handle to the engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    rt: Runtime,
+    owner: String,
+    queue_wakeup: Notify,
+    running: Mutex<HashMap<ExecutionId, CancellationToken>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// Builds an engine over an open store. Nothing runs until [`Engine::start`] or
+    /// [`Engine::run_foreground`].
+    pub fn new(config: EngineConfig, store: Store) -> Engine {
+        let bus = EventBus::new();
+        // The writer thread ends by itself once the last handle (inside `Inner`) is dropped.
+        let (writer, _writer_thread) = OutputWriter::start(store.clone(), bus.clone());
+        let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        Engine {
+            inner: Arc::new(Inner {
+                rt: Runtime {
+                    config: Arc::new(config),
+                    store,
+                    bus,
+                    writer,
+                    bus_wakeup: Arc::new(Notify::new()),
+                },
+                owner,
+                queue_wakeup: Notify::new(),
+                running: Mutex::new(HashMap::new()),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.rt.store
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.rt.config
+    }
+
+    /// This process's owner tag for running executions.
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.inner.rt.bus.subscribe()
+    }
+
+    /// Sending half of the event channel, for components hosted beside the engine.
+    pub fn bus(&self) -> &EventBus {
+        &self.inner.rt.bus
+    }
+
+    /// Notified whenever a run publishes a bus event.
+    pub fn bus_wakeup(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.rt.bus_wakeup)
+    }
+
+    /// Recovers from a previous crash, then starts the queue and the heartbeat/reaper loops.
+    pub async fn start(&self) -> Result<(), EngineError> {
+        self.recover().await?;
+        let me = self.clone();
+        self.inner.tasks.spawn(async move { me.queue_loop().await });
+        let me = self.clone();
+        self.inner.tasks.spawn(async move { me.heartbeat_loop(true).await });
+        Ok(())
+    }
+
+    /// Queues a run (durable on return) and wakes the queue.
+    pub async fn enqueue(&self, new: NewExecution) -> Result<Execution, EngineError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let store = self.store().clone();
+        let exec = blocking(move || store.executions().enqueue(&new)).await?;
+        self.inner.rt.bus.send(EngineEvent::execution(&exec));
+        self.inner.queue_wakeup.notify_one();
+        Ok(exec)
+    }
+
+    /// Wakes the queue, e.g. after another process queued work.
+    pub fn wake(&self) {
+        self.inner.queue_wakeup.notify_one();
+    }
+
+    /// Cancels an execution: a queued one at once; a running one is interrupted by whichever
+    /// process owns it (this one immediately, another within a heartbeat).
+    pub async fn cancel(&self, id: &ExecutionId) -> Result<Execution, EngineError> {
+        let store = self.store().clone();
+        let id2 = id.clone();
+        let exec = blocking(move || store.executions().request_cancel(&id2)).await?;
+        if let Some(token) = self.lock_running().get(id) {
+            token.cancel();
+        }
+        if exec.status.is_terminal() {
+            self.inner.rt.bus.send(EngineEvent::execution(&exec));
+        }
+        Ok(exec)
+    }
+
+    /// Runs one queued execution in this process (no daemon), waiting for a free slot under
+    /// the global and per-persona limits. Returns the finished execution.
+    pub async fn run_foreground(&self, id: &ExecutionId) -> Result<Execution, EngineError> {
+        let heartbeat = {
+            let me = self.clone();
+            tokio::spawn(async move { me.heartbeat_loop(false).await })
+        };
+        let result = async {
+            let limit = self.config().max_concurrent;
+            loop {
+                let (store, owner, id2) = (self.store().clone(), self.inner.owner.clone(), id.clone());
+                if let Some(exec) = blocking(move || store.executions().claim(&id2, limit, &owner)).await? {
+                    return Ok(self.run_claimed(exec).await);
+                }
+                let store = self.store().clone();
+                let id2 = id.clone();
+                let current = blocking(move || store.executions().get(&id2)).await?;
+                if current.status != ExecutionStatus::Queued {
+                    // Someone else ran or cancelled it meanwhile.
+                    return Ok(current);
+                }
+                tokio::select! {
+                    _ = self.inner.queue_wakeup.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(self.config().queue_poll_ms)) => {}
+                    _ = self.inner.shutdown.cancelled() => return Err(EngineError::ShuttingDown),
+                }
+            }
+        }
+        .await;
+        heartbeat.abort();
+        result
+    }
+
+    async fn run_claimed(&self, exec: Execution) -> Execution {
+        let stops = runner::StopSignals {
+            cancel: CancellationToken::new(),
+            shutdown: self.inner.shutdown.clone(),
+        };
+        self.lock_running().insert(exec.id.clone(), stops.cancel.clone());
+        self.inner.rt.bus.send(EngineEvent::execution(&exec));
+        let id = exec.id.clone();
+        let done = runner::run(&self.inner.rt, exec, stops).await;
+        self.lock_running().remove(&id);
+        self.inner.queue_wakeup.notify_one();
+        done
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<ExecutionId, CancellationToken>> {
+        // A panic while holding this lock cannot leave the map inconsistent (single inserts and
+        // removes), so a poisoned lock is still usable.
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of executions this process is running now.
+    pub fn running_count(&self) -> usize {
+        self.lock_running().len()
+    }
+
+    async fn queue_loop(&self) {
+        let poll = Duration::from_millis(self.config().queue_poll_ms);
+        loop {
+            while !self.inner.shutdown.is_cancelled() {
+                let (store, owner) = (self.store().clone(), self.inner.owner.clone());
+                let limit = self.config().max_concurrent;
+                match blocking(move || store.executions().claim_next(limit, &owner)).await {
+                    Ok(Some(exec)) => {
+                        let me = self.clone();
+                        self.inner.tasks.spawn(async move {
+                            me.run_claimed(exec).await;
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming queued executions failed");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.inner.queue_wakeup.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = self.inner.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Stamps our running executions alive, picks up cancel requests made by other processes,
+    /// and (for a daemon) recovers executions whose owner vanished.
+    async fn heartbeat_loop(&self, reap_others: bool) {
+        let every = Duration::from_secs(self.config().heartbeat_secs);
+        let mut ticks: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.inner.shutdown.cancelled() => return,
+            }
+            ticks += 1;
+            let (store, owner) = (self.store().clone(), self.inner.owner.clone());
+            match blocking(move || store.executions().heartbeat(&owner)).await {
+                Ok(cancelled) => {
+                    let running = self.lock_running();
+                    for id in cancelled {
+                        if let Some(t) = running.get(&id) {
+                            t.cancel();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            }
+            if reap_others && ticks % 5 == 0
+                && let Err(e) = self.recover().await
+            {
+                tracing::warn!(error = %e, "recovering orphaned executions failed");
+            }
+        }
+    }
+
+    /// Marks executions of vanished owners failed/interrupted and kills their processes.
+    async fn recover(&self) -> Result<(), EngineError> {
+        let store = self.store().clone();
+        let me = self.clone();
+        let recovered = blocking(move || {
+            store.executions().recover_interrupted(&|owner, hb| me.owner_alive(owner, hb))
+        })
+        .await?;
+        if recovered.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(count = recovered.len(), "marked executions of a vanished runtime as interrupted");
+        let ids: Vec<String> = recovered.iter().map(|e| e.id.to_string()).collect();
+        blocking(move || {
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            reaper::reap(&refs)
+        })
+        .await;
+        for e in &recovered {
+            self.inner.rt.bus.send(EngineEvent::execution(e));
+        }
+        Ok(())
+    }
+
+    fn owner_alive(&self, owner: &str, heartbeat: Option<DateTime<Utc>>) -> bool {
+        if owner == self.inner.owner {
+            return true;
+        }
+        let Some(pid) = owner.split(':').next().and_then(|p| p.parse::<u32>().ok()) else {
+            return false;
+        };
+        // Same pid, other instance: an earlier incarnation of this process (pid reuse after a
+        // restart, common in containers).
+        if pid == std::process::id() || !reaper::pid_alive(pid) {
+            return false;
+        }
+        let stale = chrono::Duration::seconds(self.config().stale_after_secs as i64);
+        heartbeat.is_some_and(|hb| Utc::now() - hb < stale)
+    }
+
+    /// Stops claiming work, interrupts running executions (recorded as failed/interrupted by
+    /// the shutdown), waits for them, and flushes output.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        self.inner.rt.writer.flush().await;
+    }
+}

@@ -1,0 +1,68 @@
+//! The one typed channel every component publishes on and every host subscribes to.
+//!
+//! Events are sent only after what they describe is committed to the store, so a subscriber
+//! that sees an event can always read it back.
+
+use personas_core::{Execution, OutputLine};
+use personas_core::protocol::ProtocolMessage;
+use personas_store::{EventRow, MemoryRow, MessageRow, ReviewRow};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EngineEvent {
+    /// An execution was queued, started, or changed status.
+    Execution { execution: Box<Execution> },
+    /// A stored output line of a running execution.
+    Output { line: OutputLine },
+    /// A protocol message was recognised in an execution's output.
+    Protocol {
+        execution_id: personas_core::ExecutionId,
+        message: ProtocolMessage,
+    },
+    MessageAdded { message: MessageRow },
+    EventPublished { event: EventRow },
+    MemoryAdded { memory: MemoryRow },
+    ReviewRequested { review: ReviewRow },
+}
+
+impl EngineEvent {
+    pub fn execution(e: &Execution) -> Self {
+        EngineEvent::Execution {
+            execution: Box::new(e.clone()),
+        }
+    }
+}
+
+/// Capacity of the broadcast buffer; a subscriber lagging further than this loses the oldest
+/// events and is told so (hosts then re-read the store).
+pub const CHANNEL_CAPACITY: usize = 16_384;
+
+/// Sending half, cloned into every component.
+#[derive(Clone, Debug)]
+pub struct EventBus {
+    tx: broadcast::Sender<EngineEvent>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+        Self { tx }
+    }
+
+    /// Publishes to current subscribers; having none is fine.
+    pub fn send(&self, event: EngineEvent) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.tx.subscribe()
+    }
+}

@@ -1,0 +1,24 @@
+//! The Personas local runtime, built from components that share one typed event channel:
+//!
+//! - [`runner`]: spawns the real Claude Code CLI for one execution, streams and parses its
+//!   output, applies the persona protocol, enforces timeouts, and cancels cleanly.
+//! - [`writer`]: group-commits output lines to the store, then broadcasts them.
+//! - [`reaper`]: finds and kills processes a run left behind, also after a crash.
+//! - [`engine`]: wires the components; its queue admits work under the global and per-persona
+//!   limits (priority, then FIFO, enforced in one store transaction); recovers after a crash;
+//!   heartbeats running executions.
+//!
+//! The engine knows nothing of HTTP, Tauri or terminals; hosts subscribe to [`EngineEvent`]s.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod engine;
+pub mod events;
+pub mod locate;
+pub mod reaper;
+pub mod runner;
+pub mod writer;
+
+pub use config::EngineConfig;
+pub use engine::{Engine, EngineError};
+pub use events::EngineEvent;

@@ -1,0 +1,234 @@
+//! The exact CLI invocation for one run: arguments from the persona's limits and permission
+//! policy, environment inherited from the user minus a deny-list, plus the run's marker.
+//!
+//! Pure apart from reading the process uid; unit-tested below. The prompt never appears here:
+//! it goes to stdin (fixtures README §3.8), so it is not visible in the process table and has no
+//! argv length limit.
+
+use crate::config::EngineConfig;
+use crate::reaper::MARKER_VAR;
+use personas_core::{Execution, PermissionMode, Persona};
+use std::path::{Path, PathBuf};
+
+/// Variables never passed to a run: our own secrets, and markers that would make the CLI
+/// believe it runs nested inside another Claude Code session.
+pub const ENV_DENY_LIST: &[&str] = &[
+    "PERSONAS_API_TOKEN",
+    "PERSONAS_VAULT_PASSPHRASE",
+    "CLAUDECODE",
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_CODE_SSE_PORT",
+];
+
+/// A fully specified CLI invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CliCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Variables set on top of the inherited environment.
+    pub env_set: Vec<(String, String)>,
+    /// Inherited variables removed.
+    pub env_remove: Vec<String>,
+    pub cwd: PathBuf,
+}
+
+/// Options beyond the persona that shape one invocation.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// Continue this Claude session (`--resume`) instead of starting a new one.
+    pub resume_session: Option<String>,
+    /// Extra arguments (e.g. `--mcp-config FILE --strict-mcp-config`).
+    pub extra_args: Vec<String>,
+    /// Extra environment (e.g. decrypted credentials), applied last.
+    pub extra_env: Vec<(String, String)>,
+    /// True when the process runs as root (decides `IS_SANDBOX` for full trust).
+    pub as_root: bool,
+}
+
+pub fn build(
+    persona: &Persona,
+    execution: &Execution,
+    config: &EngineConfig,
+    claude: &Path,
+    cwd: PathBuf,
+    inv: &Invocation,
+) -> CliCommand {
+    let mut args: Vec<String> = ["-p", "--output-format", "stream-json", "--verbose"]
+        .map(String::from)
+        .to_vec();
+    let policy = &persona.permissions;
+    args.push("--permission-mode".into());
+    args.push(policy.mode.as_cli_str().into());
+    if let Some(model) = &persona.model {
+        args.push("--model".into());
+        args.push(model.clone());
+    }
+    if let Some(turns) = persona.max_turns {
+        args.push("--max-turns".into());
+        args.push(turns.to_string());
+    }
+    if let Some(budget) = persona.max_budget_usd {
+        args.push("--max-budget-usd".into());
+        args.push(budget.to_string());
+    }
+    // Each rule is its own argument after one flag: rules like `Bash(git *)` contain spaces.
+    if !policy.allow.is_empty() {
+        args.push("--allowedTools".into());
+        args.extend(policy.allow.iter().cloned());
+    }
+    if !policy.deny.is_empty() {
+        args.push("--disallowedTools".into());
+        args.extend(policy.deny.iter().cloned());
+    }
+    if let Some(session) = &inv.resume_session {
+        args.push("--resume".into());
+        args.push(session.clone());
+    }
+    args.extend(inv.extra_args.iter().cloned());
+
+    let mut env_set: Vec<(String, String)> =
+        config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    env_set.extend([
+        (MARKER_VAR.to_string(), execution.id.to_string()),
+        ("PERSONAS_PERSONA_ID".to_string(), persona.id.to_string()),
+        // Unattended runs must not update the binary under a running engine.
+        ("DISABLE_AUTOUPDATER".to_string(), "1".to_string()),
+    ]);
+    if let Some(retries) = config.cli_max_retries {
+        env_set.push(("CLAUDE_CODE_MAX_RETRIES".into(), retries.to_string()));
+    }
+    // As root the CLI refuses bypassPermissions unless told it runs in a sandbox (README §3.3).
+    // Only a persona explicitly set to full trust gets this.
+    if policy.mode == PermissionMode::BypassPermissions && inv.as_root {
+        env_set.push(("IS_SANDBOX".into(), "1".into()));
+    }
+    env_set.extend(inv.extra_env.iter().cloned());
+
+    CliCommand {
+        program: claude.to_path_buf(),
+        args,
+        env_set,
+        env_remove: ENV_DENY_LIST.iter().map(|s| s.to_string()).collect(),
+        cwd,
+    }
+}
+
+/// True when this process runs as root.
+pub fn running_as_root() -> bool {
+    #[cfg(unix)]
+    {
+        nix::unistd::geteuid().is_root()
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use personas_core::{ExecutionId, ExecutionStatus, PersonaId, TokenUsage, TriggerKind};
+
+    fn persona() -> Persona {
+        Persona {
+            id: PersonaId::new(),
+            name: "P".into(),
+            description: String::new(),
+            instructions: "x".into(),
+            sections: vec![],
+            model: Some("sonnet".into()),
+            max_concurrent: 1,
+            timeout_secs: 60,
+            max_turns: Some(3),
+            max_budget_usd: Some(0.5),
+            permissions: Default::default(),
+            enabled: true,
+            prompt_version: 1,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn execution(p: &Persona) -> Execution {
+        Execution {
+            id: ExecutionId::new(),
+            persona_id: p.id.clone(),
+            persona_name: p.name.clone(),
+            status: ExecutionStatus::Running,
+            priority: 0,
+            trigger: TriggerKind::Manual,
+            trigger_ref: None,
+            input: None,
+            prompt_version: Some(1),
+            session_id: None,
+            model: None,
+            num_turns: 0,
+            tokens: TokenUsage::default(),
+            cost_usd: 0.0,
+            result_text: None,
+            outcome_accomplished: None,
+            outcome_summary: None,
+            error_class: None,
+            error_message: None,
+            permission_denials: vec![],
+            parse_warnings: 0,
+            output_lines: 0,
+            output_truncated: false,
+            cancel_requested: false,
+            queued_at: chrono::Utc::now(),
+            started_at: None,
+            finished_at: None,
+            heartbeat_at: None,
+        }
+    }
+
+    fn value_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+        args.iter().position(|a| a == flag).map(|i| args[i + 1].as_str())
+    }
+
+    #[test]
+    fn limits_and_policy_become_flags_never_a_blanket_skip() {
+        let mut p = persona();
+        p.permissions.allow = vec!["Read".into(), "Bash(git *)".into()];
+        p.permissions.deny = vec!["WebFetch".into()];
+        let e = execution(&p);
+        let cfg = EngineConfig { cli_max_retries: Some(1), ..EngineConfig::default() };
+        let c = build(&p, &e, &cfg, Path::new("/bin/claude"), "/w".into(), &Invocation::default());
+        assert_eq!(&c.args[..4], ["-p", "--output-format", "stream-json", "--verbose"]);
+        assert_eq!(value_after(&c.args, "--model"), Some("sonnet"));
+        assert_eq!(value_after(&c.args, "--max-turns"), Some("3"));
+        assert_eq!(value_after(&c.args, "--max-budget-usd"), Some("0.5"));
+        assert_eq!(value_after(&c.args, "--permission-mode"), Some("default"));
+        let allow = c.args.iter().position(|a| a == "--allowedTools").expect("allow flag");
+        assert_eq!(&c.args[allow + 1..allow + 3], ["Read", "Bash(git *)"]);
+        assert_eq!(value_after(&c.args, "--disallowedTools"), Some("WebFetch"));
+        assert!(!c.args.iter().any(|a| a.contains("dangerously")));
+        assert!(c.env_set.contains(&(MARKER_VAR.into(), e.id.to_string())));
+        assert!(c.env_set.contains(&("CLAUDE_CODE_MAX_RETRIES".into(), "1".into())));
+        assert!(!c.env_set.iter().any(|(k, _)| k == "IS_SANDBOX"));
+        assert!(c.env_remove.iter().any(|k| k == "PERSONAS_API_TOKEN"));
+    }
+
+    #[test]
+    fn full_trust_as_root_sets_is_sandbox_only_then() {
+        let mut p = persona();
+        p.permissions.mode = PermissionMode::BypassPermissions;
+        let e = execution(&p);
+        let cfg = EngineConfig::default();
+        let root = Invocation { as_root: true, ..Invocation::default() };
+        let c = build(&p, &e, &cfg, Path::new("claude"), "/w".into(), &root);
+        assert!(c.env_set.contains(&("IS_SANDBOX".into(), "1".into())));
+        assert_eq!(value_after(&c.args, "--permission-mode"), Some("bypassPermissions"));
+        let c = build(&p, &e, &cfg, Path::new("claude"), "/w".into(), &Invocation::default());
+        assert!(!c.env_set.iter().any(|(k, _)| k == "IS_SANDBOX"));
+    }
+
+    #[test]
+    fn resume_adds_the_session() {
+        let p = persona();
+        let inv = Invocation { resume_session: Some("s-1".into()), ..Invocation::default() };
+        let c = build(&p, &execution(&p), &EngineConfig::default(), Path::new("claude"), "/w".into(), &inv);
+        assert_eq!(value_after(&c.args, "--resume"), Some("s-1"));
+    }
+}

@@ -1,0 +1,642 @@
+//! Running one execution on the real Claude Code CLI.
+//!
+//! Modelled on a log-source exec: spawn, frame stdout by newline with a size cap, parse each
+//! line, persist and broadcast it, and watch the process with a deadline and an inactivity
+//! watchdog of our own (the CLI has none that fires in practice, fixtures README §3.6).
+//! Stopping is SIGINT → grace → SIGTERM → grace → SIGKILL, then the reaper kills any
+//! descendant left behind (Bash tool processes survive their CLI, §3.7).
+//!
+//! Success is decided from the `result` line ([`outcome::decide`]), never the exit code.
+
+pub mod command;
+pub mod lines;
+pub mod outcome;
+pub mod protocol;
+
+use crate::config::EngineConfig;
+use crate::events::{EngineEvent, EventBus};
+use crate::locate;
+use crate::reaper;
+use crate::writer::OutputWriter;
+use command::Invocation;
+use lines::{Frame, LineReader};
+use outcome::{Observed, StopReason};
+use personas_core::prompt::{self, MemoryDoc, PromptInput};
+use personas_core::protocol::scan_text;
+use personas_core::stream::{ApiRetry, Block, ClaudeLine, ResultLine, parse_line};
+use personas_core::{ErrorClass, Execution, ExecutionOutcome, LineKind, Persona};
+use personas_store::{NewLine, Store};
+use std::collections::{HashSet, VecDeque};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What every run shares.
+#[derive(Clone)]
+pub struct Runtime {
+    pub config: Arc<EngineConfig>,
+    pub store: Store,
+    pub bus: EventBus,
+    pub writer: OutputWriter,
+    /// Woken when a run publishes a bus event (the dispatcher listens).
+    pub bus_wakeup: Arc<tokio::sync::Notify>,
+}
+
+/// How long a CLI that has exited gets to flush its pipes before leftovers are reaped.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// Memories offered to the prompt builder (which then fits them into its byte budget).
+const MEMORY_CANDIDATES: u32 = 100;
+const STDERR_TAIL_LINES: usize = 20;
+const STDERR_LINE_CAP: usize = 64 * 1024;
+
+/// How a run can be asked to stop from outside.
+#[derive(Clone, Default)]
+pub struct StopSignals {
+    /// A user cancelled this execution.
+    pub cancel: CancellationToken,
+    /// The hosting runtime is shutting down.
+    pub shutdown: CancellationToken,
+}
+
+/// Runs a claimed execution to its end and returns it as stored.
+pub async fn run(rt: &Runtime, execution: Execution, stops: StopSignals) -> Execution {
+    let mut sink = Sink::new(rt, &execution);
+    let outcome = drive(rt, &execution, &stops, &mut sink).await;
+    rt.writer.flush().await;
+    let store = rt.store.clone();
+    let id = execution.id.clone();
+    let stored = blocking(move || store.executions().finish(&id, &outcome)).await;
+    match stored {
+        Ok(done) => {
+            tracing::info!(execution = %done.id, status = %done.status, "execution ended");
+            rt.bus.send(EngineEvent::execution(&done));
+            done
+        }
+        Err(e) => {
+            tracing::error!(execution = %execution.id, error = %e, "cannot store how the execution ended");
+            execution
+        }
+    }
+}
+
+/// Runs `f` on the blocking pool (the store is synchronous), propagating panics.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+async fn drive(
+    rt: &Runtime,
+    execution: &Execution,
+    stops: &StopSignals,
+    sink: &mut Sink<'_>,
+) -> ExecutionOutcome {
+    let store = rt.store.clone();
+    let persona_id = execution.persona_id.clone();
+    let persona = match blocking(move || store.personas().get(&persona_id)).await {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = format!("cannot load the persona: {e}");
+            sink.emit(LineKind::Engine, msg.clone()).await;
+            return ExecutionOutcome::failed(ErrorClass::Unknown, msg);
+        }
+    };
+    let claude = match locate::find_claude(rt.config.claude_path.as_deref()) {
+        Ok(found) => found.path,
+        Err(e) => {
+            sink.emit(LineKind::Engine, e.to_string()).await;
+            return ExecutionOutcome::failed(ErrorClass::CliMissing, e.to_string());
+        }
+    };
+    let prompt_text = match build_prompt(rt, &persona, execution).await {
+        Ok(p) => p,
+        Err(msg) => {
+            sink.emit(LineKind::Engine, msg.clone()).await;
+            return ExecutionOutcome::failed(ErrorClass::Unknown, msg);
+        }
+    };
+    let cwd = rt.config.workspaces_dir().join(persona.id.as_str());
+    if let Err(e) = std::fs::create_dir_all(&cwd) {
+        let msg = format!("cannot create the working directory {}: {e}", cwd.display());
+        sink.emit(LineKind::Engine, msg.clone()).await;
+        return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
+    }
+    let inv = Invocation { as_root: command::running_as_root(), ..Invocation::default() };
+    let cmd = command::build(&persona, execution, &rt.config, &claude, cwd, &inv);
+    supervise(rt, execution, &persona, cmd, prompt_text, stops, sink).await
+}
+
+async fn build_prompt(rt: &Runtime, persona: &Persona, execution: &Execution) -> Result<String, String> {
+    let store = rt.store.clone();
+    let persona_id = persona.id.clone();
+    let memories = blocking(move || store.protocol().memories(&persona_id, MEMORY_CANDIDATES))
+        .await
+        .map_err(|e| format!("cannot load memories: {e}"))?;
+    let memories: Vec<MemoryDoc> = memories
+        .into_iter()
+        .map(|m| MemoryDoc { title: m.title, content: m.content, category: m.category, importance: m.importance })
+        .collect();
+    let nonce = prompt::new_nonce();
+    Ok(prompt::assemble(&PromptInput {
+        persona,
+        tools: &[],
+        credentials: &[],
+        memories: &memories,
+        trigger_event: None,
+        input: execution.input.as_ref(),
+        nonce: &nonce,
+    }))
+}
+
+/// What the stream has told us so far.
+#[derive(Default)]
+struct StreamState {
+    session_id: Option<String>,
+    pending_tools: HashSet<String>,
+    used_tools: bool,
+    result: Option<ResultLine>,
+    last_retry: Option<ApiRetry>,
+    accomplished: Option<bool>,
+    stderr_tail: VecDeque<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn supervise(
+    rt: &Runtime,
+    execution: &Execution,
+    persona: &Persona,
+    cmd: command::CliCommand,
+    prompt_text: String,
+    stops: &StopSignals,
+    sink: &mut Sink<'_>,
+) -> ExecutionOutcome {
+    let mut c = tokio::process::Command::new(&cmd.program);
+    c.args(&cmd.args)
+        .current_dir(&cmd.cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for k in &cmd.env_remove {
+        c.env_remove(k);
+    }
+    for (k, v) in &cmd.env_set {
+        c.env(k, v);
+    }
+    // Its own process group: a Ctrl-C in the user's terminal reaches us, and we decide how the
+    // CLI is stopped.
+    #[cfg(unix)]
+    c.process_group(0);
+    let mut child = match c.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let (class, msg) = if e.kind() == std::io::ErrorKind::NotFound {
+                (ErrorClass::CliMissing, format!("the Claude CLI at {} could not be started: {e}", cmd.program.display()))
+            } else {
+                (ErrorClass::SpawnFailed, format!("cannot start {}: {e}", cmd.program.display()))
+            };
+            sink.emit(LineKind::Engine, msg.clone()).await;
+            return ExecutionOutcome::failed(class, msg);
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    {
+        let store = rt.store.clone();
+        let id = execution.id.clone();
+        if let Err(e) = blocking(move || store.executions().set_pid(&id, pid)).await {
+            tracing::warn!(error = %e, "cannot record the CLI pid");
+        }
+    }
+    sink.emit(
+        LineKind::Engine,
+        format!("started {} (pid {pid}) in {}", cmd.program.display(), cmd.cwd.display()),
+    )
+    .await;
+
+    // The prompt goes to stdin, which is then closed (fixtures README §3.8). Written from its own
+    // task so a CLI that dies before reading cannot block us.
+    if let Some(mut stdin) = child.stdin.take() {
+        tokio::spawn(async move {
+            if let Err(e) = stdin.write_all(prompt_text.as_bytes()).await {
+                tracing::debug!(error = %e, "the CLI did not take the whole prompt");
+            }
+            let _ = stdin.shutdown().await;
+        });
+    }
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return ExecutionOutcome::failed(ErrorClass::SpawnFailed, "the CLI's output pipes were not available");
+    };
+    let mut out = LineReader::new(BufReader::with_capacity(64 * 1024, stdout), rt.config.output_line_cap_bytes);
+    let mut err = LineReader::new(BufReader::new(stderr), STDERR_LINE_CAP);
+    let (mut out_done, mut err_done) = (false, false);
+
+    let mut st = StreamState::default();
+    let timeout = Duration::from_secs(persona.timeout_secs);
+    let deadline = Instant::now() + timeout;
+    let inactivity = rt.config.inactivity_timeout();
+    let mut last_activity = Instant::now();
+    let mut stop: Option<StopReason> = None;
+    let mut stopper = Stopper::new(pid, rt.config.cancel_grace());
+    let mut exit: Option<std::process::ExitStatus> = None;
+    let mut drain_until: Option<Instant> = None;
+    let mut reaped_for_drain = false;
+
+    loop {
+        if out_done && err_done && exit.is_some() {
+            break;
+        }
+        let watching = stop.is_none() && exit.is_none();
+        let idle_at = last_activity + inactivity;
+        tokio::select! {
+            frame = out.next(), if !out_done => match frame {
+                Ok(Some(frame)) => {
+                    last_activity = Instant::now();
+                    handle_stdout(rt, execution, persona, frame, &mut st, sink).await;
+                }
+                Ok(None) => out_done = true,
+                Err(e) => {
+                    sink.emit(LineKind::Engine, format!("reading the CLI's output failed: {e}")).await;
+                    out_done = true;
+                }
+            },
+            frame = err.next(), if !err_done => match frame {
+                Ok(Some(Frame::Line(bytes))) => {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    if st.stderr_tail.len() == STDERR_TAIL_LINES {
+                        st.stderr_tail.pop_front();
+                    }
+                    st.stderr_tail.push_back(text.clone());
+                    sink.emit(LineKind::Stderr, text).await;
+                }
+                Ok(Some(Frame::Oversize(n))) => {
+                    sink.emit(LineKind::Warning, format!("a stderr line of {n} bytes was too long to keep")).await;
+                }
+                Ok(None) | Err(_) => err_done = true,
+            },
+            status = child.wait(), if exit.is_none() => {
+                match status {
+                    Ok(s) => exit = Some(s),
+                    Err(e) => {
+                        sink.emit(LineKind::Engine, format!("waiting for the CLI failed: {e}")).await;
+                        exit = Some(std::process::ExitStatus::default());
+                    }
+                }
+                drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
+            },
+            _ = stops.cancel.cancelled(), if watching => {
+                stop = Some(StopReason::Cancelled);
+                sink.emit(LineKind::Engine, "cancel requested: interrupting the CLI (SIGINT)".into()).await;
+                stopper.begin();
+            },
+            _ = stops.shutdown.cancelled(), if watching => {
+                stop = Some(StopReason::Shutdown);
+                sink.emit(LineKind::Engine, "the runtime is shutting down: interrupting the CLI (SIGINT)".into()).await;
+                stopper.begin();
+            },
+            _ = tokio::time::sleep_until(deadline), if watching => {
+                stop = Some(StopReason::Timeout);
+                sink.emit(LineKind::Engine, format!("timeout of {} s reached: stopping the CLI", timeout.as_secs())).await;
+                stopper.begin();
+            },
+            _ = tokio::time::sleep_until(idle_at), if watching && st.pending_tools.is_empty() => {
+                stop = Some(StopReason::Inactivity);
+                sink.emit(LineKind::Engine, format!("no output for {} s: stopping the CLI", inactivity.as_secs())).await;
+                stopper.begin();
+            },
+            _ = stopper.next_step(), if exit.is_none() && stopper.pending() => {
+                if let Some(note) = stopper.escalate() {
+                    sink.emit(LineKind::Engine, note).await;
+                }
+            },
+            _ = sleep_until_opt(drain_until), if drain_until.is_some() => {
+                // The CLI is gone but something still holds its pipes: a left-behind tool
+                // process. Reap, give the pipes one more moment, then stop reading.
+                if reaped_for_drain {
+                    break;
+                }
+                let id = execution.id.to_string();
+                let n = blocking(move || reaper::reap(&[&id])).await;
+                sink.emit(LineKind::Engine, format!("the CLI exited but its output stayed open; killed {n} leftover process(es)")).await;
+                reaped_for_drain = true;
+                drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
+            },
+        }
+    }
+
+    // Tools run in their own process groups and may outlive the CLI; abnormal ends too.
+    let exit_ok = exit.is_some_and(|s| s.success());
+    if !reaped_for_drain && (st.used_tools || stop.is_some() || !exit_ok) {
+        let id = execution.id.to_string();
+        let n = blocking(move || reaper::reap(&[&id])).await;
+        if n > 0 {
+            sink.emit(LineKind::Engine, format!("killed {n} process(es) the run left behind")).await;
+        }
+    }
+    let exit_text = exit.map(describe_exit).unwrap_or_else(|| "unknown exit".into());
+    let stderr_tail = st.stderr_tail.iter().cloned().collect::<Vec<_>>().join("\n");
+    let mut decided = outcome::decide(&Observed {
+        result: st.result.as_ref(),
+        stop,
+        exit: exit_text,
+        stderr_tail: &stderr_tail,
+        last_retry: st.last_retry.as_ref(),
+        accomplished: st.accomplished,
+        timeout_secs: timeout.as_secs(),
+        inactivity_secs: inactivity.as_secs(),
+    });
+    if decided.session_id.is_none() {
+        decided.session_id = st.session_id.clone();
+    }
+    decided
+}
+
+fn describe_exit(s: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = s.signal() {
+            return format!("killed by signal {sig}");
+        }
+    }
+    match s.code() {
+        Some(c) => format!("exit code {c}"),
+        None => "unknown exit".into(),
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn handle_stdout(
+    rt: &Runtime,
+    execution: &Execution,
+    persona: &Persona,
+    frame: Frame,
+    st: &mut StreamState,
+    sink: &mut Sink<'_>,
+) {
+    let bytes = match frame {
+        Frame::Line(b) => b,
+        Frame::Oversize(n) => {
+            sink.emit(
+                LineKind::Warning,
+                format!("an output line of {n} bytes exceeded the {} byte cap and was not kept", rt.config.output_line_cap_bytes),
+            )
+            .await;
+            return;
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let parsed = match parse_line(text.as_bytes()) {
+        Ok(line) => line,
+        Err(_) => {
+            // stdout is JSON only (README §3.1); anything else is kept, not fatal.
+            sink.emit(LineKind::Raw, text).await;
+            return;
+        }
+    };
+    let mut protocol_texts: Vec<String> = Vec::new();
+    let kind = match &parsed {
+        ClaudeLine::Init(init) => {
+            st.session_id = Some(init.session_id.clone());
+            let store = rt.store.clone();
+            let id = execution.id.clone();
+            let session = init.session_id.clone();
+            let model = init.model.clone();
+            if let Err(e) = blocking(move || store.executions().set_session(&id, &session, model.as_deref())).await {
+                tracing::warn!(error = %e, "cannot record the session id");
+            }
+            LineKind::System
+        }
+        ClaudeLine::ApiRetry(r) => {
+            st.last_retry = Some(r.clone());
+            LineKind::Retry
+        }
+        ClaudeLine::System { .. } | ClaudeLine::Other { .. } => LineKind::System,
+        ClaudeLine::Assistant(a) => {
+            let mut kind = LineKind::AssistantText;
+            for b in &a.blocks {
+                match b {
+                    Block::ToolUse { id, .. } => {
+                        st.pending_tools.insert(id.clone());
+                        st.used_tools = true;
+                        kind = LineKind::ToolUse;
+                    }
+                    Block::Thinking(_) => kind = LineKind::Thinking,
+                    // Only the persona's own words carry protocol, not sub-agents' or the CLI's
+                    // synthetic error text.
+                    Block::Text(t) if a.parent_tool_use_id.is_none() && !a.is_synthetic() => {
+                        protocol_texts.push(t.clone());
+                    }
+                    _ => {}
+                }
+            }
+            kind
+        }
+        ClaudeLine::User(u) => {
+            let mut kind = LineKind::User;
+            for b in &u.blocks {
+                if let Block::ToolResult(r) = b {
+                    st.pending_tools.remove(&r.tool_use_id);
+                    kind = LineKind::ToolResult;
+                }
+            }
+            kind
+        }
+        ClaudeLine::Result(_) => LineKind::Result,
+    };
+    sink.emit(kind, text).await;
+    if let ClaudeLine::Result(r) = parsed {
+        st.pending_tools.clear();
+        st.result = Some(r);
+    }
+    for t in protocol_texts {
+        apply_protocol(rt, execution, persona, &t, st, sink).await;
+    }
+}
+
+async fn apply_protocol(
+    rt: &Runtime,
+    execution: &Execution,
+    persona: &Persona,
+    text: &str,
+    st: &mut StreamState,
+    sink: &mut Sink<'_>,
+) {
+    for scanned in scan_text(text) {
+        match scanned {
+            Ok(msg) => {
+                let (store, bus, exec, pers, m) =
+                    (rt.store.clone(), rt.bus.clone(), execution.clone(), persona.clone(), msg.clone());
+                let applied = blocking(move || protocol::apply(&store, &bus, &exec, &pers, &m)).await;
+                let json = serde_json::to_string(&msg).unwrap_or_default();
+                sink.emit(LineKind::Protocol, json).await;
+                match applied {
+                    Ok(a) => {
+                        if let Some(w) = a.warning {
+                            sink.emit(LineKind::Warning, w).await;
+                        }
+                        if a.accomplished.is_some() {
+                            st.accomplished = a.accomplished;
+                        }
+                        if a.published_event {
+                            rt.bus_wakeup.notify_one();
+                        }
+                    }
+                    Err(e) => {
+                        sink.emit(LineKind::Warning, format!("{} could not be stored: {e}", msg.key())).await;
+                    }
+                }
+            }
+            Err(w) => {
+                let json = serde_json::to_string(&w).unwrap_or_default();
+                sink.emit(LineKind::Warning, json).await;
+            }
+        }
+    }
+}
+
+/// Numbers, caps and hands lines of one execution to the writer.
+struct Sink<'r> {
+    rt: &'r Runtime,
+    execution_id: personas_core::ExecutionId,
+    seq: i64,
+    stored_bytes: usize,
+    truncated: bool,
+}
+
+impl<'r> Sink<'r> {
+    fn new(rt: &'r Runtime, execution: &Execution) -> Self {
+        Self {
+            rt,
+            execution_id: execution.id.clone(),
+            // A resumed execution continues its numbering.
+            seq: execution.output_lines as i64,
+            stored_bytes: 0,
+            truncated: false,
+        }
+    }
+
+    async fn emit(&mut self, kind: LineKind, text: String) {
+        // Results, protocol, warnings and engine notes are always kept: they explain the run.
+        let essential = matches!(kind, LineKind::Result | LineKind::Protocol | LineKind::Warning | LineKind::Engine);
+        if !essential && self.stored_bytes + text.len() > self.rt.config.output_total_cap_bytes {
+            if !self.truncated {
+                self.truncated = true;
+                let store = self.rt.store.clone();
+                let id = self.execution_id.clone();
+                if let Err(e) = blocking(move || store.executions().set_output_truncated(&id)).await {
+                    tracing::warn!(error = %e, "cannot mark output truncated");
+                }
+                let note = format!(
+                    "output truncated: more than {} bytes; later lines are not stored",
+                    self.rt.config.output_total_cap_bytes
+                );
+                Box::pin(self.emit(LineKind::Engine, note)).await;
+            }
+            return;
+        }
+        self.stored_bytes += text.len();
+        self.seq += 1;
+        self.rt
+            .writer
+            .line(NewLine {
+                execution_id: self.execution_id.clone(),
+                seq: self.seq,
+                kind,
+                text,
+                at_ms: chrono::Utc::now().timestamp_millis(),
+            })
+            .await;
+    }
+}
+
+/// The stop sequence: SIGINT, then SIGTERM, then SIGKILL, `grace` apart.
+struct Stopper {
+    pid: u32,
+    grace: Duration,
+    step: u8,
+    next_at: Option<Instant>,
+}
+
+impl Stopper {
+    fn new(pid: u32, grace: Duration) -> Self {
+        Self { pid, grace, step: 0, next_at: None }
+    }
+
+    fn pending(&self) -> bool {
+        self.next_at.is_some()
+    }
+
+    /// Sends SIGINT (the CLI then stops its tools and prints a result) and arms escalation.
+    fn begin(&mut self) {
+        if self.step == 0 {
+            self.signal(Sig::Int);
+            self.step = 1;
+            self.next_at = Some(Instant::now() + self.grace);
+        }
+    }
+
+    async fn next_step(&self) {
+        sleep_until_opt(self.next_at).await
+    }
+
+    fn escalate(&mut self) -> Option<String> {
+        match self.step {
+            1 => {
+                self.signal(Sig::Term);
+                self.step = 2;
+                self.next_at = Some(Instant::now() + self.grace);
+                Some(format!("the CLI did not stop within {} s of SIGINT: sent SIGTERM", self.grace.as_secs()))
+            }
+            2 => {
+                self.signal(Sig::Kill);
+                self.step = 3;
+                self.next_at = None;
+                Some("the CLI did not stop after SIGTERM: sent SIGKILL".into())
+            }
+            _ => {
+                self.next_at = None;
+                None
+            }
+        }
+    }
+
+    fn signal(&self, sig: Sig) {
+        #[cfg(unix)]
+        {
+            use nix::sys::signal::{Signal, kill};
+            let s = match sig {
+                Sig::Int => Signal::SIGINT,
+                Sig::Term => Signal::SIGTERM,
+                Sig::Kill => Signal::SIGKILL,
+            };
+            if let Ok(raw) = i32::try_from(self.pid) {
+                let _ = kill(nix::unistd::Pid::from_raw(raw), s);
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = sig;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Sig {
+    Int,
+    Term,
+    Kill,
+}
