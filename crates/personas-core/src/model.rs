@@ -467,7 +467,9 @@ mod tests {
                 format!("\"{}\"", s.as_str())
             );
         }
-        let err = "done".parse::<ExecutionStatus>().expect_err("unknown status");
+        let err = "done"
+            .parse::<ExecutionStatus>()
+            .expect_err("unknown status");
         assert!(err.contains("queued"), "{err}");
     }
 

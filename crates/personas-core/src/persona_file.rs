@@ -147,14 +147,19 @@ impl PersonaFile {
 /// Parses and validates a persona file (YAML or JSON, detected from the content).
 pub fn parse(text: &str) -> Result<PersonaSpec, ValidationError> {
     let file: PersonaFile = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| ValidationError::new("file", format!("invalid JSON: {e}")))?
+        serde_json::from_str(text)
+            .map_err(|e| ValidationError::new("file", format!("invalid JSON: {e}")))?
     } else {
-        serde_yaml_ng::from_str(text).map_err(|e| ValidationError::new("file", format!("invalid YAML: {e}")))?
+        serde_yaml_ng::from_str(text)
+            .map_err(|e| ValidationError::new("file", format!("invalid YAML: {e}")))?
     };
     if file.format != FORMAT {
         return Err(ValidationError::new(
             "format",
-            format!("unsupported format {:?}; this version reads {FORMAT:?}", file.format),
+            format!(
+                "unsupported format {:?}; this version reads {FORMAT:?}",
+                file.format
+            ),
         ));
     }
     let spec = file.into_spec();
@@ -170,7 +175,10 @@ mod tests {
     fn spec() -> PersonaSpec {
         let mut s = PersonaSpec::new("Release notes writer", "Summarise the input.\nBe brief.");
         s.description = "Notes".into();
-        s.sections.push(PromptSection { title: "Format".into(), body: "Bullets".into() });
+        s.sections.push(PromptSection {
+            title: "Format".into(),
+            body: "Bullets".into(),
+        });
         s.model = Some("sonnet".into());
         s.max_concurrent = 2;
         s.timeout_secs = 300;
@@ -201,12 +209,27 @@ mod tests {
     fn errors_name_what_is_wrong() {
         let cases = [
             ("name: A\ninstructions: x\n", "format"),
-            ("format: personas/v9\nname: A\ninstructions: x\n", "unsupported format"),
-            ("format: personas/v1\nname: A\ninstructions: x\ntimeout: 5\n", "unknown field `timeout`"),
-            ("format: personas/v1\nname: A\ninstructions: ''\n", "instructions"),
-            ("format: personas/v1\nname: A\ninstructions: x\nlimits: {max_concurrent: 0}\n", "max_concurrent"),
+            (
+                "format: personas/v9\nname: A\ninstructions: x\n",
+                "unsupported format",
+            ),
+            (
+                "format: personas/v1\nname: A\ninstructions: x\ntimeout: 5\n",
+                "unknown field `timeout`",
+            ),
+            (
+                "format: personas/v1\nname: A\ninstructions: ''\n",
+                "instructions",
+            ),
+            (
+                "format: personas/v1\nname: A\ninstructions: x\nlimits: {max_concurrent: 0}\n",
+                "max_concurrent",
+            ),
             ("{\"format\": \"personas/v1\", \"name\": ", "invalid JSON"),
-            ("format: personas/v1\nname: A\ninstructions: x\npermissions: {mode: yolo}\n", "yolo"),
+            (
+                "format: personas/v1\nname: A\ninstructions: x\npermissions: {mode: yolo}\n",
+                "yolo",
+            ),
         ];
         for (text, needle) in cases {
             let e = parse(text).expect_err(text);

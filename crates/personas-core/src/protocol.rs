@@ -284,7 +284,9 @@ fn parse_body(key: &str, mut b: Map<String, Value>) -> Result<ProtocolMessage, S
                     _ => return Err(format!("importance must be a whole number 1-5, got {n}")),
                 },
                 Some(other) => {
-                    return Err(format!("importance must be a whole number 1-5, got {other}"));
+                    return Err(format!(
+                        "importance must be a whole number 1-5, got {other}"
+                    ));
                 }
             };
             ProtocolMessage::AgentMemory {
@@ -304,18 +306,24 @@ fn parse_body(key: &str, mut b: Map<String, Value>) -> Result<ProtocolMessage, S
                     .into_iter()
                     .map(|i| match i {
                         Value::String(s) => Ok(s),
-                        other => Err(format!("suggested_actions items must be strings, got {other}")),
+                        other => Err(format!(
+                            "suggested_actions items must be strings, got {other}"
+                        )),
                     })
                     .collect::<Result<_, _>>()?,
                 Some(other) => {
-                    return Err(format!("suggested_actions must be a list of strings, got {other}"));
+                    return Err(format!(
+                        "suggested_actions must be a list of strings, got {other}"
+                    ));
                 }
             },
         },
         "outcome_assessment" => ProtocolMessage::OutcomeAssessment {
             accomplished: match b.remove("accomplished") {
                 Some(Value::Bool(v)) => v,
-                Some(other) => return Err(format!("accomplished must be true or false, got {other}")),
+                Some(other) => {
+                    return Err(format!("accomplished must be true or false, got {other}"));
+                }
                 None => return Err("accomplished is required (true or false)".into()),
             },
             summary: opt_str(&mut b, "summary")?.unwrap_or_default(),
@@ -328,7 +336,9 @@ fn parse_body(key: &str, mut b: Map<String, Value>) -> Result<ProtocolMessage, S
 fn req_str(b: &mut Map<String, Value>, field: &str) -> Result<String, String> {
     match opt_str(b, field)? {
         Some(s) if !s.trim().is_empty() => Ok(s),
-        _ => Err(format!("{field} is required and must be a non-empty string")),
+        _ => Err(format!(
+            "{field} is required and must be a non-empty string"
+        )),
     }
 }
 
@@ -404,8 +414,12 @@ Bye."#;
                 data: json!({"id": 42})
             }
         );
-        assert!(matches!(&all[3], ProtocolMessage::AgentMemory { importance: 5, category, .. } if category == "general"));
-        assert!(matches!(&all[4], ProtocolMessage::ManualReview { severity: Severity::Critical, suggested_actions, .. } if suggested_actions.len() == 2));
+        assert!(
+            matches!(&all[3], ProtocolMessage::AgentMemory { importance: 5, category, .. } if category == "general")
+        );
+        assert!(
+            matches!(&all[4], ProtocolMessage::ManualReview { severity: Severity::Critical, suggested_actions, .. } if suggested_actions.len() == 2)
+        );
         assert_eq!(
             all[5],
             ProtocolMessage::OutcomeAssessment {
@@ -420,7 +434,10 @@ Bye."#;
         let text = "```json\n{\"emit_event\": {\n  \"type\": \"a.b\",\n  \"data\": {}\n}}\n```";
         assert!(matches!(one(text), Ok(ProtocolMessage::EmitEvent { .. })));
         let inline = "`{\"user_message\": {\"content\": \"hi\"}}`";
-        assert!(matches!(one(inline), Ok(ProtocolMessage::UserMessage { .. })));
+        assert!(matches!(
+            one(inline),
+            Ok(ProtocolMessage::UserMessage { .. })
+        ));
     }
 
     #[test]
@@ -428,12 +445,27 @@ Bye."#;
         let cases = [
             (r#"{"user_message": {"title": "x"}}"#, "content"),
             (r#"{"emit_event": {"type": "has space"}}"#, "type"),
-            (r#"{"agent_memory": {"title": "t", "content": "c", "importance": 9}}"#, "importance"),
-            (r#"{"outcome_assessment": {"summary": "s"}}"#, "accomplished"),
-            (r#"{"manual_review": {"title": "t", "severity": "apocalyptic"}}"#, "severity"),
-            (r#"{"user_message": {"content": "x"}, "emit_event": {}}"#, "exactly one key"),
+            (
+                r#"{"agent_memory": {"title": "t", "content": "c", "importance": 9}}"#,
+                "importance",
+            ),
+            (
+                r#"{"outcome_assessment": {"summary": "s"}}"#,
+                "accomplished",
+            ),
+            (
+                r#"{"manual_review": {"title": "t", "severity": "apocalyptic"}}"#,
+                "severity",
+            ),
+            (
+                r#"{"user_message": {"content": "x"}, "emit_event": {}}"#,
+                "exactly one key",
+            ),
             (r#"{"user_message": "just text"}"#, "must hold an object"),
-            (r#"{"user_message": {"content": "unterminated}"#, "invalid JSON"),
+            (
+                r#"{"user_message": {"content": "unterminated}"#,
+                "invalid JSON",
+            ),
         ];
         for (text, needle) in cases {
             let w = one(text).expect_err(text);

@@ -420,7 +420,10 @@ mod tests {
         let ClaudeLine::Assistant(a) = &lines[1] else {
             panic!("second line is assistant");
         };
-        assert_eq!(a.blocks, vec![Block::Text("Hello from the imitation.".into())]);
+        assert_eq!(
+            a.blocks,
+            vec![Block::Text("Hello from the imitation.".into())]
+        );
         let r = result_of(TEXT_RUN);
         assert!(!r.is_error);
         assert_eq!(r.subtype, "success");
@@ -477,7 +480,11 @@ mod tests {
             .filter(|l| matches!(l, ClaudeLine::ApiRetry(r) if r.error_status == Some(500)))
             .count();
         assert_eq!(retries, 2);
-        assert!(lines.iter().any(|l| matches!(l, ClaudeLine::Assistant(a) if a.is_synthetic())));
+        assert!(
+            lines
+                .iter()
+                .any(|l| matches!(l, ClaudeLine::Assistant(a) if a.is_synthetic()))
+        );
         let r = result_of(API_500);
         assert!(r.is_error);
         assert_eq!(r.subtype, "success", "API errors keep subtype success");
@@ -490,7 +497,11 @@ mod tests {
         let r = result_of(MAX_TURNS);
         assert_eq!(r.subtype, "error_max_turns");
         assert!(r.result.is_none());
-        assert!(r.error_text().contains("maximum number of turns"), "{}", r.error_text());
+        assert!(
+            r.error_text().contains("maximum number of turns"),
+            "{}",
+            r.error_text()
+        );
     }
 
     #[test]

@@ -83,7 +83,10 @@ pub struct ConfigError {
 
 impl EngineConfig {
     /// Defaults, then the data dir's `config.toml` (if present), then `PERSONAS_*` variables.
-    pub fn load(data_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn load(
+        data_dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let path = config_file(data_dir);
         let mut cfg = match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str::<EngineConfig>(&text).map_err(|e| ConfigError {
@@ -185,10 +188,15 @@ mod tests {
     #[test]
     fn layers_file_then_env() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(config_file(dir.path()), "max_concurrent = 7\ninactivity_timeout_secs = 9\n")
-            .expect("write");
-        let cfg = EngineConfig::load(dir.path(), |k| (k == "PERSONAS_MAX_CONCURRENT").then(|| "3".into()))
-            .expect("load");
+        std::fs::write(
+            config_file(dir.path()),
+            "max_concurrent = 7\ninactivity_timeout_secs = 9\n",
+        )
+        .expect("write");
+        let cfg = EngineConfig::load(dir.path(), |k| {
+            (k == "PERSONAS_MAX_CONCURRENT").then(|| "3".into())
+        })
+        .expect("load");
         assert_eq!(cfg.max_concurrent, 3, "env wins over file");
         assert_eq!(cfg.inactivity_timeout_secs, 9, "file wins over default");
         assert_eq!(cfg.data_dir, dir.path());
@@ -197,8 +205,10 @@ mod tests {
     #[test]
     fn bad_values_name_their_source() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let e = EngineConfig::load(dir.path(), |k| (k == "PERSONAS_MAX_CONCURRENT").then(|| "many".into()))
-            .expect_err("bad env");
+        let e = EngineConfig::load(dir.path(), |k| {
+            (k == "PERSONAS_MAX_CONCURRENT").then(|| "many".into())
+        })
+        .expect_err("bad env");
         assert!(e.to_string().contains("PERSONAS_MAX_CONCURRENT"), "{e}");
         std::fs::write(config_file(dir.path()), "max_concurent = 7\n").expect("write");
         let e = EngineConfig::load(dir.path(), |_| None).expect_err("typo");

@@ -108,7 +108,9 @@ impl Engine {
         let me = self.clone();
         self.inner.tasks.spawn(async move { me.queue_loop().await });
         let me = self.clone();
-        self.inner.tasks.spawn(async move { me.heartbeat_loop(true).await });
+        self.inner
+            .tasks
+            .spawn(async move { me.heartbeat_loop(true).await });
         Ok(())
     }
 
@@ -154,8 +156,11 @@ impl Engine {
         let result = async {
             let limit = self.config().max_concurrent;
             loop {
-                let (store, owner, id2) = (self.store().clone(), self.inner.owner.clone(), id.clone());
-                if let Some(exec) = blocking(move || store.executions().claim(&id2, limit, &owner)).await? {
+                let (store, owner, id2) =
+                    (self.store().clone(), self.inner.owner.clone(), id.clone());
+                if let Some(exec) =
+                    blocking(move || store.executions().claim(&id2, limit, &owner)).await?
+                {
                     return Ok(self.run_claimed(exec).await);
                 }
                 let store = self.store().clone();
@@ -182,7 +187,8 @@ impl Engine {
             cancel: CancellationToken::new(),
             shutdown: self.inner.shutdown.clone(),
         };
-        self.lock_running().insert(exec.id.clone(), stops.cancel.clone());
+        self.lock_running()
+            .insert(exec.id.clone(), stops.cancel.clone());
         self.inner.rt.bus.send(EngineEvent::execution(&exec));
         let id = exec.id.clone();
         let done = runner::run(&self.inner.rt, exec, stops).await;
@@ -253,7 +259,8 @@ impl Engine {
                 }
                 Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
             }
-            if reap_others && ticks % 5 == 0
+            if reap_others
+                && ticks.is_multiple_of(5)
                 && let Err(e) = self.recover().await
             {
                 tracing::warn!(error = %e, "recovering orphaned executions failed");
@@ -266,13 +273,18 @@ impl Engine {
         let store = self.store().clone();
         let me = self.clone();
         let recovered = blocking(move || {
-            store.executions().recover_interrupted(&|owner, hb| me.owner_alive(owner, hb))
+            store
+                .executions()
+                .recover_interrupted(&|owner, hb| me.owner_alive(owner, hb))
         })
         .await?;
         if recovered.is_empty() {
             return Ok(());
         }
-        tracing::warn!(count = recovered.len(), "marked executions of a vanished runtime as interrupted");
+        tracing::warn!(
+            count = recovered.len(),
+            "marked executions of a vanished runtime as interrupted"
+        );
         let ids: Vec<String> = recovered.iter().map(|e| e.id.to_string()).collect();
         blocking(move || {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();

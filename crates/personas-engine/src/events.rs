@@ -3,8 +3,8 @@
 //! Events are sent only after what they describe is committed to the store, so a subscriber
 //! that sees an event can always read it back.
 
-use personas_core::{Execution, OutputLine};
 use personas_core::protocol::ProtocolMessage;
+use personas_core::{Execution, OutputLine};
 use personas_store::{EventRow, MemoryRow, MessageRow, ReviewRow};
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -13,18 +13,30 @@ use tokio::sync::broadcast;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EngineEvent {
     /// An execution was queued, started, or changed status.
-    Execution { execution: Box<Execution> },
+    Execution {
+        execution: Box<Execution>,
+    },
     /// A stored output line of a running execution.
-    Output { line: OutputLine },
+    Output {
+        line: OutputLine,
+    },
     /// A protocol message was recognised in an execution's output.
     Protocol {
         execution_id: personas_core::ExecutionId,
         message: ProtocolMessage,
     },
-    MessageAdded { message: MessageRow },
-    EventPublished { event: EventRow },
-    MemoryAdded { memory: MemoryRow },
-    ReviewRequested { review: ReviewRow },
+    MessageAdded {
+        message: MessageRow,
+    },
+    EventPublished {
+        event: EventRow,
+    },
+    MemoryAdded {
+        memory: MemoryRow,
+    },
+    ReviewRequested {
+        review: ReviewRow,
+    },
 }
 
 impl EngineEvent {

@@ -25,7 +25,11 @@ pub struct NotFound {
 }
 
 fn binary_name() -> &'static str {
-    if cfg!(windows) { "claude.exe" } else { "claude" }
+    if cfg!(windows) {
+        "claude.exe"
+    } else {
+        "claude"
+    }
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -67,10 +71,16 @@ fn common_locations() -> Vec<PathBuf> {
 pub fn find_claude(configured: Option<&Path>) -> Result<Located, NotFound> {
     if let Some(p) = configured {
         if is_executable(p) {
-            return Ok(Located { path: p.to_path_buf(), how: "config" });
+            return Ok(Located {
+                path: p.to_path_buf(),
+                how: "config",
+            });
         }
         return Err(NotFound {
-            configured: format!(" at the configured path {} (missing or not executable)", p.display()),
+            configured: format!(
+                " at the configured path {} (missing or not executable)",
+                p.display()
+            ),
             searched: p.display().to_string(),
         });
     }
@@ -79,7 +89,10 @@ pub fn find_claude(configured: Option<&Path>) -> Result<Located, NotFound> {
         for dir in std::env::split_paths(&path) {
             let c = dir.join(binary_name());
             if is_executable(&c) {
-                return Ok(Located { path: c, how: "PATH" });
+                return Ok(Located {
+                    path: c,
+                    how: "PATH",
+                });
             }
         }
         searched.push("PATH".to_string());
@@ -87,11 +100,17 @@ pub fn find_claude(configured: Option<&Path>) -> Result<Located, NotFound> {
     for dir in common_locations() {
         let c = dir.join(binary_name());
         if is_executable(&c) {
-            return Ok(Located { path: c, how: "common location" });
+            return Ok(Located {
+                path: c,
+                how: "common location",
+            });
         }
         searched.push(dir.display().to_string());
     }
-    Err(NotFound { configured: String::new(), searched: searched.join(", ") })
+    Err(NotFound {
+        configured: String::new(),
+        searched: searched.join(", "),
+    })
 }
 
 /// Asks the CLI for its version (`claude --version`), bounded in time.
@@ -124,6 +143,9 @@ mod tests {
         let e = find_claude(Some(Path::new("/nonexistent/claude"))).expect_err("missing");
         let msg = e.to_string();
         assert!(msg.contains("/nonexistent/claude"), "{msg}");
-        assert!(msg.contains("npm install -g @anthropic-ai/claude-code"), "{msg}");
+        assert!(
+            msg.contains("npm install -g @anthropic-ai/claude-code"),
+            "{msg}"
+        );
     }
 }

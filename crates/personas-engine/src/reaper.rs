@@ -17,7 +17,9 @@ pub fn pid_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
         use nix::errno::Errno;
-        let Ok(raw) = i32::try_from(pid) else { return false };
+        let Ok(raw) = i32::try_from(pid) else {
+            return false;
+        };
         match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
             Ok(()) => true,
             Err(Errno::EPERM) => true,
@@ -44,16 +46,24 @@ pub fn find_marked(execution_ids: &[&str]) -> HashMap<u32, String> {
             .iter()
             .map(|id| (format!("{MARKER_VAR}={id}").into_bytes(), *id))
             .collect();
-        let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return found;
+        };
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             if pid == me {
                 continue;
             }
             // Unreadable (other users' processes, or gone already): not ours.
-            let Ok(env) = std::fs::read(entry.path().join("environ")) else { continue };
+            let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
             for var in env.split(|b| *b == 0) {
                 if let Some((_, id)) = needles.iter().find(|(n, _)| n.as_slice() == var) {
                     found.insert(pid, (*id).to_string());
@@ -78,7 +88,9 @@ pub fn kill_all(pids: impl IntoIterator<Item = u32>) -> usize {
         use nix::unistd::{Pid, getpgid, getpgrp};
         let ours = getpgrp();
         for pid in pids {
-            let Ok(raw) = i32::try_from(pid) else { continue };
+            let Ok(raw) = i32::try_from(pid) else {
+                continue;
+            };
             let p = Pid::from_raw(raw);
             if let Ok(group) = getpgid(Some(p))
                 && group != ours
@@ -102,7 +114,10 @@ pub fn kill_all(pids: impl IntoIterator<Item = u32>) -> usize {
 pub fn reap(execution_ids: &[&str]) -> usize {
     let found = find_marked(execution_ids);
     if !found.is_empty() {
-        tracing::info!(count = found.len(), "killing processes left behind by executions");
+        tracing::info!(
+            count = found.len(),
+            "killing processes left behind by executions"
+        );
     }
     kill_all(found.keys().copied());
     found.len()
@@ -129,7 +144,10 @@ mod tests {
         // The marker is visible as soon as the shell has exec'd; both sleeps follow.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while find_marked(&[&id]).len() < 3 {
-            assert!(std::time::Instant::now() < deadline, "children never appeared");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "children never appeared"
+            );
             std::thread::yield_now();
         }
         assert_eq!(reap(&[&id]), 3);

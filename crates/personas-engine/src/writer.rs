@@ -79,7 +79,10 @@ fn run(store: Store, bus: EventBus, mut rx: mpsc::Receiver<Cmd>) {
                     seq: l.seq,
                     kind: l.kind,
                     text: l.text,
-                    at: Utc.timestamp_millis_opt(l.at_ms).single().unwrap_or_else(Utc::now),
+                    at: Utc
+                        .timestamp_millis_opt(l.at_ms)
+                        .single()
+                        .unwrap_or_else(Utc::now),
                 },
             });
         }

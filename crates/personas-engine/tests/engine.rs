@@ -1,9 +1,7 @@
 //! End-to-end engine tests: the real Claude Code CLI against the scripted Messages API, a real
 //! SQLite store in a temp dir, real processes. Waits are on engine events, never sleeps.
 
-use personas_core::{
-    ErrorClass, Execution, ExecutionId, ExecutionStatus, LineKind, PersonaSpec,
-};
+use personas_core::{ErrorClass, Execution, ExecutionId, ExecutionStatus, LineKind, PersonaSpec};
 use personas_engine::{Engine, EngineConfig, EngineEvent, reaper};
 use personas_store::{NewExecution, Store};
 use personas_testkit::api::{HangPoint, ScriptedApi, Step, ToolCall};
@@ -35,7 +33,12 @@ impl Harness {
         let store = Store::open_in_dir(dir.path()).expect("store");
         let engine = Engine::new(config, store);
         engine.start().await.expect("start");
-        Harness { api, _env: env, _dir: dir, engine }
+        Harness {
+            api,
+            _env: env,
+            _dir: dir,
+            engine,
+        }
     }
 
     fn store(&self) -> &Store {
@@ -43,15 +46,27 @@ impl Harness {
     }
 
     /// A persona whose prompt carries a unique script key, scripted with `steps`.
-    fn persona(&self, name: &str, steps: Vec<Step>, edit: impl FnOnce(&mut PersonaSpec)) -> personas_core::Persona {
+    fn persona(
+        &self,
+        name: &str,
+        steps: Vec<Step>,
+        edit: impl FnOnce(&mut PersonaSpec),
+    ) -> personas_core::Persona {
         let key = format!("SCRIPT-{}", uuid::Uuid::new_v4().simple());
         self.api.script(&key, steps);
         let mut spec = PersonaSpec::new(name, format!("Follow script {key}."));
         edit(&mut spec);
-        self.store().personas().create(&spec).expect("create persona")
+        self.store()
+            .personas()
+            .create(&spec)
+            .expect("create persona")
     }
 
-    async fn run(&self, persona: &personas_core::Persona, input: Option<serde_json::Value>) -> Execution {
+    async fn run(
+        &self,
+        persona: &personas_core::Persona,
+        input: Option<serde_json::Value>,
+    ) -> Execution {
         let mut events = self.engine.subscribe();
         let exec = self
             .engine
@@ -62,11 +77,16 @@ impl Harness {
     }
 }
 
-async fn wait_terminal(events: &mut broadcast::Receiver<EngineEvent>, id: &ExecutionId) -> Execution {
+async fn wait_terminal(
+    events: &mut broadcast::Receiver<EngineEvent>,
+    id: &ExecutionId,
+) -> Execution {
     let fut = async {
         loop {
             match events.recv().await {
-                Ok(EngineEvent::Execution { execution }) if &execution.id == id && execution.status.is_terminal() => {
+                Ok(EngineEvent::Execution { execution })
+                    if &execution.id == id && execution.status.is_terminal() =>
+                {
                     return *execution;
                 }
                 Ok(_) => {}
@@ -75,10 +95,16 @@ async fn wait_terminal(events: &mut broadcast::Receiver<EngineEvent>, id: &Execu
             }
         }
     };
-    tokio::time::timeout(WAIT, fut).await.unwrap_or_else(|_| panic!("execution {id} did not end within {WAIT:?}"))
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("execution {id} did not end within {WAIT:?}"))
 }
 
-async fn wait_output(events: &mut broadcast::Receiver<EngineEvent>, id: &ExecutionId, pred: impl Fn(&personas_core::OutputLine) -> bool) {
+async fn wait_output(
+    events: &mut broadcast::Receiver<EngineEvent>,
+    id: &ExecutionId,
+    pred: impl Fn(&personas_core::OutputLine) -> bool,
+) {
     let fut = async {
         loop {
             if let Ok(EngineEvent::Output { line }) = events.recv().await
@@ -89,30 +115,61 @@ async fn wait_output(events: &mut broadcast::Receiver<EngineEvent>, id: &Executi
             }
         }
     };
-    tokio::time::timeout(WAIT, fut).await.expect("expected output line");
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("expected output line");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_answer_completes_with_ordered_output_cost_and_session() {
     let h = Harness::new(|_| {}).await;
-    let p = h.persona("Writer", vec![Step::text("Release notes: fixed x, added y.")], |_| {});
-    let done = h.run(&p, Some(json!({"commits": ["fix: x", "feat: y"]}))).await;
-    assert_eq!(done.status, ExecutionStatus::Completed, "{:?}", done.error_message);
-    assert_eq!(done.result_text.as_deref(), Some("Release notes: fixed x, added y."));
+    let p = h.persona(
+        "Writer",
+        vec![Step::text("Release notes: fixed x, added y.")],
+        |_| {},
+    );
+    let done = h
+        .run(&p, Some(json!({"commits": ["fix: x", "feat: y"]})))
+        .await;
+    assert_eq!(
+        done.status,
+        ExecutionStatus::Completed,
+        "{:?}",
+        done.error_message
+    );
+    assert_eq!(
+        done.result_text.as_deref(),
+        Some("Release notes: fixed x, added y.")
+    );
     assert!(done.cost_usd > 0.0, "cost recorded");
     assert_eq!(done.tokens.input, 10);
     assert_eq!(done.num_turns, 1);
     let session = done.session_id.clone().expect("session id stored");
 
     let req = &h.api.requests()[0];
-    assert_eq!(req.session_id.as_deref(), Some(session.as_str()), "same session as the CLI used");
+    assert_eq!(
+        req.session_id.as_deref(),
+        Some(session.as_str()),
+        "same session as the CLI used"
+    );
     let text = req.all_text();
     assert!(text.contains("\"fix: x\""), "input reached the prompt");
-    assert!(text.contains("untrusted-input-"), "input is fenced as untrusted");
+    assert!(
+        text.contains("untrusted-input-"),
+        "input is fenced as untrusted"
+    );
 
-    let lines = h.store().executions().output(&done.id, 0, 1000).expect("output");
+    let lines = h
+        .store()
+        .executions()
+        .output(&done.id, 0, 1000)
+        .expect("output");
     let seqs: Vec<i64> = lines.iter().map(|l| l.seq).collect();
-    assert_eq!(seqs, (1..=lines.len() as i64).collect::<Vec<_>>(), "contiguous, in order");
+    assert_eq!(
+        seqs,
+        (1..=lines.len() as i64).collect::<Vec<_>>(),
+        "contiguous, in order"
+    );
     let kinds: Vec<LineKind> = lines.iter().map(|l| l.kind).collect();
     assert_eq!(kinds.first(), Some(&LineKind::Engine), "spawn note first");
     assert!(kinds.contains(&LineKind::System));
@@ -126,29 +183,69 @@ async fn an_allowed_bash_tool_runs_and_a_disallowed_write_is_a_recorded_denial()
     let h = Harness::new(|_| {}).await;
     let allowed = h.persona(
         "Allowed",
-        vec![Step::tool_use(vec![ToolCall::bash("t1", "echo personas-tool-ran > out.txt && cat out.txt")]), Step::text("done")],
+        vec![
+            Step::tool_use(vec![ToolCall::bash(
+                "t1",
+                "echo personas-tool-ran > out.txt && cat out.txt",
+            )]),
+            Step::text("done"),
+        ],
         |s| s.permissions.allow = vec!["Bash".into()],
     );
     let done = h.run(&allowed, None).await;
-    assert_eq!(done.status, ExecutionStatus::Completed, "{:?}", done.error_message);
-    assert!(done.permission_denials.is_empty(), "{:?}", done.permission_denials);
-    let lines = h.store().executions().output(&done.id, 0, 1000).expect("output");
-    let result = lines.iter().find(|l| l.kind == LineKind::ToolResult).expect("tool result line");
+    assert_eq!(
+        done.status,
+        ExecutionStatus::Completed,
+        "{:?}",
+        done.error_message
+    );
+    assert!(
+        done.permission_denials.is_empty(),
+        "{:?}",
+        done.permission_denials
+    );
+    let lines = h
+        .store()
+        .executions()
+        .output(&done.id, 0, 1000)
+        .expect("output");
+    let result = lines
+        .iter()
+        .find(|l| l.kind == LineKind::ToolResult)
+        .expect("tool result line");
     assert!(result.text.contains("personas-tool-ran"), "{}", result.text);
     let workdir = h.engine.config().workspaces_dir().join(allowed.id.as_str());
-    assert!(workdir.join("out.txt").exists(), "the tool ran in the persona's working directory");
+    assert!(
+        workdir.join("out.txt").exists(),
+        "the tool ran in the persona's working directory"
+    );
 
     let denied = h.persona(
         "Denied",
-        vec![Step::tool_use(vec![ToolCall::bash("t2", "echo nope > denied.txt")]), Step::text("could not")],
+        vec![
+            Step::tool_use(vec![ToolCall::bash("t2", "echo nope > denied.txt")]),
+            Step::text("could not"),
+        ],
         |s| s.permissions.allow = vec!["Read".into()],
     );
     let done = h.run(&denied, None).await;
-    assert_eq!(done.status, ExecutionStatus::Completed, "a denial does not fail the run");
-    assert_eq!(done.permission_denials.len(), 1, "{:?}", done.permission_denials);
+    assert_eq!(
+        done.status,
+        ExecutionStatus::Completed,
+        "a denial does not fail the run"
+    );
+    assert_eq!(
+        done.permission_denials.len(),
+        1,
+        "{:?}",
+        done.permission_denials
+    );
     assert_eq!(done.permission_denials[0].tool_name, "Bash");
     let workdir = h.engine.config().workspaces_dir().join(denied.id.as_str());
-    assert!(!workdir.join("denied.txt").exists(), "the denied command did not run");
+    assert!(
+        !workdir.join("denied.txt").exists(),
+        "the denied command did not run"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,13 +266,21 @@ async fn protocol_messages_land_in_their_tables_and_malformed_ones_warn() {
     .join("\n");
     let p = h.persona("Talker", vec![Step::text(&text)], |_| {});
     let done = h.run(&p, None).await;
-    assert_eq!(done.status, ExecutionStatus::Completed, "{:?}", done.error_message);
+    assert_eq!(
+        done.status,
+        ExecutionStatus::Completed,
+        "{:?}",
+        done.error_message
+    );
     assert_eq!(done.outcome_accomplished, Some(true));
     assert_eq!(done.outcome_summary.as_deref(), Some("all good"));
     let proto = h.store().protocol();
     let msgs = proto.messages(Some(&done.id), 10).expect("messages");
     assert_eq!(msgs.len(), 1);
-    assert_eq!((msgs[0].content.as_str(), msgs[0].priority.as_str()), ("Notes are ready", "high"));
+    assert_eq!(
+        (msgs[0].content.as_str(), msgs[0].priority.as_str()),
+        ("Notes are ready", "high")
+    );
     let events = proto.events_of(&done.id).expect("events");
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0].event_type, "notes.ready");
@@ -188,17 +293,43 @@ async fn protocol_messages_land_in_their_tables_and_malformed_ones_warn() {
     assert_eq!(reviews[0].title, "Publish?");
     // The malformed user_message and the unknown target are warnings, not failures.
     assert_eq!(done.parse_warnings, 2, "warnings counted");
-    let lines = h.store().executions().output(&done.id, 0, 1000).expect("output");
-    let warnings: Vec<_> = lines.iter().filter(|l| l.kind == LineKind::Warning).map(|l| l.text.clone()).collect();
-    assert!(warnings.iter().any(|w| w.contains("content is required")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.contains("Nobody")), "{warnings:?}");
-    assert_eq!(lines.iter().filter(|l| l.kind == LineKind::Protocol).count(), 7);
+    let lines = h
+        .store()
+        .executions()
+        .output(&done.id, 0, 1000)
+        .expect("output");
+    let warnings: Vec<_> = lines
+        .iter()
+        .filter(|l| l.kind == LineKind::Warning)
+        .map(|l| l.text.clone())
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("content is required")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("Nobody")),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Protocol)
+            .count(),
+        7
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_accomplished_is_incomplete() {
     let h = Harness::new(|_| {}).await;
-    let p = h.persona("Quitter", vec![Step::text(r#"{"outcome_assessment": {"accomplished": false, "summary": "API down"}}"#)], |_| {});
+    let p = h.persona(
+        "Quitter",
+        vec![Step::text(
+            r#"{"outcome_assessment": {"accomplished": false, "summary": "API down"}}"#,
+        )],
+        |_| {},
+    );
     let done = h.run(&p, None).await;
     assert_eq!(done.status, ExecutionStatus::Incomplete);
 }
@@ -208,12 +339,24 @@ async fn api_errors_fail_with_a_class() {
     let h = Harness::new(|c| c.cli_max_retries = Some(0)).await;
     let bad = h.persona("Bad request", vec![Step::error(400, 1)], |_| {});
     let done = h.run(&bad, None).await;
-    assert_eq!((done.status, done.error_class), (ExecutionStatus::Failed, Some(ErrorClass::BadRequest)));
-    assert!(done.error_message.as_deref().is_some_and(|m| m.contains("400")), "{:?}", done.error_message);
+    assert_eq!(
+        (done.status, done.error_class),
+        (ExecutionStatus::Failed, Some(ErrorClass::BadRequest))
+    );
+    assert!(
+        done.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("400")),
+        "{:?}",
+        done.error_message
+    );
 
     let down = h.persona("Server down", vec![Step::error(500, u32::MAX)], |_| {});
     let done = h.run(&down, None).await;
-    assert_eq!((done.status, done.error_class), (ExecutionStatus::Failed, Some(ErrorClass::ServerError)));
+    assert_eq!(
+        (done.status, done.error_class),
+        (ExecutionStatus::Failed, Some(ErrorClass::ServerError))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,8 +368,14 @@ async fn a_stream_that_hangs_is_ended_by_the_watchdog_as_timed_out() {
     .await;
     let p = h.persona("Hanger", vec![Step::hang(HangPoint::MessageStart)], |_| {});
     let done = h.run(&p, None).await;
-    assert_eq!((done.status, done.error_class), (ExecutionStatus::TimedOut, Some(ErrorClass::Inactivity)));
-    assert!(reaper::find_marked(&[done.id.as_str()]).is_empty(), "nothing left running");
+    assert_eq!(
+        (done.status, done.error_class),
+        (ExecutionStatus::TimedOut, Some(ErrorClass::Inactivity))
+    );
+    assert!(
+        reaper::find_marked(&[done.id.as_str()]).is_empty(),
+        "nothing left running"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,43 +384,81 @@ async fn cancelling_during_a_bash_tool_leaves_no_process_behind() {
     let marker = format!("personas-sleep-{}", uuid::Uuid::new_v4().simple());
     let p = h.persona(
         "Sleeper",
-        vec![Step::tool_use(vec![ToolCall::bash("s1", &format!("exec -a {marker} sleep 300"))]), Step::text("woke")],
+        vec![
+            Step::tool_use(vec![ToolCall::bash(
+                "s1",
+                format!("exec -a {marker} sleep 300"),
+            )]),
+            Step::text("woke"),
+        ],
         |s| s.permissions.allow = vec!["Bash".into()],
     );
     let mut events = h.engine.subscribe();
-    let exec = h.engine.enqueue(NewExecution::manual(p.id.clone(), None)).await.expect("enqueue");
+    let exec = h
+        .engine
+        .enqueue(NewExecution::manual(p.id.clone(), None))
+        .await
+        .expect("enqueue");
     wait_output(&mut events, &exec.id, |l| l.kind == LineKind::ToolUse).await;
     // The tool's process exists before we cancel (the proof that there was something to kill).
     let deadline = tokio::time::Instant::now() + WAIT;
     while !process_table_has(&marker) {
-        assert!(tokio::time::Instant::now() < deadline, "the Bash tool never started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Bash tool never started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     h.engine.cancel(&exec.id).await.expect("cancel");
     let done = wait_terminal(&mut events, &exec.id).await;
-    assert_eq!((done.status, done.error_class), (ExecutionStatus::Cancelled, Some(ErrorClass::Cancelled)));
-    assert!(!process_table_has(&marker), "the tool's sleep survived the cancel");
+    assert_eq!(
+        (done.status, done.error_class),
+        (ExecutionStatus::Cancelled, Some(ErrorClass::Cancelled))
+    );
+    assert!(
+        !process_table_has(&marker),
+        "the tool's sleep survived the cancel"
+    );
     assert!(reaper::find_marked(&[exec.id.as_str()]).is_empty());
 }
 
 /// True when `ps` lists a process whose command line contains `needle`.
 fn process_table_has(needle: &str) -> bool {
-    let out = std::process::Command::new("ps").args(["-eo", "pid,stat,args"]).output().expect("ps");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|l| l.contains(needle) && !l.split_whitespace().nth(1).is_some_and(|s| s.starts_with('Z')))
+    let out = std::process::Command::new("ps")
+        .args(["-eo", "pid,stat,args"])
+        .output()
+        .expect("ps");
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        l.contains(needle)
+            && !l
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|s| s.starts_with('Z'))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_persona_and_global_limits_hold() {
     let h = Harness::new(|c| c.max_concurrent = 2).await;
-    let slow = || vec![Step::Slow { text: "slow answer".into(), chunks: 3, delay: Duration::from_millis(300) }];
+    let slow = || {
+        vec![Step::Slow {
+            text: "slow answer".into(),
+            chunks: 3,
+            delay: Duration::from_millis(300),
+        }]
+    };
     let solo = h.persona("Solo", slow(), |s| s.max_concurrent = 1);
     let wide = h.persona("Wide", slow(), |s| s.max_concurrent = 5);
     let mut events = h.engine.subscribe();
     let mut ids = Vec::new();
     for p in [&solo, &solo, &wide, &wide, &wide] {
-        ids.push(h.engine.enqueue(NewExecution::manual(p.id.clone(), None)).await.expect("enqueue").id);
+        ids.push(
+            h.engine
+                .enqueue(NewExecution::manual(p.id.clone(), None))
+                .await
+                .expect("enqueue")
+                .id,
+        );
     }
     // Track how many run at once, overall and for Solo, from the status events.
     let mut running: HashMap<ExecutionId, bool> = HashMap::new();
@@ -289,7 +476,12 @@ async fn per_persona_and_global_limits_hold() {
                         running.insert(execution.id.clone(), true);
                     }
                     s if s.is_terminal() => {
-                        assert_eq!(s, ExecutionStatus::Completed, "{:?}", execution.error_message);
+                        assert_eq!(
+                            s,
+                            ExecutionStatus::Completed,
+                            "{:?}",
+                            execution.error_message
+                        );
                         running.remove(&execution.id);
                         done += 1;
                     }
@@ -300,14 +492,23 @@ async fn per_persona_and_global_limits_hold() {
             }
         }
     };
-    tokio::time::timeout(WAIT * 2, fut).await.expect("all five finish");
+    tokio::time::timeout(WAIT * 2, fut)
+        .await
+        .expect("all five finish");
     assert_eq!(max_all, 2, "global limit of 2 was reached but not exceeded");
     assert_eq!(max_solo, 1, "Solo never ran twice at once");
     // And Solo's two runs did not overlap in time.
     let a = h.store().executions().get(&ids[0]).expect("a");
     let b = h.store().executions().get(&ids[1]).expect("b");
-    let (first, second) = if a.started_at < b.started_at { (a, b) } else { (b, a) };
-    assert!(second.started_at >= first.finished_at, "Solo's runs overlapped");
+    let (first, second) = if a.started_at < b.started_at {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert!(
+        second.started_at >= first.finished_at,
+        "Solo's runs overlapped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,9 +516,15 @@ async fn a_missing_cli_fails_the_execution_with_a_fix_hint() {
     let h = Harness::new(|c| c.claude_path = Some("/nonexistent/claude".into())).await;
     let p = h.persona("Nowhere", vec![], |_| {});
     let done = h.run(&p, None).await;
-    assert_eq!((done.status, done.error_class), (ExecutionStatus::Failed, Some(ErrorClass::CliMissing)));
+    assert_eq!(
+        (done.status, done.error_class),
+        (ExecutionStatus::Failed, Some(ErrorClass::CliMissing))
+    );
     let msg = done.error_message.expect("message");
-    assert!(msg.contains("npm install -g @anthropic-ai/claude-code"), "{msg}");
+    assert!(
+        msg.contains("npm install -g @anthropic-ai/claude-code"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,7 +533,11 @@ async fn queued_work_from_another_process_is_picked_up_by_the_poll() {
     let p = h.persona("Polled", vec![Step::text("picked up")], |_| {});
     let mut events = h.engine.subscribe();
     // Enqueue straight into the store, as `personas run` in another process would.
-    let exec = h.store().executions().enqueue(&NewExecution::manual(p.id.clone(), None)).expect("enqueue");
+    let exec = h
+        .store()
+        .executions()
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("enqueue");
     let done = wait_terminal(&mut events, &exec.id).await;
     assert_eq!(done.status, ExecutionStatus::Completed);
 }

@@ -96,7 +96,9 @@ fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
         result_text: r.get(17)?,
         outcome_accomplished: r.get(18)?,
         outcome_summary: r.get(19)?,
-        error_class: error_class.map(|s| enum_col::<ErrorClass>(&s)).transpose()?,
+        error_class: error_class
+            .map(|s| enum_col::<ErrorClass>(&s))
+            .transpose()?,
         error_message: r.get(21)?,
         permission_denials: json_col("permission_denials", &denials)?,
         parse_warnings: r.get(23)?,
@@ -190,6 +192,35 @@ impl<'s> ExecutionRepo<'s> {
         get_in(&conn, id.as_str())?.ok_or_else(|| StoreError::not_found("execution", id.as_str()))
     }
 
+    /// Looks an execution up by its id or a unique prefix of it (at least 4 characters).
+    pub fn find(&self, id_or_prefix: &str) -> Result<Execution, StoreError> {
+        let conn = self.store.conn()?;
+        if let Some(e) = get_in(&conn, id_or_prefix)? {
+            return Ok(e);
+        }
+        if id_or_prefix.len() < 4
+            || !id_or_prefix
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == '-')
+        {
+            return Err(StoreError::not_found("execution", id_or_prefix));
+        }
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM executions WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2"
+        ))?;
+        let mut found: Vec<Execution> = stmt
+            .query_map([id_or_prefix.to_ascii_lowercase()], row_to_execution)?
+            .collect::<Result<_, _>>()?;
+        match found.len() {
+            0 => Err(StoreError::not_found("execution", id_or_prefix)),
+            1 => Ok(found.remove(0)),
+            _ => Err(StoreError::conflict(
+                "execution",
+                format!("{id_or_prefix:?} matches more than one execution; give more of the id"),
+            )),
+        }
+    }
+
     /// Newest first.
     pub fn list(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, StoreError> {
         let conn = self.store.conn()?;
@@ -212,7 +243,11 @@ impl<'s> ExecutionRepo<'s> {
     /// Takes the next queued execution that fits under `global_limit` running executions and
     /// its persona's `max_concurrent`, marking it running for `owner`. Highest priority first,
     /// then oldest. `None` when nothing can start now.
-    pub fn claim_next(&self, global_limit: u32, owner: &str) -> Result<Option<Execution>, StoreError> {
+    pub fn claim_next(
+        &self,
+        global_limit: u32,
+        owner: &str,
+    ) -> Result<Option<Execution>, StoreError> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
             let running: u32 = tx.query_row(
@@ -247,7 +282,12 @@ impl<'s> ExecutionRepo<'s> {
 
     /// Claims one specific queued execution (a foreground `personas run --follow`), subject to
     /// the same limits. `Ok(None)` when it cannot start yet.
-    pub fn claim(&self, id: &ExecutionId, global_limit: u32, owner: &str) -> Result<Option<Execution>, StoreError> {
+    pub fn claim(
+        &self,
+        id: &ExecutionId,
+        global_limit: u32,
+        owner: &str,
+    ) -> Result<Option<Execution>, StoreError> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
             let fits: bool = tx.query_row(
@@ -275,12 +315,20 @@ impl<'s> ExecutionRepo<'s> {
     /// Records the CLI process serving a running execution.
     pub fn set_pid(&self, id: &ExecutionId, pid: u32) -> Result<(), StoreError> {
         let conn = self.store.conn()?;
-        conn.execute("UPDATE executions SET pid = ?2 WHERE id = ?1", params![id.as_str(), pid])?;
+        conn.execute(
+            "UPDATE executions SET pid = ?2 WHERE id = ?1",
+            params![id.as_str(), pid],
+        )?;
         Ok(())
     }
 
     /// Records the Claude session as soon as the CLI announces it.
-    pub fn set_session(&self, id: &ExecutionId, session_id: &str, model: Option<&str>) -> Result<(), StoreError> {
+    pub fn set_session(
+        &self,
+        id: &ExecutionId,
+        session_id: &str,
+        model: Option<&str>,
+    ) -> Result<(), StoreError> {
         let conn = self.store.conn()?;
         conn.execute(
             "UPDATE executions SET session_id = ?2, model = COALESCE(?3, model) WHERE id = ?1",
@@ -300,15 +348,22 @@ impl<'s> ExecutionRepo<'s> {
         let mut stmt = conn.prepare(
             "SELECT id FROM executions WHERE owner = ?1 AND status = 'running' AND cancel_requested = 1",
         )?;
-        let ids = stmt.query_map([owner], |r| Ok(ExecutionId::from_string(r.get::<_, String>(0)?)))?;
+        let ids = stmt.query_map([owner], |r| {
+            Ok(ExecutionId::from_string(r.get::<_, String>(0)?))
+        })?;
         Ok(ids.collect::<Result<_, _>>()?)
     }
 
     /// Records how a running execution ended. Returns the stored execution.
-    pub fn finish(&self, id: &ExecutionId, outcome: &ExecutionOutcome) -> Result<Execution, StoreError> {
+    pub fn finish(
+        &self,
+        id: &ExecutionId,
+        outcome: &ExecutionOutcome,
+    ) -> Result<Execution, StoreError> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
-            let denials = serde_json::to_string(&outcome.permission_denials).unwrap_or_else(|_| "[]".into());
+            let denials =
+                serde_json::to_string(&outcome.permission_denials).unwrap_or_else(|_| "[]".into());
             tx.execute(
                 "UPDATE executions SET status = ?2, error_class = ?3, error_message = ?4,
                     session_id = COALESCE(?5, session_id), model = COALESCE(?6, model),
@@ -339,7 +394,12 @@ impl<'s> ExecutionRepo<'s> {
     }
 
     /// Stores the agent's own assessment of whether it accomplished its task.
-    pub fn set_outcome_assessment(&self, id: &ExecutionId, accomplished: bool, summary: &str) -> Result<(), StoreError> {
+    pub fn set_outcome_assessment(
+        &self,
+        id: &ExecutionId,
+        accomplished: bool,
+        summary: &str,
+    ) -> Result<(), StoreError> {
         let conn = self.store.conn()?;
         conn.execute(
             "UPDATE executions SET outcome_accomplished = ?2, outcome_summary = ?3 WHERE id = ?1",
@@ -353,7 +413,8 @@ impl<'s> ExecutionRepo<'s> {
     pub fn request_cancel(&self, id: &ExecutionId) -> Result<Execution, StoreError> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
-            let exec = get_in(tx, id.as_str())?.ok_or_else(|| StoreError::not_found("execution", id.as_str()))?;
+            let exec = get_in(tx, id.as_str())?
+                .ok_or_else(|| StoreError::not_found("execution", id.as_str()))?;
             match exec.status {
                 ExecutionStatus::Queued | ExecutionStatus::AwaitingReview => {
                     tx.execute(
@@ -363,7 +424,10 @@ impl<'s> ExecutionRepo<'s> {
                     )?;
                 }
                 ExecutionStatus::Running => {
-                    tx.execute("UPDATE executions SET cancel_requested = 1 WHERE id = ?1", [id.as_str()])?;
+                    tx.execute(
+                        "UPDATE executions SET cancel_requested = 1 WHERE id = ?1",
+                        [id.as_str()],
+                    )?;
                 }
                 done => {
                     return Err(StoreError::conflict(
@@ -388,11 +452,16 @@ impl<'s> ExecutionRepo<'s> {
             let mut stmt = tx.prepare(&format!(
                 "SELECT {COLUMNS}, owner FROM executions WHERE status = 'running'"
             ))?;
-            let rows = stmt.query_map([], |r| Ok((row_to_execution(r)?, r.get::<_, Option<String>>(31)?)))?;
+            let rows = stmt.query_map([], |r| {
+                Ok((row_to_execution(r)?, r.get::<_, Option<String>>(31)?))
+            })?;
             let mut dead = Vec::new();
             for row in rows {
                 let (exec, owner) = row?;
-                if !owner.as_deref().is_some_and(|o| owner_alive(o, exec.heartbeat_at)) {
+                if !owner
+                    .as_deref()
+                    .is_some_and(|o| owner_alive(o, exec.heartbeat_at))
+                {
                     dead.push(exec);
                 }
             }
@@ -433,7 +502,13 @@ impl<'s> ExecutionRepo<'s> {
                 let mut warnings = 0;
                 while i < lines.len() && &lines[i].execution_id == id {
                     let l = &lines[i];
-                    insert.execute(params![l.execution_id.as_str(), l.seq, l.kind.as_str(), l.text, l.at_ms])?;
+                    insert.execute(params![
+                        l.execution_id.as_str(),
+                        l.seq,
+                        l.kind.as_str(),
+                        l.text,
+                        l.at_ms
+                    ])?;
                     max_seq = max_seq.max(l.seq);
                     warnings += i64::from(l.kind == LineKind::Warning);
                     i += 1;
@@ -447,12 +522,20 @@ impl<'s> ExecutionRepo<'s> {
     /// Marks that the execution's stored output hit its size cap.
     pub fn set_output_truncated(&self, id: &ExecutionId) -> Result<(), StoreError> {
         let conn = self.store.conn()?;
-        conn.execute("UPDATE executions SET output_truncated = 1 WHERE id = ?1", [id.as_str()])?;
+        conn.execute(
+            "UPDATE executions SET output_truncated = 1 WHERE id = ?1",
+            [id.as_str()],
+        )?;
         Ok(())
     }
 
     /// Output lines with `seq > after`, in order, at most `limit`.
-    pub fn output(&self, id: &ExecutionId, after: i64, limit: u32) -> Result<Vec<OutputLine>, StoreError> {
+    pub fn output(
+        &self,
+        id: &ExecutionId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutputLine>, StoreError> {
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT seq, kind, text, at FROM execution_output WHERE execution_id = ?1 AND seq > ?2
@@ -473,6 +556,10 @@ impl<'s> ExecutionRepo<'s> {
     /// Number of executions in a status (all personas).
     pub fn count(&self, status: ExecutionStatus) -> Result<u64, StoreError> {
         let conn = self.store.conn()?;
-        Ok(conn.query_row("SELECT COUNT(*) FROM executions WHERE status = ?1", [status.as_str()], |r| r.get(0))?)
+        Ok(conn.query_row(
+            "SELECT COUNT(*) FROM executions WHERE status = ?1",
+            [status.as_str()],
+            |r| r.get(0),
+        )?)
     }
 }

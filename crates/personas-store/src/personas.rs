@@ -45,7 +45,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 fn name_conflict(e: rusqlite::Error, name: &str) -> StoreError {
     match &e {
         rusqlite::Error::SqliteFailure(f, Some(msg))
-            if f.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("personas.name") =>
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+                && msg.contains("personas.name") =>
         {
             StoreError::conflict("name", format!("a persona named {name:?} already exists"))
         }
@@ -119,8 +120,9 @@ impl<'s> PersonaRepo<'s> {
 
     pub fn list(&self) -> Result<Vec<Persona>, StoreError> {
         let conn = self.store.conn()?;
-        let mut stmt =
-            conn.prepare(&format!("SELECT {COLUMNS} FROM personas ORDER BY name COLLATE NOCASE"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM personas ORDER BY name COLLATE NOCASE"
+        ))?;
         let rows = stmt.query_map([], row_to_persona)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

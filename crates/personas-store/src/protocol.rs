@@ -196,13 +196,20 @@ impl<'s> ProtocolRepo<'s> {
     }
 
     /// Newest first.
-    pub fn messages(&self, execution_id: Option<&ExecutionId>, limit: u32) -> Result<Vec<MessageRow>, StoreError> {
+    pub fn messages(
+        &self,
+        execution_id: Option<&ExecutionId>,
+        limit: u32,
+    ) -> Result<Vec<MessageRow>, StoreError> {
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (?1 IS NULL OR execution_id = ?1)
              ORDER BY created_at DESC, id DESC LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![execution_id.map(|e| e.as_str()), limit], row_to_message)?;
+        let rows = stmt.query_map(
+            params![execution_id.map(|e| e.as_str()), limit],
+            row_to_message,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -276,7 +283,11 @@ impl<'s> ProtocolRepo<'s> {
     }
 
     /// A persona's memories, most important then newest first.
-    pub fn memories(&self, persona_id: &PersonaId, limit: u32) -> Result<Vec<MemoryRow>, StoreError> {
+    pub fn memories(
+        &self,
+        persona_id: &PersonaId,
+        limit: u32,
+    ) -> Result<Vec<MemoryRow>, StoreError> {
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {MEMORY_COLUMNS} FROM memories WHERE persona_id = ?1
@@ -320,13 +331,20 @@ impl<'s> ProtocolRepo<'s> {
     }
 
     /// Reviews, optionally of one status, oldest first.
-    pub fn reviews(&self, status: Option<&str>, execution_id: Option<&ExecutionId>) -> Result<Vec<ReviewRow>, StoreError> {
+    pub fn reviews(
+        &self,
+        status: Option<&str>,
+        execution_id: Option<&ExecutionId>,
+    ) -> Result<Vec<ReviewRow>, StoreError> {
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {REVIEW_COLUMNS} FROM reviews WHERE (?1 IS NULL OR status = ?1)
                AND (?2 IS NULL OR execution_id = ?2) ORDER BY created_at, id"
         ))?;
-        let rows = stmt.query_map(params![status, execution_id.map(|e| e.as_str())], row_to_review)?;
+        let rows = stmt.query_map(
+            params![status, execution_id.map(|e| e.as_str())],
+            row_to_review,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

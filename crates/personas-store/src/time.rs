@@ -3,7 +3,9 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 pub(crate) fn opt_from_ms(ms: Option<i64>) -> Option<DateTime<Utc>> {

@@ -35,10 +35,23 @@ fn opens_in_wal_mode_and_reopens_without_remigrating() {
 #[test]
 fn persona_crud_with_prompt_versions() {
     let (_d, store) = store();
-    let p = store.personas().create(&spec("Release notes writer", 2)).expect("create");
+    let p = store
+        .personas()
+        .create(&spec("Release notes writer", 2))
+        .expect("create");
     assert_eq!(p.prompt_version, 1);
-    assert_eq!(store.personas().find("release NOTES writer").expect("by name").id, p.id);
-    assert_eq!(store.personas().find(p.id.as_str()).expect("by id").name, p.name);
+    assert_eq!(
+        store
+            .personas()
+            .find("release NOTES writer")
+            .expect("by name")
+            .id,
+        p.id
+    );
+    assert_eq!(
+        store.personas().find(p.id.as_str()).expect("by id").name,
+        p.name
+    );
 
     // A limit change is not a prompt change.
     let mut s = PersonaSpec::from(&p);
@@ -47,17 +60,29 @@ fn persona_crud_with_prompt_versions() {
     assert_eq!((p2.prompt_version, p2.timeout_secs), (1, 30));
 
     s.instructions = "Do the other thing.".into();
-    let p3 = store.personas().update(p.id.as_str(), &s).expect("update prompt");
+    let p3 = store
+        .personas()
+        .update(p.id.as_str(), &s)
+        .expect("update prompt");
     assert_eq!(p3.prompt_version, 2);
     let versions = store.personas().prompt_versions(&p.id).expect("versions");
-    assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     assert_eq!(versions[0].instructions, "Do the thing.");
     assert_eq!(versions[1].instructions, "Do the other thing.");
 
-    store.personas().delete("Release notes writer").expect("delete");
+    store
+        .personas()
+        .delete("Release notes writer")
+        .expect("delete");
     assert!(matches!(
         store.personas().find(p.id.as_str()),
-        Err(StoreError::NotFound { what: "persona", .. })
+        Err(StoreError::NotFound {
+            what: "persona",
+            ..
+        })
     ));
 }
 
@@ -65,8 +90,14 @@ fn persona_crud_with_prompt_versions() {
 fn duplicate_names_conflict_case_insensitively_and_nothing_changes() {
     let (_d, store) = store();
     store.personas().create(&spec("Triage", 1)).expect("create");
-    let err = store.personas().create(&spec("TRIAGE", 1)).expect_err("duplicate");
-    assert!(matches!(&err, StoreError::Conflict { field, .. } if field == "name"), "{err}");
+    let err = store
+        .personas()
+        .create(&spec("TRIAGE", 1))
+        .expect_err("duplicate");
+    assert!(
+        matches!(&err, StoreError::Conflict { field, .. } if field == "name"),
+        "{err}"
+    );
     assert!(err.to_string().contains("already exists"));
     assert_eq!(store.personas().list().expect("list").len(), 1);
 }
@@ -85,11 +116,33 @@ fn claims_respect_priority_fifo_and_both_limits() {
     let a = store.personas().create(&spec("A", 1)).expect("A");
     let b = store.personas().create(&spec("B", 2)).expect("B");
     let ex = store.executions();
-    let a1 = ex.enqueue(&NewExecution { trigger: TriggerKind::Event, ..NewExecution::manual(a.id.clone(), None) }).expect("a1");
-    let a2 = ex.enqueue(&NewExecution::manual(a.id.clone(), None)).expect("a2");
-    let b1 = ex.enqueue(&NewExecution { trigger: TriggerKind::Event, ..NewExecution::manual(b.id.clone(), None) }).expect("b1");
-    let b2 = ex.enqueue(&NewExecution { trigger: TriggerKind::Event, ..NewExecution::manual(b.id.clone(), None) }).expect("b2");
-    let b3 = ex.enqueue(&NewExecution { trigger: TriggerKind::Event, ..NewExecution::manual(b.id.clone(), None) }).expect("b3");
+    let a1 = ex
+        .enqueue(&NewExecution {
+            trigger: TriggerKind::Event,
+            ..NewExecution::manual(a.id.clone(), None)
+        })
+        .expect("a1");
+    let a2 = ex
+        .enqueue(&NewExecution::manual(a.id.clone(), None))
+        .expect("a2");
+    let b1 = ex
+        .enqueue(&NewExecution {
+            trigger: TriggerKind::Event,
+            ..NewExecution::manual(b.id.clone(), None)
+        })
+        .expect("b1");
+    let b2 = ex
+        .enqueue(&NewExecution {
+            trigger: TriggerKind::Event,
+            ..NewExecution::manual(b.id.clone(), None)
+        })
+        .expect("b2");
+    let b3 = ex
+        .enqueue(&NewExecution {
+            trigger: TriggerKind::Event,
+            ..NewExecution::manual(b.id.clone(), None)
+        })
+        .expect("b3");
 
     // Manual (a2) first despite being newer; then A is at its limit of 1, so B's in FIFO order.
     let order: Vec<_> = std::iter::from_fn(|| ex.claim_next(10, "me").expect("claim"))
@@ -98,13 +151,27 @@ fn claims_respect_priority_fifo_and_both_limits() {
     assert_eq!(order, vec![a2.id.clone(), b1.id.clone(), b2.id.clone()]);
 
     // Finishing one B lets b3 in; A still blocked until a2 ends.
-    ex.finish(&b1.id, &ExecutionOutcome::ended(ExecutionStatus::Completed, None, None)).expect("finish");
-    assert_eq!(ex.claim_next(10, "me").expect("claim").map(|e| e.id), Some(b3.id));
+    ex.finish(
+        &b1.id,
+        &ExecutionOutcome::ended(ExecutionStatus::Completed, None, None),
+    )
+    .expect("finish");
+    assert_eq!(
+        ex.claim_next(10, "me").expect("claim").map(|e| e.id),
+        Some(b3.id)
+    );
     assert_eq!(ex.claim_next(10, "me").expect("claim"), None);
-    ex.finish(&a2.id, &ExecutionOutcome::ended(ExecutionStatus::Completed, None, None)).expect("finish");
+    ex.finish(
+        &a2.id,
+        &ExecutionOutcome::ended(ExecutionStatus::Completed, None, None),
+    )
+    .expect("finish");
     // Global limit: 3 running (b2, b3 + a1 would make 3); limit 2 refuses.
     assert_eq!(ex.claim_next(2, "me").expect("claim"), None);
-    assert_eq!(ex.claim_next(3, "me").expect("claim").map(|e| e.id), Some(a1.id));
+    assert_eq!(
+        ex.claim_next(3, "me").expect("claim").map(|e| e.id),
+        Some(a1.id)
+    );
 }
 
 #[test]
@@ -112,7 +179,10 @@ fn concurrent_claimers_never_share_or_exceed_limits() {
     let (_d, store) = store();
     let p = store.personas().create(&spec("P", 3)).expect("P");
     for _ in 0..40 {
-        store.executions().enqueue(&NewExecution::manual(p.id.clone(), None)).expect("enqueue");
+        store
+            .executions()
+            .enqueue(&NewExecution::manual(p.id.clone(), None))
+            .expect("enqueue");
     }
     let store = Arc::new(store);
     let claimed: Vec<_> = (0..8)
@@ -121,7 +191,11 @@ fn concurrent_claimers_never_share_or_exceed_limits() {
             std::thread::spawn(move || {
                 let mut mine = Vec::new();
                 for _ in 0..20 {
-                    if let Some(e) = store.executions().claim_next(100, &format!("t{t}")).expect("claim") {
+                    if let Some(e) = store
+                        .executions()
+                        .claim_next(100, &format!("t{t}"))
+                        .expect("claim")
+                    {
                         mine.push(e.id);
                     }
                 }
@@ -130,19 +204,37 @@ fn concurrent_claimers_never_share_or_exceed_limits() {
         })
         .flat_map(|h| h.join().expect("thread"))
         .collect();
-    assert_eq!(claimed.len(), 3, "max_concurrent 3 caps the claims: {claimed:?}");
-    assert_eq!(claimed.iter().collect::<HashSet<_>>().len(), 3, "no execution claimed twice");
+    assert_eq!(
+        claimed.len(),
+        3,
+        "max_concurrent 3 caps the claims: {claimed:?}"
+    );
+    assert_eq!(
+        claimed.iter().collect::<HashSet<_>>().len(),
+        3,
+        "no execution claimed twice"
+    );
 }
 
 #[test]
 fn idempotency_key_yields_one_execution() {
     let (_d, store) = store();
     let p = store.personas().create(&spec("P", 1)).expect("P");
-    let new = NewExecution { idempotency_key: Some("ev1:sub1".into()), ..NewExecution::manual(p.id.clone(), None) };
+    let new = NewExecution {
+        idempotency_key: Some("ev1:sub1".into()),
+        ..NewExecution::manual(p.id.clone(), None)
+    };
     let first = store.executions().enqueue(&new).expect("first");
     let second = store.executions().enqueue(&new).expect("second");
     assert_eq!(first.id, second.id);
-    assert_eq!(store.executions().list(&ExecutionFilter::default()).expect("list").len(), 1);
+    assert_eq!(
+        store
+            .executions()
+            .list(&ExecutionFilter::default())
+            .expect("list")
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -151,11 +243,16 @@ fn disabled_and_unknown_personas_cannot_be_queued() {
     let mut s = spec("Off", 1);
     s.enabled = false;
     let p = store.personas().create(&s).expect("P");
-    let err = store.executions().enqueue(&NewExecution::manual(p.id.clone(), None)).expect_err("disabled");
+    let err = store
+        .executions()
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect_err("disabled");
     assert!(err.to_string().contains("disabled"), "{err}");
     let ghost = personas_core::PersonaId::new();
     assert!(matches!(
-        store.executions().enqueue(&NewExecution::manual(ghost, None)),
+        store
+            .executions()
+            .enqueue(&NewExecution::manual(ghost, None)),
         Err(StoreError::NotFound { .. })
     ));
 }
@@ -165,16 +262,33 @@ fn cancel_queued_running_and_finished() {
     let (_d, store) = store();
     let p = store.personas().create(&spec("P", 2)).expect("P");
     let ex = store.executions();
-    let q = ex.enqueue(&NewExecution::manual(p.id.clone(), None)).expect("q");
-    let r = ex.enqueue(&NewExecution::manual(p.id.clone(), None)).expect("r");
-    assert_eq!(ex.request_cancel(&q.id).expect("cancel queued").status, ExecutionStatus::Cancelled);
-    let r = ex.claim(&r.id, 4, "owner-1").expect("claim").expect("claimed");
+    let q = ex
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("q");
+    let r = ex
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("r");
+    assert_eq!(
+        ex.request_cancel(&q.id).expect("cancel queued").status,
+        ExecutionStatus::Cancelled
+    );
+    let r = ex
+        .claim(&r.id, 4, "owner-1")
+        .expect("claim")
+        .expect("claimed");
     let flagged = ex.request_cancel(&r.id).expect("cancel running");
     assert_eq!(flagged.status, ExecutionStatus::Running);
     assert!(flagged.cancel_requested);
-    assert_eq!(ex.heartbeat("owner-1").expect("heartbeat"), vec![r.id.clone()]);
+    assert_eq!(
+        ex.heartbeat("owner-1").expect("heartbeat"),
+        vec![r.id.clone()]
+    );
     assert!(ex.heartbeat("owner-2").expect("heartbeat").is_empty());
-    ex.finish(&r.id, &ExecutionOutcome::failed(ErrorClass::Cancelled, "cancelled")).expect("finish");
+    ex.finish(
+        &r.id,
+        &ExecutionOutcome::failed(ErrorClass::Cancelled, "cancelled"),
+    )
+    .expect("finish");
     let err = ex.request_cancel(&r.id).expect_err("already ended");
     assert!(err.to_string().contains("already ended"), "{err}");
 }
@@ -184,17 +298,41 @@ fn crash_recovery_marks_dead_owners_interrupted_only() {
     let (_d, store) = store();
     let p = store.personas().create(&spec("P", 5)).expect("P");
     let ex = store.executions();
-    let dead = ex.enqueue(&NewExecution::manual(p.id.clone(), None)).expect("dead");
-    let alive = ex.enqueue(&NewExecution::manual(p.id.clone(), None)).expect("alive");
-    let queued = ex.enqueue(&NewExecution::manual(p.id.clone(), None)).expect("queued");
-    ex.claim(&dead.id, 9, "gone").expect("claim").expect("claimed");
-    ex.claim(&alive.id, 9, "here").expect("claim").expect("claimed");
-    let recovered = ex.recover_interrupted(&|owner, _| owner == "here").expect("recover");
-    assert_eq!(recovered.iter().map(|e| &e.id).collect::<Vec<_>>(), vec![&dead.id]);
+    let dead = ex
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("dead");
+    let alive = ex
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("alive");
+    let queued = ex
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("queued");
+    ex.claim(&dead.id, 9, "gone")
+        .expect("claim")
+        .expect("claimed");
+    ex.claim(&alive.id, 9, "here")
+        .expect("claim")
+        .expect("claimed");
+    let recovered = ex
+        .recover_interrupted(&|owner, _| owner == "here")
+        .expect("recover");
+    assert_eq!(
+        recovered.iter().map(|e| &e.id).collect::<Vec<_>>(),
+        vec![&dead.id]
+    );
     let d = ex.get(&dead.id).expect("get");
-    assert_eq!((d.status, d.error_class), (ExecutionStatus::Failed, Some(ErrorClass::Interrupted)));
-    assert_eq!(ex.get(&alive.id).expect("get").status, ExecutionStatus::Running);
-    assert_eq!(ex.get(&queued.id).expect("get").status, ExecutionStatus::Queued);
+    assert_eq!(
+        (d.status, d.error_class),
+        (ExecutionStatus::Failed, Some(ErrorClass::Interrupted))
+    );
+    assert_eq!(
+        ex.get(&alive.id).expect("get").status,
+        ExecutionStatus::Running
+    );
+    assert_eq!(
+        ex.get(&queued.id).expect("get").status,
+        ExecutionStatus::Queued
+    );
 }
 
 #[test]
@@ -202,10 +340,23 @@ fn output_lines_append_in_order_and_count_warnings() {
     let (_d, store) = store();
     let p = store.personas().create(&spec("P", 1)).expect("P");
     let ex = store.executions();
-    let e = ex.enqueue(&NewExecution::manual(p.id.clone(), None)).expect("e");
-    let line = |seq, kind| NewLine { execution_id: e.id.clone(), seq, kind, text: format!("line {seq}"), at_ms: 0 };
-    ex.append_output(&[line(1, LineKind::System), line(2, LineKind::Warning)]).expect("append");
-    ex.append_output(&[line(3, LineKind::AssistantText), line(3, LineKind::AssistantText)]).expect("dup ignored");
+    let e = ex
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("e");
+    let line = |seq, kind| NewLine {
+        execution_id: e.id.clone(),
+        seq,
+        kind,
+        text: format!("line {seq}"),
+        at_ms: 0,
+    };
+    ex.append_output(&[line(1, LineKind::System), line(2, LineKind::Warning)])
+        .expect("append");
+    ex.append_output(&[
+        line(3, LineKind::AssistantText),
+        line(3, LineKind::AssistantText),
+    ])
+    .expect("dup ignored");
     let out = ex.output(&e.id, 0, 100).expect("output");
     assert_eq!(out.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(ex.output(&e.id, 2, 100).expect("tail").len(), 1);
@@ -218,32 +369,105 @@ fn deleting_a_persona_keeps_history_and_cancels_its_queue() {
     let (_d, store) = store();
     let p = store.personas().create(&spec("P", 1)).expect("P");
     let ex = store.executions();
-    let done = ex.enqueue(&NewExecution::manual(p.id.clone(), None)).expect("done");
+    let done = ex
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("done");
     ex.claim(&done.id, 9, "o").expect("claim").expect("claimed");
     let err = store.personas().delete("P").expect_err("running");
     assert!(err.to_string().contains("in progress"), "{err}");
-    ex.finish(&done.id, &ExecutionOutcome::ended(ExecutionStatus::Completed, None, None)).expect("finish");
-    let queued = ex.enqueue(&NewExecution::manual(p.id.clone(), None)).expect("queued");
+    ex.finish(
+        &done.id,
+        &ExecutionOutcome::ended(ExecutionStatus::Completed, None, None),
+    )
+    .expect("finish");
+    let queued = ex
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("queued");
     store.personas().delete("P").expect("delete");
     let q = ex.get(&queued.id).expect("kept");
     assert_eq!(q.status, ExecutionStatus::Cancelled);
     let d = ex.get(&done.id).expect("kept");
-    assert_eq!((d.persona_name.as_str(), d.status), ("P", ExecutionStatus::Completed));
+    assert_eq!(
+        (d.persona_name.as_str(), d.status),
+        ("P", ExecutionStatus::Completed)
+    );
 }
 
 #[test]
 fn protocol_rows_link_to_their_execution() {
     let (_d, store) = store();
     let p = store.personas().create(&spec("P", 1)).expect("P");
-    let e = store.executions().enqueue(&NewExecution::manual(p.id.clone(), None)).expect("e");
+    let e = store
+        .executions()
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("e");
     let proto = store.protocol();
-    proto.insert_message(Some(&e.id), Some(&p.id), "P", Some("t"), "hello", "high").expect("message");
-    proto.insert_event("ticket.created", "persona", Some(p.id.as_str()), Some(&e.id), None, &serde_json::json!({"id": 42})).expect("event");
-    proto.insert_memory(&p.id, Some(&e.id), "fact", "water is wet", "general", 4).expect("memory");
-    proto.insert_review(&e.id, Some(&p.id), "Merge?", None, "high", &["merge".into()]).expect("review");
-    assert_eq!(proto.messages(Some(&e.id), 10).expect("messages")[0].content, "hello");
+    proto
+        .insert_message(Some(&e.id), Some(&p.id), "P", Some("t"), "hello", "high")
+        .expect("message");
+    proto
+        .insert_event(
+            "ticket.created",
+            "persona",
+            Some(p.id.as_str()),
+            Some(&e.id),
+            None,
+            &serde_json::json!({"id": 42}),
+        )
+        .expect("event");
+    proto
+        .insert_memory(&p.id, Some(&e.id), "fact", "water is wet", "general", 4)
+        .expect("memory");
+    proto
+        .insert_review(
+            &e.id,
+            Some(&p.id),
+            "Merge?",
+            None,
+            "high",
+            &["merge".into()],
+        )
+        .expect("review");
+    assert_eq!(
+        proto.messages(Some(&e.id), 10).expect("messages")[0].content,
+        "hello"
+    );
     assert_eq!(proto.events_of(&e.id).expect("events")[0].payload["id"], 42);
-    assert_eq!(proto.memories(&p.id, 10).expect("memories")[0].importance, 4);
-    let reviews = proto.reviews(Some("pending"), Some(&e.id)).expect("reviews");
+    assert_eq!(
+        proto.memories(&p.id, 10).expect("memories")[0].importance,
+        4
+    );
+    let reviews = proto
+        .reviews(Some("pending"), Some(&e.id))
+        .expect("reviews");
     assert_eq!(reviews[0].suggested_actions, vec!["merge".to_string()]);
+}
+
+#[test]
+fn executions_are_found_by_unique_prefix() {
+    let (_d, store) = store();
+    let p = store.personas().create(&spec("P", 1)).expect("P");
+    let ex = store.executions();
+    let a = ex
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("a");
+    let b = ex
+        .enqueue(&NewExecution::manual(p.id.clone(), None))
+        .expect("b");
+    assert_eq!(ex.find(a.id.as_str()).expect("full id").id, a.id);
+    // Find the shortest prefix that tells them apart.
+    let common =
+        a.id.as_str()
+            .chars()
+            .zip(b.id.as_str().chars())
+            .take_while(|(x, y)| x == y)
+            .count();
+    let prefix = &b.id.as_str()[..(common + 1).max(4)];
+    assert_eq!(ex.find(prefix).expect("prefix").id, b.id);
+    if common >= 4 {
+        let err = ex.find(&a.id.as_str()[..common]).expect_err("ambiguous");
+        assert!(err.to_string().contains("more than one"), "{err}");
+    }
+    assert!(matches!(ex.find("zzzz"), Err(StoreError::NotFound { .. })));
+    assert!(matches!(ex.find("01"), Err(StoreError::NotFound { .. })));
 }

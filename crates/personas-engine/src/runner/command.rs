@@ -86,8 +86,11 @@ pub fn build(
     }
     args.extend(inv.extra_args.iter().cloned());
 
-    let mut env_set: Vec<(String, String)> =
-        config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut env_set: Vec<(String, String)> = config
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     env_set.extend([
         (MARKER_VAR.to_string(), execution.id.to_string()),
         ("PERSONAS_PERSONA_ID".to_string(), persona.id.to_string()),
@@ -184,7 +187,9 @@ mod tests {
     }
 
     fn value_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
-        args.iter().position(|a| a == flag).map(|i| args[i + 1].as_str())
+        args.iter()
+            .position(|a| a == flag)
+            .map(|i| args[i + 1].as_str())
     }
 
     #[test]
@@ -193,19 +198,39 @@ mod tests {
         p.permissions.allow = vec!["Read".into(), "Bash(git *)".into()];
         p.permissions.deny = vec!["WebFetch".into()];
         let e = execution(&p);
-        let cfg = EngineConfig { cli_max_retries: Some(1), ..EngineConfig::default() };
-        let c = build(&p, &e, &cfg, Path::new("/bin/claude"), "/w".into(), &Invocation::default());
-        assert_eq!(&c.args[..4], ["-p", "--output-format", "stream-json", "--verbose"]);
+        let cfg = EngineConfig {
+            cli_max_retries: Some(1),
+            ..EngineConfig::default()
+        };
+        let c = build(
+            &p,
+            &e,
+            &cfg,
+            Path::new("/bin/claude"),
+            "/w".into(),
+            &Invocation::default(),
+        );
+        assert_eq!(
+            &c.args[..4],
+            ["-p", "--output-format", "stream-json", "--verbose"]
+        );
         assert_eq!(value_after(&c.args, "--model"), Some("sonnet"));
         assert_eq!(value_after(&c.args, "--max-turns"), Some("3"));
         assert_eq!(value_after(&c.args, "--max-budget-usd"), Some("0.5"));
         assert_eq!(value_after(&c.args, "--permission-mode"), Some("default"));
-        let allow = c.args.iter().position(|a| a == "--allowedTools").expect("allow flag");
+        let allow = c
+            .args
+            .iter()
+            .position(|a| a == "--allowedTools")
+            .expect("allow flag");
         assert_eq!(&c.args[allow + 1..allow + 3], ["Read", "Bash(git *)"]);
         assert_eq!(value_after(&c.args, "--disallowedTools"), Some("WebFetch"));
         assert!(!c.args.iter().any(|a| a.contains("dangerously")));
         assert!(c.env_set.contains(&(MARKER_VAR.into(), e.id.to_string())));
-        assert!(c.env_set.contains(&("CLAUDE_CODE_MAX_RETRIES".into(), "1".into())));
+        assert!(
+            c.env_set
+                .contains(&("CLAUDE_CODE_MAX_RETRIES".into(), "1".into()))
+        );
         assert!(!c.env_set.iter().any(|(k, _)| k == "IS_SANDBOX"));
         assert!(c.env_remove.iter().any(|k| k == "PERSONAS_API_TOKEN"));
     }
@@ -216,19 +241,42 @@ mod tests {
         p.permissions.mode = PermissionMode::BypassPermissions;
         let e = execution(&p);
         let cfg = EngineConfig::default();
-        let root = Invocation { as_root: true, ..Invocation::default() };
+        let root = Invocation {
+            as_root: true,
+            ..Invocation::default()
+        };
         let c = build(&p, &e, &cfg, Path::new("claude"), "/w".into(), &root);
         assert!(c.env_set.contains(&("IS_SANDBOX".into(), "1".into())));
-        assert_eq!(value_after(&c.args, "--permission-mode"), Some("bypassPermissions"));
-        let c = build(&p, &e, &cfg, Path::new("claude"), "/w".into(), &Invocation::default());
+        assert_eq!(
+            value_after(&c.args, "--permission-mode"),
+            Some("bypassPermissions")
+        );
+        let c = build(
+            &p,
+            &e,
+            &cfg,
+            Path::new("claude"),
+            "/w".into(),
+            &Invocation::default(),
+        );
         assert!(!c.env_set.iter().any(|(k, _)| k == "IS_SANDBOX"));
     }
 
     #[test]
     fn resume_adds_the_session() {
         let p = persona();
-        let inv = Invocation { resume_session: Some("s-1".into()), ..Invocation::default() };
-        let c = build(&p, &execution(&p), &EngineConfig::default(), Path::new("claude"), "/w".into(), &inv);
+        let inv = Invocation {
+            resume_session: Some("s-1".into()),
+            ..Invocation::default()
+        };
+        let c = build(
+            &p,
+            &execution(&p),
+            &EngineConfig::default(),
+            Path::new("claude"),
+            "/w".into(),
+            &inv,
+        );
         assert_eq!(value_after(&c.args, "--resume"), Some("s-1"));
     }
 }

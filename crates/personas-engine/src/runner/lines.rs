@@ -20,7 +20,11 @@ pub struct LineReader<R> {
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     pub fn new(inner: R, cap: usize) -> Self {
-        Self { inner, cap, buf: Vec::new() }
+        Self {
+            inner,
+            cap,
+            buf: Vec::new(),
+        }
     }
 
     /// The next frame, or `None` at end of stream. A final line without `\n` is still returned.

@@ -126,12 +126,19 @@ async fn drive(
         sink.emit(LineKind::Engine, msg.clone()).await;
         return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
     }
-    let inv = Invocation { as_root: command::running_as_root(), ..Invocation::default() };
+    let inv = Invocation {
+        as_root: command::running_as_root(),
+        ..Invocation::default()
+    };
     let cmd = command::build(&persona, execution, &rt.config, &claude, cwd, &inv);
     supervise(rt, execution, &persona, cmd, prompt_text, stops, sink).await
 }
 
-async fn build_prompt(rt: &Runtime, persona: &Persona, execution: &Execution) -> Result<String, String> {
+async fn build_prompt(
+    rt: &Runtime,
+    persona: &Persona,
+    execution: &Execution,
+) -> Result<String, String> {
     let store = rt.store.clone();
     let persona_id = persona.id.clone();
     let memories = blocking(move || store.protocol().memories(&persona_id, MEMORY_CANDIDATES))
@@ -139,7 +146,12 @@ async fn build_prompt(rt: &Runtime, persona: &Persona, execution: &Execution) ->
         .map_err(|e| format!("cannot load memories: {e}"))?;
     let memories: Vec<MemoryDoc> = memories
         .into_iter()
-        .map(|m| MemoryDoc { title: m.title, content: m.content, category: m.category, importance: m.importance })
+        .map(|m| MemoryDoc {
+            title: m.title,
+            content: m.content,
+            category: m.category,
+            importance: m.importance,
+        })
         .collect();
     let nonce = prompt::new_nonce();
     Ok(prompt::assemble(&PromptInput {
@@ -196,9 +208,18 @@ async fn supervise(
         Ok(child) => child,
         Err(e) => {
             let (class, msg) = if e.kind() == std::io::ErrorKind::NotFound {
-                (ErrorClass::CliMissing, format!("the Claude CLI at {} could not be started: {e}", cmd.program.display()))
+                (
+                    ErrorClass::CliMissing,
+                    format!(
+                        "the Claude CLI at {} could not be started: {e}",
+                        cmd.program.display()
+                    ),
+                )
             } else {
-                (ErrorClass::SpawnFailed, format!("cannot start {}: {e}", cmd.program.display()))
+                (
+                    ErrorClass::SpawnFailed,
+                    format!("cannot start {}: {e}", cmd.program.display()),
+                )
             };
             sink.emit(LineKind::Engine, msg.clone()).await;
             return ExecutionOutcome::failed(class, msg);
@@ -214,7 +235,11 @@ async fn supervise(
     }
     sink.emit(
         LineKind::Engine,
-        format!("started {} (pid {pid}) in {}", cmd.program.display(), cmd.cwd.display()),
+        format!(
+            "started {} (pid {pid}) in {}",
+            cmd.program.display(),
+            cmd.cwd.display()
+        ),
     )
     .await;
 
@@ -229,9 +254,15 @@ async fn supervise(
         });
     }
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return ExecutionOutcome::failed(ErrorClass::SpawnFailed, "the CLI's output pipes were not available");
+        return ExecutionOutcome::failed(
+            ErrorClass::SpawnFailed,
+            "the CLI's output pipes were not available",
+        );
     };
-    let mut out = LineReader::new(BufReader::with_capacity(64 * 1024, stdout), rt.config.output_line_cap_bytes);
+    let mut out = LineReader::new(
+        BufReader::with_capacity(64 * 1024, stdout),
+        rt.config.output_line_cap_bytes,
+    );
     let mut err = LineReader::new(BufReader::new(stderr), STDERR_LINE_CAP);
     let (mut out_done, mut err_done) = (false, false);
 
@@ -334,11 +365,22 @@ async fn supervise(
         let id = execution.id.to_string();
         let n = blocking(move || reaper::reap(&[&id])).await;
         if n > 0 {
-            sink.emit(LineKind::Engine, format!("killed {n} process(es) the run left behind")).await;
+            sink.emit(
+                LineKind::Engine,
+                format!("killed {n} process(es) the run left behind"),
+            )
+            .await;
         }
     }
-    let exit_text = exit.map(describe_exit).unwrap_or_else(|| "unknown exit".into());
-    let stderr_tail = st.stderr_tail.iter().cloned().collect::<Vec<_>>().join("\n");
+    let exit_text = exit
+        .map(describe_exit)
+        .unwrap_or_else(|| "unknown exit".into());
+    let stderr_tail = st
+        .stderr_tail
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut decided = outcome::decide(&Observed {
         result: st.result.as_ref(),
         stop,
@@ -389,7 +431,10 @@ async fn handle_stdout(
         Frame::Oversize(n) => {
             sink.emit(
                 LineKind::Warning,
-                format!("an output line of {n} bytes exceeded the {} byte cap and was not kept", rt.config.output_line_cap_bytes),
+                format!(
+                    "an output line of {n} bytes exceeded the {} byte cap and was not kept",
+                    rt.config.output_line_cap_bytes
+                ),
             )
             .await;
             return;
@@ -415,7 +460,13 @@ async fn handle_stdout(
             let id = execution.id.clone();
             let session = init.session_id.clone();
             let model = init.model.clone();
-            if let Err(e) = blocking(move || store.executions().set_session(&id, &session, model.as_deref())).await {
+            if let Err(e) = blocking(move || {
+                store
+                    .executions()
+                    .set_session(&id, &session, model.as_deref())
+            })
+            .await
+            {
                 tracing::warn!(error = %e, "cannot record the session id");
             }
             LineKind::System
@@ -478,9 +529,15 @@ async fn apply_protocol(
     for scanned in scan_text(text) {
         match scanned {
             Ok(msg) => {
-                let (store, bus, exec, pers, m) =
-                    (rt.store.clone(), rt.bus.clone(), execution.clone(), persona.clone(), msg.clone());
-                let applied = blocking(move || protocol::apply(&store, &bus, &exec, &pers, &m)).await;
+                let (store, bus, exec, pers, m) = (
+                    rt.store.clone(),
+                    rt.bus.clone(),
+                    execution.clone(),
+                    persona.clone(),
+                    msg.clone(),
+                );
+                let applied =
+                    blocking(move || protocol::apply(&store, &bus, &exec, &pers, &m)).await;
                 let json = serde_json::to_string(&msg).unwrap_or_default();
                 sink.emit(LineKind::Protocol, json).await;
                 match applied {
@@ -496,7 +553,11 @@ async fn apply_protocol(
                         }
                     }
                     Err(e) => {
-                        sink.emit(LineKind::Warning, format!("{} could not be stored: {e}", msg.key())).await;
+                        sink.emit(
+                            LineKind::Warning,
+                            format!("{} could not be stored: {e}", msg.key()),
+                        )
+                        .await;
                     }
                 }
             }
@@ -531,13 +592,17 @@ impl<'r> Sink<'r> {
 
     async fn emit(&mut self, kind: LineKind, text: String) {
         // Results, protocol, warnings and engine notes are always kept: they explain the run.
-        let essential = matches!(kind, LineKind::Result | LineKind::Protocol | LineKind::Warning | LineKind::Engine);
+        let essential = matches!(
+            kind,
+            LineKind::Result | LineKind::Protocol | LineKind::Warning | LineKind::Engine
+        );
         if !essential && self.stored_bytes + text.len() > self.rt.config.output_total_cap_bytes {
             if !self.truncated {
                 self.truncated = true;
                 let store = self.rt.store.clone();
                 let id = self.execution_id.clone();
-                if let Err(e) = blocking(move || store.executions().set_output_truncated(&id)).await {
+                if let Err(e) = blocking(move || store.executions().set_output_truncated(&id)).await
+                {
                     tracing::warn!(error = %e, "cannot mark output truncated");
                 }
                 let note = format!(
@@ -573,7 +638,12 @@ struct Stopper {
 
 impl Stopper {
     fn new(pid: u32, grace: Duration) -> Self {
-        Self { pid, grace, step: 0, next_at: None }
+        Self {
+            pid,
+            grace,
+            step: 0,
+            next_at: None,
+        }
     }
 
     fn pending(&self) -> bool {
@@ -599,7 +669,10 @@ impl Stopper {
                 self.signal(Sig::Term);
                 self.step = 2;
                 self.next_at = Some(Instant::now() + self.grace);
-                Some(format!("the CLI did not stop within {} s of SIGINT: sent SIGTERM", self.grace.as_secs()))
+                Some(format!(
+                    "the CLI did not stop within {} s of SIGINT: sent SIGTERM",
+                    self.grace.as_secs()
+                ))
             }
             2 => {
                 self.signal(Sig::Kill);

@@ -43,7 +43,10 @@ pub fn decide(o: &Observed<'_>) -> ExecutionOutcome {
         (Some(StopReason::Timeout), _) => ExecutionOutcome::ended(
             ExecutionStatus::TimedOut,
             Some(ErrorClass::Timeout),
-            Some(format!("stopped after the persona's timeout of {} s", o.timeout_secs)),
+            Some(format!(
+                "stopped after the persona's timeout of {} s",
+                o.timeout_secs
+            )),
         ),
         (Some(StopReason::Inactivity), _) => ExecutionOutcome::ended(
             ExecutionStatus::TimedOut,
@@ -71,9 +74,7 @@ pub fn decide(o: &Observed<'_>) -> ExecutionOutcome {
                 ExecutionOutcome::ended(ExecutionStatus::Completed, None, None)
             }
         }
-        (None, Some(r)) => {
-            ExecutionOutcome::failed(classify_error(r), r.error_text())
-        }
+        (None, Some(r)) => ExecutionOutcome::failed(classify_error(r), r.error_text()),
         (None, None) => {
             let mut msg = format!("the Claude CLI ended ({}) without a result line", o.exit);
             let tail = o.stderr_tail.trim();
@@ -128,7 +129,11 @@ pub fn classify_error(r: &ResultLine) -> ErrorClass {
         ErrorClass::AuthFailed
     } else if has("529") || has("Overloaded") {
         ErrorClass::Overloaded
-    } else if has("Unable to connect") || has("Request timed out") || has("ECONN") || has("fetch failed") {
+    } else if has("Unable to connect")
+        || has("Request timed out")
+        || has("ECONN")
+        || has("fetch failed")
+    {
         ErrorClass::Network
     } else if has("No conversation found") {
         ErrorClass::BadRequest
@@ -146,7 +151,10 @@ mod tests {
     use rstest::rstest;
 
     fn fixture_result(name: &str) -> ResultLine {
-        let path = format!("{}/../../fixtures/claude-code/{name}.stdout.jsonl", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../fixtures/claude-code/{name}.stdout.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         text.lines()
             .filter_map(|l| match parse_line(l.as_bytes()) {
@@ -161,25 +169,77 @@ mod tests {
     #[case("01-text", ExecutionStatus::Completed, None)]
     #[case("03a-bash-default-perms", ExecutionStatus::Completed, None)]
     #[case("04c-max-turns-1", ExecutionStatus::Failed, Some(ErrorClass::MaxTurns))]
-    #[case("04h-max-budget-usd", ExecutionStatus::Failed, Some(ErrorClass::BudgetExceeded))]
-    #[case("05a-http500-always", ExecutionStatus::Failed, Some(ErrorClass::ServerError))]
-    #[case("05b-http529-always", ExecutionStatus::Failed, Some(ErrorClass::Overloaded))]
-    #[case("05c-http429-always-retry-after-2", ExecutionStatus::Failed, Some(ErrorClass::RateLimited))]
-    #[case("05d-http401-always", ExecutionStatus::Failed, Some(ErrorClass::AuthFailed))]
-    #[case("05e-http400-always", ExecutionStatus::Failed, Some(ErrorClass::BadRequest))]
-    #[case("05j-sse-error-event-always", ExecutionStatus::Failed, Some(ErrorClass::Overloaded))]
-    #[case("05l-connection-refused", ExecutionStatus::Failed, Some(ErrorClass::Network))]
-    #[case("06e-hang-before-headers-api-timeout-10s", ExecutionStatus::Failed, Some(ErrorClass::Network))]
-    #[case("08e4-resume-unknown", ExecutionStatus::Failed, Some(ErrorClass::BadRequest))]
-    #[case("11a-no-api-key", ExecutionStatus::Failed, Some(ErrorClass::NotLoggedIn))]
+    #[case(
+        "04h-max-budget-usd",
+        ExecutionStatus::Failed,
+        Some(ErrorClass::BudgetExceeded)
+    )]
+    #[case(
+        "05a-http500-always",
+        ExecutionStatus::Failed,
+        Some(ErrorClass::ServerError)
+    )]
+    #[case(
+        "05b-http529-always",
+        ExecutionStatus::Failed,
+        Some(ErrorClass::Overloaded)
+    )]
+    #[case(
+        "05c-http429-always-retry-after-2",
+        ExecutionStatus::Failed,
+        Some(ErrorClass::RateLimited)
+    )]
+    #[case(
+        "05d-http401-always",
+        ExecutionStatus::Failed,
+        Some(ErrorClass::AuthFailed)
+    )]
+    #[case(
+        "05e-http400-always",
+        ExecutionStatus::Failed,
+        Some(ErrorClass::BadRequest)
+    )]
+    #[case(
+        "05j-sse-error-event-always",
+        ExecutionStatus::Failed,
+        Some(ErrorClass::Overloaded)
+    )]
+    #[case(
+        "05l-connection-refused",
+        ExecutionStatus::Failed,
+        Some(ErrorClass::Network)
+    )]
+    #[case(
+        "06e-hang-before-headers-api-timeout-10s",
+        ExecutionStatus::Failed,
+        Some(ErrorClass::Network)
+    )]
+    #[case(
+        "08e4-resume-unknown",
+        ExecutionStatus::Failed,
+        Some(ErrorClass::BadRequest)
+    )]
+    #[case(
+        "11a-no-api-key",
+        ExecutionStatus::Failed,
+        Some(ErrorClass::NotLoggedIn)
+    )]
     fn recorded_results_are_classified(
         #[case] name: &str,
         #[case] status: ExecutionStatus,
         #[case] class: Option<ErrorClass>,
     ) {
         let r = fixture_result(name);
-        let out = decide(&Observed { result: Some(&r), ..Observed::default() });
-        assert_eq!((out.status, out.error_class), (status, class), "{name}: {:?}", out.error_message);
+        let out = decide(&Observed {
+            result: Some(&r),
+            ..Observed::default()
+        });
+        assert_eq!(
+            (out.status, out.error_class),
+            (status, class),
+            "{name}: {:?}",
+            out.error_message
+        );
         if class.is_some() {
             assert!(out.error_message.as_deref().is_some_and(|m| !m.is_empty()));
         }
@@ -192,20 +252,42 @@ mod tests {
             stderr_tail: "Error: Invalid MCP configuration",
             ..Observed::default()
         });
-        assert_eq!((out.status, out.error_class), (ExecutionStatus::Failed, Some(ErrorClass::Crash)));
+        assert_eq!(
+            (out.status, out.error_class),
+            (ExecutionStatus::Failed, Some(ErrorClass::Crash))
+        );
         let msg = out.error_message.expect("message");
-        assert!(msg.contains("without a result line") && msg.contains("Invalid MCP"), "{msg}");
+        assert!(
+            msg.contains("without a result line") && msg.contains("Invalid MCP"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn runner_stops_win_over_any_result() {
         let r = fixture_result("07b-sigint-midstream");
         for (stop, status, class) in [
-            (StopReason::Cancelled, ExecutionStatus::Cancelled, ErrorClass::Cancelled),
-            (StopReason::Timeout, ExecutionStatus::TimedOut, ErrorClass::Timeout),
-            (StopReason::Inactivity, ExecutionStatus::TimedOut, ErrorClass::Inactivity),
+            (
+                StopReason::Cancelled,
+                ExecutionStatus::Cancelled,
+                ErrorClass::Cancelled,
+            ),
+            (
+                StopReason::Timeout,
+                ExecutionStatus::TimedOut,
+                ErrorClass::Timeout,
+            ),
+            (
+                StopReason::Inactivity,
+                ExecutionStatus::TimedOut,
+                ErrorClass::Inactivity,
+            ),
         ] {
-            let out = decide(&Observed { result: Some(&r), stop: Some(stop), ..Observed::default() });
+            let out = decide(&Observed {
+                result: Some(&r),
+                stop: Some(stop),
+                ..Observed::default()
+            });
             assert_eq!((out.status, out.error_class), (status, Some(class)));
         }
     }
@@ -213,7 +295,11 @@ mod tests {
     #[test]
     fn not_accomplished_is_incomplete() {
         let r = fixture_result("01-text");
-        let out = decide(&Observed { result: Some(&r), accomplished: Some(false), ..Observed::default() });
+        let out = decide(&Observed {
+            result: Some(&r),
+            accomplished: Some(false),
+            ..Observed::default()
+        });
         assert_eq!(out.status, ExecutionStatus::Incomplete);
         assert!((out.cost_usd - 0.0003).abs() < 1e-9);
         assert_eq!(out.num_turns, 1);

@@ -31,7 +31,11 @@ pub fn apply(
     let proto = store.protocol();
     let mut applied = Applied::default();
     match msg {
-        ProtocolMessage::UserMessage { title, content, priority } => {
+        ProtocolMessage::UserMessage {
+            title,
+            content,
+            priority,
+        } => {
             let m = proto.insert_message(
                 Some(&execution.id),
                 Some(&persona.id),
@@ -54,33 +58,40 @@ pub fn apply(
             applied.published_event = true;
             bus.send(EngineEvent::EventPublished { event: e });
         }
-        ProtocolMessage::PersonaAction { target, action, input } => {
-            match store.personas().find(target) {
-                Ok(target_persona) => {
-                    let payload = serde_json::json!({
-                        "action": action,
-                        "input": input,
-                    });
-                    let e = proto.insert_event(
-                        "persona_action",
-                        "persona",
-                        Some(persona.id.as_str()),
-                        Some(&execution.id),
-                        Some(&target_persona.id),
-                        &payload,
-                    )?;
-                    applied.published_event = true;
-                    bus.send(EngineEvent::EventPublished { event: e });
-                }
-                Err(StoreError::NotFound { .. }) => {
-                    applied.warning = Some(format!(
-                        "persona_action: no persona named {target:?}; the action was not sent"
-                    ));
-                }
-                Err(e) => return Err(e),
+        ProtocolMessage::PersonaAction {
+            target,
+            action,
+            input,
+        } => match store.personas().find(target) {
+            Ok(target_persona) => {
+                let payload = serde_json::json!({
+                    "action": action,
+                    "input": input,
+                });
+                let e = proto.insert_event(
+                    "persona_action",
+                    "persona",
+                    Some(persona.id.as_str()),
+                    Some(&execution.id),
+                    Some(&target_persona.id),
+                    &payload,
+                )?;
+                applied.published_event = true;
+                bus.send(EngineEvent::EventPublished { event: e });
             }
-        }
-        ProtocolMessage::AgentMemory { title, content, category, importance } => {
+            Err(StoreError::NotFound { .. }) => {
+                applied.warning = Some(format!(
+                    "persona_action: no persona named {target:?}; the action was not sent"
+                ));
+            }
+            Err(e) => return Err(e),
+        },
+        ProtocolMessage::AgentMemory {
+            title,
+            content,
+            category,
+            importance,
+        } => {
             let m = proto.insert_memory(
                 &persona.id,
                 Some(&execution.id),
@@ -91,7 +102,12 @@ pub fn apply(
             )?;
             bus.send(EngineEvent::MemoryAdded { memory: m });
         }
-        ProtocolMessage::ManualReview { title, description, severity, suggested_actions } => {
+        ProtocolMessage::ManualReview {
+            title,
+            description,
+            severity,
+            suggested_actions,
+        } => {
             let r = proto.insert_review(
                 &execution.id,
                 Some(&persona.id),
@@ -103,8 +119,13 @@ pub fn apply(
             applied.review_requested = true;
             bus.send(EngineEvent::ReviewRequested { review: r });
         }
-        ProtocolMessage::OutcomeAssessment { accomplished, summary } => {
-            store.executions().set_outcome_assessment(&execution.id, *accomplished, summary)?;
+        ProtocolMessage::OutcomeAssessment {
+            accomplished,
+            summary,
+        } => {
+            store
+                .executions()
+                .set_outcome_assessment(&execution.id, *accomplished, summary)?;
             applied.accomplished = Some(*accomplished);
         }
     }

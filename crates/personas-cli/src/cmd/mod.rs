@@ -1,0 +1,35 @@
+//! One module per command group; [`dispatch`] routes a parsed command line.
+
+pub mod bench;
+pub mod execution;
+pub mod misc;
+pub mod persona;
+pub mod run;
+pub mod up;
+
+use crate::context::Context;
+use crate::error::CliResult;
+use crate::{Cli, Command};
+use std::process::ExitCode;
+
+pub async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
+    let mut ctx = Context::load(&cli.global)?;
+    match cli.command {
+        Command::Up(args) => up::run(&mut ctx, args).await,
+        Command::Persona(cmd) => persona::run(&mut ctx, cmd).await,
+        Command::Run(args) => run::run(&mut ctx, args).await,
+        Command::Execution(cmd) => execution::run(&mut ctx, cmd).await,
+        Command::Message(cmd) => misc::message(&mut ctx, cmd).await,
+        Command::Doctor => misc::doctor(&mut ctx).await,
+        Command::Config => misc::config(&ctx),
+        Command::Bench(args) => bench::run(&mut ctx, args).await,
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot encode output as JSON: {e}"),
+    }
+}

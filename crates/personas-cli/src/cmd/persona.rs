@@ -1,0 +1,376 @@
+//! `personas persona …`: create, list, show, update, delete, export, import.
+
+use super::print_json;
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+use crate::render::{self, Style};
+use clap::{Args, Subcommand};
+use personas_core::persona_file::{self, PersonaFile, Syntax};
+use personas_core::{PermissionMode, Persona, PersonaSpec};
+use personas_store::ExecutionFilter;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum PersonaCmd {
+    /// Create a persona.
+    Create {
+        /// Unique name (case-insensitive).
+        #[arg(long)]
+        name: String,
+        /// What the persona does, in natural language.
+        #[arg(long)]
+        prompt: String,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// List personas.
+    List,
+    /// Show one persona (by name or id), with its prompt versions.
+    Show { persona: String },
+    /// Change a persona; only the options given change.
+    Update {
+        persona: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New instructions (adds a prompt version).
+        #[arg(long)]
+        prompt: Option<String>,
+        #[command(flatten)]
+        settings: Settings,
+        /// Enable the persona.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Disable the persona: it cannot be run or triggered.
+        #[arg(long)]
+        disable: bool,
+        /// Remove every allowed tool rule before applying --allow-tool.
+        #[arg(long)]
+        clear_allowed_tools: bool,
+        /// Remove every denied tool rule before applying --deny-tool.
+        #[arg(long)]
+        clear_denied_tools: bool,
+    },
+    /// Delete a persona (its past executions stay in history).
+    Delete { persona: String },
+    /// Write a persona as a shareable file (YAML, or JSON for a .json path / --format json).
+    Export {
+        persona: String,
+        /// File to write; stdout when omitted.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[arg(long, value_parser = ["yaml", "json"])]
+        format: Option<String>,
+    },
+    /// Create a persona from a file written by `export` (YAML or JSON).
+    Import {
+        file: PathBuf,
+        /// Update the persona of the same name instead of refusing.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct Settings {
+    #[arg(long)]
+    description: Option<String>,
+    /// Model alias or id (e.g. sonnet, opus, claude-sonnet-4-5).
+    #[arg(long)]
+    model: Option<String>,
+    /// Allow a tool or pattern without asking, e.g. Read or "Bash(git *)". Repeatable; given on
+    /// update, it adds to the list.
+    #[arg(long = "allow-tool", value_name = "RULE")]
+    allow_tool: Vec<String>,
+    /// Remove a tool from runs entirely, e.g. WebFetch. Repeatable.
+    #[arg(long = "deny-tool", value_name = "RULE")]
+    deny_tool: Vec<String>,
+    /// default | acceptEdits | dontAsk | plan | bypassPermissions (full trust).
+    #[arg(long)]
+    permission_mode: Option<String>,
+    /// Runs of this persona at once.
+    #[arg(long)]
+    max_concurrent: Option<u32>,
+    /// Seconds a run may take.
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    #[arg(long)]
+    max_turns: Option<u32>,
+    #[arg(long)]
+    max_budget_usd: Option<f64>,
+}
+
+impl Settings {
+    fn apply(self, spec: &mut PersonaSpec) -> CliResult<()> {
+        if let Some(d) = self.description {
+            spec.description = d;
+        }
+        if let Some(m) = self.model {
+            spec.model = if m.is_empty() { None } else { Some(m) };
+        }
+        for rule in self.allow_tool {
+            if !spec.permissions.allow.contains(&rule) {
+                spec.permissions.allow.push(rule);
+            }
+        }
+        for rule in self.deny_tool {
+            if !spec.permissions.deny.contains(&rule) {
+                spec.permissions.deny.push(rule);
+            }
+        }
+        if let Some(mode) = self.permission_mode {
+            spec.permissions.mode = mode
+                .parse::<PermissionMode>()
+                .map_err(|e| CliError::usage(format!("--permission-mode: {e}")))?;
+        }
+        if let Some(n) = self.max_concurrent {
+            spec.max_concurrent = n;
+        }
+        if let Some(t) = self.timeout {
+            spec.timeout_secs = t;
+        }
+        if let Some(t) = self.max_turns {
+            spec.max_turns = Some(t);
+        }
+        if let Some(b) = self.max_budget_usd {
+            spec.max_budget_usd = Some(b);
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
+    let store = ctx.store()?;
+    let st = Style::detect();
+    match cmd {
+        PersonaCmd::Create {
+            name,
+            prompt,
+            settings,
+        } => {
+            let mut spec = PersonaSpec::new(name, prompt);
+            settings.apply(&mut spec)?;
+            let p = store.personas().create(&spec)?;
+            if ctx.json {
+                print_json(&p);
+            } else {
+                println!("created persona {} ({})", st.bold(&p.name), p.id);
+            }
+        }
+        PersonaCmd::List => {
+            let list = store.personas().list()?;
+            if ctx.json {
+                print_json(&list);
+            } else if list.is_empty() {
+                println!(
+                    "no personas yet — create one with `personas persona create --name NAME --prompt TEXT`"
+                );
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.clone(),
+                            p.id.to_string(),
+                            p.model.clone().unwrap_or_else(|| "default".into()),
+                            if p.enabled { "yes".into() } else { "no".into() },
+                            format!("v{}", p.prompt_version),
+                            render::ago(p.updated_at),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    render::table(
+                        &["NAME", "ID", "MODEL", "ENABLED", "PROMPT", "UPDATED"],
+                        &rows
+                    )
+                );
+            }
+        }
+        PersonaCmd::Show { persona } => {
+            let p = store.personas().find(&persona)?;
+            let versions = store.personas().prompt_versions(&p.id)?;
+            let recent = store.executions().list(&ExecutionFilter {
+                persona_id: Some(p.id.clone()),
+                limit: Some(5),
+                ..Default::default()
+            })?;
+            if ctx.json {
+                print_json(
+                    &serde_json::json!({"persona": p, "prompt_versions": versions, "recent_executions": recent}),
+                );
+            } else {
+                show(&p, versions.len(), &recent, st);
+            }
+        }
+        PersonaCmd::Update {
+            persona,
+            name,
+            prompt,
+            settings,
+            enable,
+            disable,
+            clear_allowed_tools,
+            clear_denied_tools,
+        } => {
+            let current = store.personas().find(&persona)?;
+            let mut spec = PersonaSpec::from(&current);
+            if let Some(n) = name {
+                spec.name = n;
+            }
+            if let Some(p) = prompt {
+                spec.instructions = p;
+            }
+            if clear_allowed_tools {
+                spec.permissions.allow.clear();
+            }
+            if clear_denied_tools {
+                spec.permissions.deny.clear();
+            }
+            settings.apply(&mut spec)?;
+            if enable {
+                spec.enabled = true;
+            }
+            if disable {
+                spec.enabled = false;
+            }
+            let p = store.personas().update(current.id.as_str(), &spec)?;
+            if ctx.json {
+                print_json(&p);
+            } else {
+                let note = if p.prompt_version != current.prompt_version {
+                    format!(" (prompt v{})", p.prompt_version)
+                } else {
+                    String::new()
+                };
+                println!("updated persona {}{note}", st.bold(&p.name));
+            }
+        }
+        PersonaCmd::Delete { persona } => {
+            let p = store.personas().delete(&persona)?;
+            if ctx.json {
+                print_json(&serde_json::json!({"deleted": p.id, "name": p.name}));
+            } else {
+                println!("deleted persona {} ({})", p.name, p.id);
+            }
+        }
+        PersonaCmd::Export {
+            persona,
+            output,
+            format,
+        } => {
+            let p = store.personas().find(&persona)?;
+            let syntax = match (format.as_deref(), &output) {
+                (Some("json"), _) => Syntax::Json,
+                (Some(_), _) => Syntax::Yaml,
+                (None, Some(path)) => Syntax::for_path(&path.to_string_lossy()),
+                (None, None) if ctx.json => Syntax::Json,
+                (None, None) => Syntax::Yaml,
+            };
+            let text = PersonaFile::from(&PersonaSpec::from(&p)).render(syntax);
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text).map_err(|e| {
+                        CliError::runtime(format!("cannot write {}: {e}", path.display()))
+                    })?;
+                    eprintln!("exported {} to {}", p.name, path.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+        PersonaCmd::Import { file, replace } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
+            let spec = persona_file::parse(&text)
+                .map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
+            let p = match store.personas().find(&spec.name) {
+                Ok(existing) if replace => store.personas().update(existing.id.as_str(), &spec)?,
+                Ok(existing) => {
+                    return Err(CliError::usage(format!(
+                        "a persona named {:?} already exists",
+                        existing.name
+                    ))
+                    .with_hint("use --replace to update it from the file"));
+                }
+                Err(personas_store::StoreError::NotFound { .. }) => {
+                    store.personas().create(&spec)?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if ctx.json {
+                print_json(&p);
+            } else {
+                println!("imported persona {} ({})", st.bold(&p.name), p.id);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(p: &Persona, versions: usize, recent: &[personas_core::Execution], st: Style) {
+    println!("{} {}", st.bold(&p.name), st.dim(p.id.as_str()));
+    if !p.description.is_empty() {
+        println!("{}", p.description);
+    }
+    println!();
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let rows = vec![
+        vec![
+            "enabled".into(),
+            if p.enabled { "yes".into() } else { "no".into() },
+        ],
+        vec![
+            "model".into(),
+            p.model.clone().unwrap_or_else(|| "default".into()),
+        ],
+        vec!["max concurrent".into(), p.max_concurrent.to_string()],
+        vec!["timeout".into(), format!("{} s", p.timeout_secs)],
+        vec!["max turns".into(), opt(p.max_turns.map(|t| t.to_string()))],
+        vec![
+            "max budget".into(),
+            opt(p.max_budget_usd.map(|b| format!("${b}"))),
+        ],
+        vec![
+            "permission mode".into(),
+            p.permissions.mode.as_cli_str().into(),
+        ],
+        vec![
+            "allowed tools".into(),
+            if p.permissions.allow.is_empty() {
+                "-".into()
+            } else {
+                p.permissions.allow.join(", ")
+            },
+        ],
+        vec![
+            "denied tools".into(),
+            if p.permissions.deny.is_empty() {
+                "-".into()
+            } else {
+                p.permissions.deny.join(", ")
+            },
+        ],
+        vec![
+            "prompt version".into(),
+            format!("v{} ({versions} stored)", p.prompt_version),
+        ],
+    ];
+    println!("{}", render::table(&["SETTING", "VALUE"], &rows));
+    println!("\n{}\n{}", st.bold("Instructions"), p.instructions.trim());
+    for s in &p.sections {
+        println!("\n{}\n{}", st.bold(&s.title), s.body.trim());
+    }
+    if !recent.is_empty() {
+        println!("\n{}", st.bold("Recent executions"));
+        for e in recent {
+            println!(
+                "  {}  {}  {}",
+                e.id,
+                render::status(e.status, st),
+                render::ago(e.queued_at)
+            );
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! What most commands need: the effective config and the open store.
+
+use crate::GlobalOpts;
+use crate::error::{CliError, CliResult};
+use personas_engine::EngineConfig;
+use personas_engine::config::default_data_dir;
+use personas_store::Store;
+
+pub struct Context {
+    pub config: EngineConfig,
+    pub json: bool,
+    store: Option<Store>,
+}
+
+impl Context {
+    pub fn load(global: &GlobalOpts) -> CliResult<Context> {
+        let data_dir = global.data_dir.clone().unwrap_or_else(default_data_dir);
+        let config = EngineConfig::load(&data_dir, |k| std::env::var(k).ok())
+            .map_err(|e| CliError::usage(format!("invalid configuration: {e}")))?;
+        Ok(Context {
+            config,
+            json: global.json,
+            store: None,
+        })
+    }
+
+    /// Opens (creating and migrating if needed) the store in the data dir.
+    pub fn store(&mut self) -> CliResult<Store> {
+        if let Some(s) = &self.store {
+            return Ok(s.clone());
+        }
+        let s = Store::open_in_dir(&self.config.data_dir).map_err(|e| {
+            CliError::runtime(format!("cannot open the store in {}: {e}", self.config.data_dir.display()))
+                .with_hint("check the data dir (--data-dir / PERSONAS_DATA_DIR) is writable; `personas doctor` checks it")
+        })?;
+        self.store = Some(s.clone());
+        Ok(s)
+    }
+}

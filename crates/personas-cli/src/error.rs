@@ -1,0 +1,76 @@
+//! CLI errors: a message, an optional hint, and the exit code (2 = bad input, 1 = runtime).
+
+use personas_core::ValidationError;
+use personas_store::StoreError;
+
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+pub type CliResult<T> = Result<T, CliError>;
+
+impl CliError {
+    /// Bad input from the user: exit code 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Something failed while doing what was asked: exit code 1.
+    pub fn runtime(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        let hint = match &e {
+            StoreError::NotFound {
+                what: "persona", ..
+            } => Some("`personas persona list` shows the personas there are"),
+            StoreError::NotFound {
+                what: "execution", ..
+            } => Some("`personas execution list` shows recent executions"),
+            _ => None,
+        };
+        let err = if e.is_user_error() {
+            CliError::usage(e.to_string())
+        } else {
+            CliError::runtime(e.to_string())
+        };
+        match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        }
+    }
+}
+
+impl From<ValidationError> for CliError {
+    fn from(e: ValidationError) -> Self {
+        CliError::usage(e.to_string())
+    }
+}
+
+impl From<personas_engine::EngineError> for CliError {
+    fn from(e: personas_engine::EngineError) -> Self {
+        match e {
+            personas_engine::EngineError::Store(s) => s.into(),
+            other => CliError::runtime(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `personas`: the command-line front-end of the Personas runtime.
+//!
+//! Thin by design: it parses arguments, calls the store and engine, and prints. Listing and
+//! editing commands work on the shared SQLite store directly (safe alongside a running daemon);
+//! running work goes to the daemon when one is up (`personas up`), or runs in this process.
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod context;
+mod daemon;
+mod error;
+mod render;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Personas: AI agents written in natural language, run locally on the Claude Code CLI.
+#[derive(Parser, Debug)]
+#[command(name = "personas", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalOpts {
+    /// Data directory (store, workspaces, config.toml). Default: the OS app-data dir.
+    #[arg(long, global = true, env = "PERSONAS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the local runtime: engine, queue, HTTP API (and later the UI) on one machine.
+    Up(cmd::up::UpArgs),
+    /// Create, inspect, change, share and delete personas.
+    #[command(subcommand)]
+    Persona(cmd::persona::PersonaCmd),
+    /// Run a persona now.
+    Run(cmd::run::RunArgs),
+    /// Inspect, follow and cancel executions.
+    #[command(subcommand)]
+    Execution(cmd::execution::ExecutionCmd),
+    /// Messages personas sent to you.
+    #[command(subcommand)]
+    Message(cmd::misc::MessageCmd),
+    /// Check the installation: Claude CLI, auth, data dir, store.
+    Doctor,
+    /// Print the effective configuration (defaults, config.toml, PERSONAS_* variables).
+    Config,
+    /// Measure the runtime's own overhead (parser, pipeline, start-up).
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Up(_)));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(cmd::dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            if let Some(hint) = &e.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// Logs go to stderr. Quiet by default for one-shot commands; `personas up` logs at info.
+/// `RUST_LOG` overrides both.
+fn init_tracing(daemon: bool) {
+    let default = if daemon { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
