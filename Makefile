@@ -23,7 +23,8 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) fmt --all --check
 
-bench: build
+bench:
+	$(CARGO) build --release -p personas-cli -p personas-testkit --bins
 	$(PERSONAS) bench
 
 clean-tools:

@@ -1,13 +1,365 @@
-//! `personas bench`: measurements of the runtime's own overhead. Filled in below.
+//! `personas bench`: measurements of the runtime's own overhead on this machine.
+//!
+//! - `parse`: stream-json parser throughput over the recorded CLI transcripts.
+//! - `pipeline`: executions/s through queue → runner → store with the stand-in CLI
+//!   (`personas-fake-claude`, built next to `personas`), and the claim → spawn overhead.
+//! - `startup`: `personas up` time to ready and idle memory.
+//!
+//! Each runs in a throwaway data dir and prints what it measured (JSON with `--json`).
 
+use super::print_json;
 use crate::context::Context;
-use crate::error::CliResult;
-use clap::Args;
+use crate::error::{CliError, CliResult};
+use clap::{Args, ValueEnum};
+use personas_core::{ExecutionStatus, LineKind, PersonaSpec};
+use personas_engine::{Engine, EngineConfig, EngineEvent};
+use personas_store::{Durability, NewExecution, Store, StoreOptions};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Which benchmarks to run (all by default).
+    #[arg(value_enum)]
+    pub which: Vec<Which>,
+    /// Folder of recorded `*.stdout.jsonl` transcripts for `parse`.
+    #[arg(long, default_value = "fixtures/claude-code")]
+    pub fixtures: PathBuf,
+    /// Executions for `pipeline`.
+    #[arg(long, default_value_t = 2000)]
+    pub executions: usize,
+    /// Concurrency for `pipeline`.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u32,
+    /// Store durability for `pipeline`: full (the default everywhere) or normal.
+    #[arg(long, default_value = "full")]
+    pub durability: String,
+}
 
-pub async fn run(_ctx: &mut Context, _args: BenchArgs) -> CliResult<ExitCode> {
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    Parse,
+    Pipeline,
+    Startup,
+}
+
+#[derive(Serialize, Default)]
+struct Report {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parse: Option<ParseReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pipeline: Option<PipelineReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    startup: Option<StartupReport>,
+}
+
+pub async fn run(ctx: &mut Context, args: BenchArgs) -> CliResult<ExitCode> {
+    let which = if args.which.is_empty() {
+        vec![Which::Parse, Which::Pipeline, Which::Startup]
+    } else {
+        args.which.clone()
+    };
+    let mut report = Report::default();
+    for w in which {
+        match w {
+            Which::Parse => {
+                let r = parse(&args.fixtures)?;
+                if !ctx.json {
+                    println!(
+                        "parse: {:.0} MB/s ({} lines, {:.1} MB per pass, {} passes)",
+                        r.mb_per_s,
+                        r.lines,
+                        r.bytes as f64 / 1e6,
+                        r.passes
+                    );
+                }
+                report.parse = Some(r);
+            }
+            Which::Pipeline => {
+                let r = pipeline(&args).await?;
+                if !ctx.json {
+                    println!(
+                        "pipeline: {:.0} executions/s ({} runs, concurrency {}, {} durability); claim→spawn p50 {:.1} ms, p99 {:.1} ms",
+                        r.executions_per_s,
+                        r.executions,
+                        r.concurrency,
+                        r.durability,
+                        r.claim_to_spawn_ms_p50,
+                        r.claim_to_spawn_ms_p99
+                    );
+                }
+                report.pipeline = Some(r);
+            }
+            Which::Startup => {
+                let r = startup().await?;
+                if !ctx.json {
+                    println!(
+                        "startup: ready in {:.0} ms (median of {}), idle RSS {:.1} MB",
+                        r.ready_ms_median, r.runs, r.idle_rss_mb
+                    );
+                }
+                report.startup = Some(r);
+            }
+        }
+    }
+    if ctx.json {
+        print_json(&report);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct ParseReport {
+    bytes: usize,
+    lines: usize,
+    passes: usize,
+    mb_per_s: f64,
+}
+
+fn parse(dir: &Path) -> CliResult<ParseReport> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        CliError::usage(format!("cannot read fixtures at {}: {e}", dir.display()))
+            .with_hint("run from the repository root, or pass --fixtures DIR")
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.to_string_lossy().ends_with(".stdout.jsonl") {
+            let text = std::fs::read(&path)
+                .map_err(|e| CliError::runtime(format!("{}: {e}", path.display())))?;
+            lines.extend(
+                text.split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec),
+            );
+        }
+    }
+    if lines.is_empty() {
+        return Err(CliError::usage(format!(
+            "no *.stdout.jsonl transcripts in {}",
+            dir.display()
+        )));
+    }
+    let bytes: usize = lines.iter().map(Vec::len).sum();
+    // Warm up, then parse for about two seconds.
+    let mut parsed = 0usize;
+    for l in &lines {
+        parsed += usize::from(personas_core::stream::parse_line(l).is_ok());
+    }
+    let start = Instant::now();
+    let mut passes = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        for l in &lines {
+            parsed += usize::from(
+                std::hint::black_box(personas_core::stream::parse_line(std::hint::black_box(l)))
+                    .is_ok(),
+            );
+        }
+        passes += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    std::hint::black_box(parsed);
+    Ok(ParseReport {
+        bytes,
+        lines: lines.len(),
+        passes,
+        mb_per_s: (bytes * passes) as f64 / secs / 1e6,
+    })
+}
+
+#[derive(Serialize)]
+struct PipelineReport {
+    executions: usize,
+    concurrency: u32,
+    durability: String,
+    seconds: f64,
+    executions_per_s: f64,
+    claim_to_spawn_ms_p50: f64,
+    claim_to_spawn_ms_p99: f64,
+}
+
+/// The stand-in CLI, expected next to this binary (`cargo build --release` builds both).
+fn fake_cli() -> CliResult<PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| CliError::runtime(e.to_string()))?;
+    let path = exe.with_file_name("personas-fake-claude");
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(CliError::runtime(format!("the stand-in CLI is missing at {}", path.display()))
+            .with_hint("build it with `cargo build --release -p personas-testkit --bin personas-fake-claude` (make bench does)"))
+    }
+}
+
+async fn pipeline(args: &BenchArgs) -> CliResult<PipelineReport> {
+    let fake = fake_cli()?;
+    let scratch = tempdir()?;
+    let dir = scratch.path().to_path_buf();
+    let durability = match args.durability.as_str() {
+        "full" => Durability::Full,
+        "normal" => Durability::Normal,
+        other => {
+            return Err(CliError::usage(format!(
+                "--durability: unknown value {other:?}; expected full or normal"
+            )));
+        }
+    };
+    let store = Store::open(
+        &dir.join(personas_store::DB_FILE),
+        StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        },
+    )?;
+    let mut spec = PersonaSpec::new("Bench", "Say hello.");
+    spec.max_concurrent = args.concurrency;
+    let persona = store.personas().create(&spec)?;
+    let mut config = EngineConfig::for_data_dir(&dir);
+    config.claude_path = Some(fake);
+    config.max_concurrent = args.concurrency;
+    let engine = Engine::new(config, store.clone());
+    let mut events = engine.subscribe();
+    // Queue everything first so the measurement is the engine draining a backlog.
+    for _ in 0..args.executions {
+        store
+            .executions()
+            .enqueue(&NewExecution::manual(persona.id.clone(), None))?;
+    }
+    let start = Instant::now();
+    engine.start().await?;
+    let mut done = 0;
+    let mut failed = 0;
+    while done < args.executions {
+        match events.recv().await {
+            Ok(EngineEvent::Execution { execution }) if execution.status.is_terminal() => {
+                done += 1;
+                failed += usize::from(execution.status != ExecutionStatus::Completed);
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(e) => return Err(CliError::runtime(format!("event channel closed: {e}"))),
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    engine.shutdown().await;
+    if failed > 0 {
+        return Err(CliError::runtime(format!(
+            "{failed} of {} benchmark executions did not complete",
+            args.executions
+        )));
+    }
+    // claim → spawn: from started_at (the claim) to the runner's "started" line.
+    let mut gaps: Vec<f64> = Vec::new();
+    for e in store.executions().list(&personas_store::ExecutionFilter {
+        limit: Some(args.executions as u32),
+        ..Default::default()
+    })? {
+        let first = store.executions().output(&e.id, 0, 1)?;
+        if let (Some(started), Some(line)) = (e.started_at, first.first())
+            && line.kind == LineKind::Engine
+        {
+            gaps.push((line.at - started).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        }
+    }
+    gaps.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        gaps.get(((gaps.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Ok(PipelineReport {
+        executions: args.executions,
+        concurrency: args.concurrency,
+        durability: args.durability.clone(),
+        seconds,
+        executions_per_s: args.executions as f64 / seconds,
+        claim_to_spawn_ms_p50: pct(0.5),
+        claim_to_spawn_ms_p99: pct(0.99),
+    })
+}
+
+#[derive(Serialize)]
+struct StartupReport {
+    runs: usize,
+    ready_ms_median: f64,
+    ready_ms_all: Vec<f64>,
+    idle_rss_mb: f64,
+}
+
+async fn startup() -> CliResult<StartupReport> {
+    use tokio::io::AsyncBufReadExt;
+    let exe = std::env::current_exe().map_err(|e| CliError::runtime(e.to_string()))?;
+    let mut times = Vec::new();
+    let mut rss = 0.0;
+    let runs = 5;
+    for i in 0..runs {
+        let scratch = tempdir()?;
+        let dir = scratch.path();
+        let start = Instant::now();
+        let mut child = tokio::process::Command::new(&exe)
+            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| CliError::runtime(format!("cannot start personas up: {e}")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| CliError::runtime("no stdout"))?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(l)) = lines.next_line().await {
+                if l.contains("running at") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        if !ready {
+            return Err(CliError::runtime(
+                "personas up did not become ready within 30 s",
+            ));
+        }
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        if i == runs - 1 {
+            // Idle memory: let it settle, then read the resident set.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            if let Some(pid) = child.id() {
+                rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("VmRSS:"))
+                            .map(str::to_string)
+                    })
+                    .and_then(|l| {
+                        l.split_whitespace()
+                            .nth(1)
+                            .and_then(|kb| kb.parse::<f64>().ok())
+                    })
+                    .map(|kb| kb / 1024.0)
+                    .unwrap_or(f64::NAN);
+            }
+        }
+        let _ = child.kill().await;
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(StartupReport {
+        runs,
+        ready_ms_median: sorted[sorted.len() / 2],
+        ready_ms_all: times,
+        idle_rss_mb: rss,
+    })
+}
+
+fn tempdir() -> CliResult<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("personas-bench-")
+        .tempdir()
+        .map_err(|e| CliError::runtime(format!("cannot create a scratch directory: {e}")))
 }

@@ -227,11 +227,15 @@ async fn supervise(
     };
     let pid = child.id().unwrap_or(0);
     {
+        // Informational only (the reaper finds processes by marker), so not awaited: the run
+        // does not wait for a disk sync before reading the CLI's first line.
         let store = rt.store.clone();
         let id = execution.id.clone();
-        if let Err(e) = blocking(move || store.executions().set_pid(&id, pid)).await {
-            tracing::warn!(error = %e, "cannot record the CLI pid");
-        }
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.executions().set_pid(&id, pid) {
+                tracing::warn!(error = %e, "cannot record the CLI pid");
+            }
+        });
     }
     sink.emit(
         LineKind::Engine,
