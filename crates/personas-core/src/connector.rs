@@ -57,7 +57,10 @@ pub enum TcpTarget {
         port: &'static str,
     },
     /// A URL field such as `postgres://user:pass@host:5432/db`.
-    Url { field: &'static str, default_port: u16 },
+    Url {
+        field: &'static str,
+        default_port: u16,
+    },
 }
 
 /// A credential type.
@@ -135,7 +138,12 @@ pub const TEMPLATES: &[ConnectorTemplate] = &[
         label: "Generic bearer token",
         fields: &[
             secret("token", "BEARER_TOKEN", "the token"),
-            optional("check_url", "BEARER_CHECK_URL", None, "a URL that answers 2xx only with a valid token"),
+            optional(
+                "check_url",
+                "BEARER_CHECK_URL",
+                None,
+                "a URL that answers 2xx only with a valid token",
+            ),
         ],
         check: http("GET", "{check_url}", &[("Authorization", "Bearer {token}")]),
     },
@@ -144,8 +152,18 @@ pub const TEMPLATES: &[ConnectorTemplate] = &[
         label: "Generic API key (sent in a header)",
         fields: &[
             secret("key", "API_KEY", "the API key"),
-            optional("header", "API_KEY_HEADER", Some("X-API-Key"), "the header that carries the key"),
-            optional("check_url", "API_KEY_CHECK_URL", None, "a URL that answers 2xx only with a valid key"),
+            optional(
+                "header",
+                "API_KEY_HEADER",
+                Some("X-API-Key"),
+                "the header that carries the key",
+            ),
+            optional(
+                "check_url",
+                "API_KEY_CHECK_URL",
+                None,
+                "a URL that answers 2xx only with a valid key",
+            ),
         ],
         check: http("GET", "{check_url}", &[("{header}", "{key}")]),
     },
@@ -155,7 +173,12 @@ pub const TEMPLATES: &[ConnectorTemplate] = &[
         fields: &[
             plain("username", "HTTP_USERNAME", "user name"),
             secret("password", "HTTP_PASSWORD", "password"),
-            optional("check_url", "HTTP_CHECK_URL", None, "a URL that answers 2xx only when logged in"),
+            optional(
+                "check_url",
+                "HTTP_CHECK_URL",
+                None,
+                "a URL that answers 2xx only when logged in",
+            ),
         ],
         check: HealthCheck::Http(HttpCheck {
             method: "GET",
@@ -170,13 +193,25 @@ pub const TEMPLATES: &[ConnectorTemplate] = &[
         kind: "github",
         label: "GitHub token",
         fields: &[
-            secret("token", "GITHUB_TOKEN", "a personal access token (ghp_… or github_pat_…)"),
-            optional("api_url", "GITHUB_API_URL", Some("https://api.github.com"), "API base URL (GitHub Enterprise: https://HOST/api/v3)"),
+            secret(
+                "token",
+                "GITHUB_TOKEN",
+                "a personal access token (ghp_… or github_pat_…)",
+            ),
+            optional(
+                "api_url",
+                "GITHUB_API_URL",
+                Some("https://api.github.com"),
+                "API base URL (GitHub Enterprise: https://HOST/api/v3)",
+            ),
         ],
         check: http(
             "GET",
             "{api_url}/user",
-            &[("Authorization", "Bearer {token}"), ("Accept", "application/vnd.github+json")],
+            &[
+                ("Authorization", "Bearer {token}"),
+                ("Accept", "application/vnd.github+json"),
+            ],
         ),
     },
     ConnectorTemplate {
@@ -184,7 +219,12 @@ pub const TEMPLATES: &[ConnectorTemplate] = &[
         label: "Slack bot token",
         fields: &[
             secret("token", "SLACK_BOT_TOKEN", "a bot token (xoxb-…)"),
-            optional("api_url", "SLACK_API_URL", Some("https://slack.com/api"), "API base URL"),
+            optional(
+                "api_url",
+                "SLACK_API_URL",
+                Some("https://slack.com/api"),
+                "API base URL",
+            ),
         ],
         check: HealthCheck::Http(HttpCheck {
             method: "POST",
@@ -198,7 +238,11 @@ pub const TEMPLATES: &[ConnectorTemplate] = &[
     ConnectorTemplate {
         kind: "slack_webhook",
         label: "Slack incoming webhook",
-        fields: &[secret("url", "SLACK_WEBHOOK_URL", "the webhook URL (https://hooks.slack.com/…)")],
+        fields: &[secret(
+            "url",
+            "SLACK_WEBHOOK_URL",
+            "the webhook URL (https://hooks.slack.com/…)",
+        )],
         // Any request to a webhook posts a message; there is no harmless check.
         check: HealthCheck::None,
     },
@@ -206,8 +250,17 @@ pub const TEMPLATES: &[ConnectorTemplate] = &[
         kind: "telegram_bot",
         label: "Telegram bot",
         fields: &[
-            secret("token", "TELEGRAM_BOT_TOKEN", "the bot token from @BotFather"),
-            optional("api_url", "TELEGRAM_API_URL", Some("https://api.telegram.org"), "API base URL"),
+            secret(
+                "token",
+                "TELEGRAM_BOT_TOKEN",
+                "the bot token from @BotFather",
+            ),
+            optional(
+                "api_url",
+                "TELEGRAM_API_URL",
+                Some("https://api.telegram.org"),
+                "API base URL",
+            ),
         ],
         check: HealthCheck::Http(HttpCheck {
             method: "GET",
@@ -223,21 +276,38 @@ pub const TEMPLATES: &[ConnectorTemplate] = &[
         label: "OpenAI-compatible API key (bring your own model)",
         fields: &[
             secret("api_key", "OPENAI_API_KEY", "the API key"),
-            optional("base_url", "OPENAI_BASE_URL", Some("https://api.openai.com/v1"), "API base URL of any OpenAI-compatible server"),
+            optional(
+                "base_url",
+                "OPENAI_BASE_URL",
+                Some("https://api.openai.com/v1"),
+                "API base URL of any OpenAI-compatible server",
+            ),
         ],
-        check: http("GET", "{base_url}/models", &[("Authorization", "Bearer {api_key}")]),
+        check: http(
+            "GET",
+            "{base_url}/models",
+            &[("Authorization", "Bearer {api_key}")],
+        ),
     },
     ConnectorTemplate {
         kind: "anthropic",
         label: "Anthropic API key (bring your own model)",
         fields: &[
             secret("api_key", "ANTHROPIC_API_KEY", "the API key (sk-ant-…)"),
-            optional("base_url", "ANTHROPIC_BASE_URL", Some("https://api.anthropic.com"), "API base URL (a gateway)"),
+            optional(
+                "base_url",
+                "ANTHROPIC_BASE_URL",
+                Some("https://api.anthropic.com"),
+                "API base URL (a gateway)",
+            ),
         ],
         check: http(
             "GET",
             "{base_url}/v1/models",
-            &[("x-api-key", "{api_key}"), ("anthropic-version", "2023-06-01")],
+            &[
+                ("x-api-key", "{api_key}"),
+                ("anthropic-version", "2023-06-01"),
+            ],
         ),
     },
     ConnectorTemplate {
@@ -258,7 +328,11 @@ pub const TEMPLATES: &[ConnectorTemplate] = &[
     ConnectorTemplate {
         kind: "postgres",
         label: "PostgreSQL connection URL",
-        fields: &[secret("url", "DATABASE_URL", "postgres://user:password@host:5432/database")],
+        fields: &[secret(
+            "url",
+            "DATABASE_URL",
+            "postgres://user:password@host:5432/database",
+        )],
         check: HealthCheck::Tcp(TcpTarget::Url {
             field: "url",
             default_port: 5432,
@@ -268,21 +342,42 @@ pub const TEMPLATES: &[ConnectorTemplate] = &[
         kind: "notion",
         label: "Notion integration token",
         fields: &[
-            secret("token", "NOTION_TOKEN", "an internal integration secret (ntn_… or secret_…)"),
-            optional("api_url", "NOTION_API_URL", Some("https://api.notion.com"), "API base URL"),
+            secret(
+                "token",
+                "NOTION_TOKEN",
+                "an internal integration secret (ntn_… or secret_…)",
+            ),
+            optional(
+                "api_url",
+                "NOTION_API_URL",
+                Some("https://api.notion.com"),
+                "API base URL",
+            ),
         ],
         check: http(
             "GET",
             "{api_url}/v1/users/me",
-            &[("Authorization", "Bearer {token}"), ("Notion-Version", "2022-06-28")],
+            &[
+                ("Authorization", "Bearer {token}"),
+                ("Notion-Version", "2022-06-28"),
+            ],
         ),
     },
     ConnectorTemplate {
         kind: "linear",
         label: "Linear API key",
         fields: &[
-            secret("api_key", "LINEAR_API_KEY", "a personal API key (lin_api_…)"),
-            optional("api_url", "LINEAR_API_URL", Some("https://api.linear.app"), "API base URL"),
+            secret(
+                "api_key",
+                "LINEAR_API_KEY",
+                "a personal API key (lin_api_…)",
+            ),
+            optional(
+                "api_url",
+                "LINEAR_API_URL",
+                Some("https://api.linear.app"),
+                "API base URL",
+            ),
         ],
         check: HealthCheck::Http(HttpCheck {
             method: "POST",
@@ -297,7 +392,11 @@ pub const TEMPLATES: &[ConnectorTemplate] = &[
         kind: "jira",
         label: "Jira Cloud API token",
         fields: &[
-            plain("base_url", "JIRA_BASE_URL", "your site, e.g. https://acme.atlassian.net"),
+            plain(
+                "base_url",
+                "JIRA_BASE_URL",
+                "your site, e.g. https://acme.atlassian.net",
+            ),
             plain("email", "JIRA_EMAIL", "the account's email address"),
             secret("api_token", "JIRA_API_TOKEN", "an API token"),
         ],
@@ -319,7 +418,11 @@ pub fn template(kind: &str) -> Option<&'static ConnectorTemplate> {
 
 /// The known kinds, for error messages.
 pub fn kinds() -> String {
-    TEMPLATES.iter().map(|t| t.kind).collect::<Vec<_>>().join(", ")
+    TEMPLATES
+        .iter()
+        .map(|t| t.kind)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Fills `{field}` placeholders from `lookup`. A placeholder whose field has no value is an
@@ -335,10 +438,8 @@ pub fn render(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
             return Ok(out);
         };
         let name = &after[..close];
-        let is_field = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let is_field =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if is_field {
             match lookup(name) {
                 Some(v) => out.push_str(&v),
@@ -362,17 +463,39 @@ mod tests {
     #[test]
     fn every_required_kind_exists_and_has_a_secret() {
         for kind in [
-            "bearer", "api_key", "http_basic", "github", "slack_bot", "slack_webhook",
-            "telegram_bot", "openai", "anthropic", "smtp", "postgres", "notion", "linear", "jira",
+            "bearer",
+            "api_key",
+            "http_basic",
+            "github",
+            "slack_bot",
+            "slack_webhook",
+            "telegram_bot",
+            "openai",
+            "anthropic",
+            "smtp",
+            "postgres",
+            "notion",
+            "linear",
+            "jira",
         ] {
             let t = template(kind).unwrap_or_else(|| panic!("{kind} missing"));
-            assert!(t.fields.iter().any(|f| f.secret), "{kind} has no secret field");
             assert!(
-                t.fields.iter().all(|f| crate::validate::env_name(f.env).is_ok()),
+                t.fields.iter().any(|f| f.secret),
+                "{kind} has no secret field"
+            );
+            assert!(
+                t.fields
+                    .iter()
+                    .all(|f| crate::validate::env_name(f.env).is_ok()),
                 "{kind}: a default env name is refused by the deny-list"
             );
         }
-        assert_eq!(template("github").and_then(|t| t.field("token")).map(|f| f.env), Some("GITHUB_TOKEN"));
+        assert_eq!(
+            template("github")
+                .and_then(|t| t.field("token"))
+                .map(|f| f.env),
+            Some("GITHUB_TOKEN")
+        );
     }
 
     #[test]
@@ -399,7 +522,10 @@ mod tests {
     #[test]
     fn render_fills_fields_and_names_a_missing_one() {
         let lookup = |n: &str| (n == "api_url").then(|| "http://127.0.0.1:1".to_string());
-        assert_eq!(render("{api_url}/user", &lookup).as_deref(), Ok("http://127.0.0.1:1/user"));
+        assert_eq!(
+            render("{api_url}/user", &lookup).as_deref(),
+            Ok("http://127.0.0.1:1/user")
+        );
         assert_eq!(render("{token}", &lookup), Err("token".to_string()));
         assert_eq!(render("{\"a\": 1}", &lookup).as_deref(), Ok("{\"a\": 1}"));
     }

@@ -128,18 +128,52 @@ pub fn persona_spec(spec: &PersonaSpec) -> Result<(), ValidationError> {
 /// programs and libraries run (PATH, LD_*, …), who and where the process is (HOME, USER, …), and
 /// Personas' and the CLI's own controls.
 pub const ENV_DENY_LIST: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "TMPDIR", "TMP", "TEMP", "IFS",
-    "ENV", "BASH_ENV", "CDPATH", "PS4", "PROMPT_COMMAND", "NODE_OPTIONS", "NODE_PATH",
-    "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PERL5LIB", "PERL5OPT", "RUBYOPT", "RUBYLIB",
-    "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "GIT_CONFIG_GLOBAL", "SSH_AUTH_SOCK", "IS_SANDBOX",
-    "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "DISABLE_AUTOUPDATER",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "PWD",
+    "OLDPWD",
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "CDPATH",
+    "PS4",
+    "PROMPT_COMMAND",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PYTHONHOME",
+    "PERL5LIB",
+    "PERL5OPT",
+    "RUBYOPT",
+    "RUBYLIB",
+    "GIT_SSH_COMMAND",
+    "GIT_EXEC_PATH",
+    "GIT_CONFIG_GLOBAL",
+    "SSH_AUTH_SOCK",
+    "IS_SANDBOX",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_RUNTIME_DIR",
+    "DISABLE_AUTOUPDATER",
     "DISABLE_TELEMETRY",
 ];
 
 /// Prefixes of variables a credential may never set (dynamic loader, shell functions, ours, the
 /// CLI's configuration).
 pub const ENV_DENY_PREFIXES: &[&str] = &[
-    "LD_", "DYLD_", "BASH_FUNC_", "PERSONAS_", "CLAUDE_", "CLAUDECODE",
+    "LD_",
+    "DYLD_",
+    "BASH_FUNC_",
+    "PERSONAS_",
+    "CLAUDE_",
+    "CLAUDECODE",
 ];
 
 /// A name a credential field may be exposed as in a run's environment.
@@ -231,10 +265,9 @@ pub fn tool_rule(rule: &str) -> Result<(), String> {
     {
         return Err("a tool name is letters, digits, '_' and '-' only".into());
     }
-    if name_end < rule.len()
-        && (!rule.ends_with(')') || rule.len() - name_end < 3) {
-            return Err("a pattern is written Tool(pattern), e.g. Bash(git *)".into());
-        }
+    if name_end < rule.len() && (!rule.ends_with(')') || rule.len() - name_end < 3) {
+        return Err("a pattern is written Tool(pattern), e.g. Bash(git *)".into());
+    }
     Ok(())
 }
 
@@ -297,7 +330,10 @@ mod tests {
     #[test]
     fn secret_values_must_be_redactable() {
         assert!(secret_value("token", "ghp_abc").is_ok());
-        assert_eq!(secret_value("token", "ab").expect_err("short").field, "token");
+        assert_eq!(
+            secret_value("token", "ab").expect_err("short").field,
+            "token"
+        );
         assert!(secret_value("token", "  ").is_err());
         assert!(secret_value("token", "a\0bcd").is_err());
     }
