@@ -22,6 +22,7 @@ pub mod events;
 pub mod locate;
 pub mod reaper;
 pub mod runner;
+pub mod tools;
 pub mod vault;
 pub mod writer;
 

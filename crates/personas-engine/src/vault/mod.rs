@@ -528,3 +528,37 @@ fn to_key(raw: &[u8]) -> Option<Key> {
     let arr: [u8; cipher::KEY_LEN] = raw.try_into().ok()?;
     Some(Zeroizing::new(arr))
 }
+
+/// A vault unlocked at most once per process and shared by its runs (an Argon2id unlock costs
+/// a third of a second and 64 MiB; a daemon should pay that once, not per run).
+pub struct VaultCell {
+    opts: VaultOptions,
+    unlocked: std::sync::Mutex<Option<Arc<Vault>>>,
+}
+
+impl VaultCell {
+    pub fn new(opts: VaultOptions) -> Self {
+        Self {
+            opts,
+            unlocked: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The unlocked vault (unlocking it now if needed). Blocking.
+    pub fn get(&self, store: &Store) -> Result<Arc<Vault>, VaultError> {
+        let mut slot = self.unlocked.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = slot.as_ref() {
+            return Ok(Arc::clone(v));
+        }
+        let v = Arc::new(Vault::open(store, &self.opts)?.ok_or_else(|| {
+            VaultError::Corrupt("credentials are stored but the vault record is missing".into())
+        })?);
+        *slot = Some(Arc::clone(&v));
+        Ok(v)
+    }
+
+    /// Forgets the unlocked key (after another process rotated the vault).
+    pub fn invalidate(&self) {
+        *self.unlocked.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
