@@ -203,8 +203,9 @@ impl FromStr for PermissionMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PermissionTemplate {
-    /// Read and search files; no writing, no shell, no web. Anything else is denied without
-    /// asking (`dontAsk`).
+    /// Read and search files; nothing else. `dontAsk` denies every other tool without asking,
+    /// and each attempt is a recorded permission denial (removing the tools instead would hide
+    /// the attempts).
     ReadOnly,
     /// Read, search and edit files inside the persona's working directory (`acceptEdits`).
     EditInWorkspace,
@@ -234,15 +235,7 @@ impl PermissionTemplate {
             PermissionTemplate::ReadOnly => PermissionPolicy {
                 mode: PermissionMode::DontAsk,
                 allow: list(&["Read", "Glob", "Grep", "LS"]),
-                deny: list(&[
-                    "Bash",
-                    "Write",
-                    "Edit",
-                    "MultiEdit",
-                    "NotebookEdit",
-                    "WebFetch",
-                    "WebSearch",
-                ]),
+                deny: Vec::new(),
             },
             PermissionTemplate::EditInWorkspace => PermissionPolicy {
                 mode: PermissionMode::AcceptEdits,
@@ -562,7 +555,10 @@ mod tests {
         let ro = PermissionTemplate::ReadOnly.policy();
         assert_eq!(ro.mode, PermissionMode::DontAsk);
         for t in ["Write", "Edit", "Bash"] {
-            assert!(ro.deny.iter().any(|d| d == t), "read-only must deny {t}");
+            assert!(
+                !ro.allow.iter().any(|a| a.starts_with(t)),
+                "read-only must not allow {t}"
+            );
         }
         assert_eq!(
             PermissionTemplate::FullTrust.policy().mode,
