@@ -40,6 +40,8 @@ pub struct Redactor {
     matcher: Option<AhoCorasick>,
     /// Replacement text per pattern index.
     markers: Vec<String>,
+    /// Every (pattern, label), kept so a redactor can be extended with one more value.
+    patterns: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -63,8 +65,20 @@ impl Redactor {
 
     /// A redactor for `(label, value)` pairs.
     pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a str, &'a Secret)>) -> Self {
+        Self::build(HashMap::new(), secrets)
+    }
+
+    /// This redactor plus one more value.
+    pub fn with_secret(&self, label: &str, secret: &Secret) -> Self {
+        let known: HashMap<String, String> = self.patterns.iter().cloned().collect();
+        Self::build(known, [(label, secret)])
+    }
+
+    fn build<'a>(
         // pattern -> label; the first label seen for a pattern wins.
-        let mut patterns: HashMap<String, String> = HashMap::new();
+        mut patterns: HashMap<String, String>,
+        secrets: impl IntoIterator<Item = (&'a str, &'a Secret)>,
+    ) -> Self {
         for (label, secret) in secrets {
             for p in variants(secret.expose()) {
                 patterns.entry(p).or_insert_with(|| label.to_string());
@@ -75,20 +89,22 @@ impl Redactor {
         }
         let mut list: Vec<(String, String)> = patterns.into_iter().collect();
         list.sort(); // deterministic build
-        let (pats, labels): (Vec<String>, Vec<String>) = list.into_iter().unzip();
+        let pats: Vec<&str> = list.iter().map(|(p, _)| p.as_str()).collect();
         match AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(&pats)
         {
             Ok(ac) => Redactor {
                 matcher: Some(ac),
-                markers: labels.iter().map(|l| marker(l)).collect(),
+                markers: list.iter().map(|(_, l)| marker(l)).collect(),
+                patterns: list,
             },
             // Building only fails past internal size limits (gigabytes of patterns). Fail closed:
             // a redactor that cannot match must not let text through unredacted.
             Err(_) => Redactor {
                 matcher: None,
                 markers: vec![marker("all")],
+                patterns: list,
             },
         }
     }
@@ -267,6 +283,17 @@ mod tests {
             let out = r.redact(&header);
             assert!(out.contains("[redacted:jira.api_token]"), "{prefix}: {out}");
         }
+    }
+
+    #[test]
+    fn a_redactor_can_learn_one_more_value() {
+        let r = red(&[("a.b", "first-secret")]).with_secret("c.d", &Secret::new("second-secret"));
+        assert_eq!(
+            r.redact("first-secret second-secret"),
+            "[redacted:a.b] [redacted:c.d]"
+        );
+        let only = Redactor::none().with_secret("x.y", &Secret::new("lonely-value"));
+        assert_eq!(only.redact("lonely-value"), "[redacted:x.y]");
     }
 
     #[test]

@@ -207,6 +207,20 @@ pub async fn run(ctx: &mut Context, cmd: CredentialCmd) -> CliResult<ExitCode> {
                 env_overrides.insert(f.to_string(), v.to_string());
             }
             let t = credentials::template(&kind)?;
+            let on_command_line: Vec<&str> = values
+                .keys()
+                .filter(|k| t.field(k).is_some_and(|f| f.secret))
+                .map(String::as_str)
+                .collect();
+            if !on_command_line.is_empty() {
+                eprintln!(
+                    "warning: the value of {} was given on the command line, where process \
+                     listings and shell history can show it; next time write --field {} \
+                     alone to be prompted for it",
+                    on_command_line.join(", "),
+                    on_command_line[0]
+                );
+            }
             let mut input = CredentialInput {
                 name,
                 kind: kind.clone(),

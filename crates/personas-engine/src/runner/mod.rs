@@ -162,7 +162,9 @@ async fn drive(
     };
     // Kept alive until the CLI has exited; dropping it removes the file.
     let mcp_file = match prepare_mcp(rt, execution).await {
-        Ok(Some(file)) => {
+        Ok(Some((file, token))) => {
+            // The agent can read its own config file; keep the token out of the output too.
+            sink.redactor = Arc::new(sink.redactor.with_secret("personas.mcp_token", &token));
             inv.extra_args.extend(file.args());
             inv.extra_allowed_tools.push(mcp::ALLOW_RULE.into());
             Some(file)
@@ -201,7 +203,7 @@ async fn run_credentials(rt: &Runtime, persona: &Persona) -> Result<RunCredentia
 async fn prepare_mcp(
     rt: &Runtime,
     execution: &Execution,
-) -> Result<Option<mcp::ConfigFile>, String> {
+) -> Result<Option<(mcp::ConfigFile, personas_core::Secret)>, String> {
     let Some(command) = rt.config.mcp_command.clone() else {
         return Ok(None);
     };
@@ -214,14 +216,14 @@ async fn prepare_mcp(
     blocking(move || store.credentials().issue_run_token(&id, &hash))
         .await
         .map_err(|e| format!("cannot issue the run's MCP token: {e}"))?;
-    mcp::write_config(
+    let file = mcp::write_config(
         &rt.config.run_dir(),
         &command,
         &rt.config.data_dir,
         execution.id.as_str(),
         &token,
-    )
-    .map(Some)
+    )?;
+    Ok(Some((file, personas_core::Secret::new(token))))
 }
 
 async fn build_prompt(

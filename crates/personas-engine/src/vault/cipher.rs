@@ -86,8 +86,8 @@ pub struct KdfParams {
 }
 
 impl Default for KdfParams {
-    /// 64 MiB, 3 passes, 1 lane: above OWASP's Argon2id minimum (19 MiB, t=2), about a
-    /// third of a second on a 2-core machine (see `personas bench vault`).
+    /// 64 MiB, 3 passes, 1 lane: above OWASP's Argon2id minimum (19 MiB, t=2); 135 ms per
+    /// unlock on the 2-core CI machine (`cargo bench -p personas-engine --bench vault`).
     fn default() -> Self {
         KdfParams {
             m_kib: 64 * 1024,

@@ -530,7 +530,7 @@ fn to_key(raw: &[u8]) -> Option<Key> {
 }
 
 /// A vault unlocked at most once per process and shared by its runs (an Argon2id unlock costs
-/// a third of a second and 64 MiB; a daemon should pay that once, not per run).
+/// ~135 ms and 64 MiB; a daemon should pay that once, not per run).
 pub struct VaultCell {
     opts: VaultOptions,
     unlocked: std::sync::Mutex<Option<Arc<Vault>>>,
