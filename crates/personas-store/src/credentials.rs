@@ -94,6 +94,15 @@ pub struct VaultRecord {
     pub rotated_at: Option<DateTime<Utc>>,
 }
 
+/// One stored sealed value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub credential_id: String,
+    pub field: String,
+    pub sealed: Vec<u8>,
+    pub generation: i64,
+}
+
 /// One sealed value re-sealed under a new key, for [`CredentialRepo::rotate`].
 #[derive(Debug, Clone)]
 pub struct Resealed {
@@ -370,13 +379,20 @@ impl<'s> CredentialRepo<'s> {
     }
 
     /// Every sealed value with its credential id, for re-sealing under a new key.
-    pub fn all_sealed(&self) -> Result<Vec<(String, String, Vec<u8>, i64)>, StoreError> {
+    pub fn all_sealed(&self) -> Result<Vec<SealedValue>, StoreError> {
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare(
             "SELECT credential_id, field, sealed, generation FROM credential_fields
              WHERE secret = 1 ORDER BY credential_id, field",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SealedValue {
+                credential_id: r.get(0)?,
+                field: r.get(1)?,
+                sealed: r.get(2)?,
+                generation: r.get(3)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -19,7 +19,8 @@ mod time;
 pub mod tools;
 
 pub use credentials::{
-    CheckRecord, CredentialRepo, CredentialRow, NewCredential, Resealed, StoredField, VaultRecord,
+    CheckRecord, CredentialRepo, CredentialRow, NewCredential, Resealed, SealedValue, StoredField,
+    VaultRecord,
 };
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};

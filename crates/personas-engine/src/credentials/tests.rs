@@ -161,8 +161,8 @@ fn rotation_keeps_every_credential_readable() {
         let after = s.credentials().all_sealed().expect("sealed");
         assert_eq!(after.len(), 3);
         for (b, a) in before.iter().zip(&after) {
-            assert_ne!(b.2, a.2, "re-sealed");
-            assert_eq!(a.3, 2, "under generation 2");
+            assert_ne!(b.sealed, a.sealed, "re-sealed");
+            assert_eq!(a.generation, 2, "under generation 2");
         }
         for i in 0..3 {
             assert_eq!(

@@ -122,6 +122,33 @@ fn create_private_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
+/// Issues the run's MCP token and writes its config, when an MCP server is configured.
+pub(crate) async fn prepare(
+    rt: &super::Runtime,
+    execution: &personas_core::Execution,
+) -> Result<Option<(ConfigFile, personas_core::Secret)>, String> {
+    let Some(command) = rt.config.mcp_command.clone() else {
+        return Ok(None);
+    };
+    let token = new_token()?;
+    let (store, id, hash) = (
+        rt.store.clone(),
+        execution.id.to_string(),
+        token_hash(&token),
+    );
+    super::blocking(move || store.credentials().issue_run_token(&id, &hash))
+        .await
+        .map_err(|e| format!("cannot issue the run's MCP token: {e}"))?;
+    let file = write_config(
+        &rt.config.run_dir(),
+        &command,
+        &rt.config.data_dir,
+        execution.id.as_str(),
+        &token,
+    )?;
+    Ok(Some((file, personas_core::Secret::new(token))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,7 +161,7 @@ async fn drive(
         ..Invocation::default()
     };
     // Kept alive until the CLI has exited; dropping it removes the file.
-    let mcp_file = match prepare_mcp(rt, execution).await {
+    let mcp_file = match mcp::prepare(rt, execution).await {
         Ok(Some((file, token))) => {
             // The agent can read its own config file; keep the token out of the output too.
             sink.redactor = Arc::new(sink.redactor.with_secret("personas.mcp_token", &token));
@@ -197,33 +197,6 @@ async fn run_credentials(rt: &Runtime, persona: &Persona) -> Result<RunCredentia
     })
     .await
     .map_err(|e| format!("the persona's credentials are not available: {e}"))
-}
-
-/// Issues the run's MCP token and writes its config, when an MCP server is configured.
-async fn prepare_mcp(
-    rt: &Runtime,
-    execution: &Execution,
-) -> Result<Option<(mcp::ConfigFile, personas_core::Secret)>, String> {
-    let Some(command) = rt.config.mcp_command.clone() else {
-        return Ok(None);
-    };
-    let token = mcp::new_token()?;
-    let (store, id, hash) = (
-        rt.store.clone(),
-        execution.id.to_string(),
-        mcp::token_hash(&token),
-    );
-    blocking(move || store.credentials().issue_run_token(&id, &hash))
-        .await
-        .map_err(|e| format!("cannot issue the run's MCP token: {e}"))?;
-    let file = mcp::write_config(
-        &rt.config.run_dir(),
-        &command,
-        &rt.config.data_dir,
-        execution.id.as_str(),
-        &token,
-    )?;
-    Ok(Some((file, personas_core::Secret::new(token))))
 }
 
 async fn build_prompt(

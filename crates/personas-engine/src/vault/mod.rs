@@ -422,13 +422,17 @@ impl Vault {
         let sealed = repo.all_sealed()?;
         let keyed = new_generation(&self.vault_id, next, &choice)?;
         let result = (|| {
-            for (cred_id, field, value, generation) in sealed {
-                let name = names.get(&cred_id).map(String::as_str).unwrap_or("?");
-                let plain = self.open_value(name, &cred_id, &field, &value, generation)?;
-                let aad = value_aad(&self.vault_id, next, &cred_id, &field);
+            for v in sealed {
+                let name = names
+                    .get(&v.credential_id)
+                    .map(String::as_str)
+                    .unwrap_or("?");
+                let plain =
+                    self.open_value(name, &v.credential_id, &v.field, &v.sealed, v.generation)?;
+                let aad = value_aad(&self.vault_id, next, &v.credential_id, &v.field);
                 resealed.push(Resealed {
-                    credential_id: cred_id,
-                    field,
+                    credential_id: v.credential_id,
+                    field: v.field,
                     sealed: cipher::seal(&keyed.key, plain.expose().as_bytes(), &aad)?,
                 });
             }
