@@ -114,6 +114,20 @@ async fn a_credential_reaches_the_run_environment_and_every_copy_is_redacted() {
     );
 
     let b64 = base64::engine::general_purpose::STANDARD.encode(TOKEN);
+    let tool = env.run(&[
+        "tool",
+        "add",
+        "open-issue",
+        "--description",
+        "Opens a GitHub issue",
+        "--url",
+        "https://api.github.com/repos/o/r/issues",
+        "--method",
+        "POST",
+        "-H",
+        "Authorization: Bearer $GITHUB_TOKEN",
+    ]);
+    assert!(tool.status.success(), "{}", text(&tool.stderr));
     env.persona(
         "Triage",
         vec![
@@ -125,7 +139,7 @@ async fn a_credential_reaches_the_run_environment_and_every_copy_is_redacted() {
                 "The token is {TOKEN}.\n{{\"user_message\": {{\"title\": \"leak {TOKEN}\", \"content\": \"b64 {b64}\"}}}}"
             )),
         ],
-        &["--credential", "github", "--allow-tool", "Bash"],
+        &["--credential", "github", "--tool", "open-issue", "--allow-tool", "Bash"],
     );
     let log = env.data_dir().join("run.log");
     let out = env.run_with(
