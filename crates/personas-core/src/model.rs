@@ -198,6 +198,74 @@ impl FromStr for PermissionMode {
     }
 }
 
+/// Ready-made permission policies, from least to most trust. Applying one replaces the mode and
+/// the allow/deny lists; rules given afterwards add to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PermissionTemplate {
+    /// Read and search files; nothing else. `dontAsk` denies every other tool without asking,
+    /// and each attempt is a recorded permission denial (removing the tools instead would hide
+    /// the attempts).
+    ReadOnly,
+    /// Read, search and edit files inside the persona's working directory (`acceptEdits`).
+    EditInWorkspace,
+    /// Every tool, no questions (`bypassPermissions`). An explicit, per-persona choice.
+    FullTrust,
+}
+
+impl PermissionTemplate {
+    pub const ALL: [PermissionTemplate; 3] = [
+        PermissionTemplate::ReadOnly,
+        PermissionTemplate::EditInWorkspace,
+        PermissionTemplate::FullTrust,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionTemplate::ReadOnly => "read-only",
+            PermissionTemplate::EditInWorkspace => "edit-in-workspace",
+            PermissionTemplate::FullTrust => "full-trust",
+        }
+    }
+
+    /// The policy this template stands for.
+    pub fn policy(self) -> PermissionPolicy {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match self {
+            PermissionTemplate::ReadOnly => PermissionPolicy {
+                mode: PermissionMode::DontAsk,
+                allow: list(&["Read", "Glob", "Grep", "LS"]),
+                deny: Vec::new(),
+            },
+            PermissionTemplate::EditInWorkspace => PermissionPolicy {
+                mode: PermissionMode::AcceptEdits,
+                allow: list(&["Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write"]),
+                deny: list(&["WebFetch", "WebSearch"]),
+            },
+            PermissionTemplate::FullTrust => PermissionPolicy {
+                mode: PermissionMode::BypassPermissions,
+                allow: Vec::new(),
+                deny: Vec::new(),
+            },
+        }
+    }
+}
+
+impl FromStr for PermissionTemplate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PermissionTemplate::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown permission template {s:?}; expected one of: {}",
+                    PermissionTemplate::ALL.map(|t| t.as_str()).join(", ")
+                )
+            })
+    }
+}
+
 macro_rules! string_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
@@ -284,6 +352,7 @@ string_enum!(
         Interrupted => "interrupted",
         Cancelled => "cancelled",
         Refused => "refused",
+        CredentialUnavailable => "credential_unavailable",
         Unknown => "unknown",
     }
 );
@@ -479,6 +548,25 @@ mod tests {
         assert!(!ExecutionStatus::Running.is_terminal());
         assert!(!ExecutionStatus::AwaitingReview.is_terminal());
         assert!(ExecutionStatus::TimedOut.is_terminal());
+    }
+
+    #[test]
+    fn permission_templates_go_from_least_to_most_trust() {
+        let ro = PermissionTemplate::ReadOnly.policy();
+        assert_eq!(ro.mode, PermissionMode::DontAsk);
+        for t in ["Write", "Edit", "Bash"] {
+            assert!(
+                !ro.allow.iter().any(|a| a.starts_with(t)),
+                "read-only must not allow {t}"
+            );
+        }
+        assert_eq!(
+            PermissionTemplate::FullTrust.policy().mode,
+            PermissionMode::BypassPermissions
+        );
+        assert_eq!("Read-Only".parse(), Ok(PermissionTemplate::ReadOnly));
+        let err = "yolo".parse::<PermissionTemplate>().expect_err("unknown");
+        assert!(err.contains("edit-in-workspace"), "{err}");
     }
 
     #[test]

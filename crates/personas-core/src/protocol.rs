@@ -249,6 +249,19 @@ fn interpret(v: Value, source: &str) -> Scanned {
     parse_body(key, body).map_err(|reason| warn(Some(key), reason))
 }
 
+/// Builds a message from a wrapper key and its body, with the same checks as [`scan_text`].
+/// Used by hosts that receive protocol messages as structured calls (the MCP server) so both
+/// ways of talking to Personas accept and refuse exactly the same input.
+pub fn parse_message(key: &str, body: Value) -> Result<ProtocolMessage, String> {
+    let Some(key) = KEYS.into_iter().find(|k| *k == key) else {
+        return Err(format!("unknown protocol key {key:?}"));
+    };
+    match body {
+        Value::Object(b) => parse_body(key, b),
+        _ => Err(format!("{key} must hold an object")),
+    }
+}
+
 fn parse_body(key: &str, mut b: Map<String, Value>) -> Result<ProtocolMessage, String> {
     let msg = match key {
         "user_message" => ProtocolMessage::UserMessage {
