@@ -4,7 +4,8 @@
 //! - WAL journal, foreign keys on, a busy timeout, `synchronous=FULL` by default so a committed
 //!   write survives a crash (see [`Durability`]).
 //! - Schema through append-only refinery migrations in `migrations/`.
-//! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`]) are thin
+//! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`],
+//!   [`Store::stats`]) are thin
 //!   views over the connection pool; every multi-statement change runs in one
 //!   `BEGIN IMMEDIATE` transaction so concurrent processes never interleave half-done updates.
 #![forbid(unsafe_code)]
@@ -13,12 +14,14 @@ mod error;
 pub mod executions;
 pub mod personas;
 pub mod protocol;
+pub mod stats;
 mod time;
 
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
 pub use personas::PersonaRepo;
 pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
+pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -151,6 +154,10 @@ impl Store {
 
     pub fn protocol(&self) -> ProtocolRepo<'_> {
         ProtocolRepo::new(self)
+    }
+
+    pub fn stats(&self) -> StatsRepo<'_> {
+        StatsRepo::new(self)
     }
 
     /// Integrity check and schema version, for `personas doctor`.
