@@ -28,6 +28,17 @@ pub struct Api {
 struct Inner {
     engine: Engine,
     host: HostInfo,
+    /// The saved settings as they were when this runtime started; a difference later means
+    /// `update_settings` saved something that applies at the next start.
+    saved_at_start: Option<SavedSettings>,
+}
+
+type SavedSettings = (u32, Option<PathBuf>);
+
+fn saved_settings(cfg: &EngineConfig) -> Option<SavedSettings> {
+    EngineConfig::load(&cfg.data_dir, |k| std::env::var(k).ok())
+        .ok()
+        .map(|c| (c.max_concurrent, c.claude_path))
 }
 
 /// Where the team canvas layout is kept (a UI preference, not domain data).
@@ -37,8 +48,13 @@ const MAX_OUTPUT_PAGE: u32 = 5000;
 
 impl Api {
     pub fn new(engine: Engine, host: HostInfo) -> Api {
+        let saved_at_start = saved_settings(engine.config());
         Api {
-            inner: Arc::new(Inner { engine, host }),
+            inner: Arc::new(Inner {
+                engine,
+                host,
+                saved_at_start,
+            }),
         }
     }
 
@@ -71,18 +87,19 @@ impl Api {
 
     fn settings_now(&self) -> Settings {
         let cfg = self.config();
-        let saved = EngineConfig::load(&cfg.data_dir, |k| std::env::var(k).ok()).ok();
-        let restart_required = saved.as_ref().is_some_and(|s| {
-            s.max_concurrent != cfg.max_concurrent || s.claude_path != cfg.claude_path
-        });
-        let shown = saved.as_ref().unwrap_or(cfg);
+        let saved = saved_settings(cfg);
+        let restart_required = saved.is_some() && saved != self.inner.saved_at_start;
+        let (max_concurrent, claude_path) = match saved {
+            Some(s) if restart_required => s,
+            _ => (cfg.max_concurrent, cfg.claude_path.clone()),
+        };
         Settings {
             version: env!("CARGO_PKG_VERSION").into(),
             data_dir: cfg.data_dir.display().to_string(),
             config_file: config_file(&cfg.data_dir).display().to_string(),
             listen: cfg.listen.clone(),
-            max_concurrent: shown.max_concurrent,
-            claude_path: shown.claude_path.as_ref().map(|p| p.display().to_string()),
+            max_concurrent,
+            claude_path: claude_path.map(|p| p.display().to_string()),
             claude_found: locate::find_claude(cfg.claude_path.as_deref())
                 .ok()
                 .map(|l| l.path.display().to_string()),
