@@ -448,7 +448,7 @@ impl Operations for Api {
             running.extend(by(ExecutionStatus::AwaitingReview, 50)?);
             let mut failures = by(ExecutionStatus::Failed, 5)?;
             failures.extend(by(ExecutionStatus::TimedOut, 5)?);
-            failures.sort_by(|a, b| b.queued_at.cmp(&a.queued_at));
+            failures.sort_by_key(|e| std::cmp::Reverse(e.queued_at));
             failures.truncate(5);
             let (runs_today, spend_today_usd) = s.stats().spend_today(tz)?;
             let p = s.protocol();

@@ -66,6 +66,8 @@ impl From<EngineEvent> for ApiEvent {
 /// WebSocket message, so bursts cost one frame); the desktop host one per Tauri event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// Frames live only while being encoded; boxing the event would cost an allocation per frame.
+#[allow(clippy::large_enum_variant)]
 pub enum StreamFrame {
     /// First frame of a connection: the runtime instance (`epoch`) and the newest sequence.
     /// A client resuming with another epoch must resync: sequences restart with the runtime.
