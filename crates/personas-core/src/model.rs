@@ -14,6 +14,7 @@ pub mod defaults {
 
 /// An agent written in natural language.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct Persona {
     pub id: PersonaId,
     pub name: String,
@@ -38,6 +39,7 @@ pub struct Persona {
 
 /// A titled part of a persona's prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct PromptSection {
     pub title: String,
     pub body: String,
@@ -45,6 +47,7 @@ pub struct PromptSection {
 
 /// Everything needed to create a persona, or the full new state when updating one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct PersonaSpec {
     pub name: String,
     #[serde(default)]
@@ -122,6 +125,7 @@ impl From<&Persona> for PersonaSpec {
 
 /// One stored version of a persona's prompt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct PromptVersion {
     pub persona_id: PersonaId,
     pub version: i64,
@@ -134,6 +138,7 @@ pub struct PromptVersion {
 /// `--allowedTools`, `--disallowedTools` and `--permission-mode`; never as a blanket skip.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct PermissionPolicy {
     #[serde(default)]
     pub mode: PermissionMode,
@@ -148,6 +153,7 @@ pub struct PermissionPolicy {
 /// The CLI's `--permission-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum PermissionMode {
     /// Anything not allowed by the policy is denied (nothing prompts in `-p` mode).
     #[default]
@@ -271,6 +277,7 @@ macro_rules! string_enum {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
+        #[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
         pub enum $name { $($variant),+ }
 
         impl $name {
@@ -394,6 +401,7 @@ impl TriggerKind {
 
 /// Token counts reported by the CLI's `result` line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct TokenUsage {
     pub input: u64,
     pub output: u64,
@@ -403,6 +411,7 @@ pub struct TokenUsage {
 
 /// A tool call the CLI refused under the persona's permission policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct PermissionDenial {
     pub tool_name: String,
     pub tool_use_id: String,
@@ -411,6 +420,7 @@ pub struct PermissionDenial {
 
 /// One run of a persona, from queue to end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct Execution {
     pub id: ExecutionId,
     pub persona_id: PersonaId,
@@ -514,6 +524,7 @@ string_enum!(
 
 /// One stored, ordered line of an execution's output (already redacted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct OutputLine {
     pub execution_id: ExecutionId,
     pub seq: i64,

@@ -33,6 +33,7 @@ pub const KEYS: [&str; 6] = [
 /// One recognised protocol message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum ProtocolMessage {
     UserMessage {
         title: Option<String>,
@@ -82,6 +83,7 @@ impl ProtocolMessage {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum Priority {
     Low,
     #[default]
@@ -103,6 +105,7 @@ impl Priority {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum Severity {
     Low,
     #[default]

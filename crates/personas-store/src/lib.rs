@@ -5,7 +5,8 @@
 //!   write survives a crash (see [`Durability`]).
 //! - Schema through append-only refinery migrations in `migrations/`.
 //! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`],
-//!   [`Store::credentials`] (sealed values only; the vault lives in the engine), [`Store::tools`]) are thin
+//!   [`Store::credentials`] (sealed values only; the vault lives in the engine), [`Store::tools`],
+//!   [`Store::stats`]) are thin
 //!   views over the connection pool; every multi-statement change runs in one
 //!   `BEGIN IMMEDIATE` transaction so concurrent processes never interleave half-done updates.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ mod error;
 pub mod executions;
 pub mod personas;
 pub mod protocol;
+pub mod stats;
 mod time;
 pub mod tools;
 
@@ -27,6 +29,7 @@ pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
 pub use personas::PersonaRepo;
 pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
 pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
+pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -167,6 +170,10 @@ impl Store {
 
     pub fn tools(&self) -> ToolRepo<'_> {
         ToolRepo::new(self)
+    }
+
+    pub fn stats(&self) -> StatsRepo<'_> {
+        StatsRepo::new(self)
     }
 
     /// Integrity check and schema version, for `personas doctor`.
