@@ -4,20 +4,24 @@
 //! - [`stream`]: the Claude Code CLI's `stream-json` output, one line at a time.
 //! - [`protocol`]: the persona protocol — single-line JSON objects an agent writes in its text.
 //! - [`prompt`]: prompt assembly, one pure function per section.
+//! - [`trigger`]: trigger definitions, event-type patterns, chain conditions, missed-run policies.
+//! - [`cron`]: cron schedules in named time zones and what to fire after downtime.
 //! - [`persona_file`]: the YAML/JSON file users share to move a persona between machines.
 //!
 //! Nothing here touches the file system, the network, a clock-driven runtime or tokio; that keeps
 //! it fast to test and usable from every host (daemon, desktop app, CLI, cloud worker).
 #![forbid(unsafe_code)]
 
+pub mod cron;
 pub mod ids;
 pub mod model;
 pub mod persona_file;
 pub mod prompt;
 pub mod protocol;
 pub mod stream;
+pub mod trigger;
 pub mod validate;
 
-pub use ids::{ExecutionId, PersonaId};
+pub use ids::{ExecutionId, PersonaId, TriggerId};
 pub use model::*;
 pub use validate::ValidationError;

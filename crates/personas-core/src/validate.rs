@@ -137,10 +137,9 @@ pub fn tool_rule(rule: &str) -> Result<(), String> {
     {
         return Err("a tool name is letters, digits, '_' and '-' only".into());
     }
-    if name_end < rule.len()
-        && (!rule.ends_with(')') || rule.len() - name_end < 3) {
-            return Err("a pattern is written Tool(pattern), e.g. Bash(git *)".into());
-        }
+    if name_end < rule.len() && (!rule.ends_with(')') || rule.len() - name_end < 3) {
+        return Err("a pattern is written Tool(pattern), e.g. Bash(git *)".into());
+    }
     Ok(())
 }
 
