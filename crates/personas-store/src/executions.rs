@@ -112,7 +112,10 @@ fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
     })
 }
 
-fn get_in(conn: &rusqlite::Connection, id: &str) -> Result<Option<Execution>, StoreError> {
+pub(crate) fn get_in(
+    conn: &rusqlite::Connection,
+    id: &str,
+) -> Result<Option<Execution>, StoreError> {
     Ok(conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM executions WHERE id = ?1"),
@@ -122,6 +125,62 @@ fn get_in(conn: &rusqlite::Connection, id: &str) -> Result<Option<Execution>, St
         .optional()?)
 }
 
+/// Queues a run inside the caller's transaction (the bus enqueues many at once). Returns the
+/// execution's id and whether it is new: a known idempotency key returns the existing one.
+pub(crate) fn enqueue_in(
+    tx: &rusqlite::Connection,
+    new: &NewExecution,
+) -> Result<(ExecutionId, bool), StoreError> {
+    if let Some(key) = &new.idempotency_key {
+        let existing: Option<String> = tx
+            .prepare_cached("SELECT id FROM executions WHERE idempotency_key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        if let Some(existing) = existing {
+            return Ok((ExecutionId::from_string(existing), false));
+        }
+    }
+    let persona: Option<(String, bool, i64)> = tx
+        .prepare_cached("SELECT name, enabled, prompt_version FROM personas WHERE id = ?1")?
+        .query_row([new.persona_id.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((name, enabled, prompt_version)) = persona else {
+        return Err(StoreError::not_found("persona", new.persona_id.as_str()));
+    };
+    if !enabled {
+        return Err(StoreError::conflict(
+            "persona",
+            format!("{name} is disabled; enable it to run it"),
+        ));
+    }
+    let id = ExecutionId::new();
+    let input = new
+        .input
+        .as_ref()
+        .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
+    let priority = new.priority.unwrap_or_else(|| new.trigger.priority());
+    tx.prepare_cached(
+        "INSERT INTO executions (id, persona_id, persona_name, status, priority, trigger_kind,
+            trigger_ref, idempotency_key, input, prompt_version, queued_at)
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        id.as_str(),
+        new.persona_id.as_str(),
+        name,
+        priority,
+        new.trigger.as_str(),
+        new.trigger_ref,
+        new.idempotency_key,
+        input,
+        prompt_version,
+        now_ms()
+    ])?;
+    Ok((id, true))
+}
+
 impl<'s> ExecutionRepo<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
         Self { store }
@@ -129,62 +188,9 @@ impl<'s> ExecutionRepo<'s> {
 
     /// Queues a run. Durable when this returns. Refused for a disabled persona.
     pub fn enqueue(&self, new: &NewExecution) -> Result<Execution, StoreError> {
-        let id = ExecutionId::new();
-        let input = new
-            .input
-            .as_ref()
-            .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
-        let priority = new.priority.unwrap_or_else(|| new.trigger.priority());
         let mut conn = self.store.conn()?;
-        let id = write_tx(&mut conn, |tx| {
-            if let Some(key) = &new.idempotency_key {
-                let existing: Option<String> = tx
-                    .query_row(
-                        "SELECT id FROM executions WHERE idempotency_key = ?1",
-                        [key],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(existing) = existing {
-                    return Ok(existing);
-                }
-            }
-            let persona: Option<(String, bool, i64)> = tx
-                .query_row(
-                    "SELECT name, enabled, prompt_version FROM personas WHERE id = ?1",
-                    [new.persona_id.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            let Some((name, enabled, prompt_version)) = persona else {
-                return Err(StoreError::not_found("persona", new.persona_id.as_str()));
-            };
-            if !enabled {
-                return Err(StoreError::conflict(
-                    "persona",
-                    format!("{name} is disabled; enable it to run it"),
-                ));
-            }
-            tx.execute(
-                "INSERT INTO executions (id, persona_id, persona_name, status, priority, trigger_kind,
-                    trigger_ref, idempotency_key, input, prompt_version, queued_at)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    id.as_str(),
-                    new.persona_id.as_str(),
-                    name,
-                    priority,
-                    new.trigger.as_str(),
-                    new.trigger_ref,
-                    new.idempotency_key,
-                    input,
-                    prompt_version,
-                    now_ms()
-                ],
-            )?;
-            Ok(id.as_str().to_owned())
-        })?;
-        self.get(&ExecutionId::from_string(id))
+        let (id, _) = write_tx(&mut conn, |tx| enqueue_in(tx, new))?;
+        self.get(&id)
     }
 
     pub fn get(&self, id: &ExecutionId) -> Result<Execution, StoreError> {

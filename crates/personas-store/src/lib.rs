@@ -4,21 +4,28 @@
 //! - WAL journal, foreign keys on, a busy timeout, `synchronous=FULL` by default so a committed
 //!   write survives a crash (see [`Durability`]).
 //! - Schema through append-only refinery migrations in `migrations/`.
-//! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`]) are thin
-//!   views over the connection pool; every multi-statement change runs in one
+//! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`],
+//!   [`Store::bus`], [`Store::triggers`]) are thin views over the connection pool; every multi-statement change runs in one
 //!   `BEGIN IMMEDIATE` transaction so concurrent processes never interleave half-done updates.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 mod error;
 pub mod executions;
 pub mod personas;
 pub mod protocol;
 mod time;
+pub mod triggers;
 
+pub use bus::{
+    BusRepo, Decision, Delivered, DeliveryRow, EventFilter, NewEvent, Recipient, RetryPolicy,
+    SubscriptionRow,
+};
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
 pub use personas::PersonaRepo;
 pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
+pub use triggers::{NewTrigger, TriggerRepo, TriggerRow};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -151,6 +158,14 @@ impl Store {
 
     pub fn protocol(&self) -> ProtocolRepo<'_> {
         ProtocolRepo::new(self)
+    }
+
+    pub fn bus(&self) -> BusRepo<'_> {
+        BusRepo::new(self)
+    }
+
+    pub fn triggers(&self) -> TriggerRepo<'_> {
+        TriggerRepo::new(self)
     }
 
     /// Integrity check and schema version, for `personas doctor`.
