@@ -4,6 +4,9 @@
 //!   output, applies the persona protocol, enforces timeouts, and cancels cleanly.
 //! - [`writer`]: group-commits output lines to the store, then broadcasts them.
 //! - [`reaper`]: finds and kills processes a run left behind, also after a crash.
+//! - [`bus`]: the durable event bus — publisher, dispatcher (events → executions, exactly once
+//!   per recipient), subscription matching, chain triggers.
+//! - [`scheduler`]: cron triggers (with missed-run policies) and file watchers.
 //! - [`engine`]: wires the components; its queue admits work under the global and per-persona
 //!   limits (priority, then FIFO, enforced in one store transaction); recovers after a crash;
 //!   heartbeats running executions.
@@ -11,12 +14,14 @@
 //! The engine knows nothing of HTTP, Tauri or terminals; hosts subscribe to [`EngineEvent`]s.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod config;
 pub mod engine;
 pub mod events;
 pub mod locate;
 pub mod reaper;
 pub mod runner;
+pub mod scheduler;
 pub mod writer;
 
 pub use config::EngineConfig;

@@ -541,3 +541,5 @@ async fn queued_work_from_another_process_is_picked_up_by_the_poll() {
     let done = wait_terminal(&mut events, &exec.id).await;
     assert_eq!(done.status, ExecutionStatus::Completed);
 }
+
+mod bus;
