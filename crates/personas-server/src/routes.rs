@@ -1,10 +1,14 @@
 //! Routes of the daemon's HTTP server.
 //!
-//! Every request passes the Host check (DNS rebinding) and, when it carries an Origin, the
-//! Origin check (cross-site requests); every `/api/*` route but `/api/health` needs the token,
-//! as `Authorization: Bearer <token>`.
+//! Every `/api/*` request passes the Host check (DNS rebinding) and, when it carries an Origin,
+//! the Origin check (cross-site requests); every `/api/*` route but `/api/health` needs the
+//! token, as `Authorization: Bearer <token>`. `/webhooks/*` is the exception: each request is
+//! authenticated by its HMAC signature instead, and no Host/Origin check applies, because its
+//! callers are other machines (often through a tunnel with its own host name) — see
+//! docs/architecture.md.
 
 use crate::auth;
+use crate::webhook;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -34,15 +38,19 @@ pub fn router(state: ServerState) -> Router {
         .route("/api/wake", post(wake))
         .route("/api/executions/{id}/cancel", post(cancel))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
+    let checked = Router::new()
         .route("/api/health", get(health))
         .merge(api)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             check_host_and_origin,
         ))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // The webhook handler enforces its own (configurable) body limit while reading.
+    let hooks = Router::new()
+        .route("/webhooks/{trigger_id}", post(webhook::receive))
+        .layer(DefaultBodyLimit::disable());
+    checked.merge(hooks).with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
@@ -56,7 +64,7 @@ pub async fn serve(
         .await
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
         Json(json!({"code": code, "message": message.into()})),
