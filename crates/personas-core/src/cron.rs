@@ -64,7 +64,7 @@ impl CronSchedule {
             return Err(ValidationError::new(
                 "cron",
                 format!(
-                    "{expr:?} has {fields} fields; expected 5 (minute hour day month weekday) or 6 (seconds first)"
+                    "{expr:?} has {fields} field(s); expected 5 (minute hour day month weekday) or 6 (seconds first)"
                 ),
             ));
         }

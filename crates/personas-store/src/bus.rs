@@ -13,7 +13,7 @@
 //!   already created instead of making a second one.
 
 use crate::error::json_col;
-use crate::executions::{enqueue_in, get_in};
+use crate::executions::{QueueTarget, enqueue_for, queue_target};
 use crate::protocol::{EVENT_COLUMNS, EventRow, row_to_event};
 use crate::time::{from_ms, now_ms};
 use crate::{NewExecution, Store, StoreError, write_tx};
@@ -23,6 +23,7 @@ use personas_core::{Execution, ExecutionId, PersonaId, TriggerId, TriggerKind};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub struct BusRepo<'s> {
@@ -167,8 +168,19 @@ pub(crate) fn insert_event_in(
     ev: &NewEvent,
     now: i64,
 ) -> Result<(String, bool), StoreError> {
+    let (id, depth) = insert_event_depth(tx, ev, now)?;
+    Ok((id, depth.is_some()))
+}
+
+/// Like [`insert_event_in`], returning the new event's depth (`None` when the dedupe key was
+/// known and the earlier event's id is returned).
+fn insert_event_depth(
+    tx: &Connection,
+    ev: &NewEvent,
+    now: i64,
+) -> Result<(String, Option<u32>), StoreError> {
     let id = new_event_id();
-    let inserted = tx
+    let depth: Option<u32> = tx
         .prepare_cached(
             "INSERT INTO events (id, event_type, source_kind, source_id, source_execution_id,
                 target_persona_id, payload, trigger_id, dedupe_key, depth, created_at, updated_at)
@@ -177,25 +189,30 @@ pub(crate) fn insert_event_in(
                     (SELECT e.depth FROM executions x JOIN events e ON e.id = x.trigger_ref
                      WHERE x.id = ?5), 0) END,
                 ?10, ?10)
-             ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING",
+             ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
+             RETURNING depth",
         )?
-        .execute(params![
-            id,
-            ev.event_type,
-            ev.source_kind.as_str(),
-            ev.source_id,
-            ev.source_execution_id.as_ref().map(|e| e.as_str()),
-            ev.target_persona_id.as_ref().map(|p| p.as_str()),
-            ev.payload.to_string(),
-            ev.trigger_id.as_ref().map(|t| t.as_str()),
-            ev.dedupe_key,
-            now
-        ])?;
-    if inserted == 0 {
+        .query_row(
+            params![
+                id,
+                ev.event_type,
+                ev.source_kind.as_str(),
+                ev.source_id,
+                ev.source_execution_id.as_ref().map(|e| e.as_str()),
+                ev.target_persona_id.as_ref().map(|p| p.as_str()),
+                ev.payload.to_string(),
+                ev.trigger_id.as_ref().map(|t| t.as_str()),
+                ev.dedupe_key,
+                now
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if depth.is_none() {
         let existing: String = tx
             .prepare_cached("SELECT id FROM events WHERE dedupe_key = ?1")?
             .query_row([&ev.dedupe_key], |r| r.get(0))?;
-        return Ok((existing, false));
+        return Ok((existing, None));
     }
     if let Some(trigger) = &ev.trigger_id {
         tx.prepare_cached(
@@ -203,7 +220,7 @@ pub(crate) fn insert_event_in(
         )?
         .execute(params![trigger.as_str(), now])?;
     }
-    Ok((id, true))
+    Ok((id, depth))
 }
 
 pub(crate) fn get_event_in(conn: &Connection, id: &str) -> Result<Option<EventRow>, StoreError> {
@@ -234,10 +251,30 @@ impl<'s> BusRepo<'s> {
             let now = now_ms();
             let mut out = Vec::with_capacity(events.len());
             for ev in events {
-                let (id, new) = insert_event_in(tx, ev, now)?;
-                let row = get_event_in(tx, &id)?
-                    .ok_or_else(|| StoreError::not_found("event", id.clone()))?;
-                out.push((row, new));
+                let (id, depth) = insert_event_depth(tx, ev, now)?;
+                let row = match depth {
+                    // Built from what was just written: publishing is the bus's hot path.
+                    Some(depth) => EventRow {
+                        id,
+                        event_type: ev.event_type.clone(),
+                        source_kind: ev.source_kind.as_str().to_string(),
+                        source_id: ev.source_id.clone(),
+                        source_execution_id: ev.source_execution_id.clone(),
+                        target_persona_id: ev.target_persona_id.clone(),
+                        payload: ev.payload.clone(),
+                        status: "pending".into(),
+                        attempts: 0,
+                        error: None,
+                        created_at: from_ms(now),
+                        trigger_id: ev.trigger_id.as_ref().map(|t| t.to_string()),
+                        depth,
+                        next_attempt_at: None,
+                        processed_at: None,
+                    },
+                    None => get_event_in(tx, &id)?
+                        .ok_or_else(|| StoreError::not_found("event", id.clone()))?,
+                };
+                out.push((row, depth.is_some()));
             }
             Ok(out)
         })
@@ -429,6 +466,7 @@ impl<'s> BusRepo<'s> {
         write_tx(&mut conn, |tx| {
             let now = now_ms();
             let mut out = Vec::with_capacity(decisions.len());
+            let mut personas: HashMap<PersonaId, Option<QueueTarget>> = HashMap::new();
             for (event, decision) in decisions {
                 let held: bool = tx
                     .prepare_cached(
@@ -440,7 +478,7 @@ impl<'s> BusRepo<'s> {
                 if !held {
                     continue;
                 }
-                out.push(deliver_one(tx, event, decision, retry, now)?);
+                out.push(deliver_one(tx, event, decision, retry, now, &mut personas)?);
             }
             Ok(out)
         })
@@ -712,6 +750,7 @@ fn deliver_one(
     decision: &Decision,
     retry: RetryPolicy,
     now: i64,
+    personas: &mut HashMap<PersonaId, Option<QueueTarget>>,
 ) -> Result<Delivered, StoreError> {
     let recipients = match decision {
         Decision::Skip(reason) => {
@@ -738,11 +777,17 @@ fn deliver_one(
             priority: None,
             idempotency_key: Some(key),
         };
-        let (status, exec_id, error) = match enqueue_in(tx, &new) {
-            Ok((id, is_new)) => {
-                if is_new && let Some(e) = get_in(tx, id.as_str())? {
-                    created.push(e);
-                }
+        if !personas.contains_key(&rcpt.persona_id) {
+            let target = queue_target(tx, &rcpt.persona_id)?;
+            personas.insert(rcpt.persona_id.clone(), target);
+        }
+        let persona = personas.get(&rcpt.persona_id).and_then(Option::as_ref);
+        let persona_name = persona
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| rcpt.persona_id.to_string());
+        let (status, exec_id, error) = match enqueue_for(tx, &new, persona) {
+            Ok((id, fresh)) => {
+                created.extend(fresh);
                 executions.push(id.clone());
                 ("delivered", Some(id), None)
             }
@@ -763,8 +808,7 @@ fn deliver_one(
         tx.prepare_cached(
             "INSERT INTO event_deliveries (event_id, target, persona_id, persona_name,
                 execution_id, status, error, attempt, created_at, updated_at)
-             VALUES (?1, ?2, ?3, COALESCE((SELECT name FROM personas WHERE id = ?3), ?3),
-                ?4, ?5, ?6, ?7, ?8, ?8)
+             VALUES (?1, ?2, ?3, ?9, ?4, ?5, ?6, ?7, ?8, ?8)
              ON CONFLICT (event_id, target) DO UPDATE SET
                 execution_id = excluded.execution_id, status = excluded.status,
                 error = excluded.error, attempt = excluded.attempt,
@@ -778,7 +822,8 @@ fn deliver_one(
             status,
             error,
             event.attempts,
-            now
+            now,
+            persona_name
         ])?;
     }
     let row = if !failures.is_empty() {
@@ -816,12 +861,14 @@ fn finish_event(
     error: Option<&str>,
     now: i64,
 ) -> Result<EventRow, StoreError> {
-    tx.prepare_cached(
+    tx.prepare_cached(&format!(
         "UPDATE events SET status = ?2, error = ?3, processed_at = ?4, updated_at = ?4,
-            lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL WHERE id = ?1",
-    )?
-    .execute(params![id, status, error, now])?;
-    get_event_in(tx, id)?.ok_or_else(|| StoreError::not_found("event", id))
+            lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL WHERE id = ?1
+         RETURNING {EVENT_COLUMNS}"
+    ))?
+    .query_row(params![id, status, error, now], row_to_event)
+    .optional()?
+    .ok_or_else(|| StoreError::not_found("event", id))
 }
 
 /// Marks an event failed (retry after backoff) or dead-lettered (out of attempts). With

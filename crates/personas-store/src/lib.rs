@@ -30,6 +30,7 @@ pub use triggers::{NewTrigger, TriggerRepo, TriggerRow};
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod embedded {
@@ -101,16 +102,19 @@ impl Store {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
-        let busy_ms = opts.busy_timeout.as_millis();
+        BUSY_LIMIT_US.fetch_max(
+            u64::try_from(opts.busy_timeout.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         let manager = SqliteConnectionManager::file(path).with_init(move |c| {
             c.execute_batch(&format!(
-                "PRAGMA busy_timeout = {busy_ms};
-                 PRAGMA journal_mode = WAL;
+                "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = {sync};
                  PRAGMA foreign_keys = ON;
                  PRAGMA temp_store = MEMORY;
                  PRAGMA cache_size = -8000;"
-            ))
+            ))?;
+            c.busy_handler(Some(busy_wait))
         });
         let pool = Pool::builder()
             .max_size(opts.pool_size)
@@ -206,6 +210,30 @@ pub struct StoreHealth {
     pub personas: i64,
     pub executions: i64,
     pub size_bytes: u64,
+}
+
+/// Longest a connection waits for another writer, in microseconds (the largest `busy_timeout`
+/// any store in this process was opened with).
+static BUSY_LIMIT_US: AtomicU64 = AtomicU64::new(0);
+
+/// Waits for a locked database: short sleeps first, growing to 5 ms. Writers here hold the
+/// lock for about a millisecond; SQLite's own schedule (1, 2, 5, 10, … 100 ms) would make every
+/// contended write — a dispatcher behind a publisher — wait far longer than the lock is held.
+fn busy_wait(attempt: i32) -> bool {
+    const FIRST_US: u64 = 50;
+    const MAX_US: u64 = 5_000;
+    let n = u64::try_from(attempt).unwrap_or(0);
+    // 50, 100, … doubling until 5 ms: 7 doublings (6.35 ms in all), then 5 ms steps.
+    let (sleep_us, waited_us) = if n < 7 {
+        ((FIRST_US << n).min(MAX_US), FIRST_US * ((1 << n) - 1))
+    } else {
+        (MAX_US, FIRST_US * 127 + (n - 7) * MAX_US)
+    };
+    if waited_us >= BUSY_LIMIT_US.load(Ordering::Relaxed) {
+        return false;
+    }
+    std::thread::sleep(Duration::from_micros(sleep_us));
+    true
 }
 
 /// Runs `f` inside one `BEGIN IMMEDIATE` transaction: commit on `Ok`, roll back on `Err`.

@@ -29,7 +29,13 @@ pub struct Dispatcher {
     index: SubscriptionIndex,
     index_version: Option<i64>,
     last_reap: Instant,
+    /// Fault injection for crash tests: a pause between claiming and delivering, so a test can
+    /// kill the process while it holds leases. Set by `PERSONAS_FAULT_DELIVER_DELAY_MS`.
+    fault_delay: Option<Duration>,
 }
+
+/// Environment variable of the dispatcher's fault-injection pause (tests only).
+pub const FAULT_DELIVER_DELAY_ENV: &str = "PERSONAS_FAULT_DELIVER_DELAY_MS";
 
 /// Whether a lease owner (`<pid>:<instance>`) may still be working: this runtime, or another
 /// live process. A lease of an earlier incarnation of this pid, or of a dead process, is not.
@@ -53,6 +59,10 @@ impl Dispatcher {
             index: SubscriptionIndex::default(),
             index_version: None,
             last_reap: Instant::now(),
+            fault_delay: std::env::var(FAULT_DELIVER_DELAY_ENV)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .map(Duration::from_millis),
         }
     }
 
@@ -140,6 +150,7 @@ impl Dispatcher {
             self.reap_orphaned()?;
         }
         self.refresh_index()?;
+        let started = Instant::now();
         let claimed = self
             .store
             .bus()
@@ -151,12 +162,23 @@ impl Dispatcher {
             .iter()
             .map(|e| self.decide(e).map(|d| (e.clone(), d)))
             .collect::<Result<_, _>>()?;
+        if let Some(pause) = self.fault_delay {
+            std::thread::sleep(pause);
+        }
         let retry = self.retry_policy();
         let mut round = Round {
             claimed: claimed.len(),
             queued: 0,
         };
-        match self.store.bus().deliver(&self.owner, &decisions, retry) {
+        let claimed_in = started.elapsed();
+        let outcome = self.store.bus().deliver(&self.owner, &decisions, retry);
+        tracing::debug!(
+            events = claimed.len(),
+            claim_us = claimed_in.as_micros() as u64,
+            deliver_us = (started.elapsed() - claimed_in).as_micros() as u64,
+            "bus round"
+        );
+        match outcome {
             Ok(delivered) => {
                 for d in delivered {
                     round.queued += d.created.len();

@@ -85,7 +85,14 @@ fn run(
         }
         // One bad event (say, addressed to a persona deleted a moment ago) must not fail the
         // others sharing its transaction: a failed batch is retried one event at a time.
-        let results: Vec<Result<(EventRow, bool), String>> = match commit(&store, &events) {
+        let started = std::time::Instant::now();
+        let committed = commit(&store, &events);
+        tracing::debug!(
+            events = events.len(),
+            commit_us = started.elapsed().as_micros() as u64,
+            "publish batch"
+        );
+        let results: Vec<Result<(EventRow, bool), String>> = match committed {
             Ok(rows) => rows.into_iter().map(Ok).collect(),
             Err(e) if events.len() == 1 => vec![Err(e.to_string())],
             Err(_) => events
