@@ -29,8 +29,10 @@ pub use triggers::{NewTrigger, TriggerRepo, TriggerRow};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 mod embedded {
@@ -73,6 +75,7 @@ pub(crate) type Conn = PooledConnection<SqliteConnectionManager>;
 pub struct Store {
     pool: Pool<SqliteConnectionManager>,
     path: PathBuf,
+    durability: Durability,
 }
 
 impl std::fmt::Debug for Store {
@@ -128,6 +131,7 @@ impl Store {
         let store = Store {
             pool,
             path: path.to_path_buf(),
+            durability: opts.durability,
         };
         store.migrate()?;
         Ok(store)
@@ -142,6 +146,14 @@ impl Store {
             .run(&mut *conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         Ok(())
+    }
+
+    /// The `synchronous` setting writes normally use.
+    pub(crate) fn synchronous(&self) -> &'static str {
+        match self.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -212,6 +224,16 @@ pub struct StoreHealth {
     pub size_bytes: u64,
 }
 
+/// The in-process writer lock of the database at `path`.
+fn writer_lock(path: &str) -> Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    Arc::clone(locks.entry(path.to_string()).or_default())
+}
+
 /// Longest a connection waits for another writer, in microseconds (the largest `busy_timeout`
 /// any store in this process was opened with).
 static BUSY_LIMIT_US: AtomicU64 = AtomicU64::new(0);
@@ -237,10 +259,18 @@ fn busy_wait(attempt: i32) -> bool {
 }
 
 /// Runs `f` inside one `BEGIN IMMEDIATE` transaction: commit on `Ok`, roll back on `Err`.
+///
+/// Writers of one database in this process first queue on an in-process lock: they then hand
+/// the write lock to each other as soon as it is free, instead of polling SQLite's busy handler
+/// (a busy publisher could otherwise starve the bus dispatcher). Other processes still meet
+/// them at SQLite's lock.
 pub(crate) fn write_tx<T>(
     conn: &mut Conn,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
+    let lock = writer_lock(conn.path().unwrap_or(""));
+    // A panic while holding it cannot leave shared state behind (SQLite rolls back).
+    let _writer = lock.lock().unwrap_or_else(|p| p.into_inner());
     let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
     let out = f(&tx)?;
     tx.commit()?;

@@ -10,7 +10,10 @@
 //!    delivered (its execution committed). Reported as events/s published, and published and
 //!    matched.
 //! 3. **Memory**: the process's resident set sampled every 20 ms during the burst, with one
-//!    subscriber draining the engine's broadcast channel as a UI would.
+//!    subscriber draining the engine's broadcast channel as a UI would; and the CPU time the
+//!    process spent per event (load-independent, unlike the rates on a shared machine).
+//! 4. **Each side alone**: the same number of events published in batches of 1 000 with the
+//!    dispatcher stopped, then matched by a fresh dispatcher from that backlog.
 //!
 //! The queue is not started: executions are created, not run (running them is the runner's
 //! cost, measured elsewhere).
@@ -66,6 +69,12 @@ pub struct BusReport {
     pub rss_before_mib: f64,
     pub rss_peak_mib: f64,
     pub rss_after_mib: f64,
+    /// CPU time (user + system) of the whole process during the burst, per event.
+    pub burst_cpu_us_per_event: f64,
+    pub backlog_publish_per_sec: f64,
+    pub backlog_match_per_sec: f64,
+    /// Load average when the run finished (the machine may be shared).
+    pub load_average: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -102,6 +111,19 @@ fn rss_mib() -> f64 {
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// CPU time (user + system) this process has used, in seconds (Linux; 0 elsewhere).
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn event_type(j: usize) -> String {
@@ -184,7 +206,12 @@ async fn measure(
     let delivered = Arc::new(Notify::new());
     let shutdown = CancellationToken::new();
     let owner = format!("{}:bench", std::process::id());
-    let dispatcher = Dispatcher::new(store.clone(), events.clone(), Arc::clone(&config), owner);
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        events.clone(),
+        Arc::clone(&config),
+        owner.clone(),
+    );
     let dispatching = tokio::spawn(dispatcher.run(
         Arc::clone(&wakeup),
         Arc::clone(&delivered),
@@ -268,6 +295,7 @@ async fn measure(
         })
     };
     let delivered_before = store.bus().count("delivered").map_err(bench_err)?;
+    let cpu_before = cpu_secs();
     let started = Instant::now();
     let per = args.burst.div_ceil(args.publishers);
     let mut tasks = Vec::new();
@@ -308,6 +336,7 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let total = started.elapsed();
+    let cpu = cpu_secs() - cpu_before;
     sampling.cancel();
     let _ = sampler.await;
     let rss_peak = f64::from_bits(peak.load(Ordering::Relaxed));
@@ -320,6 +349,46 @@ async fn measure(
     let _ = dispatching.await;
     drop(publisher);
     drain.abort();
+
+    // 4. Each side alone: a backlog published in batches with nothing dispatching, then matched.
+    let batches: Vec<Vec<NewEvent>> = (0..args.burst)
+        .collect::<Vec<_>>()
+        .chunks(1_000)
+        .map(|c| {
+            c.iter()
+                .map(|&i| {
+                    NewEvent::new(
+                        event_type(i % args.subscriptions),
+                        SourceKind::User,
+                        json!({"i": i}),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let s = store.clone();
+    let backlog_publish = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        for b in &batches {
+            s.bus().publish_batch(b)?;
+        }
+        Ok::<_, personas_store::StoreError>(started.elapsed())
+    })
+    .await
+    .map_err(bench_err)?
+    .map_err(bench_err)?;
+    let mut fresh = Dispatcher::new(store.clone(), EventBus::new(), Arc::clone(&config), owner);
+    let backlog_match = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        while fresh.round()?.claimed > 0 {}
+        Ok::<_, personas_store::StoreError>(started.elapsed())
+    })
+    .await
+    .map_err(bench_err)?
+    .map_err(bench_err)?;
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     let report = BusReport {
         subscriptions: args.subscriptions,
         latency_events: args.latency_events,
@@ -333,6 +402,10 @@ async fn measure(
         rss_before_mib: rss_before,
         rss_peak_mib: rss_peak,
         rss_after_mib: rss_after,
+        burst_cpu_us_per_event: cpu * 1e6 / args.burst as f64,
+        backlog_publish_per_sec: args.burst as f64 / backlog_publish.as_secs_f64(),
+        backlog_match_per_sec: args.burst as f64 / backlog_match.as_secs_f64(),
+        load_average,
     };
     eprintln!(
         "burst of {} events from {} publishers: published {:.0}/s; published and matched {:.0}/s ({:.2} s); {} executions queued; {} broadcasts drained",
@@ -345,8 +418,16 @@ async fn measure(
         drained.load(Ordering::Relaxed)
     );
     eprintln!(
-        "memory (RSS): {:.1} MiB before, {:.1} MiB peak during, {:.1} MiB after",
-        report.rss_before_mib, report.rss_peak_mib, report.rss_after_mib
+        "memory (RSS): {:.1} MiB before, {:.1} MiB peak during, {:.1} MiB after; CPU {:.1} µs per event",
+        report.rss_before_mib,
+        report.rss_peak_mib,
+        report.rss_after_mib,
+        report.burst_cpu_us_per_event
     );
+    eprintln!(
+        "each side alone ({} events): published in batches of 1 000 at {:.0}/s; matched from the backlog at {:.0}/s",
+        args.burst, report.backlog_publish_per_sec, report.backlog_match_per_sec
+    );
+    eprintln!("load average at the end: {}", report.load_average);
     Ok(report)
 }

@@ -247,8 +247,10 @@ impl Dispatcher {
     }
 
     fn announce(&self, d: Delivered) {
-        for e in &d.created {
-            self.events.send(EngineEvent::execution(e));
+        for e in d.created {
+            self.events.send(EngineEvent::Execution {
+                execution: Box::new(e),
+            });
         }
         if d.event.status == "delivered" {
             self.events.send(EngineEvent::EventDelivered {
