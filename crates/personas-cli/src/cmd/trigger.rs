@@ -13,7 +13,7 @@ use clap::{ArgGroup, Args, Subcommand};
 use personas_core::ValidationError;
 use personas_core::cron::CronSchedule;
 use personas_core::trigger::{ChainOn, MissedPolicy, SourceFilter, SourceKind, TriggerConfig};
-use personas_store::{NewTrigger, Store, StoreError, TriggerRow};
+use personas_store::{NewEvent, NewTrigger, Store, StoreError, TriggerRow};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,13 +38,21 @@ pub enum TriggerCmd {
     Enable { id: String },
     /// Turn a trigger off without removing it.
     Disable { id: String },
+    /// Fire a trigger by hand now: its persona runs with this payload (any kind of trigger;
+    /// the way to use a --manual one).
+    Fire {
+        id: String,
+        /// Payload as JSON. Default: {}.
+        #[arg(long, value_name = "JSON")]
+        payload: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
 #[command(group(
     ArgGroup::new("kind")
         .required(true)
-        .args(["event", "cron", "webhook", "chain", "watch"])
+        .args(["event", "cron", "webhook", "chain", "watch", "manual"])
 ))]
 pub struct AddArgs {
     /// The persona the trigger runs (name or id).
@@ -86,10 +94,16 @@ pub struct AddArgs {
     /// Only files whose path (relative to --watch) matches this glob, e.g. `*.md`.
     #[arg(long, requires = "watch", value_name = "GLOB")]
     pub glob: Option<String>,
+    /// Fired only by hand, with `personas trigger fire`.
+    #[arg(long)]
+    pub manual: bool,
     /// Store it switched off.
     #[arg(long)]
     pub disabled: bool,
 }
+
+/// The event type a trigger fired by hand publishes.
+pub const MANUAL_EVENT: &str = "trigger.fired";
 
 /// Bad input names the flag it came from.
 fn flag_error(e: ValidationError) -> CliError {
@@ -156,6 +170,9 @@ fn config_of(store: &Store, args: &AddArgs) -> CliResult<TriggerConfig> {
     if args.webhook {
         return Ok(TriggerConfig::Webhook);
     }
+    if args.manual {
+        return Ok(TriggerConfig::Manual);
+    }
     if let Some(after) = &args.chain {
         let on = args.on.parse::<ChainOn>().map_err(flag_error)?;
         let after = store.personas().find(after).map_err(|e| match e {
@@ -189,7 +206,7 @@ fn config_of(store: &Store, args: &AddArgs) -> CliResult<TriggerConfig> {
         });
     }
     Err(CliError::usage(
-        "say what fires the trigger: --event, --cron, --webhook, --chain or --watch",
+        "say what fires the trigger: --event, --cron, --webhook, --chain, --watch or --manual",
     ))
 }
 
@@ -369,6 +386,31 @@ pub async fn run(ctx: &mut Context, cmd: TriggerCmd) -> CliResult<ExitCode> {
                 print_json(&t);
             } else {
                 println!("removed {} trigger {} of {}", t.kind, t.id, t.persona_name);
+            }
+        }
+        TriggerCmd::Fire { id, payload } => {
+            let t = store.triggers().find(&id)?;
+            if !t.enabled {
+                return Err(CliError::usage(format!(
+                    "trigger {} is disabled; `personas trigger enable {}` first",
+                    t.id, t.id
+                )));
+            }
+            let payload = match payload {
+                Some(p) => serde_json::from_str(&p)
+                    .map_err(|e| CliError::usage(format!("--payload is not valid JSON: {e}")))?,
+                None => json!({}),
+            };
+            let mut event = NewEvent::new(MANUAL_EVENT, SourceKind::User, payload);
+            event.target_persona_id = Some(t.persona_id.clone());
+            event.trigger_id = Some(t.id.clone());
+            event.source_id = std::env::var("USER").ok().filter(|u| !u.is_empty());
+            let (row, _) = store.bus().publish(&event)?;
+            wake_daemon(ctx).await;
+            if ctx.json {
+                print_json(&row);
+            } else {
+                println!("{}", row.id);
             }
         }
         TriggerCmd::Enable { id } => set_enabled(ctx, &store, &id, true).await?,
