@@ -263,6 +263,41 @@ async fn events_emitted_from_the_cli_run_subscribers_and_dead_letters_can_be_ret
         text(&shown.stdout)
     );
 
+    // A manual trigger, fired by hand; a disabled one refuses.
+    let manual = env.json(&["trigger", "add", "Triage", "--manual"]);
+    let trigger_id = manual["id"].as_str().expect("id").to_string();
+    let fired = env.json(&[
+        "trigger",
+        "fire",
+        &trigger_id,
+        "--payload",
+        r#"{"v":"1.2"}"#,
+    ]);
+    let id = fired["id"].as_str().expect("event id").to_string();
+    assert_eq!(fired["trigger_id"].as_str(), Some(trigger_id.as_str()));
+    poll_until("manual delivery", WAIT, || {
+        store.bus().get(&id).expect("get").status == "delivered"
+    })
+    .await;
+    let run = &store.bus().deliveries(&id).expect("deliveries")[0];
+    let exec = store
+        .executions()
+        .get(run.execution_id.as_ref().expect("execution"))
+        .expect("exec");
+    assert_eq!(
+        (exec.persona_name.as_str(), exec.input.clone()),
+        ("Triage", Some(json!({"v": "1.2"})))
+    );
+    let out = env.run(&["trigger", "disable", &trigger_id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = env.run(&["trigger", "fire", &trigger_id]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("is disabled"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // Addressed to a disabled persona: retried, then dead-lettered; fixed and retried by hand.
     let emitted = env.json(&["event", "emit", "nudge", "--target", "Sleepy"]);
     let id = emitted["id"].as_str().expect("id").to_string();
