@@ -26,9 +26,9 @@ pub mod events;
 pub mod locate;
 pub mod reaper;
 pub mod runner;
+pub mod scheduler;
 pub mod tools;
 pub mod vault;
-pub mod scheduler;
 pub mod writer;
 
 pub use config::EngineConfig;

@@ -35,8 +35,8 @@ pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
 pub use personas::PersonaRepo;
 pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
-pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
 pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
+pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
 pub use triggers::{NewTrigger, TriggerRepo, TriggerRow};
 
 use r2d2::{Pool, PooledConnection};

@@ -1,8 +1,8 @@
 //! One module per command group; [`dispatch`] routes a parsed command line.
 
 pub mod bench;
-pub mod credential;
 pub mod bench_bus;
+pub mod credential;
 pub mod event;
 pub mod execution;
 pub mod misc;
