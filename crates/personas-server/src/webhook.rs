@@ -184,6 +184,14 @@ pub async fn receive(
     }
 }
 
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({"code": code, "message": message.into()})),
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,12 +219,4 @@ mod tests {
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
-}
-
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({"code": code, "message": message.into()})),
-    )
-        .into_response()
 }
