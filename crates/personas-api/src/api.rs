@@ -1,6 +1,7 @@
 //! [`Api`]: the operations implemented over the store and the engine. Hosts (the HTTP server,
 //! the desktop shell) hold one and call it; it knows nothing of HTTP or Tauri.
 
+use crate::bus::*;
 use crate::error::{ApiError, Code};
 use crate::ops::*;
 use crate::system::{self, Check, CheckStatus};
@@ -8,7 +9,9 @@ use crate::{Operations, templates};
 use personas_core::{Execution, ExecutionId, ExecutionStatus, Persona, PersonaId};
 use personas_engine::config::config_file;
 use personas_engine::{Engine, EngineConfig, locate};
-use personas_store::{ExecutionFilter, MemoryRow, NewExecution, RunStats, Store, StoreError};
+use personas_store::{
+    EventRow, ExecutionFilter, MemoryRow, NewExecution, RunStats, Store, StoreError,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -62,12 +65,17 @@ impl Api {
         &self.inner.engine
     }
 
+    /// The URL this runtime serves on, when it serves one.
+    pub(crate) fn host_url(&self) -> Option<String> {
+        self.inner.host.url.clone()
+    }
+
     fn config(&self) -> &EngineConfig {
         self.inner.engine.config()
     }
 
     /// Runs synchronous store work on the blocking pool.
-    async fn store<T: Send + 'static>(
+    pub(crate) async fn store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -78,7 +86,7 @@ impl Api {
         }
     }
 
-    async fn persona(&self, name_or_id: String) -> Result<Persona, ApiError> {
+    pub(crate) async fn persona(&self, name_or_id: String) -> Result<Persona, ApiError> {
         if name_or_id.trim().is_empty() {
             return Err(ApiError::invalid("persona", "must name a persona"));
         }
@@ -422,6 +430,46 @@ impl Operations for Api {
             .store(move |s| s.protocol().reviews(req.status.as_deref(), None))
             .await?;
         Ok(ReviewList { reviews })
+    }
+
+    async fn list_triggers(&self, req: ListTriggers) -> Result<TriggerList, ApiError> {
+        self.bus_list_triggers(req).await
+    }
+
+    async fn add_trigger(&self, req: AddTrigger) -> Result<TriggerView, ApiError> {
+        self.bus_add_trigger(req).await
+    }
+
+    async fn remove_trigger(&self, req: TriggerRef) -> Result<TriggerView, ApiError> {
+        self.bus_remove_trigger(req).await
+    }
+
+    async fn set_trigger_enabled(&self, req: SetTriggerEnabled) -> Result<TriggerView, ApiError> {
+        self.bus_set_trigger_enabled(req).await
+    }
+
+    async fn fire_trigger(&self, req: FireTrigger) -> Result<EventRow, ApiError> {
+        self.bus_fire_trigger(req).await
+    }
+
+    async fn preview_cron(&self, req: PreviewCron) -> Result<CronPreview, ApiError> {
+        self.bus_preview_cron(req).await
+    }
+
+    async fn list_events(&self, req: ListEvents) -> Result<EventList, ApiError> {
+        self.bus_list_events(req).await
+    }
+
+    async fn get_event(&self, req: EventRef) -> Result<EventView, ApiError> {
+        self.bus_get_event(req).await
+    }
+
+    async fn emit_event(&self, req: EmitEvent) -> Result<EventRow, ApiError> {
+        self.bus_emit_event(req).await
+    }
+
+    async fn retry_event(&self, req: EventRef) -> Result<EventRow, ApiError> {
+        self.bus_retry_event(req).await
     }
 
     async fn get_stats(&self, req: StatsRequest) -> Result<RunStats, ApiError> {

@@ -9,6 +9,7 @@
 //! - [`error`]: `{code, message, field}` with the closed [`Code`] enum.
 //! - [`event`]: [`ApiEvent`], the one enum for everything streamed, and [`StreamFrame`].
 //! - [`api`]: [`Api`], the implementation over the store and the engine.
+//! - [`bus`]: the trigger and event-bus operations' types and implementation.
 //! - [`system`]: the installation checks shared with `personas doctor`.
 //! - [`templates`]: the persona template gallery.
 //! - [`schema`]: TypeScript (ts-rs) and OpenAPI (schemars) generation.
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod bus;
 pub mod error;
 pub mod event;
 pub mod ops;
@@ -86,6 +88,26 @@ macro_rules! for_each_operation {
             delete_memory: $crate::ops::MemoryRef => personas_store::MemoryRow,
             /// Review requests, oldest first.
             list_reviews: $crate::ops::ListReviews => $crate::ops::ReviewList,
+            /// Triggers of one persona or all, with schedules' next fires and webhooks' URL and secret.
+            list_triggers: $crate::bus::ListTriggers => $crate::bus::TriggerList,
+            /// Adds a trigger: manual, cron, webhook, event subscription, chain or file watcher.
+            add_trigger: $crate::bus::AddTrigger => $crate::bus::TriggerView,
+            /// Removes a trigger (events it fired stay in history).
+            remove_trigger: $crate::bus::TriggerRef => $crate::bus::TriggerView,
+            /// Turns a trigger on or off.
+            set_trigger_enabled: $crate::bus::SetTriggerEnabled => $crate::bus::TriggerView,
+            /// Fires a trigger by hand now: its persona runs with the payload.
+            fire_trigger: $crate::bus::FireTrigger => personas_store::EventRow,
+            /// Checks a cron expression and time zone and returns its next fire times.
+            preview_cron: $crate::bus::PreviewCron => $crate::bus::CronPreview,
+            /// Bus events, newest first, with the executions each caused.
+            list_events: $crate::bus::ListEvents => $crate::bus::EventList,
+            /// One bus event by id or unique prefix, with its deliveries.
+            get_event: $crate::bus::EventRef => $crate::bus::EventView,
+            /// Publishes an event on the bus (durable before it answers).
+            emit_event: $crate::bus::EmitEvent => personas_store::EventRow,
+            /// Re-queues a dead-lettered, failed or skipped event with fresh attempts.
+            retry_event: $crate::bus::EventRef => personas_store::EventRow,
             /// Run statistics for charts.
             get_stats: $crate::ops::StatsRequest => personas_store::RunStats,
             /// The home screen in one round trip.

@@ -65,6 +65,7 @@ impl FromStr for TriggerType {
 
 /// Where a bus event came from. Lower-case in the store and on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     Persona,
@@ -124,6 +125,7 @@ impl FromStr for SourceKind {
 /// Which events of a type a subscription wants, by origin: every event from one kind of source,
 /// or (with `id`) only those of one persona or trigger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct SourceFilter {
     pub kind: SourceKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,6 +144,7 @@ impl SourceFilter {
 
 /// After which endings of persona A a chain runs persona B.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChainOn {
     /// A completed.
@@ -279,6 +282,7 @@ impl FromStr for MissedPolicy {
 
 /// A trigger's definition, stored as JSON with a `kind` tag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TriggerConfig {
     /// Fired only on request.
@@ -287,7 +291,9 @@ pub enum TriggerConfig {
     Cron {
         expr: String,
         tz: String,
+        /// `skip`, `once` or `catch-up:N`.
         #[serde(default)]
+        #[cfg_attr(feature = "schema", ts(type = "string"), schemars(with = "String"))]
         missed: MissedPolicy,
     },
     /// `POST /webhooks/{trigger id}` with an HMAC-SHA256 signature (the secret is kept apart).

@@ -11,6 +11,8 @@
 //! - [`bus`]: the durable event bus — publisher, dispatcher (events → executions, exactly once
 //!   per recipient), subscription matching, chain triggers.
 //! - [`scheduler`]: cron triggers (with missed-run policies) and file watchers.
+//! - [`triggers`]: triggers as people ask for them (CLI flags, API fields) resolved for the
+//!   store, fired by hand, previewed and described — shared by every front-end.
 //! - [`engine`]: wires the components; its queue admits work under the global and per-persona
 //!   limits (priority, then FIFO, enforced in one store transaction); recovers after a crash;
 //!   heartbeats running executions.
@@ -28,6 +30,7 @@ pub mod reaper;
 pub mod runner;
 pub mod scheduler;
 pub mod tools;
+pub mod triggers;
 pub mod vault;
 pub mod writer;
 

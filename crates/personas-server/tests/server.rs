@@ -2,6 +2,8 @@
 //! engine, the real Claude Code CLI against the scripted Messages API, real WebSockets.
 //! Waits are on responses and stream frames, each with a deadline.
 
+#[path = "server/bus.rs"]
+mod bus;
 #[path = "server/webhook.rs"]
 mod webhook;
 
@@ -47,6 +49,9 @@ impl Server {
         config.claude_path = Some(claude_bin());
         config.env = env.vars.iter().cloned().collect();
         config.queue_poll_ms = 100;
+        // Dead letters within a test: two attempts, quick retries.
+        config.bus_max_attempts = 2;
+        config.bus_retry_base_ms = 50;
         let store = Store::open_in_dir(dir.path()).expect("store");
         let engine = Engine::new(config, store);
         engine.start().await.expect("start engine");
@@ -490,6 +495,9 @@ async fn every_operation_round_trips_through_the_server() {
         .ok("delete_persona", json!({"persona": "Docs checker"}))
         .await;
     assert_eq!(gone["name"], "Docs checker");
+
+    // Triggers and the event bus.
+    bus::round_trips(&s, &mut ws).await;
 
     let called = s.called.lock().expect("lock").clone();
     let all: BTreeSet<String> = personas_api::OPERATIONS

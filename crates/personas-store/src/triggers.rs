@@ -15,7 +15,7 @@ use personas_core::cron::CronSchedule;
 use personas_core::trigger::{EventPattern, TriggerConfig, TriggerType, WebhookSecret};
 use personas_core::{PersonaId, TriggerId};
 use rusqlite::{OptionalExtension, Row, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub struct TriggerRepo<'s> {
     store: &'s Store,
@@ -30,7 +30,8 @@ pub struct NewTrigger {
 }
 
 /// A stored trigger. The webhook secret is never serialised with it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct TriggerRow {
     pub id: TriggerId,
     pub persona_id: PersonaId,
@@ -38,7 +39,7 @@ pub struct TriggerRow {
     pub kind: TriggerType,
     pub config: TriggerConfig,
     /// For a chain: the name of the persona it waits for.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_persona_name: Option<String>,
     pub enabled: bool,
     pub next_fire_at: Option<DateTime<Utc>>,
@@ -48,6 +49,7 @@ pub struct TriggerRow {
     pub last_error_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     #[serde(skip)]
+    #[cfg_attr(feature = "schema", ts(skip), schemars(skip))]
     pub secret: Option<WebhookSecret>,
 }
 

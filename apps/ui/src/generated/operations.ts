@@ -1,19 +1,29 @@
 // Generated from the operation table in crates/personas-api. Do not edit.
 import type { AddMemory } from "./AddMemory";
+import type { AddTrigger } from "./AddTrigger";
 import type { CanvasLayout } from "./CanvasLayout";
 import type { CreateFromTemplate } from "./CreateFromTemplate";
 import type { CreatePersona } from "./CreatePersona";
+import type { CronPreview } from "./CronPreview";
 import type { Dashboard } from "./Dashboard";
 import type { DashboardRequest } from "./DashboardRequest";
+import type { EmitEvent } from "./EmitEvent";
 import type { Empty } from "./Empty";
+import type { EventList } from "./EventList";
+import type { EventRef } from "./EventRef";
+import type { EventRow } from "./EventRow";
+import type { EventView } from "./EventView";
 import type { Execution } from "./Execution";
 import type { ExecutionList } from "./ExecutionList";
 import type { ExecutionOutputRequest } from "./ExecutionOutputRequest";
 import type { ExecutionRef } from "./ExecutionRef";
+import type { FireTrigger } from "./FireTrigger";
+import type { ListEvents } from "./ListEvents";
 import type { ListExecutions } from "./ListExecutions";
 import type { ListMemories } from "./ListMemories";
 import type { ListMessages } from "./ListMessages";
 import type { ListReviews } from "./ListReviews";
+import type { ListTriggers } from "./ListTriggers";
 import type { MarkMessagesRead } from "./MarkMessagesRead";
 import type { MemoryList } from "./MemoryList";
 import type { MemoryRef } from "./MemoryRef";
@@ -23,14 +33,19 @@ import type { OutputPage } from "./OutputPage";
 import type { Persona } from "./Persona";
 import type { PersonaList } from "./PersonaList";
 import type { PersonaRef } from "./PersonaRef";
+import type { PreviewCron } from "./PreviewCron";
 import type { PromptVersionList } from "./PromptVersionList";
 import type { ReviewList } from "./ReviewList";
 import type { RunPersona } from "./RunPersona";
 import type { RunStats } from "./RunStats";
+import type { SetTriggerEnabled } from "./SetTriggerEnabled";
 import type { Settings } from "./Settings";
 import type { StatsRequest } from "./StatsRequest";
 import type { SystemReport } from "./SystemReport";
 import type { TemplateList } from "./TemplateList";
+import type { TriggerList } from "./TriggerList";
+import type { TriggerRef } from "./TriggerRef";
+import type { TriggerView } from "./TriggerView";
 import type { UpdateMemory } from "./UpdateMemory";
 import type { UpdatePersona } from "./UpdatePersona";
 import type { UpdateSettings } from "./UpdateSettings";
@@ -84,6 +99,26 @@ export interface Operations {
   delete_memory: { request: MemoryRef; response: MemoryRow };
   /** Review requests, oldest first. */
   list_reviews: { request: ListReviews; response: ReviewList };
+  /** Triggers of one persona or all, with schedules' next fires and webhooks' URL and secret. */
+  list_triggers: { request: ListTriggers; response: TriggerList };
+  /** Adds a trigger: manual, cron, webhook, event subscription, chain or file watcher. */
+  add_trigger: { request: AddTrigger; response: TriggerView };
+  /** Removes a trigger (events it fired stay in history). */
+  remove_trigger: { request: TriggerRef; response: TriggerView };
+  /** Turns a trigger on or off. */
+  set_trigger_enabled: { request: SetTriggerEnabled; response: TriggerView };
+  /** Fires a trigger by hand now: its persona runs with the payload. */
+  fire_trigger: { request: FireTrigger; response: EventRow };
+  /** Checks a cron expression and time zone and returns its next fire times. */
+  preview_cron: { request: PreviewCron; response: CronPreview };
+  /** Bus events, newest first, with the executions each caused. */
+  list_events: { request: ListEvents; response: EventList };
+  /** One bus event by id or unique prefix, with its deliveries. */
+  get_event: { request: EventRef; response: EventView };
+  /** Publishes an event on the bus (durable before it answers). */
+  emit_event: { request: EmitEvent; response: EventRow };
+  /** Re-queues a dead-lettered, failed or skipped event with fresh attempts. */
+  retry_event: { request: EventRef; response: EventRow };
   /** Run statistics for charts. */
   get_stats: { request: StatsRequest; response: RunStats };
   /** The home screen in one round trip. */
@@ -121,6 +156,16 @@ export const OPERATION_NAMES: OperationName[] = [
   "update_memory",
   "delete_memory",
   "list_reviews",
+  "list_triggers",
+  "add_trigger",
+  "remove_trigger",
+  "set_trigger_enabled",
+  "fire_trigger",
+  "preview_cron",
+  "list_events",
+  "get_event",
+  "emit_event",
+  "retry_event",
   "get_stats",
   "get_dashboard",
   "get_canvas",

@@ -9,8 +9,9 @@ use crate::daemon::{self, Client};
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
-use personas_core::trigger::{SourceKind, validate_event_type};
-use personas_store::{DeliveryRow, EventFilter, EventRow, NewEvent, Store};
+use personas_core::trigger::validate_event_type;
+use personas_engine::triggers::user_event;
+use personas_store::{DeliveryRow, EventFilter, EventRow, Store};
 use serde_json::{Value, json};
 use std::process::ExitCode;
 
@@ -36,6 +37,10 @@ pub enum EventCmd {
         /// Only this event type.
         #[arg(long = "type", value_name = "TYPE")]
         event_type: Option<String>,
+        /// Only events from this kind of source: persona, webhook, schedule, user, chain,
+        /// system, watcher.
+        #[arg(long, value_name = "SOURCE")]
+        source: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
@@ -82,8 +87,7 @@ async fn wake_daemon(ctx: &Context) -> bool {
 }
 
 /// An event with its deliveries, as `--json` shows it.
-fn with_deliveries(store: &Store, e: &EventRow) -> CliResult<Value> {
-    let deliveries = store.bus().deliveries(&e.id)?;
+fn with_deliveries(e: &EventRow, deliveries: &[DeliveryRow]) -> Value {
     let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
     v["executions"] = json!(
         deliveries
@@ -92,7 +96,7 @@ fn with_deliveries(store: &Store, e: &EventRow) -> CliResult<Value> {
             .collect::<Vec<_>>()
     );
     v["deliveries"] = json!(deliveries);
-    Ok(v)
+    v
 }
 
 fn status(s: &str, st: Style) -> String {
@@ -132,11 +136,11 @@ pub async fn run(ctx: &mut Context, cmd: EventCmd) -> CliResult<ExitCode> {
         } => {
             validate_event_type(&event_type).map_err(|e| CliError::usage(e.to_string()))?;
             let payload = parse_payload(payload.as_deref())?;
-            let mut event = NewEvent::new(event_type, SourceKind::User, payload);
-            if let Some(t) = target {
-                event.target_persona_id = Some(store.personas().find(&t)?.id);
-            }
-            event.source_id = std::env::var("USER").ok().filter(|u| !u.is_empty());
+            let target = match target {
+                Some(t) => Some(store.personas().find(&t)?.id),
+                None => None,
+            };
+            let event = user_event(&event_type, payload, target, std::env::var("USER").ok())?;
             let (row, _) = store.bus().publish(&event)?;
             let woke = wake_daemon(ctx).await;
             if ctx.json {
@@ -154,26 +158,27 @@ pub async fn run(ctx: &mut Context, cmd: EventCmd) -> CliResult<ExitCode> {
         EventCmd::List {
             status: wanted,
             event_type,
+            source: from,
             limit,
         } => {
             let list = store.bus().list(&EventFilter {
                 status: wanted,
                 event_type,
+                source_kind: from,
                 limit: Some(limit),
             })?;
+            let ids: Vec<&str> = list.iter().map(|e| e.id.as_str()).collect();
+            let deliveries = store.bus().deliveries_of(&ids)?;
+            let of = |e: &EventRow| deliveries.get(&e.id).map(Vec::as_slice).unwrap_or(&[]);
             if ctx.json {
-                let all = list
-                    .iter()
-                    .map(|e| with_deliveries(&store, e))
-                    .collect::<CliResult<Vec<_>>>()?;
+                let all: Vec<Value> = list.iter().map(|e| with_deliveries(e, of(e))).collect();
                 print_json(&all);
             } else if list.is_empty() {
                 println!("no events");
             } else {
                 let mut rows = Vec::new();
                 for e in &list {
-                    let deliveries = store.bus().deliveries(&e.id)?;
-                    let runs: Vec<String> = deliveries
+                    let runs: Vec<String> = of(e)
                         .iter()
                         .filter_map(|d| d.execution_id.as_ref())
                         .map(|x| short(x.as_str(), 13))
@@ -214,7 +219,7 @@ pub async fn run(ctx: &mut Context, cmd: EventCmd) -> CliResult<ExitCode> {
         EventCmd::Show { id } => {
             let e = store.bus().find(&id)?;
             if ctx.json {
-                print_json(&with_deliveries(&store, &e)?);
+                print_json(&with_deliveries(&e, &store.bus().deliveries(&e.id)?));
             } else {
                 print_event(&store, &e, st)?;
             }

@@ -1,7 +1,8 @@
 //! `personas trigger add|list|remove|enable|disable`: what starts a persona besides a person.
 //!
 //! Triggers are written to the store directly (safe beside a running daemon); a running daemon is
-//! then woken so its scheduler and dispatcher pick the change up at once.
+//! then woken so its scheduler and dispatcher pick the change up at once. What a flag means and
+//! which values are refused is `personas_engine::triggers`, shared with the app's API.
 
 use super::print_json;
 use crate::context::Context;
@@ -12,8 +13,8 @@ use chrono::Utc;
 use clap::{ArgGroup, Args, Subcommand};
 use personas_core::ValidationError;
 use personas_core::cron::CronSchedule;
-use personas_core::trigger::{ChainOn, MissedPolicy, SourceFilter, SourceKind, TriggerConfig};
-use personas_store::{NewEvent, NewTrigger, Store, StoreError, TriggerRow};
+use personas_engine::triggers::{self, TriggerSpec};
+use personas_store::{Store, StoreError, TriggerRow};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,12 +103,17 @@ pub struct AddArgs {
     pub disabled: bool,
 }
 
-/// The event type a trigger fired by hand publishes.
-pub const MANUAL_EVENT: &str = "trigger.fired";
-
 /// Bad input names the flag it came from.
 fn flag_error(e: ValidationError) -> CliError {
-    CliError::usage(format!("--{}: {}", e.field, e.message))
+    let hint = match e.field.as_str() {
+        "chain" | "source" => Some("`personas persona list` shows the personas there are"),
+        _ => None,
+    };
+    let err = CliError::usage(format!("--{}: {}", e.field, e.message));
+    match hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
 }
 
 fn store_error(e: StoreError) -> CliError {
@@ -117,91 +123,35 @@ fn store_error(e: StoreError) -> CliError {
     }
 }
 
-/// This machine's IANA time zone, when it has one chrono-tz knows.
-fn local_zone() -> Option<String> {
-    let name = iana_time_zone::get_timezone().ok()?;
-    name.parse::<chrono_tz::Tz>().ok().map(|_| name)
-}
-
-fn source_filter(store: &Store, s: &str) -> CliResult<SourceFilter> {
-    if let Ok(kind) = s.parse::<SourceKind>() {
-        return Ok(SourceFilter { kind, id: None });
-    }
-    match store.personas().find(s) {
-        Ok(p) => Ok(SourceFilter {
-            kind: SourceKind::Persona,
-            id: Some(p.id.to_string()),
-        }),
-        Err(StoreError::NotFound { .. }) => Err(CliError::usage(format!(
-            "--source: {s:?} is neither a source kind ({}) nor a persona",
-            SourceKind::ALL.map(|k| k.as_str()).join(", ")
-        ))),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn config_of(store: &Store, args: &AddArgs) -> CliResult<TriggerConfig> {
+fn spec_of(args: &AddArgs) -> CliResult<TriggerSpec> {
     if let Some(pattern) = &args.event {
-        let source = args
-            .source
-            .as_deref()
-            .map(|s| source_filter(store, s))
-            .transpose()?;
-        return Ok(TriggerConfig::Event {
+        return Ok(TriggerSpec::Event {
             pattern: pattern.clone(),
-            source,
+            source: args.source.clone(),
         });
     }
     if let Some(expr) = &args.cron {
-        let tz = match &args.tz {
-            Some(tz) => tz.clone(),
-            None => local_zone().unwrap_or_else(|| "UTC".into()),
-        };
-        let missed = match &args.missed {
-            Some(m) => m.parse::<MissedPolicy>().map_err(flag_error)?,
-            None => MissedPolicy::Skip,
-        };
-        return Ok(TriggerConfig::Cron {
+        return Ok(TriggerSpec::Cron {
             expr: expr.clone(),
-            tz,
-            missed,
+            tz: args.tz.clone(),
+            missed: args.missed.clone(),
         });
     }
     if args.webhook {
-        return Ok(TriggerConfig::Webhook);
+        return Ok(TriggerSpec::Webhook);
     }
     if args.manual {
-        return Ok(TriggerConfig::Manual);
+        return Ok(TriggerSpec::Manual);
     }
     if let Some(after) = &args.chain {
-        let on = args.on.parse::<ChainOn>().map_err(flag_error)?;
-        let after = store.personas().find(after).map_err(|e| match e {
-            StoreError::NotFound { .. } => {
-                CliError::usage(format!("--chain: persona not found: {after}"))
-                    .with_hint("`personas persona list` shows the personas there are")
-            }
-            other => other.into(),
-        })?;
-        return Ok(TriggerConfig::Chain {
-            after_persona_id: after.id,
-            on,
+        return Ok(TriggerSpec::Chain {
+            after: after.clone(),
+            on: Some(args.on.clone()),
         });
     }
     if let Some(path) = &args.watch {
-        let root = path
-            .canonicalize()
-            .map_err(|e| CliError::usage(format!("--watch: cannot use {}: {e}", path.display())))?;
-        if !root.is_dir() {
-            return Err(CliError::usage(format!(
-                "--watch: {} is not a directory",
-                root.display()
-            )));
-        }
-        if let Some(g) = &args.glob {
-            personas_engine::scheduler::watch::check_glob(g).map_err(flag_error)?;
-        }
-        return Ok(TriggerConfig::Watch {
-            path: root.to_string_lossy().into_owned(),
+        return Ok(TriggerSpec::Watch {
+            path: path.clone(),
             glob: args.glob.clone(),
         });
     }
@@ -217,7 +167,7 @@ fn webhook_url(ctx: &Context, id: &str) -> String {
         .flatten()
         .map(|d| d.url)
         .unwrap_or_else(|| format!("http://{}", ctx.config.listen));
-    format!("{}/webhooks/{id}", base.trim_end_matches('/'))
+    triggers::webhook_url(&base, id)
 }
 
 /// A trigger as `--json` shows it: the stored row, plus the webhook URL and secret, or the
@@ -228,50 +178,15 @@ fn to_json(ctx: &Context, t: &TriggerRow) -> Value {
         v["url"] = json!(webhook_url(ctx, t.id.as_str()));
         v["secret"] = json!(secret.expose());
     }
-    if let Some(Ok(s)) = t.schedule() {
-        let from = t
-            .next_fire_at
-            .map(|n| n - chrono::TimeDelta::seconds(1))
-            .unwrap_or_else(Utc::now);
-        v["next_fires"] =
-            json!(s.upcoming(from.max(Utc::now() - chrono::TimeDelta::seconds(1)), 3));
+    if t.schedule().is_some() {
+        v["next_fires"] = json!(triggers::next_fires(t, 3, Utc::now()));
     }
     v
 }
 
-/// One line saying what a trigger listens for.
-fn describe(t: &TriggerRow) -> String {
-    match &t.config {
-        TriggerConfig::Manual => "by hand".into(),
-        TriggerConfig::Cron { expr, tz, missed } => format!("cron {expr} ({tz}), missed: {missed}"),
-        TriggerConfig::Webhook => "webhook".into(),
-        TriggerConfig::Event { pattern, source } => match source {
-            None => format!("event {pattern}"),
-            Some(SourceFilter { kind, id: None }) => format!("event {pattern} from {kind}"),
-            Some(SourceFilter { kind, id: Some(id) }) => {
-                format!("event {pattern} from {kind} {id}")
-            }
-        },
-        TriggerConfig::Chain { on, .. } => format!(
-            "after {} {}",
-            t.after_persona_name
-                .as_deref()
-                .unwrap_or("(deleted persona)"),
-            on.as_str()
-        ),
-        TriggerConfig::Watch { path, glob } => match glob {
-            Some(g) => format!("files {g} in {path}"),
-            None => format!("files in {path}"),
-        },
-    }
-}
-
 fn when(t: Option<chrono::DateTime<Utc>>, schedule: Option<&CronSchedule>) -> String {
     match (t, schedule) {
-        (Some(t), Some(s)) => {
-            let tz: chrono_tz::Tz = s.tz_name().parse().unwrap_or(chrono_tz::UTC);
-            format!("{}", t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z"))
-        }
+        (Some(t), Some(s)) => triggers::in_zone(t, s.tz_name()),
         (Some(t), None) => render::ago(t),
         (None, _) => "-".into(),
     }
@@ -293,18 +208,8 @@ pub async fn run(ctx: &mut Context, cmd: TriggerCmd) -> CliResult<ExitCode> {
     let st = Style::detect();
     match cmd {
         TriggerCmd::Add(args) => {
-            let persona = store.personas().find(&args.persona)?;
-            let config = config_of(&store, &args)?;
-            let t = store
-                .triggers()
-                .create(
-                    &NewTrigger {
-                        persona_id: persona.id.clone(),
-                        config,
-                        enabled: !args.disabled,
-                    },
-                    Utc::now(),
-                )
+            let spec = spec_of(&args)?;
+            let t = triggers::add(&store, &args.persona, &spec, !args.disabled, Utc::now())
                 .map_err(store_error)?;
             wake_daemon(ctx).await;
             if ctx.json {
@@ -315,7 +220,7 @@ pub async fn run(ctx: &mut Context, cmd: TriggerCmd) -> CliResult<ExitCode> {
                     t.kind,
                     t.id,
                     t.persona_name,
-                    describe(&t)
+                    triggers::describe(&t)
                 );
                 if let Some(Ok(s)) = t.schedule() {
                     println!("  next: {}", when(t.next_fire_at, Some(&s)));
@@ -323,9 +228,7 @@ pub async fn run(ctx: &mut Context, cmd: TriggerCmd) -> CliResult<ExitCode> {
                 if let Some(secret) = &t.secret {
                     println!("  url:    {}", webhook_url(ctx, t.id.as_str()));
                     println!("  secret: {}", secret.expose());
-                    println!(
-                        "  sign each request: X-Personas-Signature: sha256=<hex of HMAC-SHA256(secret, raw body)>"
-                    );
+                    println!("  sign each request: {}", triggers::SIGNATURE_HELP);
                 }
             }
         }
@@ -353,7 +256,7 @@ pub async fn run(ctx: &mut Context, cmd: TriggerCmd) -> CliResult<ExitCode> {
                             t.id.to_string(),
                             t.persona_name.clone(),
                             t.kind.to_string(),
-                            describe(t),
+                            triggers::describe(t),
                             state,
                             when(t.next_fire_at.filter(|_| t.enabled), schedule.as_ref()),
                             when(t.last_fired_at, None),
@@ -390,21 +293,15 @@ pub async fn run(ctx: &mut Context, cmd: TriggerCmd) -> CliResult<ExitCode> {
         }
         TriggerCmd::Fire { id, payload } => {
             let t = store.triggers().find(&id)?;
-            if !t.enabled {
-                return Err(CliError::usage(format!(
-                    "trigger {} is disabled; `personas trigger enable {}` first",
-                    t.id, t.id
-                )));
-            }
             let payload = match payload {
                 Some(p) => serde_json::from_str(&p)
                     .map_err(|e| CliError::usage(format!("--payload is not valid JSON: {e}")))?,
                 None => json!({}),
             };
-            let mut event = NewEvent::new(MANUAL_EVENT, SourceKind::User, payload);
-            event.target_persona_id = Some(t.persona_id.clone());
-            event.trigger_id = Some(t.id.clone());
-            event.source_id = std::env::var("USER").ok().filter(|u| !u.is_empty());
+            let event =
+                triggers::fire_event(&t, payload, std::env::var("USER").ok()).map_err(|e| {
+                    CliError::from(e).with_hint(format!("`personas trigger enable {}`", t.id))
+                })?;
             let (row, _) = store.bus().publish(&event)?;
             wake_daemon(ctx).await;
             if ctx.json {

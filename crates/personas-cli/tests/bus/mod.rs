@@ -369,8 +369,8 @@ async fn killing_the_daemon_mid_dispatch_delivers_every_event_exactly_once_after
         .bus()
         .list(&personas_store::EventFilter {
             status: Some("processing".into()),
-            event_type: None,
             limit: Some(EVENTS as u32),
+            ..Default::default()
         })
         .expect("list");
     assert!(!stuck.is_empty(), "the daemon died holding leases");

@@ -22,11 +22,13 @@ use crate::protocol::{EVENT_COLUMNS, EventRow, row_to_event};
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError, write_tx};
 use chrono::{DateTime, Utc};
+use personas_core::ValidationError;
 use personas_core::trigger::SourceKind;
 use personas_core::{Execution, ExecutionId, PersonaId, TriggerId, TriggerKind};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub struct BusRepo<'s> {
@@ -115,8 +117,9 @@ pub struct Delivered {
     pub created: Vec<Execution>,
 }
 
-/// A recorded delivery of an event to one recipient.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A recorded delivery of an event to one recipient: who got it, and the execution it made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct DeliveryRow {
     pub event_id: String,
     pub target: String,
@@ -147,6 +150,8 @@ pub struct SubscriptionRow {
 pub struct EventFilter {
     pub status: Option<String>,
     pub event_type: Option<String>,
+    /// Only events from this kind of source (`persona`, `webhook`, …).
+    pub source_kind: Option<String>,
     pub limit: Option<u32>,
 }
 
@@ -159,6 +164,23 @@ pub const EVENT_STATUSES: [&str; 6] = [
     "failed",
     "dead_letter",
 ];
+
+const DELIVERY_COLUMNS: &str = "event_id, target, persona_id, persona_name, execution_id, \
+    status, error, attempt, created_at";
+
+fn row_to_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        event_id: r.get(0)?,
+        target: r.get(1)?,
+        persona_id: r.get::<_, Option<String>>(2)?.map(PersonaId::from_string),
+        persona_name: r.get(3)?,
+        execution_id: r.get::<_, Option<String>>(4)?.map(ExecutionId::from_string),
+        status: r.get(5)?,
+        error: r.get(6)?,
+        attempt: r.get(7)?,
+        created_at: from_ms(r.get(8)?),
+    })
+}
 
 fn new_event_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -322,48 +344,73 @@ impl<'s> BusRepo<'s> {
         if let Some(s) = &filter.status
             && !EVENT_STATUSES.contains(&s.as_str())
         {
-            return Err(StoreError::conflict(
+            return Err(ValidationError::new(
                 "status",
                 format!(
                     "unknown event status {s:?}; expected one of: {}",
                     EVENT_STATUSES.join(", ")
                 ),
-            ));
+            )
+            .into());
+        }
+        if let Some(k) = &filter.source_kind {
+            k.parse::<SourceKind>()
+                .map_err(|e| ValidationError::new("source", e))?;
         }
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {EVENT_COLUMNS} FROM events
              WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR event_type = ?2)
-             ORDER BY created_at DESC, id DESC LIMIT ?3"
+                AND (?3 IS NULL OR source_kind = ?3)
+             ORDER BY created_at DESC, id DESC LIMIT ?4"
         ))?;
         let rows = stmt.query_map(
-            params![filter.status, filter.event_type, filter.limit.unwrap_or(50)],
+            params![
+                filter.status,
+                filter.event_type,
+                filter.source_kind,
+                filter.limit.unwrap_or(50)
+            ],
             row_to_event,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Deliveries of many events at once (one query, for listings), keyed by event id; an
+    /// event without deliveries has no entry.
+    pub fn deliveries_of(
+        &self,
+        event_ids: &[&str],
+    ) -> Result<HashMap<String, Vec<DeliveryRow>>, StoreError> {
+        let mut out: HashMap<String, Vec<DeliveryRow>> = HashMap::new();
+        if event_ids.is_empty() {
+            return Ok(out);
+        }
+        let conn = self.store.conn()?;
+        // SQLite binds at most 32 766 parameters; listings are far smaller, but chunk anyway.
+        for chunk in event_ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM event_deliveries WHERE event_id IN ({marks})
+                 ORDER BY created_at, target"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(chunk.iter()), row_to_delivery)?;
+            for row in rows {
+                let row = row?;
+                out.entry(row.event_id.clone()).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+
     /// Deliveries of an event, in the order they were first made.
     pub fn deliveries(&self, event_id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
         let conn = self.store.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT event_id, target, persona_id, persona_name, execution_id, status, error,
-                    attempt, created_at
-             FROM event_deliveries WHERE event_id = ?1 ORDER BY created_at, target",
-        )?;
-        let rows = stmt.query_map([event_id], |r| {
-            Ok(DeliveryRow {
-                event_id: r.get(0)?,
-                target: r.get(1)?,
-                persona_id: r.get::<_, Option<String>>(2)?.map(PersonaId::from_string),
-                persona_name: r.get(3)?,
-                execution_id: r.get::<_, Option<String>>(4)?.map(ExecutionId::from_string),
-                status: r.get(5)?,
-                error: r.get(6)?,
-                attempt: r.get(7)?,
-                created_at: from_ms(r.get(8)?),
-            })
-        })?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM event_deliveries WHERE event_id = ?1
+             ORDER BY created_at, target"
+        ))?;
+        let rows = stmt.query_map([event_id], row_to_delivery)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
