@@ -5,6 +5,7 @@
 //! - [`protocol`]: the persona protocol — single-line JSON objects an agent writes in its text.
 //! - [`prompt`]: prompt assembly, one pure function per section.
 //! - [`persona_file`]: the YAML/JSON file users share to move a persona between machines.
+//! - [`review`]: review decisions and the message a paused session is resumed with.
 //!
 //! Nothing here touches the file system, the network, a clock-driven runtime or tokio; that keeps
 //! it fast to test and usable from every host (daemon, desktop app, CLI, cloud worker).
@@ -15,6 +16,7 @@ pub mod model;
 pub mod persona_file;
 pub mod prompt;
 pub mod protocol;
+pub mod review;
 pub mod stream;
 pub mod validate;
 

@@ -7,18 +7,36 @@
 //! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`]) are thin
 //!   views over the connection pool; every multi-statement change runs in one
 //!   `BEGIN IMMEDIATE` transaction so concurrent processes never interleave half-done updates.
+//! - Review, delivery, healing, budgets and metrics ([`Store::reviews`], [`Store::deliveries`],
+//!   [`Store::healing`], [`Store::policies`], [`Store::metrics`], [`Store::memories`]; admission
+//!   in `admission`) own the V4 tables.
 #![forbid(unsafe_code)]
 
+pub mod admission;
+pub mod delivery;
 mod error;
 pub mod executions;
+pub mod healing;
+pub mod memories;
+pub mod metrics;
 pub mod personas;
+pub mod policies;
 pub mod protocol;
+pub mod review;
 mod time;
 
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
 pub use personas::PersonaRepo;
 pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
+
+pub use admission::{Admitted, GlobalCaps};
+pub use delivery::{ChannelRow, DeliveryRepo, DeliveryRow, DueDelivery, Notice};
+pub use healing::{Advice, BreakerRow, HealingDefaults, HealingRepo, HealingReport, IssueRow};
+pub use memories::{MemoryEdit, MemoryRepo};
+pub use metrics::{DailyMetrics, MetricsRepo};
+pub use policies::{PersonaPolicy, PolicyRepo};
+pub use review::{Decided, DecidedBy, Effect, ReviewRepo};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -151,6 +169,30 @@ impl Store {
 
     pub fn protocol(&self) -> ProtocolRepo<'_> {
         ProtocolRepo::new(self)
+    }
+
+    pub fn reviews(&self) -> ReviewRepo<'_> {
+        ReviewRepo::new(self)
+    }
+
+    pub fn policies(&self) -> PolicyRepo<'_> {
+        PolicyRepo::new(self)
+    }
+
+    pub fn healing(&self) -> HealingRepo<'_> {
+        HealingRepo::new(self)
+    }
+
+    pub fn deliveries(&self) -> DeliveryRepo<'_> {
+        DeliveryRepo::new(self)
+    }
+
+    pub fn metrics(&self) -> MetricsRepo<'_> {
+        MetricsRepo::new(self)
+    }
+
+    pub fn memories(&self) -> MemoryRepo<'_> {
+        MemoryRepo::new(self)
     }
 
     /// Integrity check and schema version, for `personas doctor`.
