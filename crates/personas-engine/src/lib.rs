@@ -5,17 +5,26 @@
 //! - [`writer`]: group-commits output lines to the store, then broadcasts them.
 //! - [`reaper`]: finds and kills processes a run left behind, also after a crash.
 //! - [`engine`]: wires the components; its queue admits work under the global and per-persona
-//!   limits (priority, then FIFO, enforced in one store transaction); recovers after a crash;
+//!   limits (priority, then FIFO, enforced in one store transaction) and the admission rules
+//!   (scheduled retries, paused personas, budgets, provider breaker); recovers after a crash;
 //!   heartbeats running executions.
+//! - [`review`]: pauses a run that asked for review, resumes its Claude session with the
+//!   decision, and times reviews out.
+//! - [`healing`]: scheduled retries, circuit breakers and healing issues after each run.
+//! - [`delivery`]: sends messages and review requests to personas' notification channels.
 //!
 //! The engine knows nothing of HTTP, Tauri or terminals; hosts subscribe to [`EngineEvent`]s.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod delivery;
 pub mod engine;
 pub mod events;
+pub mod healing;
 pub mod locate;
+pub mod policy_config;
 pub mod reaper;
+pub mod review;
 pub mod runner;
 pub mod writer;
 

@@ -24,7 +24,8 @@ use outcome::{Observed, StopReason};
 use personas_core::prompt::{self, MemoryDoc, PromptInput};
 use personas_core::protocol::scan_text;
 use personas_core::stream::{ApiRetry, Block, ClaudeLine, ResultLine, parse_line};
-use personas_core::{ErrorClass, Execution, ExecutionOutcome, LineKind, Persona};
+use personas_core::{ErrorClass, Execution, ExecutionOutcome, ExecutionStatus, LineKind, Persona};
+use personas_store::review::Resume;
 use personas_store::{NewLine, Store};
 use std::collections::{HashSet, VecDeque};
 use std::process::Stdio;
@@ -61,10 +62,20 @@ pub struct StopSignals {
     pub shutdown: CancellationToken,
 }
 
-/// Runs a claimed execution to its end and returns it as stored.
+/// Runs a claimed execution to its end (or to a pause for review) and returns it as stored.
 pub async fn run(rt: &Runtime, execution: Execution, stops: StopSignals) -> Execution {
     let mut sink = Sink::new(rt, &execution);
-    let outcome = drive(rt, &execution, &stops, &mut sink).await;
+    // A decided review re-queued this execution to continue its Claude session.
+    let resume = crate::review::take_resume(rt, &execution).await;
+    let mut outcome = drive(rt, &execution, &stops, &mut sink, resume.as_ref()).await;
+    crate::review::settle_outcome(rt, &execution, resume.is_some(), &mut outcome).await;
+    if outcome.status == ExecutionStatus::AwaitingReview {
+        sink.emit(
+            LineKind::Engine,
+            "paused: waiting for a review decision (`personas review list`)".into(),
+        )
+        .await;
+    }
     rt.writer.flush().await;
     let store = rt.store.clone();
     let id = execution.id.clone();
@@ -72,7 +83,12 @@ pub async fn run(rt: &Runtime, execution: Execution, stops: StopSignals) -> Exec
     match stored {
         Ok(done) => {
             tracing::info!(execution = %done.id, status = %done.status, "execution ended");
+            crate::review::after_segment(rt, &done).await;
             rt.bus.send(EngineEvent::execution(&done));
+            for note in crate::healing::after_finish(rt, &done.id).await {
+                sink.emit(LineKind::Engine, note).await;
+            }
+            rt.writer.flush().await;
             done
         }
         Err(e) => {
@@ -95,6 +111,7 @@ async fn drive(
     execution: &Execution,
     stops: &StopSignals,
     sink: &mut Sink<'_>,
+    resume: Option<&Resume>,
 ) -> ExecutionOutcome {
     let store = rt.store.clone();
     let persona_id = execution.persona_id.clone();
@@ -113,12 +130,23 @@ async fn drive(
             return ExecutionOutcome::failed(ErrorClass::CliMissing, e.to_string());
         }
     };
-    let prompt_text = match build_prompt(rt, &persona, execution).await {
-        Ok(p) => p,
-        Err(msg) => {
-            sink.emit(LineKind::Engine, msg.clone()).await;
-            return ExecutionOutcome::failed(ErrorClass::Unknown, msg);
+    let prompt_text = match resume {
+        // The session already holds the prompt; the decision is the next user message.
+        Some(r) => {
+            sink.emit(
+                LineKind::Engine,
+                format!("resuming session {} with the review decision", r.session_id),
+            )
+            .await;
+            r.prompt.clone()
         }
+        None => match build_prompt(rt, &persona, execution).await {
+            Ok(p) => p,
+            Err(msg) => {
+                sink.emit(LineKind::Engine, msg.clone()).await;
+                return ExecutionOutcome::failed(ErrorClass::Unknown, msg);
+            }
+        },
     };
     let cwd = rt.config.workspaces_dir().join(persona.id.as_str());
     if let Err(e) = std::fs::create_dir_all(&cwd) {
@@ -128,6 +156,7 @@ async fn drive(
     }
     let inv = Invocation {
         as_root: command::running_as_root(),
+        resume_session: resume.map(|r| r.session_id.clone()),
         ..Invocation::default()
     };
     let cmd = command::build(&persona, execution, &rt.config, &claude, cwd, &inv);
