@@ -170,7 +170,9 @@ fn notes(r: &HealingReport, max_retries: u32) -> Vec<String> {
         ));
     }
     if let Some(reason) = &r.paused {
-        out.push(format!("healing: the persona is {reason}"));
+        out.push(format!(
+            "healing: the persona is paused {reason}; resume it with `personas persona resume`"
+        ));
     }
     if let Some(issue) = &r.issue {
         out.push(format!(

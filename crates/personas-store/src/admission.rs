@@ -88,7 +88,7 @@ fn refusal(
         return Ok(Some(format!(
             "{} is paused{}; resume it with `personas persona resume \"{}\"`",
             exec.persona_name,
-            reason.map(|r| format!(" ({r})")).unwrap_or_default(),
+            reason.map(|r| format!(" {r}")).unwrap_or_default(),
             exec.persona_name
         )));
     }
@@ -128,11 +128,22 @@ fn refusal(
                 None => format!("raise budget.{period}_usd in config.toml"),
             };
             return Ok(Some(format!(
-                "{whose} {period} budget of ${cap:.2} is used up (${spent:.4} spent {when}, UTC); {fix}"
+                "{whose} {period} budget of {} is used up ({} spent {when}, UTC); {fix}",
+                usd(cap),
+                usd(spent)
             )));
         }
     }
     Ok(None)
+}
+
+/// Dollars with cents, or with four decimals for amounts under a cent.
+fn usd(v: f64) -> String {
+    if v != 0.0 && v.abs() < 0.01 {
+        format!("${v:.4}")
+    } else {
+        format!("${v:.2}")
+    }
 }
 
 /// True while the provider breaker holds the queue.

@@ -413,7 +413,7 @@ fn heal(
     let already_open = breaker_in(tx, &scope)?.is_some_and(|b| b.state == "open");
     if failures >= threshold && !already_open {
         let reason = format!(
-            "paused after {failures} consecutive failures; last: [{class}] {}",
+            "after {failures} consecutive failures; last: [{class}] {}",
             exec.error_message.as_deref().unwrap_or("no message")
         );
         tx.execute(

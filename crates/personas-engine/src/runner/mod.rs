@@ -84,11 +84,22 @@ pub async fn run(rt: &Runtime, execution: Execution, stops: StopSignals) -> Exec
         Ok(done) => {
             tracing::info!(execution = %done.id, status = %done.status, "execution ended");
             crate::review::after_segment(rt, &done).await;
-            rt.bus.send(EngineEvent::execution(&done));
-            for note in crate::healing::after_finish(rt, &done.id).await {
-                sink.emit(LineKind::Engine, note).await;
+            // Healing first, so whoever sees the end can already see the retry or the issue.
+            let notes = crate::healing::after_finish(rt, &done.id).await;
+            for note in &notes {
+                sink.emit(LineKind::Engine, note.clone()).await;
             }
             rt.writer.flush().await;
+            let done = if notes.is_empty() {
+                done
+            } else {
+                let store = rt.store.clone();
+                let id = done.id.clone();
+                blocking(move || store.executions().get(&id))
+                    .await
+                    .unwrap_or(done)
+            };
+            rt.bus.send(EngineEvent::execution(&done));
             done
         }
         Err(e) => {

@@ -530,7 +530,7 @@ fn budgets_refuse_at_admission_with_the_reason() {
         .unwrap_or_default();
     assert!(
         why.contains("Spender's daily budget of $0.50 is used up")
-            && why.contains("$0.7500 spent today"),
+            && why.contains("$0.75 spent today"),
         "{why}"
     );
     assert_eq!(
