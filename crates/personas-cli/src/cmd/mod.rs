@@ -1,10 +1,16 @@
 //! One module per command group; [`dispatch`] routes a parsed command line.
 
 pub mod bench;
+pub mod channel;
 pub mod execution;
+pub mod healing;
+pub mod memory;
 pub mod misc;
 pub mod persona;
+pub mod policy;
+pub mod review;
 pub mod run;
+pub mod stats;
 pub mod up;
 
 use crate::context::Context;
@@ -20,6 +26,11 @@ pub async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
         Command::Run(args) => run::run(&mut ctx, args).await,
         Command::Execution(cmd) => execution::run(&mut ctx, cmd).await,
         Command::Message(cmd) => misc::message(&mut ctx, cmd).await,
+        Command::Review(cmd) => review::run(&mut ctx, cmd).await,
+        Command::Memory(cmd) => memory::run(&mut ctx, cmd).await,
+        Command::Channel(cmd) => channel::run(&mut ctx, cmd).await,
+        Command::Healing(cmd) => healing::run(&mut ctx, cmd).await,
+        Command::Stats(args) => stats::run(&mut ctx, args).await,
         Command::Doctor => misc::doctor(&mut ctx).await,
         Command::Config => misc::config(&ctx),
         Command::Bench(args) => bench::run(&mut ctx, args).await,
