@@ -17,8 +17,10 @@ ALTER TABLE executions ADD COLUMN healed_at INTEGER;
 UPDATE executions SET healed_at = COALESCE(finished_at, queued_at)
     WHERE status NOT IN ('queued', 'running', 'awaiting_review');
 CREATE INDEX executions_unhealed ON executions (finished_at) WHERE healed_at IS NULL;
--- Spend and metrics read ended executions by time.
-CREATE INDEX executions_finished ON executions (finished_at, persona_id);
+-- Budgets sum today's spend from these (covering) indexes, earlier days of the month from
+-- metrics_daily; metrics read a persona's day.
+CREATE INDEX executions_spend ON executions (finished_at, cost_usd);
+CREATE INDEX executions_spend_by_persona ON executions (persona_id, finished_at, cost_usd);
 
 -- Reviews gain a deadline with the action taken when it passes, who decided, and a 'cancelled'
 -- status (the run ended some other way before anyone decided). SQLite cannot change a CHECK in

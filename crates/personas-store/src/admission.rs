@@ -5,12 +5,14 @@
 //! - `not_before` (scheduled retries wait for their time);
 //! - the persona's circuit breaker: a paused persona's execution is refused;
 //! - budgets: the persona's daily/monthly caps and the global ones, against the cost of what
-//!   ended today / this month (UTC). Over a cap, the execution is refused.
+//!   ended today / this month (UTC; the month's earlier days from the daily rollups). Over a
+//!   cap, the execution is refused.
 //!
 //! A refused execution ends `failed` with error class `refused` and a reason saying which limit
 //! and how to lift it; it is returned so the caller can announce it.
 
 use crate::executions::get_in;
+use crate::metrics::day_of;
 use crate::policies::policy_in;
 use crate::time::now_ms;
 use crate::{ExecutionRepo, StoreError, write_tx};
@@ -56,18 +58,43 @@ pub fn period_starts(now_ms: i64) -> (i64, i64) {
     (day_start, month_start)
 }
 
-/// Money spent by ended executions since `since_ms` (one persona, or all).
-pub(crate) fn spent_since(
+/// Money spent since the start of today (UTC) by executions that ended (or paused), one
+/// persona or all. Reads only today's rows, from a covering index.
+pub(crate) fn spent_today(
     conn: &Connection,
     persona_id: Option<&str>,
-    since_ms: i64,
+    day_start_ms: i64,
 ) -> Result<f64, StoreError> {
+    let total = match persona_id {
+        Some(p) => conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(cost_usd), 0) FROM executions
+                 WHERE persona_id = ?1 AND finished_at >= ?2",
+            )?
+            .query_row(params![p, day_start_ms], |r| r.get(0))?,
+        None => conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(cost_usd), 0) FROM executions WHERE finished_at >= ?1",
+            )?
+            .query_row([day_start_ms], |r| r.get(0))?,
+    };
+    Ok(total)
+}
+
+/// Money spent this month before today, from the daily rollups.
+pub(crate) fn spent_earlier_this_month(
+    conn: &Connection,
+    persona_id: Option<&str>,
+    day_start_ms: i64,
+    month_start_ms: i64,
+) -> Result<f64, StoreError> {
+    let (from, to) = (day_of(month_start_ms), day_of(day_start_ms));
     Ok(conn
         .prepare_cached(
-            "SELECT COALESCE(SUM(cost_usd), 0) FROM executions
-             WHERE finished_at >= ?1 AND (?2 IS NULL OR persona_id = ?2)",
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM metrics_daily
+             WHERE day >= ?1 AND day < ?2 AND (?3 IS NULL OR persona_id = ?3)",
         )?
-        .query_row(params![since_ms, persona_id], |r| r.get(0))?)
+        .query_row(params![from, to, persona_id], |r| r.get(0))?)
 }
 
 /// Why `exec` may not start now, if it may not.
@@ -95,26 +122,30 @@ fn refusal(
     let (day, month) = period_starts(now);
     let policy = policy_in(conn, persona)?;
     let checks = [
-        (
-            "daily",
-            policy.daily_budget_usd,
-            Some(persona),
-            day,
-            "today",
-        ),
+        ("daily", policy.daily_budget_usd, Some(persona), "today"),
         (
             "monthly",
             policy.monthly_budget_usd,
             Some(persona),
-            month,
             "this month",
         ),
-        ("daily", caps.daily_usd, None, day, "today"),
-        ("monthly", caps.monthly_usd, None, month, "this month"),
+        ("daily", caps.daily_usd, None, "today"),
+        ("monthly", caps.monthly_usd, None, "this month"),
     ];
-    for (period, cap, who, since, when) in checks {
+    // Today's spend is read at most once per scope (persona, global).
+    let mut today: [Option<f64>; 2] = [None, None];
+    for (period, cap, who, when) in checks {
         let Some(cap) = cap else { continue };
-        let spent = spent_since(conn, who, since)?;
+        let slot = usize::from(who.is_none());
+        let spent_today = match today[slot] {
+            Some(v) => v,
+            None => *today[slot].insert(spent_today(conn, who, day)?),
+        };
+        let spent = if period == "daily" {
+            spent_today
+        } else {
+            spent_today + spent_earlier_this_month(conn, who, day, month)?
+        };
         if spent >= cap {
             let whose = match who {
                 Some(_) => format!("{}'s", exec.persona_name),

@@ -627,6 +627,8 @@ fn the_outbox_plans_each_new_message_once_per_channel_and_records_attempts() {
             "normal",
         )
         .expect("old message");
+    // Channels take messages from the millisecond they were added.
+    std::thread::sleep(std::time::Duration::from_millis(2));
     let d = store.deliveries();
     let slack = d
         .add_channel(
