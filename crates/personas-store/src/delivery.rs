@@ -62,7 +62,8 @@ pub struct DueDelivery {
 }
 
 /// A delivery's state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct DeliveryRow {
     pub id: String,
     pub channel_id: String,

@@ -43,7 +43,8 @@ pub struct Advice {
 }
 
 /// A scheduled retry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct RetryScheduled {
     pub execution_id: ExecutionId,
     pub attempt: u32,
@@ -51,7 +52,8 @@ pub struct RetryScheduled {
 }
 
 /// What healing did about one ended execution.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct HealingReport {
     pub retry: Option<RetryScheduled>,
     /// The persona was paused by this failure (the reason).
@@ -62,7 +64,8 @@ pub struct HealingReport {
 }
 
 /// A failure needing a person.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct IssueRow {
     pub id: String,
     pub persona_id: Option<PersonaId>,

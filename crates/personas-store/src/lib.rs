@@ -4,7 +4,9 @@
 //! - WAL journal, foreign keys on, a busy timeout, `synchronous=FULL` by default so a committed
 //!   write survives a crash (see [`Durability`]).
 //! - Schema through append-only refinery migrations in `migrations/`.
-//! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`]) are thin
+//! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`],
+//!   [`Store::credentials`] (sealed values only; the vault lives in the engine), [`Store::tools`],
+//!   [`Store::stats`]) are thin
 //!   views over the connection pool; every multi-statement change runs in one
 //!   `BEGIN IMMEDIATE` transaction so concurrent processes never interleave half-done updates.
 //! - Review, delivery, healing, budgets and metrics ([`Store::reviews`], [`Store::deliveries`],
@@ -13,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod credentials;
 pub mod delivery;
 mod error;
 pub mod executions;
@@ -23,12 +26,20 @@ pub mod personas;
 pub mod policies;
 pub mod protocol;
 pub mod review;
+pub mod stats;
 mod time;
+pub mod tools;
 
+pub use credentials::{
+    CheckRecord, CredentialRepo, CredentialRow, NewCredential, Resealed, SealedValue, StoredField,
+    VaultRecord,
+};
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
 pub use personas::PersonaRepo;
 pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
+pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
+pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
 
 pub use admission::{Admitted, GlobalCaps};
 pub use delivery::{ChannelRow, DeliveryRepo, DeliveryRow, DueDelivery, Notice};
@@ -193,6 +204,18 @@ impl Store {
 
     pub fn memories(&self) -> MemoryRepo<'_> {
         MemoryRepo::new(self)
+    }
+
+    pub fn credentials(&self) -> CredentialRepo<'_> {
+        CredentialRepo::new(self)
+    }
+
+    pub fn tools(&self) -> ToolRepo<'_> {
+        ToolRepo::new(self)
+    }
+
+    pub fn stats(&self) -> StatsRepo<'_> {
+        StatsRepo::new(self)
     }
 
     /// Integrity check and schema version, for `personas doctor`.

@@ -7,7 +7,7 @@
 
 use super::channel::{ChannelConfig, EmailConfig, Hidden, SmtpSecurity, Text, resolve};
 use crate::events::{EngineEvent, EventBus};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use personas_store::Notice;
 use serde_json::{Value, json};
 use sha2::Sha256;

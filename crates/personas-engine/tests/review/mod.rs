@@ -3,7 +3,7 @@
 //! loopback. Waits are on engine events; a deadline bounds every wait.
 
 use super::{Harness, WAIT, wait_status, wait_terminal};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use personas_core::review::{Decision, OnReject, TimeoutAction};
 use personas_core::{ErrorClass, Execution, ExecutionStatus, LineKind, PersonaSpec, TriggerKind};
 use personas_engine::{Engine, EngineConfig, EngineEvent};
