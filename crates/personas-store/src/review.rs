@@ -52,7 +52,7 @@ pub enum Effect {
 }
 
 /// The result of deciding a review.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Decided {
     pub review: ReviewRow,
     pub execution: Execution,

@@ -13,6 +13,8 @@ export type * from "./CreatePersona";
 export type * from "./Dashboard";
 export type * from "./DashboardRequest";
 export type * from "./DayStats";
+export type * from "./DecideReview";
+export type * from "./DecidedReview";
 export type * from "./DeliveryRow";
 export type * from "./Effect";
 export type * from "./Empty";

@@ -1,7 +1,9 @@
 //! `personas review list|approve|reject`: decisions on runs paused for review.
 //!
-//! Decisions are written to the shared store (one transaction re-queues the paused execution
-//! with the decision), then a running daemon is woken so it resumes the Claude session at once.
+//! With `personas up` running the decision goes through its API (`decide_review`), so it is
+//! announced on the event stream and the session resumes at once; without it the decision is
+//! written to the shared store (one transaction re-queues the paused execution) and the run
+//! resumes when the runtime starts.
 
 use super::print_json;
 use crate::context::Context;
@@ -10,7 +12,7 @@ use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
 use personas_core::review::Decision;
-use personas_store::{DecidedBy, Effect, ReviewRow};
+use personas_store::{Decided, DecidedBy, Effect, ReviewRow};
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
@@ -137,26 +139,33 @@ async fn decide(
     note: Option<String>,
 ) -> CliResult<ExitCode> {
     let store = ctx.store()?;
-    let default = ctx.config.review.on_reject;
-    let decided = store
-        .reviews()
-        .decide(id, decision, note.as_deref(), DecidedBy::User, default)
-        .map_err(|e| {
-            let hint = matches!(e, personas_store::StoreError::NotFound { .. })
-                .then_some("`personas review list` shows the pending reviews");
-            let err = CliError::from(e);
-            match hint {
-                Some(h) => err.with_hint(h),
-                None => err,
-            }
-        })?;
     let data_dir = ctx.config.data_dir.clone();
     let daemon = daemon::running(&data_dir)?;
-    if decided.effect == Effect::Resumed
-        && let Some(c) = daemon.as_ref().and_then(|d| Client::new(d, &data_dir))
-    {
-        c.wake().await;
-    }
+    let decided: Decided = match daemon.as_ref().and_then(|d| Client::new(d, &data_dir)) {
+        // The daemon decides, announces it to the UI and resumes the session at once.
+        Some(c) => {
+            let body = serde_json::json!({"id": id, "decision": decision.as_str(), "note": note});
+            c.operation("decide_review", &body).await?
+        }
+        None => store
+            .reviews()
+            .decide(
+                id,
+                decision,
+                note.as_deref(),
+                DecidedBy::User,
+                ctx.config.review.on_reject,
+            )
+            .map_err(|e| {
+                let hint = matches!(e, personas_store::StoreError::NotFound { .. })
+                    .then_some("`personas review list` shows the pending reviews");
+                let err = CliError::from(e);
+                match hint {
+                    Some(h) => err.with_hint(h),
+                    None => err,
+                }
+            })?,
+    };
     if ctx.json {
         print_json(&decided);
         return Ok(ExitCode::SUCCESS);
