@@ -4,9 +4,10 @@
 //! A channel's config is stored, so it must never hold a secret. Secret fields (Slack webhook
 //! URL and bot token, Telegram bot token, SMTP password, webhook signing key) are therefore
 //! references, `env:NAME`, read from the runtime's environment (`config.toml` `[env]`, then the
-//! process environment) at send time. Seam for the vault (issue 4): a `credential:NAME.FIELD`
-//! reference resolved through it plugs into [`SecretRef`] and [`resolve`].
+//! process environment) at send time, into a [`Secret`]. Seam for the vault: a
+//! `credential:NAME.FIELD` reference resolved through it plugs into [`SecretRef`] and [`resolve`].
 
+pub use personas_core::secret::Secret;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -45,42 +46,20 @@ impl fmt::Display for SecretRef {
     }
 }
 
-/// A secret value in memory: `Debug` and `Display` never show it. (Seam: the vault's `Secret`
-/// type replaces this once issue 4 lands.)
-#[derive(Clone, PartialEq, Eq)]
-pub struct Hidden(String);
-
-impl Hidden {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// A value handled like a secret (e.g. a webhook URL given in plain).
-    pub(crate) fn from_plain(v: String) -> Hidden {
-        Hidden(v)
-    }
-}
-
-impl fmt::Debug for Hidden {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Hidden([redacted])")
-    }
-}
-
 /// Reads a secret reference. `env` is the runtime's configured environment, which wins over the
 /// process environment.
 pub fn resolve(
     r: &SecretRef,
     field: &str,
     env: &BTreeMap<String, String>,
-) -> Result<Hidden, String> {
+) -> Result<Secret, String> {
     match r {
         SecretRef::Env(name) => env
             .get(name)
             .cloned()
             .or_else(|| std::env::var(name).ok())
             .filter(|v| !v.is_empty())
-            .map(Hidden)
+            .map(Secret::new)
             .ok_or_else(|| {
                 format!(
                     "{field}: the environment variable {name} is not set for the runtime (set it \

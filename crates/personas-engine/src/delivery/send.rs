@@ -5,7 +5,7 @@
 //! Errors never carry a secret: URLs are stripped from HTTP errors (a Slack webhook URL and the
 //! Telegram API path contain tokens) and every resolved secret is redacted from the text.
 
-use super::channel::{ChannelConfig, EmailConfig, Hidden, SmtpSecurity, Text, resolve};
+use super::channel::{ChannelConfig, EmailConfig, Secret, SmtpSecurity, Text, resolve};
 use crate::events::{EngineEvent, EventBus};
 use hmac::{Hmac, Mac};
 use personas_store::Notice;
@@ -123,7 +123,7 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn redact(mut text: String, secrets: &[&Hidden]) -> String {
+fn redact(mut text: String, secrets: &[&Secret]) -> String {
     for s in secrets {
         if !s.expose().is_empty() {
             text = text.replace(s.expose(), "[redacted]");
@@ -287,7 +287,7 @@ pub async fn send(
         ChannelConfig::Webhook { url, secret: key } => {
             let key = secret(key, "secret")?;
             let url_value = match url {
-                Text::Plain(u) => Hidden::from_plain(u.clone()),
+                Text::Plain(u) => Secret::new(u.clone()),
                 Text::Secret(r) => secret(r, "url")?,
             };
             let body = webhook_body(notice, ctx.delivery_id, ctx.attempt).to_string();
@@ -304,7 +304,7 @@ pub async fn send(
             if status.is_success() {
                 Ok(())
             } else {
-                let hide: Vec<&Hidden> = match url {
+                let hide: Vec<&Secret> = match url {
                     Text::Secret(_) => vec![&key, &url_value],
                     Text::Plain(_) => vec![&key],
                 };
@@ -315,7 +315,7 @@ pub async fn send(
     }
 }
 
-fn redact_err(mut e: SendError, secrets: &[&Hidden]) -> SendError {
+fn redact_err(mut e: SendError, secrets: &[&Secret]) -> SendError {
     e.message = redact(e.message, secrets);
     e
 }
@@ -359,7 +359,7 @@ async fn send_email(
         Err(e) => {
             let permanent = e.is_permanent();
             let text = format!("SMTP {host}:{}: {e}", cfg.url.port);
-            let hide: Vec<&Hidden> = password.iter().collect();
+            let hide: Vec<&Secret> = password.iter().collect();
             Err(SendError {
                 message: redact(text, &hide),
                 permanent,
@@ -411,7 +411,7 @@ mod tests {
 
     #[test]
     fn redaction_removes_every_secret() {
-        let s = Hidden::from_plain("tok-123".into());
+        let s = Secret::new("tok-123");
         assert_eq!(
             redact("GET /bottok-123/sendMessage failed: tok-123".into(), &[&s]),
             "GET /bot[redacted]/sendMessage failed: [redacted]"
