@@ -38,8 +38,8 @@ pub use credentials::{
 pub mod triggers;
 
 pub use bus::{
-    BusRepo, Decision, Delivered, DeliveryRow as EventDeliveryRow, EventFilter, NewEvent, Recipient, RetryPolicy,
-    SubscriptionRow,
+    BusRepo, Decision, Delivered, DeliveryRow as EventDeliveryRow, EventFilter, NewEvent,
+    Recipient, RetryPolicy, SubscriptionRow,
 };
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
