@@ -26,10 +26,10 @@ pub use credentials::{
 };
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
-pub use personas::PersonaRepo;
+pub use personas::{PersonaLinks, PersonaRepo};
 pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
-pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
 pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
+pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
