@@ -46,15 +46,23 @@ pub struct CredentialInput {
     pub env_overrides: BTreeMap<String, String>,
 }
 
-/// The template for `kind`, or an error listing the known kinds.
+/// The template for `kind`, or an error listing the known kinds. The unknown kind is quoted
+/// only when it looks like a type name: a value pasted into the wrong field (a token) must not
+/// come back in the error.
 pub fn template(kind: &str) -> Result<&'static ConnectorTemplate, ValidationError> {
     connector::template(kind).ok_or_else(|| {
+        let looks_like_a_kind = kind.len() <= 32
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        let what = if looks_like_a_kind {
+            format!("unknown credential type {kind:?}")
+        } else {
+            "that is not a credential type".to_string()
+        };
         ValidationError::new(
             "type",
-            format!(
-                "unknown credential type {kind:?}; known types: {}",
-                connector::kinds()
-            ),
+            format!("{what}; known types: {}", connector::kinds()),
         )
     })
 }
