@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use personas_core::ExecutionId;
 use personas_core::cron::CronSchedule;
 use personas_engine::triggers::{self, TriggerSpec};
-use personas_store::{DeliveryRow, EventFilter, EventRow, TriggerRow};
+use personas_store::{EventDeliveryRow, EventFilter, EventRow, TriggerRow};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -201,7 +201,7 @@ pub struct ListEvents {
 pub struct EventView {
     pub event: EventRow,
     /// One per recipient: who it went to, and the execution it made (or why not).
-    pub deliveries: Vec<DeliveryRow>,
+    pub deliveries: Vec<EventDeliveryRow>,
     /// The executions it caused.
     pub executions: Vec<ExecutionId>,
 }
@@ -259,7 +259,7 @@ fn view(base: &str, t: TriggerRow, now: DateTime<Utc>) -> TriggerView {
     }
 }
 
-fn event_view(event: EventRow, deliveries: Vec<DeliveryRow>) -> EventView {
+fn event_view(event: EventRow, deliveries: Vec<EventDeliveryRow>) -> EventView {
     EventView {
         executions: deliveries
             .iter()

@@ -8,6 +8,7 @@ mod bus;
 mod webhook;
 
 use futures::{SinkExt, StreamExt};
+use personas_engine::vault::VaultOptions;
 use personas_engine::{Engine, EngineConfig, EngineEvent};
 use personas_server::events::EventHub;
 use personas_server::{ServerState, serve};
@@ -20,6 +21,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+#[path = "server/vault.rs"]
+mod vault;
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -42,6 +46,11 @@ impl Server {
     }
 
     async fn start_with(replay_capacity: Option<usize>) -> Server {
+        Self::start_opts(replay_capacity, vault::passphrase()).await
+    }
+
+    /// A server whose vault uses `vault` (a passphrase by default: CI has no OS keychain).
+    async fn start_opts(replay_capacity: Option<usize>, vault: VaultOptions) -> Server {
         let api = ScriptedApi::start().await;
         let env = isolated_env(&api);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -53,7 +62,7 @@ impl Server {
         config.bus_max_attempts = 2;
         config.bus_retry_base_ms = 50;
         let store = Store::open_in_dir(dir.path()).expect("store");
-        let engine = Engine::new(config, store);
+        let engine = Engine::with_vault(config, store, vault);
         engine.start().await.expect("start engine");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -80,6 +89,10 @@ impl Server {
             called: Mutex::new(BTreeSet::new()),
             stop: Some(tx),
         }
+    }
+
+    fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// Calls an operation with the token; returns status and JSON body.
@@ -446,13 +459,27 @@ async fn every_operation_round_trips_through_the_server() {
     let (st, _) = s.call("delete_memory", json!({"id": added["id"]})).await;
     assert_eq!(st, 404);
 
-    // Reviews (read-only until the review issue).
+    // Reviews (deciding a paused run end to end: personas-engine tests/review).
     assert_eq!(
         s.ok("list_reviews", json!({"status": "pending"})).await["reviews"],
         json!([])
     );
     let (st, e) = s.call("list_reviews", json!({"status": "maybe"})).await;
     assert_eq!((st, e["field"].as_str()), (400, Some("status")));
+    let (st, e) = s
+        .call(
+            "decide_review",
+            json!({"id": "0000ffff", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(st, 404, "{e}");
+    let (st, e) = s
+        .call(
+            "decide_review",
+            json!({"id": "0000ffff", "decision": "maybe"}),
+        )
+        .await;
+    assert_eq!((st, e["field"].as_str()), (400, Some("decision")));
 
     // Charts and the dashboard.
     let stats = s
@@ -498,6 +525,8 @@ async fn every_operation_round_trips_through_the_server() {
 
     // Triggers and the event bus.
     bus::round_trips(&s, &mut ws).await;
+    // Credentials, the vault, tools, persona links and permission templates.
+    vault::round_trips(&s).await;
 
     let called = s.called.lock().expect("lock").clone();
     let all: BTreeSet<String> = personas_api::OPERATIONS

@@ -2,11 +2,21 @@
 import type { AddMemory } from "./AddMemory";
 import type { AddTrigger } from "./AddTrigger";
 import type { CanvasLayout } from "./CanvasLayout";
+import type { CreateCredential } from "./CreateCredential";
 import type { CreateFromTemplate } from "./CreateFromTemplate";
 import type { CreatePersona } from "./CreatePersona";
+import type { CreateTool } from "./CreateTool";
+import type { Credential } from "./Credential";
+import type { CredentialList } from "./CredentialList";
+import type { CredentialRef } from "./CredentialRef";
+import type { CredentialTest } from "./CredentialTest";
+import type { CredentialTypeList } from "./CredentialTypeList";
 import type { CronPreview } from "./CronPreview";
 import type { Dashboard } from "./Dashboard";
 import type { DashboardRequest } from "./DashboardRequest";
+import type { DecideReview } from "./DecideReview";
+import type { DecidedReview } from "./DecidedReview";
+import type { DeleteCredential } from "./DeleteCredential";
 import type { EmitEvent } from "./EmitEvent";
 import type { Empty } from "./Empty";
 import type { EventList } from "./EventList";
@@ -30,7 +40,9 @@ import type { MemoryRef } from "./MemoryRef";
 import type { MemoryRow } from "./MemoryRow";
 import type { MessageList } from "./MessageList";
 import type { OutputPage } from "./OutputPage";
+import type { PermissionTemplateList } from "./PermissionTemplateList";
 import type { Persona } from "./Persona";
+import type { PersonaLinks } from "./PersonaLinks";
 import type { PersonaList } from "./PersonaList";
 import type { PersonaRef } from "./PersonaRef";
 import type { PreviewCron } from "./PreviewCron";
@@ -43,13 +55,19 @@ import type { Settings } from "./Settings";
 import type { StatsRequest } from "./StatsRequest";
 import type { SystemReport } from "./SystemReport";
 import type { TemplateList } from "./TemplateList";
+import type { TestCredential } from "./TestCredential";
+import type { Tool } from "./Tool";
+import type { ToolList } from "./ToolList";
+import type { ToolRef } from "./ToolRef";
 import type { TriggerList } from "./TriggerList";
 import type { TriggerRef } from "./TriggerRef";
 import type { TriggerView } from "./TriggerView";
+import type { UpdateCredential } from "./UpdateCredential";
 import type { UpdateMemory } from "./UpdateMemory";
 import type { UpdatePersona } from "./UpdatePersona";
 import type { UpdateSettings } from "./UpdateSettings";
 import type { Updated } from "./Updated";
+import type { VaultStatus } from "./VaultStatus";
 
 /** Every operation: its request and response types. */
 export interface Operations {
@@ -119,6 +137,8 @@ export interface Operations {
   emit_event: { request: EmitEvent; response: EventRow };
   /** Re-queues a dead-lettered, failed or skipped event with fresh attempts. */
   retry_event: { request: EventRef; response: EventRow };
+  /** Approves or rejects a paused run's review; the run resumes its Claude session. */
+  decide_review: { request: DecideReview; response: DecidedReview };
   /** Run statistics for charts. */
   get_stats: { request: StatsRequest; response: RunStats };
   /** The home screen in one round trip. */
@@ -127,6 +147,32 @@ export interface Operations {
   get_canvas: { request: Empty; response: CanvasLayout };
   /** Saves the team canvas layout. */
   save_canvas: { request: CanvasLayout; response: CanvasLayout };
+  /** The credential types: fields, which are secret, their variables, the check. */
+  list_credential_types: { request: Empty; response: CredentialTypeList };
+  /** Stored credentials: names, types, variables, non-secret values, last check. */
+  list_credentials: { request: Empty; response: CredentialList };
+  /** One credential (never a secret value). */
+  get_credential: { request: CredentialRef; response: Credential };
+  /** Stores a credential; secret values are sealed and never returned. */
+  create_credential: { request: CreateCredential; response: Credential };
+  /** Replaces a credential's fields; secret fields left out keep their value. */
+  update_credential: { request: UpdateCredential; response: Credential };
+  /** Deletes a credential (refused while personas use it, unless forced). */
+  delete_credential: { request: DeleteCredential; response: Credential };
+  /** Runs a credential's health check now and records the result. */
+  test_credential: { request: TestCredential; response: CredentialTest };
+  /** Where the vault key is, and whether secrets can be stored (with a fix if not). */
+  vault_status: { request: Empty; response: VaultStatus };
+  /** Custom tools and the personas they are attached to. */
+  list_tools: { request: Empty; response: ToolList };
+  /** Defines a custom tool (a command line or an HTTP request). */
+  create_tool: { request: CreateTool; response: Tool };
+  /** Deletes a custom tool (detached from every persona). */
+  delete_tool: { request: ToolRef; response: Tool };
+  /** The credentials and tools a persona is given. */
+  get_persona_links: { request: PersonaRef; response: PersonaLinks };
+  /** The permission policy templates (read-only, edit-in-workspace, full-trust). */
+  list_permission_templates: { request: Empty; response: PermissionTemplateList };
 }
 
 export type OperationName = keyof Operations;
@@ -166,8 +212,22 @@ export const OPERATION_NAMES: OperationName[] = [
   "get_event",
   "emit_event",
   "retry_event",
+  "decide_review",
   "get_stats",
   "get_dashboard",
   "get_canvas",
   "save_canvas",
+  "list_credential_types",
+  "list_credentials",
+  "get_credential",
+  "create_credential",
+  "update_credential",
+  "delete_credential",
+  "test_credential",
+  "vault_status",
+  "list_tools",
+  "create_tool",
+  "delete_tool",
+  "get_persona_links",
+  "list_permission_templates",
 ];

@@ -4,7 +4,7 @@
 // in flight while the stream changed an event does not roll that event back.
 import { create } from "zustand";
 import { backend } from "../backend";
-import type { ApiEvent, DeliveryRow, EventRow, EventView, ListEvents, SourceKind } from "../generated";
+import type { ApiEvent, EventDeliveryRow, EventRow, EventView, ListEvents, SourceKind } from "../generated";
 
 /** Lanes of the live view, one per kind of source, in display order. */
 export const LANES: SourceKind[] = ["persona", "webhook", "schedule", "user", "chain", "watcher", "system"];
@@ -15,7 +15,7 @@ export const EVENT_STATUSES = ["pending", "processing", "delivered", "skipped", 
 export type FeedEntry = {
   event: EventRow;
   /** Known once read (`list_events` / `get_event`); the stream carries only execution ids. */
-  deliveries: DeliveryRow[] | null;
+  deliveries: EventDeliveryRow[] | null;
   executions: string[];
   /** Stream revision of the last streamed change (0: only read so far). */
   rev: number;

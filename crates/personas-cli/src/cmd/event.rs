@@ -11,7 +11,7 @@ use crate::render::{self, Style};
 use clap::Subcommand;
 use personas_core::trigger::validate_event_type;
 use personas_engine::triggers::user_event;
-use personas_store::{DeliveryRow, EventFilter, EventRow, Store};
+use personas_store::{EventDeliveryRow, EventFilter, EventRow, Store};
 use serde_json::{Value, json};
 use std::process::ExitCode;
 
@@ -87,7 +87,7 @@ async fn wake_daemon(ctx: &Context) -> bool {
 }
 
 /// An event with its deliveries, as `--json` shows it.
-fn with_deliveries(e: &EventRow, deliveries: &[DeliveryRow]) -> Value {
+fn with_deliveries(e: &EventRow, deliveries: &[EventDeliveryRow]) -> Value {
     let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
     v["executions"] = json!(
         deliveries
@@ -266,7 +266,7 @@ fn print_event(store: &Store, e: &EventRow, st: Style) -> CliResult<()> {
         st.bold("payload"),
         serde_json::to_string_pretty(&e.payload).unwrap_or_default()
     );
-    let deliveries: Vec<DeliveryRow> = store.bus().deliveries(&e.id)?;
+    let deliveries: Vec<EventDeliveryRow> = store.bus().deliveries(&e.id)?;
     if !deliveries.is_empty() {
         let rows: Vec<Vec<String>> = deliveries
             .iter()

@@ -7,7 +7,7 @@ use crate::render::{self, Style};
 use clap::{Args, Subcommand};
 use personas_core::persona_file::{self, PersonaFile, Syntax};
 use personas_core::{PermissionMode, PermissionTemplate, Persona, PersonaSpec};
-use personas_store::{ExecutionFilter, Store};
+use personas_store::{ExecutionFilter, PersonaLinks, Store};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -68,6 +68,14 @@ pub enum PersonaCmd {
         output: Option<PathBuf>,
         #[arg(long, value_parser = ["yaml", "json"])]
         format: Option<String>,
+    },
+    /// Resume a persona its circuit breaker paused after repeated failures.
+    Resume { persona: String },
+    /// Show or change a persona's review, budget and healing settings.
+    Policy {
+        persona: String,
+        #[command(flatten)]
+        policy: super::policy::PolicyArgs,
     },
     /// Create a persona from a file written by `export` (YAML or JSON).
     Import {
@@ -177,8 +185,7 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             let links =
                 Links::resolve(&store, None, &settings.credential, &[], &settings.tool, &[])?;
             settings.apply(&mut spec)?;
-            let p = store.personas().create(&spec)?;
-            links.store(&store, &p)?;
+            let p = store.personas().create_linked(&spec, &links)?;
             warn_full_trust(&p);
             if ctx.json {
                 print_json(&p);
@@ -202,7 +209,7 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
                             p.name.clone(),
                             p.id.to_string(),
                             p.model.clone().unwrap_or_else(|| "default".into()),
-                            if p.enabled { "yes".into() } else { "no".into() },
+                            enabled_text(&store, p),
                             format!("v{}", p.prompt_version),
                             render::ago(p.updated_at),
                         ]
@@ -239,10 +246,11 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             })?;
             if ctx.json {
                 print_json(
-                    &serde_json::json!({"persona": p, "prompt_versions": versions, "recent_executions": recent, "credentials": creds, "tools": tools}),
+                    &serde_json::json!({"persona": p, "prompt_versions": versions, "recent_executions": recent, "credentials": creds, "tools": tools,
+                        "policy": store.policies().get(&p.id)?, "breaker": store.healing().persona_breaker(&p.id)?}),
                 );
             } else {
-                show(&p, versions.len(), &recent, st);
+                show(&store, &p, versions.len(), &recent, st);
                 println!(
                     "\n{} {}\n{} {}",
                     st.bold("Credentials:"),
@@ -301,8 +309,9 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             if disable {
                 spec.enabled = false;
             }
-            let p = store.personas().update(current.id.as_str(), &spec)?;
-            links.store(&store, &p)?;
+            let p = store
+                .personas()
+                .update_linked(current.id.as_str(), &spec, &links)?;
             if p.permissions.mode != current.permissions.mode {
                 warn_full_trust(&p);
             }
@@ -349,6 +358,19 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
                 None => print!("{text}"),
             }
         }
+        PersonaCmd::Resume { persona } => {
+            let p = store.personas().find(&persona)?;
+            store.healing().resume_persona(&p.id, &p.name)?;
+            if ctx.json {
+                print_json(&serde_json::json!({"resumed": p.id, "name": p.name}));
+            } else {
+                println!("resumed persona {}: it runs again", st.bold(&p.name));
+            }
+        }
+        PersonaCmd::Policy { persona, policy } => {
+            let p = store.personas().find(&persona)?;
+            super::policy::run(ctx, &store, &p, policy)?;
+        }
         PersonaCmd::Import { file, replace } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
@@ -378,12 +400,9 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Credential and tool links asked for on the command line, resolved before anything is stored.
-struct Links {
-    credentials: Option<Vec<String>>,
-    tools: Option<Vec<String>>,
-}
-
+/// Credential and tool links asked for on the command line, resolved before anything is
+/// stored, and stored in the same transaction as the persona.
+struct Links;
 impl Links {
     fn resolve(
         store: &Store,
@@ -392,7 +411,7 @@ impl Links {
         remove_creds: &[String],
         add_tools: &[String],
         remove_tools: &[String],
-    ) -> CliResult<Links> {
+    ) -> CliResult<PersonaLinks> {
         let credentials = if add_creds.is_empty() && remove_creds.is_empty() {
             None
         } else {
@@ -445,17 +464,7 @@ impl Links {
             }
             Some(ids)
         };
-        Ok(Links { credentials, tools })
-    }
-
-    fn store(&self, store: &Store, p: &Persona) -> CliResult<()> {
-        if let Some(c) = &self.credentials {
-            store.credentials().set_persona_credentials(&p.id, c)?;
-        }
-        if let Some(t) = &self.tools {
-            store.tools().set_persona_tools(&p.id, t)?;
-        }
-        Ok(())
+        Ok(PersonaLinks { credentials, tools })
     }
 }
 
@@ -469,7 +478,28 @@ fn warn_full_trust(p: &Persona) {
     }
 }
 
-fn show(p: &Persona, versions: usize, recent: &[personas_core::Execution], st: Style) {
+/// "yes", "no", or "paused" when its circuit breaker is open.
+fn enabled_text(store: &personas_store::Store, p: &Persona) -> String {
+    let paused = store
+        .healing()
+        .persona_breaker(&p.id)
+        .ok()
+        .flatten()
+        .is_some_and(|b| b.state == "open");
+    match (p.enabled, paused) {
+        (false, _) => "no".into(),
+        (true, true) => "paused (`personas persona resume`)".into(),
+        (true, false) => "yes".into(),
+    }
+}
+
+fn show(
+    store: &personas_store::Store,
+    p: &Persona,
+    versions: usize,
+    recent: &[personas_core::Execution],
+    st: Style,
+) {
     println!("{} {}", st.bold(&p.name), st.dim(p.id.as_str()));
     if !p.description.is_empty() {
         println!("{}", p.description);
@@ -477,10 +507,7 @@ fn show(p: &Persona, versions: usize, recent: &[personas_core::Execution], st: S
     println!();
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     let rows = vec![
-        vec![
-            "enabled".into(),
-            if p.enabled { "yes".into() } else { "no".into() },
-        ],
+        vec!["enabled".into(), enabled_text(store, p)],
         vec![
             "model".into(),
             p.model.clone().unwrap_or_else(|| "default".into()),

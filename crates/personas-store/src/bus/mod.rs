@@ -118,8 +118,14 @@ pub struct Delivered {
 }
 
 /// A recorded delivery of an event to one recipient: who got it, and the execution it made.
+/// Exported as `EventDeliveryRow` (the notification outbox has its own `DeliveryRow`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    ts(rename = "EventDeliveryRow"),
+    schemars(rename = "EventDeliveryRow")
+)]
 pub struct DeliveryRow {
     pub event_id: String,
     pub target: String,
