@@ -8,6 +8,7 @@ import { Button, Card, Field, inputClass } from "./components/ui";
 import { Canvas } from "./pages/Canvas";
 import { Credentials } from "./pages/Credentials";
 import { Dashboard } from "./pages/Dashboard";
+import { EventBus } from "./pages/EventBus";
 import { ExecutionView } from "./pages/ExecutionView";
 import { Executions } from "./pages/Executions";
 import { Memories } from "./pages/Memories";
@@ -120,6 +121,7 @@ export function App() {
           <Route path="credentials" element={<Credentials />} />
           <Route path="tools" element={<Tools />} />
           <Route path="observability" element={<Observability />} />
+          <Route path="bus" element={<EventBus />} />
           <Route path="canvas" element={<Canvas />} />
           <Route path="settings" element={<SettingsPage />} />
           <Route path="*" element={<p className="text-zinc-500">Nothing here.</p>} />

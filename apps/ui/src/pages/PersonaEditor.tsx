@@ -1,5 +1,5 @@
 // Create or edit a persona: instructions (with prompt version history and a diff), model,
-// limits, permission policy, credentials and tools; and run it with a JSON input. Server errors
+// limits, permission policy, credentials, tools and triggers; and run it with a JSON input. Server errors
 // land next to the field they name.
 import { History, Play, Save, Trash2 } from "lucide-react";
 import { useEffect, useMemo, useState } from "react";
@@ -7,6 +7,7 @@ import { useNavigate, useParams } from "react-router";
 import { BackendError, backend, errorMessage } from "../backend";
 import { Badge, Button, Card, ErrorBox, Field, PageHeader, Spinner, cx, inputClass } from "../components/ui";
 import { AccessCard, type Links, PermissionsCard } from "../components/PersonaAccess";
+import { TriggersCard } from "../components/Triggers";
 import type { Persona, PersonaSpec } from "../generated";
 import { diffLines } from "../lib/diff";
 import { useQuery } from "../lib/useQuery";
@@ -214,6 +215,7 @@ export function PersonaEditor() {
               <Versions persona={persona} />
             </Card>
           )}
+          {persona && <TriggersCard persona={persona} />}
         </div>
         <div className="space-y-6">
           {persona && <RunPanel persona={persona} />}

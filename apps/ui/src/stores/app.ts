@@ -4,6 +4,7 @@
 import { create } from "zustand";
 import type { ApiEvent, Execution, OutputLine, StreamFrame } from "../generated";
 import type { ConnectionStatus } from "../backend";
+import { useBus } from "./bus";
 import { useExecutions } from "./executions";
 import { useInbox } from "./inbox";
 
@@ -64,6 +65,7 @@ export const useApp = create<AppState>((set, get) => ({
 export function dispatch(events: ApiEvent[]) {
   const output: OutputLine[] = [];
   const executions: Execution[] = [];
+  const bus: ApiEvent[] = [];
   for (const e of events) {
     switch (e.type) {
       case "output":
@@ -80,12 +82,20 @@ export function dispatch(events: ApiEvent[]) {
       case "notification":
       case "delivery":
       case "healing":
-      case "memory":
       case "bus_event":
+      case "bus_delivered":
+      case "bus_skipped":
+      case "bus_failed":
+      case "bus_dead_lettered":
+        bus.push(e);
+        break;
+      case "memory":
       case "protocol":
+      case "trigger_fired":
         break;
     }
   }
   if (output.length) useExecutions.getState().appendOutput(output);
   if (executions.length) useExecutions.getState().upsert(executions);
+  if (bus.length) useBus.getState().applyEvents(bus);
 }
