@@ -79,6 +79,21 @@ const script = {
       ],
     },
     {
+      key: "SCRIPT-bus-emit",
+      steps: [
+        { tool_use: { text: "Announcing that I am done.", calls: [{ id: "toolu_e2e_emit", name: "mcp__personas__emit_event", input: { type: "emitter.done", data: { n: 1 } } }] } },
+        { text: "Emitted." },
+      ],
+    },
+    {
+      key: "SCRIPT-bus-sleepy",
+      steps: [{ text: "Awake now." }],
+    },
+    {
+      key: "SCRIPT-bus-listen",
+      steps: [{ text: "Heard emitter.done." }],
+    },
+    {
       key: "",
       steps: [
         { tool_use: { text: "Let me look at the files first.", calls: [{ id: "toolu_e2e_1", name: "Glob", input: { pattern: "*" } }] } },
@@ -109,6 +124,8 @@ mkdirSync(home, { recursive: true });
 writeFileSync(
   join(dataDir, "config.toml"),
   `claude_path = ${JSON.stringify(claude)}
+# One delivery attempt: an undeliverable event is dead-lettered at once (the retry step).
+bus_max_attempts = 1
 [env]
 ANTHROPIC_BASE_URL = ${JSON.stringify(apiUrl)}
 ANTHROPIC_API_KEY = "test-key"
@@ -318,6 +335,125 @@ try {
     await shot("execution-redacted");
   });
 
+  const triggerForm = page.locator('[data-form="trigger"]');
+  const cronError = triggerForm.locator("#trigger-cron").locator("..").locator("[data-field-error]");
+  await step("an invalid cron shows an inline error naming the problem and creates nothing", async () => {
+    await page.goto(`${base}/personas/Docs%20checker`);
+    await page.waitForSelector('[data-section="triggers"]');
+    await triggerForm.getByRole("radio", { name: "Schedule" }).click();
+    await triggerForm.locator("#trigger-cron").fill("61 * * * *");
+    await cronError.waitFor();
+    const live = await cronError.innerText();
+    assert(/61|minute|range|invalid/i.test(live), `cron error names the problem: ${live}`);
+    await triggerForm.getByRole("button", { name: "Add trigger" }).click();
+    await cronError.waitFor();
+    assert((await call("list_triggers", { persona: "Docs checker" })).triggers.length === 0, "no trigger stored");
+  });
+
+  await step("a valid schedule previews its next fires and is added; a webhook shows its URL and secret", async () => {
+    await triggerForm.locator("#trigger-tz").fill("Europe/Prague");
+    await triggerForm.locator("#trigger-cron").fill("0 8 * * 1-5");
+    await cronError.waitFor({ state: "detached" });
+    await triggerForm.getByText(/^Next: .*08:00:00/).waitFor();
+    await triggerForm.getByRole("button", { name: "Add trigger" }).click();
+    await page.waitForSelector('[data-trigger="cron"]');
+    const [cron] = (await call("list_triggers", { persona: "Docs checker" })).triggers;
+    assert(cron.trigger.config.expr === "0 8 * * 1-5" && cron.trigger.config.tz === "Europe/Prague", JSON.stringify(cron.trigger.config));
+    assert(cron.next_fires.length === 3, "next fires previewed");
+    await triggerForm.getByRole("radio", { name: "Webhook" }).click();
+    await triggerForm.getByRole("button", { name: "Add trigger" }).click();
+    const url = page.locator("[data-webhook-url]");
+    await url.waitFor();
+    const hook = (await call("list_triggers", { persona: "Docs checker" })).triggers.find((t) => t.trigger.kind === "webhook");
+    assert((await url.innerText()) === hook.webhook.url && hook.webhook.url.endsWith(`/webhooks/${hook.trigger.id}`), `url ${hook.webhook.url}`);
+    assert(!(await page.content()).includes(hook.webhook.secret), "the secret is masked until asked for");
+    await page.getByRole("button", { name: "Show", exact: true }).click();
+    await page.locator("[data-webhook-secret]", { hasText: hook.webhook.secret }).waitFor();
+    await shot("persona-triggers");
+    await page.getByRole("button", { name: `Remove ${hook.summary}` }).click();
+    await page.waitForSelector('[data-trigger="webhook"]', { state: "detached" });
+    await page.getByRole("button", { name: `Remove ${cron.summary}` }).click();
+    await page.waitForSelector('[data-trigger="cron"]', { state: "detached" });
+    assert((await call("list_triggers", { persona: "Docs checker" })).triggers.length === 0, "both removed");
+  });
+
+  const busRow = (type, status) => page.locator(`tr[data-event-type="${type}"]${status ? `[data-event-status="${status}"]` : ""}`);
+  /** Follows the first run an event caused to its execution page and waits for it to complete. */
+  const runOf = async (type, persona) => {
+    const link = busRow(type, "delivered").locator("[data-event-execution]").first();
+    await link.waitFor();
+    const execId = await link.getAttribute("data-event-execution");
+    await link.click();
+    await page.waitForSelector('[data-page="execution"][data-execution-status="completed"]');
+    const exec = await call("get_execution", { id: execId });
+    assert(exec.persona_name === persona, `run of ${persona}: ${JSON.stringify(exec).slice(0, 300)}`);
+    return exec;
+  };
+
+  await step("drawing a canvas edge subscribes the target, and the source's event runs it", async () => {
+    const emitter = await call("create_persona", { spec: { name: "Emitter", instructions: "Follow script SCRIPT-bus-emit." } });
+    const listener = await call("create_persona", { spec: { name: "Listener", instructions: "Follow script SCRIPT-bus-listen." } });
+    assert(emitter.id && listener.id, `created: ${JSON.stringify([emitter, listener]).slice(0, 300)}`);
+    await page.goto(`${base}/canvas`);
+    await page.waitForSelector(`.react-flow__node[data-id="${listener.id}"]`);
+    const from = await page.locator(`.react-flow__node[data-id="${emitter.id}"] .react-flow__handle.source`).boundingBox();
+    const to = await page.locator(`.react-flow__node[data-id="${listener.id}"] .react-flow__handle.target`).boundingBox();
+    await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+    await page.mouse.down();
+    await page.mouse.move((from.x + to.x) / 2, (from.y + to.y) / 2 + 40, { steps: 8 });
+    await page.mouse.move(to.x + to.width / 2, to.y + to.height / 2, { steps: 8 });
+    await page.mouse.up();
+    const dialog = page.locator('[data-form="connect"]');
+    await dialog.waitFor();
+    assert((await dialog.locator("#connect-event").inputValue()) === "emitter.done", "the event type defaults to the source's");
+    await dialog.getByRole("button", { name: "Connect" }).click();
+    await dialog.waitFor({ state: "detached" });
+    await page.waitForSelector('[data-connection="event"]');
+    await page.locator(".react-flow__edge").first().waitFor();
+    const subs = (await call("list_triggers", { persona: "Listener" })).triggers;
+    assert(subs.length === 1, `one trigger: ${JSON.stringify(subs).slice(0, 400)}`);
+    const c = subs[0].trigger.config;
+    assert(c.kind === "event" && c.pattern === "emitter.done" && c.source?.kind === "persona" && c.source?.id === emitter.id, JSON.stringify(c));
+    await shot("canvas-connected");
+
+    await page.goto(`${base}/bus`);
+    await page.waitForSelector('[data-page="bus"]');
+    const run = await call("run_persona", { persona: "Emitter" });
+    assert(run.id, `run: ${JSON.stringify(run).slice(0, 300)}`);
+    await busRow("emitter.done", "delivered").waitFor({ timeout: 90_000 });
+    await page.locator('[data-lane="persona"] button', { hasText: "emitter.done" }).waitFor();
+    await shot("bus");
+    const exec = await runOf("emitter.done", "Listener");
+    assert(exec.trigger === "event", `started by the event: ${exec.trigger}`);
+  });
+
+  await step("the emit form refuses bad JSON inline; a dead letter is retried and then runs", async () => {
+    await call("create_persona", { spec: { name: "Sleepy", instructions: "Follow script SCRIPT-bus-sleepy.", enabled: false } });
+    await page.goto(`${base}/bus`);
+    const emit = page.locator('[data-form="emit-event"]');
+    await emit.waitFor();
+    const before = (await call("list_events", {})).events.length;
+    await emit.getByLabel("Event type").fill("nudge");
+    await emit.getByLabel("Payload (JSON)").fill("{oops");
+    await emit.getByLabel("Deliver to").selectOption({ label: "Only Sleepy" });
+    await emit.getByRole("button", { name: "Emit" }).click();
+    const err = emit.locator("#emit-payload").locator("..").locator("[data-field-error]");
+    await err.waitFor();
+    assert(/not valid JSON/.test(await err.innerText()), "payload error shown");
+    assert((await call("list_events", {})).events.length === before, "nothing emitted");
+    await emit.getByLabel("Payload (JSON)").fill('{"wake": true}');
+    await emit.getByRole("button", { name: "Emit" }).click();
+    const dead = page.locator('[data-dead-letter="nudge"]');
+    await dead.waitFor();
+    assert(/Sleepy is disabled/.test(await dead.innerText()), `dead letter says why: ${await dead.innerText()}`);
+    await shot("bus-dead-letter");
+    await call("update_persona", { persona: "Sleepy", spec: { name: "Sleepy", instructions: "Follow script SCRIPT-bus-sleepy.", enabled: true } });
+    await page.getByRole("button", { name: "Retry nudge" }).click();
+    await dead.waitFor({ state: "detached" });
+    await busRow("nudge", "delivered").waitFor({ timeout: 90_000 });
+    await runOf("nudge", "Sleepy");
+  });
+
   const pages = [
     ["dashboard", "/"],
     ["personas", "/personas"],
@@ -327,6 +463,7 @@ try {
     ["memories", "/memories"],
     ["tools", "/tools"],
     ["observability", "/observability"],
+    ["bus", "/bus"],
     ["canvas", "/canvas"],
     ["settings", "/settings"],
   ];
@@ -338,9 +475,22 @@ try {
       if (name === "messages") await page.getByText("No problems found").waitFor();
       if (name === "memories") await page.getByText("Docs live in the workspace root").waitFor();
       if (name === "observability") await page.locator(".recharts-surface").first().waitFor();
-      if (name === "canvas") await page.locator(".react-flow__node").first().waitFor();
+      if (name === "canvas") await page.locator(".react-flow__edge").first().waitFor();
+      if (name === "bus") await page.locator('tr[data-event-type="emitter.done"]').first().waitFor();
       await shot(name);
     });
+
+  await step("deleting a canvas edge removes its subscription", async () => {
+    await page.goto(`${base}/canvas`);
+    const edge = page.locator(".react-flow__edge").first();
+    await edge.waitFor();
+    await edge.click();
+    await page.locator(".react-flow__edge.selected").waitFor();
+    await page.keyboard.press("Delete");
+    await page.waitForSelector('[data-connection="event"]', { state: "detached" });
+    await edge.waitFor({ state: "detached" });
+    assert((await call("list_triggers", { persona: "Listener" })).triggers.length === 0, "the subscription is gone");
+  });
 
   await step("dark theme", async () => {
     await page.goto(`${base}/`);

@@ -178,7 +178,11 @@ function AddForm({ persona, others }: { persona: Persona; others: Persona[] }) {
       {kind === "cron" && (
         <>
           <Field label="Cron" htmlFor="trigger-cron" error={cronShownError} hint={preview ? `Next: ${preview.next_local.join(" · ")}` : "minute hour day month weekday, e.g. 0 8 * * 1-5"}>
-            <input id="trigger-cron" className={cx(inputClass, "font-mono")} value={cron} onChange={(e) => setCron(e.target.value)} placeholder="0 8 * * 1-5" aria-invalid={!!cronShownError} />
+            <input id="trigger-cron" className={cx(inputClass, "font-mono")} value={cron} onChange={(e) => {
+                setCron(e.target.value);
+                // The live preview speaks for the new expression; an earlier refusal no longer does.
+                setErrors(({ cron: _, ...rest }) => rest);
+              }} placeholder="0 8 * * 1-5" aria-invalid={!!cronShownError} />
           </Field>
           <Field label="Time zone" htmlFor="trigger-tz" error={errors.tz} hint={preview ? `Using ${preview.tz}` : "Blank: the runtime machine's zone."}>
             <input id="trigger-tz" className={inputClass} value={tz} onChange={(e) => setTz(e.target.value)} placeholder="Europe/Prague" />

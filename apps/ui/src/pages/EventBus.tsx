@@ -97,7 +97,7 @@ function Executions({ ids }: { ids: string[] }) {
     <span className="flex flex-wrap gap-1">
       {ids.map((id) => (
         <Link key={id} to={`/executions/${id}`} className="font-mono text-xs text-accent-700 underline dark:text-violet-300" data-event-execution={id}>
-          run {id.slice(0, 8)}
+          run …{id.slice(-8)}
         </Link>
       ))}
     </span>
