@@ -498,6 +498,12 @@ try {
     await page.waitForSelector("html.dark");
     await page.waitForSelector('[data-page="dashboard"]');
     await shot("dashboard-dark");
+    for (const [name, path] of [["bus", "/bus"], ["canvas", "/canvas"]]) {
+      await page.goto(`${base}${path}`);
+      await page.waitForSelector(`[data-page="${name}"]`);
+      await page.waitForLoadState("networkidle");
+      await shot(`${name}-dark`);
+    }
   });
 
   await step("no uncaught errors in the page", async () => {
