@@ -7,6 +7,7 @@ import type { ConnectionStatus } from "../backend";
 import { useBus } from "./bus";
 import { useExecutions } from "./executions";
 import { useInbox } from "./inbox";
+import { useTriggers } from "./triggers";
 
 export type Theme = "light" | "dark" | "system";
 
@@ -66,6 +67,7 @@ export function dispatch(events: ApiEvent[]) {
   const output: OutputLine[] = [];
   const executions: Execution[] = [];
   const bus: ApiEvent[] = [];
+  let fired = false;
   for (const e of events) {
     switch (e.type) {
       case "output":
@@ -89,13 +91,16 @@ export function dispatch(events: ApiEvent[]) {
       case "bus_dead_lettered":
         bus.push(e);
         break;
+      case "trigger_fired":
+        fired = true;
+        break;
       case "memory":
       case "protocol":
-      case "trigger_fired":
         break;
     }
   }
   if (output.length) useExecutions.getState().appendOutput(output);
   if (executions.length) useExecutions.getState().upsert(executions);
   if (bus.length) useBus.getState().applyEvents(bus);
+  if (fired) useTriggers.getState().fired();
 }

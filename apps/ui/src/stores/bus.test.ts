@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { setBackend, type Backend } from "../backend";
 import type { ApiEvent, EventRow, EventView, OperationName, TriggerView } from "../generated";
 import { parsePayload } from "../pages/EventBus";
@@ -240,5 +240,26 @@ describe("canvas edges from triggers", () => {
     await s.remove("t1");
     expect(useTriggers.getState().list.map((t) => t.trigger.id)).toEqual(["t2"]);
     expect(calls.map((c) => c.op)).toEqual(["list_triggers", "add_trigger", "set_trigger_enabled", "remove_trigger"]);
+  });
+
+  it("re-reads the list when the stream says a trigger fired, once per burst, and only once shown", async () => {
+    let release = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const calls: { op: string; req: Record<string, unknown> }[] = [];
+    setBackend(fakeBackend(calls, { list_triggers: async () => (await gate, { triggers: [] }) }));
+    useTriggers.setState({ list: [], loaded: false, error: null });
+    const fired: ApiEvent = { type: "trigger_fired", trigger_id: "t1", persona_id: "B", kind: "cron", event_id: "e" };
+    dispatch([fired]);
+    expect(calls.length).toBe(0);
+    useTriggers.setState({ loaded: true });
+    dispatch([fired, fired]);
+    dispatch([fired]);
+    expect(calls.map((c) => c.op)).toEqual(["list_triggers"]);
+    release();
+    // Once the read in flight has answered, the next fire reads again.
+    await vi.waitFor(() => {
+      dispatch([fired]);
+      expect(calls.length).toBe(2);
+    });
   });
 });

@@ -61,10 +61,15 @@ type TriggersState = {
   loaded: boolean;
   error: string | null;
   load(): Promise<void>;
+  /** A trigger fired (stream `trigger_fired`): its count and next fire times moved. Re-read
+   * once the list is shown, and at most one read at a time. */
+  fired(): void;
   add(req: AddTrigger): Promise<TriggerView>;
   remove(id: string): Promise<void>;
   setEnabled(id: string, enabled: boolean): Promise<void>;
 };
+
+let reading = false;
 
 export const useTriggers = create<TriggersState>((set, get) => ({
   list: [],
@@ -77,6 +82,13 @@ export const useTriggers = create<TriggersState>((set, get) => ({
     } catch (e) {
       set({ loaded: true, error: (e as Error).message });
     }
+  },
+  fired: () => {
+    if (!get().loaded || reading) return;
+    reading = true;
+    void get()
+      .load()
+      .finally(() => (reading = false));
   },
   add: async (req) => {
     const v = await backend().call("add_trigger", req);
