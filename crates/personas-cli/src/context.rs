@@ -15,8 +15,12 @@ pub struct Context {
 impl Context {
     pub fn load(global: &GlobalOpts) -> CliResult<Context> {
         let data_dir = global.data_dir.clone().unwrap_or_else(default_data_dir);
-        let config = EngineConfig::load(&data_dir, |k| std::env::var(k).ok())
+        let mut config = EngineConfig::load(&data_dir, |k| std::env::var(k).ok())
             .map_err(|e| CliError::usage(format!("invalid configuration: {e}")))?;
+        // Runs reach the protocol tools through this very binary (`personas mcp`).
+        if config.mcp_command.is_none() {
+            config.mcp_command = std::env::current_exe().ok();
+        }
         Ok(Context {
             config,
             json: global.json,

@@ -56,6 +56,17 @@ pub enum Command {
     Config,
     /// Measure the runtime's own overhead (parser, pipeline, start-up).
     Bench(cmd::bench::BenchArgs),
+    /// Credentials in the encrypted vault: add, list, show, test, remove, types.
+    #[command(subcommand)]
+    Credential(cmd::credential::CredentialCmd),
+    /// The vault's key: status, rotate.
+    #[command(subcommand)]
+    Vault(cmd::credential::VaultCmd),
+    /// Custom tools personas can be given.
+    #[command(subcommand)]
+    Tool(cmd::tool::ToolCmd),
+    /// MCP server on stdio: protocol tools for runs; persona control from Claude Code/Desktop.
+    Mcp,
 }
 
 fn main() -> ExitCode {

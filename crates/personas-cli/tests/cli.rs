@@ -13,6 +13,9 @@ use tokio::io::AsyncBufReadExt;
 
 const WAIT: Duration = Duration::from_secs(90);
 
+#[path = "cli/vault.rs"]
+mod vault;
+
 struct Env {
     api: ScriptedApi,
     claude_env: IsolatedEnv,

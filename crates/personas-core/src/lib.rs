@@ -5,19 +5,26 @@
 //! - [`protocol`]: the persona protocol — single-line JSON objects an agent writes in its text.
 //! - [`prompt`]: prompt assembly, one pure function per section.
 //! - [`persona_file`]: the YAML/JSON file users share to move a persona between machines.
+//! - [`secret`]: the [`Secret`] type credential values live in.
+//! - [`redact`]: replacing known secret values (and their encodings) in text.
+//! - [`connector`]: credential types — fields, environment names, health checks — as data.
 //!
 //! Nothing here touches the file system, the network, a clock-driven runtime or tokio; that keeps
 //! it fast to test and usable from every host (daemon, desktop app, CLI, cloud worker).
 #![forbid(unsafe_code)]
 
+pub mod connector;
 pub mod ids;
 pub mod model;
 pub mod persona_file;
 pub mod prompt;
 pub mod protocol;
+pub mod redact;
+pub mod secret;
 pub mod stream;
 pub mod validate;
 
 pub use ids::{ExecutionId, PersonaId};
 pub use model::*;
+pub use secret::Secret;
 pub use validate::ValidationError;

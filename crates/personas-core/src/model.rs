@@ -14,6 +14,7 @@ pub mod defaults {
 
 /// An agent written in natural language.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct Persona {
     pub id: PersonaId,
     pub name: String,
@@ -38,6 +39,7 @@ pub struct Persona {
 
 /// A titled part of a persona's prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct PromptSection {
     pub title: String,
     pub body: String,
@@ -45,6 +47,7 @@ pub struct PromptSection {
 
 /// Everything needed to create a persona, or the full new state when updating one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct PersonaSpec {
     pub name: String,
     #[serde(default)]
@@ -122,6 +125,7 @@ impl From<&Persona> for PersonaSpec {
 
 /// One stored version of a persona's prompt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct PromptVersion {
     pub persona_id: PersonaId,
     pub version: i64,
@@ -134,6 +138,7 @@ pub struct PromptVersion {
 /// `--allowedTools`, `--disallowedTools` and `--permission-mode`; never as a blanket skip.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct PermissionPolicy {
     #[serde(default)]
     pub mode: PermissionMode,
@@ -148,6 +153,7 @@ pub struct PermissionPolicy {
 /// The CLI's `--permission-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum PermissionMode {
     /// Anything not allowed by the policy is denied (nothing prompts in `-p` mode).
     #[default]
@@ -198,11 +204,80 @@ impl FromStr for PermissionMode {
     }
 }
 
+/// Ready-made permission policies, from least to most trust. Applying one replaces the mode and
+/// the allow/deny lists; rules given afterwards add to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PermissionTemplate {
+    /// Read and search files; nothing else. `dontAsk` denies every other tool without asking,
+    /// and each attempt is a recorded permission denial (removing the tools instead would hide
+    /// the attempts).
+    ReadOnly,
+    /// Read, search and edit files inside the persona's working directory (`acceptEdits`).
+    EditInWorkspace,
+    /// Every tool, no questions (`bypassPermissions`). An explicit, per-persona choice.
+    FullTrust,
+}
+
+impl PermissionTemplate {
+    pub const ALL: [PermissionTemplate; 3] = [
+        PermissionTemplate::ReadOnly,
+        PermissionTemplate::EditInWorkspace,
+        PermissionTemplate::FullTrust,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionTemplate::ReadOnly => "read-only",
+            PermissionTemplate::EditInWorkspace => "edit-in-workspace",
+            PermissionTemplate::FullTrust => "full-trust",
+        }
+    }
+
+    /// The policy this template stands for.
+    pub fn policy(self) -> PermissionPolicy {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match self {
+            PermissionTemplate::ReadOnly => PermissionPolicy {
+                mode: PermissionMode::DontAsk,
+                allow: list(&["Read", "Glob", "Grep", "LS"]),
+                deny: Vec::new(),
+            },
+            PermissionTemplate::EditInWorkspace => PermissionPolicy {
+                mode: PermissionMode::AcceptEdits,
+                allow: list(&["Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write"]),
+                deny: list(&["WebFetch", "WebSearch"]),
+            },
+            PermissionTemplate::FullTrust => PermissionPolicy {
+                mode: PermissionMode::BypassPermissions,
+                allow: Vec::new(),
+                deny: Vec::new(),
+            },
+        }
+    }
+}
+
+impl FromStr for PermissionTemplate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PermissionTemplate::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown permission template {s:?}; expected one of: {}",
+                    PermissionTemplate::ALL.map(|t| t.as_str()).join(", ")
+                )
+            })
+    }
+}
+
 macro_rules! string_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
+        #[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
         pub enum $name { $($variant),+ }
 
         impl $name {
@@ -284,6 +359,7 @@ string_enum!(
         Interrupted => "interrupted",
         Cancelled => "cancelled",
         Refused => "refused",
+        CredentialUnavailable => "credential_unavailable",
         Unknown => "unknown",
     }
 );
@@ -325,6 +401,7 @@ impl TriggerKind {
 
 /// Token counts reported by the CLI's `result` line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct TokenUsage {
     pub input: u64,
     pub output: u64,
@@ -334,6 +411,7 @@ pub struct TokenUsage {
 
 /// A tool call the CLI refused under the persona's permission policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct PermissionDenial {
     pub tool_name: String,
     pub tool_use_id: String,
@@ -342,6 +420,7 @@ pub struct PermissionDenial {
 
 /// One run of a persona, from queue to end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct Execution {
     pub id: ExecutionId,
     pub persona_id: PersonaId,
@@ -445,6 +524,7 @@ string_enum!(
 
 /// One stored, ordered line of an execution's output (already redacted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct OutputLine {
     pub execution_id: ExecutionId,
     pub seq: i64,
@@ -479,6 +559,25 @@ mod tests {
         assert!(!ExecutionStatus::Running.is_terminal());
         assert!(!ExecutionStatus::AwaitingReview.is_terminal());
         assert!(ExecutionStatus::TimedOut.is_terminal());
+    }
+
+    #[test]
+    fn permission_templates_go_from_least_to_most_trust() {
+        let ro = PermissionTemplate::ReadOnly.policy();
+        assert_eq!(ro.mode, PermissionMode::DontAsk);
+        for t in ["Write", "Edit", "Bash"] {
+            assert!(
+                !ro.allow.iter().any(|a| a.starts_with(t)),
+                "read-only must not allow {t}"
+            );
+        }
+        assert_eq!(
+            PermissionTemplate::FullTrust.policy().mode,
+            PermissionMode::BypassPermissions
+        );
+        assert_eq!("Read-Only".parse(), Ok(PermissionTemplate::ReadOnly));
+        let err = "yolo".parse::<PermissionTemplate>().expect_err("unknown");
+        assert!(err.contains("edit-in-workspace"), "{err}");
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub const KEYS: [&str; 6] = [
 /// One recognised protocol message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum ProtocolMessage {
     UserMessage {
         title: Option<String>,
@@ -82,6 +83,7 @@ impl ProtocolMessage {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum Priority {
     Low,
     #[default]
@@ -103,6 +105,7 @@ impl Priority {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum Severity {
     Low,
     #[default]
@@ -247,6 +250,19 @@ fn interpret(v: Value, source: &str) -> Scanned {
         return Err(warn(Some(key), format!("{key} must hold an object")));
     };
     parse_body(key, body).map_err(|reason| warn(Some(key), reason))
+}
+
+/// Builds a message from a wrapper key and its body, with the same checks as [`scan_text`].
+/// Used by hosts that receive protocol messages as structured calls (the MCP server) so both
+/// ways of talking to Personas accept and refuse exactly the same input.
+pub fn parse_message(key: &str, body: Value) -> Result<ProtocolMessage, String> {
+    let Some(key) = KEYS.into_iter().find(|k| *k == key) else {
+        return Err(format!("unknown protocol key {key:?}"));
+    };
+    match body {
+        Value::Object(b) => parse_body(key, b),
+        _ => Err(format!("{key} must hold an object")),
+    }
 }
 
 fn parse_body(key: &str, mut b: Map<String, Value>) -> Result<ProtocolMessage, String> {

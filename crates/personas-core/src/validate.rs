@@ -124,6 +124,134 @@ pub fn persona_spec(spec: &PersonaSpec) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Environment variables a credential may never set in a run: the ones that decide which
+/// programs and libraries run (PATH, LD_*, …), who and where the process is (HOME, USER, …), and
+/// Personas' and the CLI's own controls.
+pub const ENV_DENY_LIST: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "PWD",
+    "OLDPWD",
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "CDPATH",
+    "PS4",
+    "PROMPT_COMMAND",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PYTHONHOME",
+    "PERL5LIB",
+    "PERL5OPT",
+    "RUBYOPT",
+    "RUBYLIB",
+    "GIT_SSH_COMMAND",
+    "GIT_EXEC_PATH",
+    "GIT_CONFIG_GLOBAL",
+    "SSH_AUTH_SOCK",
+    "IS_SANDBOX",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_RUNTIME_DIR",
+    "DISABLE_AUTOUPDATER",
+    "DISABLE_TELEMETRY",
+];
+
+/// Prefixes of variables a credential may never set (dynamic loader, shell functions, ours, the
+/// CLI's configuration).
+pub const ENV_DENY_PREFIXES: &[&str] = &[
+    "LD_",
+    "DYLD_",
+    "BASH_FUNC_",
+    "PERSONAS_",
+    "CLAUDE_",
+    "CLAUDECODE",
+];
+
+/// A name a credential field may be exposed as in a run's environment.
+pub fn env_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = matches!(chars.next(), Some(c) if c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(format!(
+            "{name:?} is not a valid variable name: use A-Z, 0-9 and '_', not starting with a digit"
+        ));
+    }
+    if ENV_DENY_LIST.contains(&name) {
+        return Err(format!(
+            "{name} is on the deny-list: a credential must not override it"
+        ));
+    }
+    if let Some(p) = ENV_DENY_PREFIXES.iter().find(|p| name.starts_with(*p)) {
+        return Err(format!(
+            "{name} is on the deny-list ({p}* is reserved): a credential must not set it"
+        ));
+    }
+    Ok(())
+}
+
+/// A credential or tool name: how personas refer to it, and the first part of redaction
+/// markers (`[redacted:<name>.<field>]`).
+pub fn resource_name(what: &str, name: &str) -> Result<(), ValidationError> {
+    if name.is_empty() {
+        return Err(ValidationError::new(what, "must not be empty"));
+    }
+    if name.len() > 64 {
+        return Err(ValidationError::new(what, "must be at most 64 characters"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Err(ValidationError::new(
+            what,
+            format!(
+                "{name:?}: use letters, digits, '_', '-' and '.', starting with a letter or digit"
+            ),
+        ));
+    }
+    if crate::ids::PersonaId::looks_like_id(name) {
+        return Err(ValidationError::new(
+            what,
+            "must not look like an id (a UUID)",
+        ));
+    }
+    Ok(())
+}
+
+/// A secret value as given by a user.
+pub fn secret_value(field: &str, value: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if value.len() < crate::redact::MIN_SECRET_LEN {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "is shorter than {} characters, too short to be redacted from output reliably",
+                crate::redact::MIN_SECRET_LEN
+            ),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(ValidationError::new(
+            field,
+            "must not contain a NUL character (it cannot be passed in an environment variable)",
+        ));
+    }
+    Ok(())
+}
+
 /// A tool rule as the CLI takes it: `Name` or `Name(pattern)`.
 pub fn tool_rule(rule: &str) -> Result<(), String> {
     let name_end = rule.find('(').unwrap_or(rule.len());
@@ -174,6 +302,51 @@ mod tests {
         edit(&mut s);
         let err = persona_spec(&s).expect_err("invalid spec accepted");
         assert_eq!(err.field, field, "{err}");
+    }
+
+    #[rstest]
+    #[case("GITHUB_TOKEN", true)]
+    #[case("MY_API_KEY2", true)]
+    #[case("PATH", false)]
+    #[case("HOME", false)]
+    #[case("LD_PRELOAD", false)]
+    #[case("DYLD_INSERT_LIBRARIES", false)]
+    #[case("PERSONAS_API_TOKEN", false)]
+    #[case("CLAUDE_CODE_MAX_RETRIES", false)]
+    #[case("NODE_OPTIONS", false)]
+    #[case("github_token", false)]
+    #[case("1TOKEN", false)]
+    #[case("A-B", false)]
+    fn env_names(#[case] name: &str, #[case] ok: bool) {
+        assert_eq!(env_name(name).is_ok(), ok, "{name}: {:?}", env_name(name));
+    }
+
+    #[test]
+    fn deny_list_errors_say_why() {
+        let e = env_name("LD_PRELOAD").expect_err("denied");
+        assert!(e.contains("deny-list"), "{e}");
+    }
+
+    #[test]
+    fn secret_values_must_be_redactable() {
+        assert!(secret_value("token", "ghp_abc").is_ok());
+        assert_eq!(
+            secret_value("token", "ab").expect_err("short").field,
+            "token"
+        );
+        assert!(secret_value("token", "  ").is_err());
+        assert!(secret_value("token", "a\0bcd").is_err());
+    }
+
+    #[rstest]
+    #[case("github", true)]
+    #[case("gh-work.2", true)]
+    #[case("", false)]
+    #[case("-x", false)]
+    #[case("has space", false)]
+    #[case("a/b", false)]
+    fn resource_names(#[case] name: &str, #[case] ok: bool) {
+        assert_eq!(resource_name("name", name).is_ok(), ok, "{name}");
     }
 
     #[rstest]

@@ -38,6 +38,10 @@ pub struct EngineConfig {
     /// Extra environment for every run, on top of the inherited one (e.g. `ANTHROPIC_BASE_URL`
     /// for a bring-your-own-model gateway). Secrets belong in the vault, not here.
     pub env: std::collections::BTreeMap<String, String>,
+    /// The `personas` binary a run's CLI starts as its MCP server (`personas mcp`) for the
+    /// protocol tools. Unset: runs get no MCP server (the JSON-line protocol still works).
+    /// The `personas` binary sets it to itself.
+    pub mcp_command: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +60,7 @@ impl Default for EngineConfig {
             stale_after_secs: 20,
             queue_poll_ms: 500,
             env: Default::default(),
+            mcp_command: None,
         }
     }
 }
@@ -157,6 +162,11 @@ impl EngineConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Per-run files (MCP configs), private to the user.
+    pub fn run_dir(&self) -> PathBuf {
+        self.data_dir.join("run")
     }
 
     /// Working directories of personas' runs.

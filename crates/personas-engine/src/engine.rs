@@ -15,6 +15,7 @@ use crate::config::EngineConfig;
 use crate::events::{EngineEvent, EventBus};
 use crate::reaper;
 use crate::runner::{self, Runtime, blocking};
+use crate::vault::{VaultCell, VaultOptions};
 use crate::writer::OutputWriter;
 use chrono::{DateTime, Utc};
 use personas_core::{Execution, ExecutionId, ExecutionStatus};
@@ -53,6 +54,13 @@ impl Engine {
     /// Builds an engine over an open store. Nothing runs until [`Engine::start`] or
     /// [`Engine::run_foreground`].
     pub fn new(config: EngineConfig, store: Store) -> Engine {
+        let vault = VaultOptions::from_env(|k| std::env::var(k).ok());
+        Engine::with_vault(config, store, vault)
+    }
+
+    /// As [`Engine::new`], with the vault's key sources given instead of read from the
+    /// environment (`PERSONAS_VAULT_PASSPHRASE`, `PERSONAS_VAULT_KEYCHAIN`).
+    pub fn with_vault(config: EngineConfig, store: Store, vault: VaultOptions) -> Engine {
         let bus = EventBus::new();
         // The writer thread ends by itself once the last handle (inside `Inner`) is dropped.
         let (writer, _writer_thread) = OutputWriter::start(store.clone(), bus.clone());
@@ -65,6 +73,7 @@ impl Engine {
                     bus,
                     writer,
                     bus_wakeup: Arc::new(Notify::new()),
+                    vault: Arc::new(VaultCell::new(vault)),
                 },
                 owner,
                 queue_wakeup: Notify::new(),
@@ -270,6 +279,7 @@ impl Engine {
 
     /// Marks executions of vanished owners failed/interrupted and kills their processes.
     async fn recover(&self) -> Result<(), EngineError> {
+        self.remove_stale_mcp_configs().await;
         let store = self.store().clone();
         let me = self.clone();
         let recovered = blocking(move || {
@@ -295,6 +305,33 @@ impl Engine {
             self.inner.rt.bus.send(EngineEvent::execution(e));
         }
         Ok(())
+    }
+
+    /// Removes MCP config files of executions no longer running (left by a crash; their tokens
+    /// stopped working when the execution stopped running, but the files should not linger).
+    async fn remove_stale_mcp_configs(&self) {
+        let dir = self.config().run_dir();
+        let store = self.store().clone();
+        blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(id) = name.strip_suffix(".mcp.json") else {
+                    continue;
+                };
+                let running = store
+                    .executions()
+                    .get(&ExecutionId::from_string(id))
+                    .map(|e| !e.status.is_terminal() && e.status != ExecutionStatus::Queued)
+                    .unwrap_or(false);
+                if !running {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        })
+        .await;
     }
 
     fn owner_alive(&self, owner: &str, heartbeat: Option<DateTime<Utc>>) -> bool {

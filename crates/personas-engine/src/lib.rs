@@ -4,6 +4,10 @@
 //!   output, applies the persona protocol, enforces timeouts, and cancels cleanly.
 //! - [`writer`]: group-commits output lines to the store, then broadcasts them.
 //! - [`reaper`]: finds and kills processes a run left behind, also after a crash.
+//! - [`vault`]: seals credential values (AES-256-GCM) under a data key kept in the OS keychain
+//!   or wrapped under a passphrase; [`credentials`]: connector templates applied, values sealed,
+//!   a persona's credentials resolved for a run (environment, prompt docs, redactor), health
+//!   checks.
 //! - [`engine`]: wires the components; its queue admits work under the global and per-persona
 //!   limits (priority, then FIFO, enforced in one store transaction); recovers after a crash;
 //!   heartbeats running executions.
@@ -12,11 +16,14 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod credentials;
 pub mod engine;
 pub mod events;
 pub mod locate;
 pub mod reaper;
 pub mod runner;
+pub mod tools;
+pub mod vault;
 pub mod writer;
 
 pub use config::EngineConfig;

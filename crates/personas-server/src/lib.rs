@@ -1,11 +1,17 @@
-//! `personas-server`: the daemon's HTTP face.
+//! `personas-server`: the daemon's HTTP face, a thin host of `personas-api`.
 //!
 //! - [`auth`]: the API token (created once per data dir, file mode 0600) and the checks every
 //!   request passes: token, Host (DNS-rebinding defence), Origin.
-//! - [`routes`]: the routes, served by [`serve`] on a listener the caller binds (port 0 in tests).
+//! - [`routes`]: one JSON route per operation (expanded from the operation table), the OpenAPI
+//!   document, the CLI's wake/cancel, served by [`serve`] on a listener the caller binds (port 0
+//!   in tests).
+//! - [`events`]: the WebSocket event stream with sequence numbers, a replay buffer and resume.
+//! - [`ui`]: the built web UI at `/`.
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod events;
 pub mod routes;
+pub mod ui;
 
 pub use routes::{ServerState, router, serve};

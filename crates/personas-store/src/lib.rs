@@ -4,21 +4,32 @@
 //! - WAL journal, foreign keys on, a busy timeout, `synchronous=FULL` by default so a committed
 //!   write survives a crash (see [`Durability`]).
 //! - Schema through append-only refinery migrations in `migrations/`.
-//! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`]) are thin
+//! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`],
+//!   [`Store::credentials`] (sealed values only; the vault lives in the engine), [`Store::tools`],
+//!   [`Store::stats`]) are thin
 //!   views over the connection pool; every multi-statement change runs in one
 //!   `BEGIN IMMEDIATE` transaction so concurrent processes never interleave half-done updates.
 #![forbid(unsafe_code)]
 
+pub mod credentials;
 mod error;
 pub mod executions;
 pub mod personas;
 pub mod protocol;
+pub mod stats;
 mod time;
+pub mod tools;
 
+pub use credentials::{
+    CheckRecord, CredentialRepo, CredentialRow, NewCredential, Resealed, SealedValue, StoredField,
+    VaultRecord,
+};
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
 pub use personas::PersonaRepo;
 pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
+pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
+pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -151,6 +162,18 @@ impl Store {
 
     pub fn protocol(&self) -> ProtocolRepo<'_> {
         ProtocolRepo::new(self)
+    }
+
+    pub fn credentials(&self) -> CredentialRepo<'_> {
+        CredentialRepo::new(self)
+    }
+
+    pub fn tools(&self) -> ToolRepo<'_> {
+        ToolRepo::new(self)
+    }
+
+    pub fn stats(&self) -> StatsRepo<'_> {
+        StatsRepo::new(self)
     }
 
     /// Integrity check and schema version, for `personas doctor`.

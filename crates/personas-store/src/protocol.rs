@@ -6,7 +6,7 @@ use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use personas_core::{ExecutionId, PersonaId};
-use rusqlite::{Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -16,6 +16,7 @@ pub struct ProtocolRepo<'s> {
 
 /// A `user_message` in the inbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct MessageRow {
     pub id: String,
     pub execution_id: Option<ExecutionId>,
@@ -30,6 +31,7 @@ pub struct MessageRow {
 
 /// A bus event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct EventRow {
     pub id: String,
     pub event_type: String,
@@ -46,6 +48,7 @@ pub struct EventRow {
 
 /// A persona's memory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct MemoryRow {
     pub id: String,
     pub persona_id: PersonaId,
@@ -59,6 +62,7 @@ pub struct MemoryRow {
 
 /// A request for a person's decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct ReviewRow {
     pub id: String,
     pub execution_id: ExecutionId,
@@ -295,6 +299,120 @@ impl<'s> ProtocolRepo<'s> {
         ))?;
         let rows = stmt.query_map(params![persona_id.as_str(), limit], row_to_memory)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Messages, newest first; only unread ones when `unread_only`.
+    pub fn inbox(&self, unread_only: bool, limit: u32) -> Result<Vec<MessageRow>, StoreError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (?1 = 0 OR status = 'unread')
+             ORDER BY created_at DESC, id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![unread_only, limit], row_to_message)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Number of unread messages.
+    pub fn unread_count(&self) -> Result<u64, StoreError> {
+        let conn = self.store.conn()?;
+        Ok(conn.query_row(
+            "SELECT COUNT(*) FROM messages WHERE status = 'unread'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Marks the given messages read (all unread ones when `ids` is `None`); returns how many
+    /// changed. Unknown ids are ignored: marking read is idempotent.
+    pub fn mark_read(&self, ids: Option<&[String]>) -> Result<u64, StoreError> {
+        let mut conn = self.store.conn()?;
+        let now = now_ms();
+        crate::write_tx(&mut conn, |tx| {
+            let changed = match ids {
+                None => tx.execute(
+                    "UPDATE messages SET status = 'read', read_at = ?1 WHERE status = 'unread'",
+                    [now],
+                )?,
+                Some(ids) => {
+                    let mut stmt = tx.prepare_cached(
+                        "UPDATE messages SET status = 'read', read_at = ?2 WHERE id = ?1 AND status = 'unread'",
+                    )?;
+                    let mut n = 0;
+                    for id in ids {
+                        n += stmt.execute(params![id, now])?;
+                    }
+                    n
+                }
+            };
+            Ok(changed as u64)
+        })
+    }
+
+    /// Memories of one persona or of all, most important then newest first.
+    pub fn all_memories(
+        &self,
+        persona_id: Option<&PersonaId>,
+        limit: u32,
+    ) -> Result<Vec<MemoryRow>, StoreError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {MEMORY_COLUMNS} FROM memories WHERE (?1 IS NULL OR persona_id = ?1)
+             ORDER BY importance DESC, created_at DESC, id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            params![persona_id.map(|p| p.as_str()), limit],
+            row_to_memory,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn memory(&self, id: &str) -> Result<MemoryRow, StoreError> {
+        let conn = self.store.conn()?;
+        conn.query_row(
+            &format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?1"),
+            [id],
+            row_to_memory,
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::not_found("memory", id))
+    }
+
+    /// Rewrites a memory's text, category and importance.
+    pub fn update_memory(
+        &self,
+        id: &str,
+        title: &str,
+        content: &str,
+        category: &str,
+        importance: u8,
+    ) -> Result<MemoryRow, StoreError> {
+        let conn = self.store.conn()?;
+        let changed = conn.execute(
+            "UPDATE memories SET title = ?2, content = ?3, category = ?4, importance = ?5, updated_at = ?6
+             WHERE id = ?1",
+            params![id, title, content, category, importance, now_ms()],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::not_found("memory", id));
+        }
+        self.memory(id)
+    }
+
+    /// Forgets a memory; returns what it was.
+    pub fn delete_memory(&self, id: &str) -> Result<MemoryRow, StoreError> {
+        let mut conn = self.store.conn()?;
+        crate::write_tx(&mut conn, |tx| {
+            let row = tx
+                .query_row(
+                    &format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?1"),
+                    [id],
+                    row_to_memory,
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::not_found("memory", id))?;
+            tx.execute("DELETE FROM memories WHERE id = ?1", [id])?;
+            Ok(row)
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -25,7 +25,7 @@ fn opens_in_wal_mode_and_reopens_without_remigrating() {
     let h = store.health().expect("health");
     assert!(h.ok, "{h:?}");
     assert_eq!(h.journal_mode, "wal");
-    assert_eq!(h.schema_version, 1);
+    assert!(h.schema_version >= 3, "{h:?}");
     store.personas().create(&spec("A", 1)).expect("create");
     drop(store);
     let again = Store::open_in_dir(dir.path()).expect("reopen");
@@ -470,4 +470,216 @@ fn executions_are_found_by_unique_prefix() {
     }
     assert!(matches!(ex.find("zzzz"), Err(StoreError::NotFound { .. })));
     assert!(matches!(ex.find("01"), Err(StoreError::NotFound { .. })));
+}
+
+mod vault_tables {
+    use super::*;
+    use personas_store::{
+        CheckRecord, NewCredential, NewTool, Resealed, StoredField, ToolCall, VaultRecord,
+    };
+    use std::collections::BTreeMap;
+
+    fn vault_record(generation: i64) -> VaultRecord {
+        VaultRecord {
+            vault_id: "v1".into(),
+            key_source: "passphrase".into(),
+            generation,
+            kdf: Some("argon2id".into()),
+            kdf_params: Some("{}".into()),
+            salt: Some(vec![1; 16]),
+            wrapped_key: Some(vec![2; 60]),
+            key_check: vec![3; 40],
+            created_at: chrono::Utc::now(),
+            rotated_at: None,
+        }
+    }
+
+    fn cred(name: &str, generation: i64) -> NewCredential {
+        NewCredential {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.into(),
+            kind: "github".into(),
+            env_overrides: BTreeMap::new(),
+            fields: vec![
+                StoredField::sealed("token", vec![9; 48], generation),
+                StoredField::plain("api_url", "https://api.github.com"),
+            ],
+        }
+    }
+
+    #[test]
+    fn credentials_round_trip_without_values_and_a_plaintext_secret_is_unstorable() {
+        let (_d, store) = store();
+        let repo = store.credentials();
+        let err = repo.create(&cred("github", 1)).expect_err("no vault yet");
+        assert!(err.to_string().contains("vault"), "{err}");
+        repo.create_vault(&vault_record(1)).expect("vault");
+        assert!(
+            repo.create_vault(&vault_record(1)).is_err(),
+            "one vault only"
+        );
+        let c = repo.create(&cred("github", 1)).expect("create");
+        let listed = serde_json::to_string(&repo.list().expect("list")).expect("json");
+        assert!(
+            listed.contains("github") && !listed.contains("[9,9"),
+            "{listed}"
+        );
+        let fields = repo.fields(&c.id).expect("fields");
+        assert_eq!(fields.len(), 2);
+        assert_eq!(fields[1].sealed.as_deref(), Some(&[9u8; 48][..]));
+        let dup = repo.create(&cred("GitHub", 1)).expect_err("duplicate");
+        assert!(dup.to_string().contains("already exists"), "{dup}");
+
+        // The schema itself refuses a secret field with a plaintext value.
+        let conn = rusqlite::Connection::open(store.path()).expect("open");
+        let r = conn.execute(
+            "INSERT INTO credential_fields (credential_id, field, secret, plain) VALUES (?1, 'x', 1, 'plaintext')",
+            [&c.id],
+        );
+        assert!(r.is_err(), "plaintext secret was stored");
+    }
+
+    #[test]
+    fn a_linked_credential_is_not_removed_without_force() {
+        let (_d, store) = store();
+        let repo = store.credentials();
+        repo.create_vault(&vault_record(1)).expect("vault");
+        let c = repo.create(&cred("github", 1)).expect("create");
+        let p = store
+            .personas()
+            .create(&spec("Triage", 1))
+            .expect("persona");
+        repo.set_persona_credentials(&p.id, std::slice::from_ref(&c.id))
+            .expect("link");
+        assert_eq!(repo.of_persona(&p.id).expect("of").len(), 1);
+        let e = repo.remove("github", false).expect_err("in use");
+        assert!(e.to_string().contains("Triage"), "{e}");
+        repo.remove("github", true).expect("forced");
+        assert!(repo.of_persona(&p.id).expect("of").is_empty());
+        assert!(
+            repo.fields(&c.id).expect("fields").is_empty(),
+            "sealed values deleted"
+        );
+    }
+
+    #[test]
+    fn rotation_is_all_or_nothing() {
+        let (_d, store) = store();
+        let repo = store.credentials();
+        repo.create_vault(&vault_record(1)).expect("vault");
+        let c = repo.create(&cred("github", 1)).expect("create");
+        // Missing a value: refused, nothing changes.
+        let e = repo
+            .rotate(1, &vault_record(2), &[])
+            .expect_err("incomplete");
+        assert!(e.to_string().contains("nothing was changed"), "{e}");
+        assert_eq!(repo.vault().expect("v").expect("some").generation, 1);
+        // Wrong starting generation: refused.
+        let resealed = [Resealed {
+            credential_id: c.id.clone(),
+            field: "token".into(),
+            sealed: vec![7; 48],
+        }];
+        assert!(repo.rotate(5, &vault_record(6), &resealed).is_err());
+        repo.rotate(1, &vault_record(2), &resealed).expect("rotate");
+        let f = repo.fields(&c.id).expect("fields");
+        assert_eq!(
+            (f[1].sealed.as_deref(), f[1].generation),
+            (Some(&[7u8; 48][..]), Some(2))
+        );
+        // A value sealed under the retired key is refused.
+        let e = repo.create(&cred("late", 1)).expect_err("old generation");
+        assert!(e.to_string().contains("rotated"), "{e}");
+    }
+
+    #[test]
+    fn health_checks_are_recorded() {
+        let (_d, store) = store();
+        let repo = store.credentials();
+        repo.create_vault(&vault_record(1)).expect("vault");
+        let c = repo.create(&cred("github", 1)).expect("create");
+        repo.record_check(
+            &c.id,
+            &CheckRecord {
+                ok: false,
+                error: Some("HTTP 401".into()),
+            },
+        )
+        .expect("record");
+        let c = repo.find("github").expect("find");
+        assert_eq!(c.last_check_ok, Some(false));
+        assert_eq!(c.last_check_error.as_deref(), Some("HTTP 401"));
+        assert!(c.last_checked_at.is_some());
+    }
+
+    #[test]
+    fn run_tokens_resolve_only_while_the_execution_runs() {
+        let (_d, store) = store();
+        let p = store
+            .personas()
+            .create(&spec("Runner", 1))
+            .expect("persona");
+        let e = store
+            .executions()
+            .enqueue(&NewExecution::manual(p.id.clone(), None))
+            .expect("enqueue");
+        let repo = store.credentials();
+        repo.issue_run_token(e.id.as_str(), "hash-a")
+            .expect("issue");
+        assert_eq!(
+            repo.run_token_execution("hash-a").expect("q"),
+            None,
+            "queued"
+        );
+        store.executions().claim(&e.id, 4, "me").expect("claim");
+        assert_eq!(
+            repo.run_token_execution("hash-a").expect("q").as_deref(),
+            Some(e.id.as_str())
+        );
+        assert_eq!(repo.run_token_execution("hash-b").expect("q"), None);
+        repo.revoke_run_token(e.id.as_str()).expect("revoke");
+        assert_eq!(repo.run_token_execution("hash-a").expect("q"), None);
+    }
+
+    #[test]
+    fn tools_validate_and_attach() {
+        let (_d, store) = store();
+        let tools = store.tools();
+        let t = tools
+            .create(&NewTool {
+                name: "open-issue".into(),
+                description: "Opens a GitHub issue".into(),
+                input_schema: serde_json::json!({"type": "object"}),
+                call: ToolCall::Http {
+                    method: "POST".into(),
+                    url: "https://api.github.com/repos/o/r/issues".into(),
+                    headers: vec![("Authorization".into(), "Bearer $GITHUB_TOKEN".into())],
+                    body: Some("{\"title\": \"...\"}".into()),
+                },
+            })
+            .expect("create");
+        let bad = tools.create(&NewTool {
+            name: "x".into(),
+            description: "d".into(),
+            input_schema: serde_json::json!({}),
+            call: ToolCall::Http {
+                method: "FETCH".into(),
+                url: "https://x".into(),
+                headers: vec![],
+                body: None,
+            },
+        });
+        assert!(bad.expect_err("bad method").to_string().contains("method"));
+        let p = store
+            .personas()
+            .create(&spec("Triage", 1))
+            .expect("persona");
+        tools
+            .set_persona_tools(&p.id, std::slice::from_ref(&t.id))
+            .expect("attach");
+        let attached = tools.of_persona(&p.id).expect("of");
+        assert_eq!(attached[0].name, "open-issue");
+        tools.remove("open-issue").expect("remove");
+        assert!(tools.of_persona(&p.id).expect("of").is_empty());
+    }
 }

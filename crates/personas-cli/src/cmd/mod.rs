@@ -1,10 +1,12 @@
 //! One module per command group; [`dispatch`] routes a parsed command line.
 
 pub mod bench;
+pub mod credential;
 pub mod execution;
 pub mod misc;
 pub mod persona;
 pub mod run;
+pub mod tool;
 pub mod up;
 
 use crate::context::Context;
@@ -23,7 +25,28 @@ pub async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
         Command::Doctor => misc::doctor(&mut ctx).await,
         Command::Config => misc::config(&ctx),
         Command::Bench(args) => bench::run(&mut ctx, args).await,
+        Command::Credential(cmd) => credential::run(&mut ctx, cmd).await,
+        Command::Vault(cmd) => credential::vault(&mut ctx, cmd).await,
+        Command::Tool(cmd) => tool::run(&mut ctx, cmd).await,
+        Command::Mcp => mcp(&mut ctx).await,
     }
+}
+
+/// `personas mcp`: the MCP stdio server (a run's, when started with its token; else persona
+/// control for a person's Claude Code / Claude Desktop).
+async fn mcp(ctx: &mut Context) -> CliResult<ExitCode> {
+    let scope = personas_mcp::Scope::from_env(|k| std::env::var(k).ok())
+        .map_err(crate::error::CliError::usage)?;
+    let store = ctx.store()?;
+    let server = personas_mcp::Server::new(store, scope);
+    server
+        .serve(
+            tokio::io::BufReader::new(tokio::io::stdin()),
+            tokio::io::stdout(),
+        )
+        .await
+        .map_err(|e| crate::error::CliError::runtime(format!("the MCP connection failed: {e}")))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a value as pretty JSON on stdout.

@@ -6,8 +6,8 @@ use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::{Args, Subcommand};
 use personas_core::persona_file::{self, PersonaFile, Syntax};
-use personas_core::{PermissionMode, Persona, PersonaSpec};
-use personas_store::ExecutionFilter;
+use personas_core::{PermissionMode, PermissionTemplate, Persona, PersonaSpec};
+use personas_store::{ExecutionFilter, Store};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,6 +51,12 @@ pub enum PersonaCmd {
         /// Remove every denied tool rule before applying --deny-tool.
         #[arg(long)]
         clear_denied_tools: bool,
+        /// Unlink a credential. Repeatable.
+        #[arg(long = "remove-credential", value_name = "NAME")]
+        remove_credential: Vec<String>,
+        /// Detach a custom tool. Repeatable.
+        #[arg(long = "remove-tool", value_name = "NAME")]
+        remove_tool: Vec<String>,
     },
     /// Delete a persona (its past executions stay in history).
     Delete { persona: String },
@@ -76,6 +82,17 @@ pub enum PersonaCmd {
 pub struct Settings {
     #[arg(long)]
     description: Option<String>,
+    /// Start the permission policy from a template: read-only | edit-in-workspace |
+    /// full-trust. Replaces mode and tool rules; --allow-tool/--deny-tool then add to it.
+    #[arg(long, value_name = "TEMPLATE")]
+    permissions_template: Option<String>,
+    /// Give runs this credential (its variables in their environment). Repeatable; on update
+    /// it adds to the linked ones.
+    #[arg(long = "credential", value_name = "NAME")]
+    credential: Vec<String>,
+    /// Document this custom tool in the persona's prompt. Repeatable; on update it adds.
+    #[arg(long = "tool", value_name = "NAME")]
+    tool: Vec<String>,
     /// Model alias or id (e.g. sonnet, opus, claude-sonnet-4-5).
     #[arg(long)]
     model: Option<String>,
@@ -105,6 +122,12 @@ impl Settings {
     fn apply(self, spec: &mut PersonaSpec) -> CliResult<()> {
         if let Some(d) = self.description {
             spec.description = d;
+        }
+        if let Some(t) = self.permissions_template {
+            let t = t
+                .parse::<PermissionTemplate>()
+                .map_err(|e| CliError::usage(format!("--permissions-template: {e}")))?;
+            spec.permissions = t.policy();
         }
         if let Some(m) = self.model {
             spec.model = if m.is_empty() { None } else { Some(m) };
@@ -150,8 +173,13 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             settings,
         } => {
             let mut spec = PersonaSpec::new(name, prompt);
+            // Resolve links first: a bad name must not leave a half-made persona behind.
+            let links =
+                Links::resolve(&store, None, &settings.credential, &[], &settings.tool, &[])?;
             settings.apply(&mut spec)?;
             let p = store.personas().create(&spec)?;
+            links.store(&store, &p)?;
+            warn_full_trust(&p);
             if ctx.json {
                 print_json(&p);
             } else {
@@ -192,6 +220,18 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
         PersonaCmd::Show { persona } => {
             let p = store.personas().find(&persona)?;
             let versions = store.personas().prompt_versions(&p.id)?;
+            let creds: Vec<String> = store
+                .credentials()
+                .of_persona(&p.id)?
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+            let tools: Vec<String> = store
+                .tools()
+                .of_persona(&p.id)?
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
             let recent = store.executions().list(&ExecutionFilter {
                 persona_id: Some(p.id.clone()),
                 limit: Some(5),
@@ -199,10 +239,25 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             })?;
             if ctx.json {
                 print_json(
-                    &serde_json::json!({"persona": p, "prompt_versions": versions, "recent_executions": recent}),
+                    &serde_json::json!({"persona": p, "prompt_versions": versions, "recent_executions": recent, "credentials": creds, "tools": tools}),
                 );
             } else {
                 show(&p, versions.len(), &recent, st);
+                println!(
+                    "\n{} {}\n{} {}",
+                    st.bold("Credentials:"),
+                    if creds.is_empty() {
+                        "-".into()
+                    } else {
+                        creds.join(", ")
+                    },
+                    st.bold("Tools:"),
+                    if tools.is_empty() {
+                        "-".into()
+                    } else {
+                        tools.join(", ")
+                    }
+                );
             }
         }
         PersonaCmd::Update {
@@ -214,8 +269,18 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             disable,
             clear_allowed_tools,
             clear_denied_tools,
+            remove_credential,
+            remove_tool,
         } => {
             let current = store.personas().find(&persona)?;
+            let links = Links::resolve(
+                &store,
+                Some(&current),
+                &settings.credential,
+                &remove_credential,
+                &settings.tool,
+                &remove_tool,
+            )?;
             let mut spec = PersonaSpec::from(&current);
             if let Some(n) = name {
                 spec.name = n;
@@ -237,6 +302,10 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
                 spec.enabled = false;
             }
             let p = store.personas().update(current.id.as_str(), &spec)?;
+            links.store(&store, &p)?;
+            if p.permissions.mode != current.permissions.mode {
+                warn_full_trust(&p);
+            }
             if ctx.json {
                 print_json(&p);
             } else {
@@ -307,6 +376,97 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Credential and tool links asked for on the command line, resolved before anything is stored.
+struct Links {
+    credentials: Option<Vec<String>>,
+    tools: Option<Vec<String>>,
+}
+
+impl Links {
+    fn resolve(
+        store: &Store,
+        current: Option<&Persona>,
+        add_creds: &[String],
+        remove_creds: &[String],
+        add_tools: &[String],
+        remove_tools: &[String],
+    ) -> CliResult<Links> {
+        let credentials = if add_creds.is_empty() && remove_creds.is_empty() {
+            None
+        } else {
+            let mut rows = match current {
+                Some(p) => store.credentials().of_persona(&p.id)?,
+                None => Vec::new(),
+            };
+            for name in remove_creds {
+                let c = store.credentials().find(name).map_err(|e| {
+                    CliError::from(e).with_hint("`personas credential list` shows the credentials")
+                })?;
+                rows.retain(|r| r.id != c.id);
+            }
+            for name in add_creds {
+                let c = store.credentials().find(name).map_err(|e| {
+                    CliError::usage(format!("--credential: {e}"))
+                        .with_hint("`personas credential list` shows the credentials")
+                })?;
+                if !rows.iter().any(|r| r.id == c.id) {
+                    rows.push(c);
+                }
+            }
+            super::credential::check_env_clashes(store, &rows)?;
+            Some(rows.into_iter().map(|r| r.id).collect())
+        };
+        let tools = if add_tools.is_empty() && remove_tools.is_empty() {
+            None
+        } else {
+            let mut ids: Vec<String> = match current {
+                Some(p) => store
+                    .tools()
+                    .of_persona(&p.id)?
+                    .into_iter()
+                    .map(|t| t.id)
+                    .collect(),
+                None => Vec::new(),
+            };
+            for name in remove_tools {
+                let t = store.tools().find(name)?;
+                ids.retain(|i| *i != t.id);
+            }
+            for name in add_tools {
+                let t = store.tools().find(name).map_err(|e| {
+                    CliError::usage(format!("--tool: {e}"))
+                        .with_hint("`personas tool list` shows the tools")
+                })?;
+                if !ids.contains(&t.id) {
+                    ids.push(t.id);
+                }
+            }
+            Some(ids)
+        };
+        Ok(Links { credentials, tools })
+    }
+
+    fn store(&self, store: &Store, p: &Persona) -> CliResult<()> {
+        if let Some(c) = &self.credentials {
+            store.credentials().set_persona_credentials(&p.id, c)?;
+        }
+        if let Some(t) = &self.tools {
+            store.tools().set_persona_tools(&p.id, t)?;
+        }
+        Ok(())
+    }
+}
+
+/// Full trust is an explicit choice; say what it means when it is made.
+fn warn_full_trust(p: &Persona) {
+    if p.permissions.mode == PermissionMode::BypassPermissions {
+        eprintln!(
+            "warning: {} runs with full trust (bypassPermissions): every tool, including shell              commands and file writes anywhere the user can write, runs without any check",
+            p.name
+        );
+    }
 }
 
 fn show(p: &Persona, versions: usize, recent: &[personas_core::Execution], st: Style) {

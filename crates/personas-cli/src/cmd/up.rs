@@ -58,16 +58,18 @@ pub async fn run(ctx: &mut Context, args: UpArgs) -> CliResult<ExitCode> {
         url: url.clone(),
         started_at: chrono::Utc::now(),
     })?;
-    let state = ServerState {
-        engine: engine.clone(),
-        token: token.into(),
-        port: addr.port(),
-    };
+    let state = ServerState::new(engine.clone(), token.clone(), addr.port());
+    // The token rides in the fragment: browsers never send it to a server or put it in a
+    // Referer; the UI stores it and strips it from the address bar.
     println!(
-        "Personas is running at {url} — data dir {}, ready in {} ms. Ctrl-C stops it.",
+        "Personas is running at {url} — data dir {}, ready in {} ms. Ctrl-C stops it.\n\
+         Open the app: {url}/#token={token}",
         data_dir.display(),
         started.elapsed().as_millis()
     );
+    if !personas_server::ui::available() {
+        println!("(the web UI is not built into this binary: `make up` builds it)");
+    }
     let server = personas_server::serve(listener, state, shutdown_signal());
     if let Err(e) = server.await {
         tracing::error!(error = %e, "the HTTP server stopped");

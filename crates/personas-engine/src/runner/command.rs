@@ -7,7 +7,7 @@
 
 use crate::config::EngineConfig;
 use crate::reaper::MARKER_VAR;
-use personas_core::{Execution, PermissionMode, Persona};
+use personas_core::{Execution, PermissionMode, Persona, Secret};
 use std::path::{Path, PathBuf};
 
 /// Variables never passed to a run: our own secrets, and markers that would make the CLI
@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 pub const ENV_DENY_LIST: &[&str] = &[
     "PERSONAS_API_TOKEN",
     "PERSONAS_VAULT_PASSPHRASE",
+    "PERSONAS_VAULT_NEW_PASSPHRASE",
+    "PERSONAS_MCP_TOKEN",
+    "PERSONAS_MCP_EXECUTION_ID",
     "CLAUDECODE",
     "CLAUDE_CODE_ENTRYPOINT",
     "CLAUDE_CODE_SSE_PORT",
@@ -27,6 +30,8 @@ pub struct CliCommand {
     pub args: Vec<String>,
     /// Variables set on top of the inherited environment.
     pub env_set: Vec<(String, String)>,
+    /// Decrypted credential values, set last. Kept apart so no `Debug` of a command prints them.
+    pub secret_env: Vec<(String, Secret)>,
     /// Inherited variables removed.
     pub env_remove: Vec<String>,
     pub cwd: PathBuf,
@@ -39,8 +44,14 @@ pub struct Invocation {
     pub resume_session: Option<String>,
     /// Extra arguments (e.g. `--mcp-config FILE --strict-mcp-config`).
     pub extra_args: Vec<String>,
-    /// Extra environment (e.g. decrypted credentials), applied last.
+    /// Extra environment, applied after the config's.
     pub extra_env: Vec<(String, String)>,
+    /// Decrypted credentials for the child's environment (names checked against the
+    /// deny-list when the credential was stored), applied last.
+    pub secret_env: Vec<(String, Secret)>,
+    /// Tool rules allowed on top of the persona's policy (the run's own MCP protocol tools),
+    /// unless the policy denies them.
+    pub extra_allowed_tools: Vec<String>,
     /// True when the process runs as root (decides `IS_SANDBOX` for full trust).
     pub as_root: bool,
 }
@@ -72,9 +83,19 @@ pub fn build(
         args.push(budget.to_string());
     }
     // Each rule is its own argument after one flag: rules like `Bash(git *)` contain spaces.
-    if !policy.allow.is_empty() {
+    let mut allow = policy.allow.clone();
+    for extra in &inv.extra_allowed_tools {
+        let denied = policy
+            .deny
+            .iter()
+            .any(|d| d == extra || d.starts_with(&format!("{extra}__")));
+        if !denied && !allow.contains(extra) {
+            allow.push(extra.clone());
+        }
+    }
+    if !allow.is_empty() {
         args.push("--allowedTools".into());
-        args.extend(policy.allow.iter().cloned());
+        args.extend(allow);
     }
     if !policy.deny.is_empty() {
         args.push("--disallowedTools".into());
@@ -111,6 +132,7 @@ pub fn build(
         program: claude.to_path_buf(),
         args,
         env_set,
+        secret_env: inv.secret_env.clone(),
         env_remove: ENV_DENY_LIST.iter().map(|s| s.to_string()).collect(),
         cwd,
     }
@@ -260,6 +282,46 @@ mod tests {
             &Invocation::default(),
         );
         assert!(!c.env_set.iter().any(|(k, _)| k == "IS_SANDBOX"));
+    }
+
+    #[test]
+    fn credentials_go_to_the_environment_only_and_never_show_in_debug() {
+        let p = persona();
+        let inv = Invocation {
+            secret_env: vec![("GITHUB_TOKEN".into(), Secret::new("ghp_topsecret"))],
+            extra_allowed_tools: vec!["mcp__personas".into()],
+            ..Invocation::default()
+        };
+        let c = build(
+            &p,
+            &execution(&p),
+            &EngineConfig::default(),
+            Path::new("claude"),
+            "/w".into(),
+            &inv,
+        );
+        assert!(
+            !c.args.iter().any(|a| a.contains("ghp_topsecret")),
+            "never argv"
+        );
+        assert_eq!(c.secret_env[0].1.expose(), "ghp_topsecret");
+        assert!(!format!("{c:?}").contains("ghp_topsecret"));
+        assert_eq!(
+            value_after(&c.args, "--allowedTools"),
+            Some("mcp__personas")
+        );
+        // A policy that denies the protocol tools keeps them denied.
+        let mut p = persona();
+        p.permissions.deny = vec!["mcp__personas".into()];
+        let c = build(
+            &p,
+            &execution(&p),
+            &EngineConfig::default(),
+            Path::new("claude"),
+            "/w".into(),
+            &inv,
+        );
+        assert!(!c.args.iter().any(|a| a == "--allowedTools"));
     }
 
     #[test]

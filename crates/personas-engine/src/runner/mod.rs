@@ -10,19 +10,23 @@
 
 pub mod command;
 pub mod lines;
+pub mod mcp;
 pub mod outcome;
 pub mod protocol;
 
 use crate::config::EngineConfig;
+use crate::credentials::{self, CredentialError, RunCredentials};
 use crate::events::{EngineEvent, EventBus};
 use crate::locate;
 use crate::reaper;
+use crate::vault::{VaultCell, VaultError};
 use crate::writer::OutputWriter;
 use command::Invocation;
 use lines::{Frame, LineReader};
 use outcome::{Observed, StopReason};
-use personas_core::prompt::{self, MemoryDoc, PromptInput};
+use personas_core::prompt::{self, MemoryDoc, PromptInput, ToolDoc};
 use personas_core::protocol::scan_text;
+use personas_core::redact::Redactor;
 use personas_core::stream::{ApiRetry, Block, ClaudeLine, ResultLine, parse_line};
 use personas_core::{ErrorClass, Execution, ExecutionOutcome, LineKind, Persona};
 use personas_store::{NewLine, Store};
@@ -43,6 +47,8 @@ pub struct Runtime {
     pub writer: OutputWriter,
     /// Woken when a run publishes a bus event (the dispatcher listens).
     pub bus_wakeup: Arc<tokio::sync::Notify>,
+    /// The credential vault, unlocked on first use by a run that needs it.
+    pub vault: Arc<VaultCell>,
 }
 
 /// How long a CLI that has exited gets to flush its pipes before leftovers are reaped.
@@ -64,8 +70,22 @@ pub struct StopSignals {
 /// Runs a claimed execution to its end and returns it as stored.
 pub async fn run(rt: &Runtime, execution: Execution, stops: StopSignals) -> Execution {
     let mut sink = Sink::new(rt, &execution);
-    let outcome = drive(rt, &execution, &stops, &mut sink).await;
+    let mut outcome = drive(rt, &execution, &stops, &mut sink).await;
+    // What is stored on the execution passes the run's redactor like every output line.
+    for text in [&mut outcome.error_message, &mut outcome.result_text]
+        .into_iter()
+        .flatten()
+    {
+        sink.redactor.redact_string(text);
+    }
     rt.writer.flush().await;
+    {
+        let store = rt.store.clone();
+        let id = execution.id.to_string();
+        if let Err(e) = blocking(move || store.credentials().revoke_run_token(&id)).await {
+            tracing::warn!(error = %e, "cannot revoke the run's MCP token");
+        }
+    }
     let store = rt.store.clone();
     let id = execution.id.clone();
     let stored = blocking(move || store.executions().finish(&id, &outcome)).await;
@@ -113,7 +133,16 @@ async fn drive(
             return ExecutionOutcome::failed(ErrorClass::CliMissing, e.to_string());
         }
     };
-    let prompt_text = match build_prompt(rt, &persona, execution).await {
+    let creds = match run_credentials(rt, &persona).await {
+        Ok(c) => c,
+        Err(msg) => {
+            sink.emit(LineKind::Engine, msg.clone()).await;
+            return ExecutionOutcome::failed(ErrorClass::CredentialUnavailable, msg);
+        }
+    };
+    // From here on every line, note and stored field passes the run's redactor.
+    sink.redactor = Arc::new(creds.redactor);
+    let prompt_text = match build_prompt(rt, &persona, execution, &creds.docs).await {
         Ok(p) => p,
         Err(msg) => {
             sink.emit(LineKind::Engine, msg.clone()).await;
@@ -126,24 +155,69 @@ async fn drive(
         sink.emit(LineKind::Engine, msg.clone()).await;
         return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
     }
-    let inv = Invocation {
+    let mut inv = Invocation {
         as_root: command::running_as_root(),
+        secret_env: creds.env,
         ..Invocation::default()
     };
+    // Kept alive until the CLI has exited; dropping it removes the file.
+    let mcp_file = match mcp::prepare(rt, execution).await {
+        Ok(Some((file, token))) => {
+            // The agent can read its own config file; keep the token out of the output too.
+            sink.redactor = Arc::new(sink.redactor.with_secret("personas.mcp_token", &token));
+            inv.extra_args.extend(file.args());
+            inv.extra_allowed_tools.push(mcp::ALLOW_RULE.into());
+            Some(file)
+        }
+        Ok(None) => None,
+        Err(msg) => {
+            sink.emit(LineKind::Engine, msg.clone()).await;
+            return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
+        }
+    };
     let cmd = command::build(&persona, execution, &rt.config, &claude, cwd, &inv);
-    supervise(rt, execution, &persona, cmd, prompt_text, stops, sink).await
+    let outcome = supervise(rt, execution, &persona, cmd, prompt_text, stops, sink).await;
+    drop(mcp_file);
+    outcome
+}
+
+/// Opens the persona's linked credentials (none: the vault is not touched).
+async fn run_credentials(rt: &Runtime, persona: &Persona) -> Result<RunCredentials, String> {
+    let (store, cell, id) = (rt.store.clone(), Arc::clone(&rt.vault), persona.id.clone());
+    blocking(move || {
+        let attempt = || credentials::for_run(&store, &id, &mut || cell.get(&store));
+        match attempt() {
+            // Another process rotated the key since we unlocked: unlock again, once.
+            Err(CredentialError::Vault(VaultError::Stale)) => {
+                cell.invalidate();
+                attempt()
+            }
+            other => other,
+        }
+    })
+    .await
+    .map_err(|e| format!("the persona's credentials are not available: {e}"))
 }
 
 async fn build_prompt(
     rt: &Runtime,
     persona: &Persona,
     execution: &Execution,
+    credentials: &[prompt::CredentialDoc],
 ) -> Result<String, String> {
     let store = rt.store.clone();
     let persona_id = persona.id.clone();
     let memories = blocking(move || store.protocol().memories(&persona_id, MEMORY_CANDIDATES))
         .await
         .map_err(|e| format!("cannot load memories: {e}"))?;
+    let store = rt.store.clone();
+    let persona_id = persona.id.clone();
+    let tools: Vec<ToolDoc> = blocking(move || store.tools().of_persona(&persona_id))
+        .await
+        .map_err(|e| format!("cannot load the persona's tools: {e}"))?
+        .iter()
+        .map(crate::tools::doc)
+        .collect();
     let memories: Vec<MemoryDoc> = memories
         .into_iter()
         .map(|m| MemoryDoc {
@@ -156,8 +230,8 @@ async fn build_prompt(
     let nonce = prompt::new_nonce();
     Ok(prompt::assemble(&PromptInput {
         persona,
-        tools: &[],
-        credentials: &[],
+        tools: &tools,
+        credentials,
         memories: &memories,
         trigger_event: None,
         input: execution.input.as_ref(),
@@ -199,6 +273,9 @@ async fn supervise(
     }
     for (k, v) in &cmd.env_set {
         c.env(k, v);
+    }
+    for (k, v) in &cmd.secret_env {
+        c.env(k, v.expose());
     }
     // Its own process group: a Ctrl-C in the user's terminal reaches us, and we decide how the
     // CLI is stopped.
@@ -301,7 +378,7 @@ async fn supervise(
             },
             frame = err.next(), if !err_done => match frame {
                 Ok(Some(Frame::Line(bytes))) => {
-                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    let text = sink.redactor.redact(&String::from_utf8_lossy(&bytes)).into_owned();
                     if st.stderr_tail.len() == STDERR_TAIL_LINES {
                         st.stderr_tail.pop_front();
                     }
@@ -447,7 +524,12 @@ async fn handle_stdout(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return;
     }
-    let text = String::from_utf8_lossy(&bytes).into_owned();
+    // Redacted before it is parsed, so nothing derived from it (protocol rows, the result text)
+    // can carry a secret value either.
+    let text = sink
+        .redactor
+        .redact(&String::from_utf8_lossy(&bytes))
+        .into_owned();
     let parsed = match parse_line(text.as_bytes()) {
         Ok(line) => line,
         Err(_) => {
@@ -573,13 +655,15 @@ async fn apply_protocol(
     }
 }
 
-/// Numbers, caps and hands lines of one execution to the writer.
+/// Numbers, caps, redacts and hands lines of one execution to the writer.
 struct Sink<'r> {
     rt: &'r Runtime,
     execution_id: personas_core::ExecutionId,
     seq: i64,
     stored_bytes: usize,
     truncated: bool,
+    /// Every secret value of this run; applied to every line before it is stored or broadcast.
+    redactor: Arc<Redactor>,
 }
 
 impl<'r> Sink<'r> {
@@ -591,10 +675,12 @@ impl<'r> Sink<'r> {
             seq: execution.output_lines as i64,
             stored_bytes: 0,
             truncated: false,
+            redactor: Arc::new(Redactor::none()),
         }
     }
 
-    async fn emit(&mut self, kind: LineKind, text: String) {
+    async fn emit(&mut self, kind: LineKind, mut text: String) {
+        self.redactor.redact_string(&mut text);
         // Results, protocol, warnings and engine notes are always kept: they explain the run.
         let essential = matches!(
             kind,

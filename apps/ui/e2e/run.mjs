@@ -1,0 +1,242 @@
+// End-to-end test of the app in Chromium against `personas up`, with the REAL Claude Code CLI
+// talking to the scripted Messages API (personas-scripted-api). Saves a screenshot of each main
+// page to target/ui-screenshots/. Prints "N passed, N failed" and exits non-zero on failure.
+//
+// Needs: /usr/bin/chromium (Debian), target/debug/{personas,personas-scripted-api}, the pinned
+// CLI in .tools/ — `make test` provides all three.
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const bin = (name) => process.env[`PERSONAS_E2E_${name.toUpperCase().replace(/-/g, "_")}`] ?? join(root, "target/debug", name);
+const claude = process.env.PERSONAS_TEST_CLAUDE ?? join(root, ".tools/claude-code/node_modules/.bin/claude");
+const shots = join(root, "target/ui-screenshots");
+const STEP_MS = 60_000;
+mkdirSync(shots, { recursive: true });
+
+const children = [];
+const tmp = mkdtempSync(join(tmpdir(), "personas-e2e-"));
+let passed = 0;
+let failed = 0;
+
+function cleanup() {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+}
+process.on("exit", cleanup);
+
+/** Starts a process and resolves with the first stdout line matching `re`. */
+function start(cmd, args, env, re) {
+  return new Promise((resolveLine, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+    children.push(child);
+    const timer = setTimeout(() => reject(new Error(`${cmd} printed no ${re} within ${STEP_MS} ms`)), STEP_MS);
+    let err = "";
+    child.stderr.on("data", (d) => (err += d).length > 20000 && (err = err.slice(-10000)));
+    child.on("exit", (code) => reject(new Error(`${cmd} exited (${code}) early: ${err.slice(-2000)}`)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const m = re.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolveLine({ child, match: m });
+      }
+    });
+  });
+}
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.stack ?? e}`);
+  }
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(`assertion failed: ${msg}`);
+}
+
+const script = {
+  scripts: [
+    {
+      key: "",
+      steps: [
+        { tool_use: { text: "Let me look at the files first.", calls: [{ id: "toolu_e2e_1", name: "Glob", input: { pattern: "*" } }] } },
+        {
+          slow: {
+            text:
+              "## Docs check\n\nAll docs look **fine**.\n\n" +
+              '{"user_message": {"title": "Docs checked", "content": "No problems found", "priority": "normal"}}\n' +
+              '{"agent_memory": {"title": "Docs layout", "content": "Docs live in the workspace root", "category": "fact", "importance": 3}}',
+            chunks: 6,
+            delay_ms: 250,
+          },
+        },
+      ],
+    },
+  ],
+};
+const scriptFile = join(tmp, "script.json");
+writeFileSync(scriptFile, JSON.stringify(script));
+
+const upStarted = Date.now();
+const api = await start(bin("personas-scripted-api"), ["--script", scriptFile], {}, /^listening (\S+)/);
+const apiUrl = api.match[1];
+const dataDir = join(tmp, "data");
+const home = join(tmp, "home");
+mkdirSync(dataDir, { recursive: true });
+mkdirSync(home, { recursive: true });
+writeFileSync(
+  join(dataDir, "config.toml"),
+  `claude_path = ${JSON.stringify(claude)}
+[env]
+ANTHROPIC_BASE_URL = ${JSON.stringify(apiUrl)}
+ANTHROPIC_API_KEY = "test-key"
+HOME = ${JSON.stringify(home)}
+DISABLE_TELEMETRY = "1"
+DISABLE_AUTOUPDATER = "1"
+CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1"
+CLAUDE_CODE_MAX_RETRIES = "0"
+`,
+);
+const upT0 = Date.now();
+const up = await start(bin("personas"), ["up", "--listen", "127.0.0.1:0"], { PERSONAS_DATA_DIR: dataDir, RUST_LOG: "warn" }, /Open the app: (\S+)/);
+const appUrl = up.match[1];
+const base = appUrl.split("/#")[0];
+const token = appUrl.split("#token=")[1];
+const call = async (op, body = {}) => {
+  const r = await fetch(`${base}/api/${op}`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+  return r.json();
+};
+
+const profile = join(tmp, "chromium-profile");
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.PERSONAS_E2E_CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  viewport: { width: 1400, height: 900 },
+});
+context.setDefaultTimeout(STEP_MS);
+const page = context.pages()[0] ?? (await context.newPage());
+const consoleErrors = [];
+page.on("pageerror", (e) => consoleErrors.push(String(e)));
+const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: false });
+
+try {
+  await step("the printed link opens the app, keeps the token and strips it from the address", async () => {
+    await page.goto(appUrl);
+    await page.waitForSelector('[data-page="onboarding"]');
+    const paintMs = Date.now() - upT0;
+    console.log(`bench: first meaningful paint (onboarding, empty data dir) ${paintMs} ms after \`personas up\` was started`);
+    assert(!page.url().includes("token="), `token still in the URL: ${page.url()}`);
+    assert((await page.evaluate(() => localStorage.getItem("personas.token"))) === token, "token stored");
+  });
+
+  await step("the system check shows the real CLI and its version", async () => {
+    await page.waitForSelector('[data-check="claude version"][data-check-status="ok"]');
+    await page.waitForSelector('[data-template="docs-checker"]');
+    await shot("onboarding");
+  });
+
+  await step("a template creates a working persona in one click", async () => {
+    await page.getByRole("button", { name: "Create Docs checker" }).click();
+    await page.waitForSelector('[data-page="persona-editor"]');
+    await page.getByRole("heading", { name: "Docs checker" }).waitFor();
+    await shot("persona-editor");
+  });
+
+  await step("creating the same template again shows an inline name error", async () => {
+    await page.goto(`${base}/welcome`);
+    await page.getByRole("button", { name: "Create Docs checker" }).click();
+    const err = page.locator('[data-template="docs-checker"]').locator("..").locator("[data-field-error]");
+    await err.waitFor();
+    assert(/already exists/.test(await err.innerText()), "duplicate name message");
+    assert((await call("list_personas")).personas.length === 1, "no second persona stored");
+  });
+
+  await step("a new persona with a taken name shows the error under Name", async () => {
+    await page.goto(`${base}/personas/new`);
+    await page.getByLabel("Name", { exact: true }).fill("docs checker");
+    await page.getByLabel("Instructions").fill("Check things.");
+    await page.getByRole("button", { name: "Create" }).click();
+    const err = page.locator("[data-field-error]").first();
+    await err.waitFor();
+    assert(/already exists/.test(await err.innerText()), `got ${await err.innerText()}`);
+  });
+
+  await step("malformed JSON input is refused inline and sends nothing", async () => {
+    await page.goto(`${base}/personas/Docs%20checker`);
+    await page.getByLabel("Input (JSON, optional)").fill("{oops");
+    await page.getByRole("button", { name: "Run now" }).click();
+    const err = page.locator("[data-field-error]").first();
+    await err.waitFor();
+    assert(/not valid JSON/.test(await err.innerText()), "JSON error shown");
+    assert((await call("list_executions")).executions.length === 0, "no execution was queued");
+  });
+
+  await step("a run streams live: tool call, text, cost", async () => {
+    await page.getByLabel("Input (JSON, optional)").fill('{"focus": "readme"}');
+    await page.getByRole("button", { name: "Run now" }).click();
+    await page.waitForSelector('[data-page="execution"]');
+    await page.waitForSelector('[data-kind="tool-call"][data-tool="Glob"]');
+    const statusAtTool = await page.getAttribute('[data-page="execution"]', "data-execution-status");
+    assert(statusAtTool === "running" || statusAtTool === "queued", `tool call seen while ${statusAtTool}`);
+    await page.waitForSelector('[data-kind="assistant-text"]:has-text("All docs look")');
+    await page.waitForSelector('[data-page="execution"][data-execution-status="completed"]');
+    await page.waitForSelector('[data-kind="result"] [data-cost]');
+    await page.waitForSelector('[data-kind="protocol"]:has-text("Docs checked")');
+    const cost = await page.getByTestId("execution-cost").innerText();
+    assert(/^\$\d/.test(cost), `cost shown: ${cost}`);
+    await page.locator('[data-kind="tool-call"] button').first().click();
+    await shot("execution");
+  });
+
+  const pages = [
+    ["dashboard", "/"],
+    ["personas", "/personas"],
+    ["executions", "/executions"],
+    ["messages", "/messages"],
+    ["reviews", "/reviews"],
+    ["memories", "/memories"],
+    ["observability", "/observability"],
+    ["canvas", "/canvas"],
+    ["settings", "/settings"],
+  ];
+  for (const [name, path] of pages)
+    await step(`page ${name} renders`, async () => {
+      await page.goto(`${base}${path}`);
+      await page.waitForSelector(`[data-page="${name}"]`);
+      await page.waitForLoadState("networkidle");
+      if (name === "messages") await page.getByText("No problems found").waitFor();
+      if (name === "memories") await page.getByText("Docs live in the workspace root").waitFor();
+      if (name === "observability") await page.locator(".recharts-surface").first().waitFor();
+      if (name === "canvas") await page.locator(".react-flow__node").first().waitFor();
+      await shot(name);
+    });
+
+  await step("dark theme", async () => {
+    await page.goto(`${base}/`);
+    await page.getByRole("button", { name: /Switch to dark theme/ }).click();
+    await page.waitForSelector("html.dark");
+    await page.waitForSelector('[data-page="dashboard"]');
+    await shot("dashboard-dark");
+  });
+
+  await step("no uncaught errors in the page", async () => {
+    assert(consoleErrors.length === 0, consoleErrors.join("\n"));
+  });
+} finally {
+  await context.close();
+  cleanup();
+  rmSync(tmp, { recursive: true, force: true });
+}
+console.log(`ui e2e: ${passed} passed, ${failed} failed (screenshots in ${shots}; personas up started ${upT0 - upStarted} ms after the API)`);
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,126 @@
+// Routes of the app, and the connection to the runtime through the Backend.
+import { useEffect, useState } from "react";
+import { BrowserRouter, Route, Routes } from "react-router";
+import { backend, setBackend } from "./backend";
+import { WebBackend, adoptToken, forgetToken, storeToken } from "./backend/web";
+import { Layout } from "./components/Layout";
+import { Button, Card, Field, inputClass } from "./components/ui";
+import { Canvas } from "./pages/Canvas";
+import { Dashboard } from "./pages/Dashboard";
+import { ExecutionView } from "./pages/ExecutionView";
+import { Executions } from "./pages/Executions";
+import { Memories } from "./pages/Memories";
+import { Messages } from "./pages/Messages";
+import { Observability } from "./pages/Observability";
+import { Onboarding } from "./pages/Onboarding";
+import { PersonaEditor } from "./pages/PersonaEditor";
+import { Personas } from "./pages/Personas";
+import { Reviews } from "./pages/Reviews";
+import { SettingsPage } from "./pages/Settings";
+import { useApp } from "./stores/app";
+import { useInbox } from "./stores/inbox";
+import { usePersonas } from "./stores/personas";
+
+function TokenGate({ onToken, rejected }: { onToken: (t: string) => void; rejected: boolean }) {
+  const [value, setValue] = useState("");
+  return (
+    <div className="grid h-full place-items-center p-6">
+      <Card className="w-full max-w-md p-6">
+        <h1 className="text-xl font-semibold">Connect to Personas</h1>
+        <p className="mt-2 text-sm text-zinc-500">
+          Open the link <code>personas up</code> printed (it carries the access token once), or paste the token from{" "}
+          <code>&lt;data dir&gt;/api-token</code>.
+        </p>
+        <form
+          className="mt-4 space-y-3"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (value.trim()) onToken(value.trim());
+          }}
+        >
+          <Field label="API token" htmlFor="token" error={rejected ? "That token was refused by the runtime." : null}>
+            <input id="token" className={inputClass} value={value} onChange={(e) => setValue(e.target.value)} autoFocus />
+          </Field>
+          <Button variant="primary" type="submit">
+            Connect
+          </Button>
+        </form>
+      </Card>
+    </div>
+  );
+}
+
+export function App() {
+  const [token, setToken] = useState<string | null>(() => adoptToken());
+  const [rejected, setRejected] = useState(false);
+  const [ready, setReady] = useState(false);
+
+  useEffect(() => {
+    if (!token) return;
+    setBackend(new WebBackend(token));
+    let stop = () => {};
+    backend()
+      .call("get_settings", {})
+      .then(() => {
+        setReady(true);
+        const app = useApp.getState();
+        stop = backend().subscribe({ onFrames: app.applyFrames, onStatus: app.setStatus });
+        void usePersonas.getState().load();
+        void useInbox.getState().refresh().catch(() => undefined);
+      })
+      .catch((e) => {
+        if (e.code === "unauthorized") {
+          forgetToken();
+          setRejected(true);
+          setToken(null);
+        } else {
+          useApp.getState().setStatus("closed");
+          setReady(true);
+        }
+      });
+    return () => stop();
+  }, [token]);
+
+  const epoch = useApp((s) => s.epochVersion);
+  useEffect(() => {
+    if (epoch > 0) {
+      void usePersonas.getState().load();
+      void useInbox.getState().refresh().catch(() => undefined);
+    }
+  }, [epoch]);
+
+  if (!token)
+    return (
+      <TokenGate
+        rejected={rejected}
+        onToken={(t) => {
+          storeToken(t);
+          setRejected(false);
+          setToken(t);
+        }}
+      />
+    );
+  if (!ready) return null;
+  return (
+    <BrowserRouter>
+      <Routes>
+        <Route element={<Layout />}>
+          <Route index element={<Dashboard />} />
+          <Route path="welcome" element={<Onboarding />} />
+          <Route path="personas" element={<Personas />} />
+          <Route path="personas/new" element={<PersonaEditor />} />
+          <Route path="personas/:name" element={<PersonaEditor />} />
+          <Route path="executions" element={<Executions />} />
+          <Route path="executions/:id" element={<ExecutionView />} />
+          <Route path="messages" element={<Messages />} />
+          <Route path="reviews" element={<Reviews />} />
+          <Route path="memories" element={<Memories />} />
+          <Route path="observability" element={<Observability />} />
+          <Route path="canvas" element={<Canvas />} />
+          <Route path="settings" element={<SettingsPage />} />
+          <Route path="*" element={<p className="text-zinc-500">Nothing here.</p>} />
+        </Route>
+      </Routes>
+    </BrowserRouter>
+  );
+}

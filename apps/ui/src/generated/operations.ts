@@ -1,0 +1,128 @@
+// Generated from the operation table in crates/personas-api. Do not edit.
+import type { AddMemory } from "./AddMemory";
+import type { CanvasLayout } from "./CanvasLayout";
+import type { CreateFromTemplate } from "./CreateFromTemplate";
+import type { CreatePersona } from "./CreatePersona";
+import type { Dashboard } from "./Dashboard";
+import type { DashboardRequest } from "./DashboardRequest";
+import type { Empty } from "./Empty";
+import type { Execution } from "./Execution";
+import type { ExecutionList } from "./ExecutionList";
+import type { ExecutionOutputRequest } from "./ExecutionOutputRequest";
+import type { ExecutionRef } from "./ExecutionRef";
+import type { ListExecutions } from "./ListExecutions";
+import type { ListMemories } from "./ListMemories";
+import type { ListMessages } from "./ListMessages";
+import type { ListReviews } from "./ListReviews";
+import type { MarkMessagesRead } from "./MarkMessagesRead";
+import type { MemoryList } from "./MemoryList";
+import type { MemoryRef } from "./MemoryRef";
+import type { MemoryRow } from "./MemoryRow";
+import type { MessageList } from "./MessageList";
+import type { OutputPage } from "./OutputPage";
+import type { Persona } from "./Persona";
+import type { PersonaList } from "./PersonaList";
+import type { PersonaRef } from "./PersonaRef";
+import type { PromptVersionList } from "./PromptVersionList";
+import type { ReviewList } from "./ReviewList";
+import type { RunPersona } from "./RunPersona";
+import type { RunStats } from "./RunStats";
+import type { Settings } from "./Settings";
+import type { StatsRequest } from "./StatsRequest";
+import type { SystemReport } from "./SystemReport";
+import type { TemplateList } from "./TemplateList";
+import type { UpdateMemory } from "./UpdateMemory";
+import type { UpdatePersona } from "./UpdatePersona";
+import type { UpdateSettings } from "./UpdateSettings";
+import type { Updated } from "./Updated";
+
+/** Every operation: its request and response types. */
+export interface Operations {
+  /** Checks the installation: Claude CLI, its version and auth, data dir, store, runtime. */
+  system_check: { request: Empty; response: SystemReport };
+  /** The runtime's configuration. */
+  get_settings: { request: Empty; response: Settings };
+  /** Saves settings to config.toml (applied at the next start). */
+  update_settings: { request: UpdateSettings; response: Settings };
+  /** Every persona, by name. */
+  list_personas: { request: Empty; response: PersonaList };
+  /** One persona by id or name. */
+  get_persona: { request: PersonaRef; response: Persona };
+  /** Creates a persona (prompt version 1). */
+  create_persona: { request: CreatePersona; response: Persona };
+  /** Replaces a persona's settings; a prompt change adds a prompt version. */
+  update_persona: { request: UpdatePersona; response: Persona };
+  /** Deletes a persona (refused while it runs; history is kept). */
+  delete_persona: { request: PersonaRef; response: Persona };
+  /** Every prompt version of a persona, oldest first. */
+  list_prompt_versions: { request: PersonaRef; response: PromptVersionList };
+  /** The template gallery. */
+  list_templates: { request: Empty; response: TemplateList };
+  /** Creates a persona from a template. */
+  create_from_template: { request: CreateFromTemplate; response: Persona };
+  /** Queues a run of a persona now. */
+  run_persona: { request: RunPersona; response: Execution };
+  /** Executions, newest first. */
+  list_executions: { request: ListExecutions; response: ExecutionList };
+  /** One execution by id or unique prefix. */
+  get_execution: { request: ExecutionRef; response: Execution };
+  /** A page of an execution's stored output. */
+  execution_output: { request: ExecutionOutputRequest; response: OutputPage };
+  /** Cancels a queued or running execution. */
+  cancel_execution: { request: ExecutionRef; response: Execution };
+  /** The inbox, newest first. */
+  list_messages: { request: ListMessages; response: MessageList };
+  /** Marks messages read. */
+  mark_messages_read: { request: MarkMessagesRead; response: Updated };
+  /** Memories of one persona or all. */
+  list_memories: { request: ListMemories; response: MemoryList };
+  /** Adds a memory by hand. */
+  add_memory: { request: AddMemory; response: MemoryRow };
+  /** Edits a memory. */
+  update_memory: { request: UpdateMemory; response: MemoryRow };
+  /** Forgets a memory. */
+  delete_memory: { request: MemoryRef; response: MemoryRow };
+  /** Review requests, oldest first. */
+  list_reviews: { request: ListReviews; response: ReviewList };
+  /** Run statistics for charts. */
+  get_stats: { request: StatsRequest; response: RunStats };
+  /** The home screen in one round trip. */
+  get_dashboard: { request: DashboardRequest; response: Dashboard };
+  /** The team canvas layout. */
+  get_canvas: { request: Empty; response: CanvasLayout };
+  /** Saves the team canvas layout. */
+  save_canvas: { request: CanvasLayout; response: CanvasLayout };
+}
+
+export type OperationName = keyof Operations;
+
+/** Operation names in table order. */
+export const OPERATION_NAMES: OperationName[] = [
+  "system_check",
+  "get_settings",
+  "update_settings",
+  "list_personas",
+  "get_persona",
+  "create_persona",
+  "update_persona",
+  "delete_persona",
+  "list_prompt_versions",
+  "list_templates",
+  "create_from_template",
+  "run_persona",
+  "list_executions",
+  "get_execution",
+  "execution_output",
+  "cancel_execution",
+  "list_messages",
+  "mark_messages_read",
+  "list_memories",
+  "add_memory",
+  "update_memory",
+  "delete_memory",
+  "list_reviews",
+  "get_stats",
+  "get_dashboard",
+  "get_canvas",
+  "save_canvas",
+];

@@ -1,0 +1,46 @@
+import { Activity } from "lucide-react";
+import { useState } from "react";
+import { backend } from "../backend";
+import { Card, Empty, ErrorBox, PageHeader, Spinner, inputClass } from "../components/ui";
+import type { ExecutionStatus } from "../generated";
+import { useQuery } from "../lib/useQuery";
+import { useExecutions } from "../stores/executions";
+import { ExecutionRow } from "./Dashboard";
+
+const statuses: (ExecutionStatus | "")[] = ["", "running", "queued", "completed", "failed", "incomplete", "cancelled", "timed_out"];
+
+export function Executions() {
+  const [status, setStatus] = useState<ExecutionStatus | "">("");
+  const live = useExecutions((s) => s.byId);
+  const { data, error, reload } = useQuery(
+    () => backend().call("list_executions", status ? { status, limit: 200 } : { limit: 200 }),
+    [status, Object.keys(live).length],
+  );
+  return (
+    <div data-page="executions">
+      <PageHeader
+        title="Executions"
+        subtitle="Every run, newest first."
+        actions={
+          <select aria-label="Filter by status" className={inputClass} value={status} onChange={(e) => setStatus(e.target.value as ExecutionStatus | "")}>
+            {statuses.map((s) => (
+              <option key={s} value={s}>{s ? s.replace("_", " ") : "All statuses"}</option>
+            ))}
+          </select>
+        }
+      />
+      {error && <ErrorBox error={error} retry={reload} />}
+      <Card>
+        {!data ? (
+          <Spinner />
+        ) : data.executions.length === 0 ? (
+          <Empty icon={<Activity className="size-8" />} title="No executions" />
+        ) : (
+          <div className="divide-y divide-zinc-100 dark:divide-zinc-800">
+            {data.executions.map((e) => <ExecutionRow key={e.id} e={live[e.id] ?? e} />)}
+          </div>
+        )}
+      </Card>
+    </div>
+  );
+}

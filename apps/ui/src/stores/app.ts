@@ -1,0 +1,87 @@
+// App-wide state: connection to the runtime, theme, and the fan-out of streamed events to the
+// stores that care. A `resync` (events were missed) bumps `epochVersion`, which every view uses
+// as a signal to re-read what it shows.
+import { create } from "zustand";
+import type { ApiEvent, Execution, OutputLine, StreamFrame } from "../generated";
+import type { ConnectionStatus } from "../backend";
+import { useExecutions } from "./executions";
+import { useInbox } from "./inbox";
+
+export type Theme = "light" | "dark" | "system";
+
+type AppState = {
+  status: ConnectionStatus;
+  theme: Theme;
+  /** Bumped when the stream says state must be re-read. */
+  epochVersion: number;
+  /** Events received so far (for the live indicator and the stream benchmark). */
+  eventsReceived: number;
+  setStatus(s: ConnectionStatus): void;
+  setTheme(t: Theme): void;
+  applyFrames(frames: StreamFrame[]): void;
+};
+
+const THEME_KEY = "personas.theme";
+
+function storedTheme(): Theme {
+  const t = typeof localStorage !== "undefined" ? localStorage.getItem(THEME_KEY) : null;
+  return t === "light" || t === "dark" ? t : "system";
+}
+
+export function applyTheme(t: Theme) {
+  if (typeof document === "undefined") return;
+  const dark = t === "dark" || (t === "system" && window.matchMedia?.("(prefers-color-scheme: dark)").matches);
+  document.documentElement.classList.toggle("dark", !!dark);
+}
+
+export const useApp = create<AppState>((set, get) => ({
+  status: "connecting",
+  theme: storedTheme(),
+  epochVersion: 0,
+  eventsReceived: 0,
+  setStatus: (status) => set({ status }),
+  setTheme: (theme) => {
+    localStorage.setItem(THEME_KEY, theme);
+    applyTheme(theme);
+    set({ theme });
+  },
+  applyFrames: (frames) => {
+    const events: ApiEvent[] = [];
+    let resync = false;
+    for (const f of frames) {
+      if (f.kind === "event") events.push(f.event);
+      else if (f.kind === "resync") resync = true;
+    }
+    if (events.length) dispatch(events);
+    set({
+      eventsReceived: get().eventsReceived + events.length,
+      epochVersion: resync ? get().epochVersion + 1 : get().epochVersion,
+    });
+  },
+}));
+
+/** Routes a batch of events to the stores, one update per store per batch. */
+export function dispatch(events: ApiEvent[]) {
+  const output: OutputLine[] = [];
+  const executions: Execution[] = [];
+  for (const e of events) {
+    switch (e.type) {
+      case "output":
+        output.push(e.line);
+        break;
+      case "execution":
+        executions.push(e.execution);
+        break;
+      case "message":
+        useInbox.getState().arrived(e.message);
+        break;
+      case "review":
+      case "memory":
+      case "bus_event":
+      case "protocol":
+        break;
+    }
+  }
+  if (output.length) useExecutions.getState().appendOutput(output);
+  if (executions.length) useExecutions.getState().upsert(executions);
+}

@@ -1,0 +1,84 @@
+//! The one event enum every client streams, and the frames a host sends it in.
+//!
+//! [`ApiEvent`] mirrors the engine's [`EngineEvent`] for the wire (the engine's type is free to
+//! change shape; this one is the contract the UI is generated from). The conversion is an
+//! exhaustive `match`: a new engine event does not compile until it is given a wire form here.
+//!
+//! Hosts number events with a sequence per runtime instance ([`StreamFrame::Event`]) and keep a
+//! short replay buffer, so a client that reconnects with the last sequence it saw misses nothing;
+//! when it has been away longer than the buffer covers it gets [`StreamFrame::Resync`] and
+//! re-reads state through the operations.
+
+use personas_core::protocol::ProtocolMessage;
+use personas_core::{Execution, ExecutionId, OutputLine};
+use personas_engine::EngineEvent;
+use personas_store::{EventRow, MemoryRow, MessageRow, ReviewRow};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Something that happened in the runtime, after it was stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ApiEvent {
+    /// An execution was queued, started, or changed status.
+    Execution { execution: Execution },
+    /// One stored output line of a running execution.
+    Output { line: OutputLine },
+    /// A persona-protocol message recognised in an execution's output.
+    Protocol {
+        execution_id: ExecutionId,
+        message: ProtocolMessage,
+    },
+    /// A message for the user arrived in the inbox.
+    Message { message: MessageRow },
+    /// An event was published on the bus.
+    BusEvent { event: EventRow },
+    /// A persona remembered something.
+    Memory { memory: MemoryRow },
+    /// An execution asks a person to decide.
+    Review { review: ReviewRow },
+}
+
+impl From<EngineEvent> for ApiEvent {
+    fn from(e: EngineEvent) -> Self {
+        match e {
+            EngineEvent::Execution { execution } => ApiEvent::Execution {
+                execution: *execution,
+            },
+            EngineEvent::Output { line } => ApiEvent::Output { line },
+            EngineEvent::Protocol {
+                execution_id,
+                message,
+            } => ApiEvent::Protocol {
+                execution_id,
+                message,
+            },
+            EngineEvent::MessageAdded { message } => ApiEvent::Message { message },
+            EngineEvent::EventPublished { event } => ApiEvent::BusEvent { event },
+            EngineEvent::MemoryAdded { memory } => ApiEvent::Memory { memory },
+            EngineEvent::ReviewRequested { review } => ApiEvent::Review { review },
+        }
+    }
+}
+
+/// What a host sends on the event stream. The web host sends them in JSON arrays (one array per
+/// WebSocket message, so bursts cost one frame); the desktop host one per Tauri event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+// Frames live only while being encoded; boxing the event would cost an allocation per frame.
+#[allow(clippy::large_enum_variant)]
+pub enum StreamFrame {
+    /// First frame of a connection: the runtime instance (`epoch`) and the newest sequence.
+    /// A client resuming with another epoch must resync: sequences restart with the runtime.
+    Hello { epoch: String, seq: u64 },
+    /// One event and its sequence number (strictly increasing per epoch, no gaps).
+    Event { seq: u64, event: ApiEvent },
+    /// Events were missed (the client was away longer than the replay buffer covers, or read
+    /// too slowly); re-read state, then continue from `seq`.
+    Resync {
+        epoch: String,
+        seq: u64,
+        reason: String,
+    },
+}

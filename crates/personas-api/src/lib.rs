@@ -1,0 +1,156 @@
+//! `personas-api`: every operation a Personas UI or CLI can call, declared once.
+//!
+//! - [`for_each_operation!`] is THE table: name, request type, response type, doc. Everything
+//!   else is expanded from it — the [`Operations`] trait (so an implementation that misses one
+//!   does not compile), [`OPERATIONS`] (names and docs), [`dispatch`] (by name, for generic
+//!   hosts), the TypeScript map `operations.ts` and the OpenAPI document ([`schema`]). A host
+//!   expands the same table into its own routes (the HTTP server) or commands (the desktop
+//!   shell), so it cannot miss one either.
+//! - [`error`]: `{code, message, field}` with the closed [`Code`] enum.
+//! - [`event`]: [`ApiEvent`], the one enum for everything streamed, and [`StreamFrame`].
+//! - [`api`]: [`Api`], the implementation over the store and the engine.
+//! - [`system`]: the installation checks shared with `personas doctor`.
+//! - [`templates`]: the persona template gallery.
+//! - [`schema`]: TypeScript (ts-rs) and OpenAPI (schemars) generation.
+//!
+//! Adding an operation: add its request/response types to [`ops`], a line to the table, and
+//! the method to `impl Operations for Api`; regenerate the TypeScript
+//! (`PERSONAS_UPDATE_GENERATED=1 cargo test -p personas-api --test generated`). The server
+//! route, the OpenAPI entry and the typed UI client follow by themselves.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod error;
+pub mod event;
+pub mod ops;
+pub mod schema;
+pub mod system;
+pub mod templates;
+
+pub use api::{Api, HostInfo};
+pub use error::{ApiError, Code};
+pub use event::{ApiEvent, StreamFrame};
+
+/// The operation table. Calls `$callback! { $( docs name: Request => Response, )* }`.
+///
+/// The callback receives, for each operation, its doc comments (`#[doc = ".."]` attributes),
+/// its snake_case name, and its request and response types (paths under `$crate::ops`, the
+/// core and the store).
+#[macro_export]
+macro_rules! for_each_operation {
+    ($callback:ident) => {
+        $callback! {
+            /// Checks the installation: Claude CLI, its version and auth, data dir, store, runtime.
+            system_check: $crate::ops::Empty => $crate::ops::SystemReport,
+            /// The runtime's configuration.
+            get_settings: $crate::ops::Empty => $crate::ops::Settings,
+            /// Saves settings to config.toml (applied at the next start).
+            update_settings: $crate::ops::UpdateSettings => $crate::ops::Settings,
+            /// Every persona, by name.
+            list_personas: $crate::ops::Empty => $crate::ops::PersonaList,
+            /// One persona by id or name.
+            get_persona: $crate::ops::PersonaRef => personas_core::Persona,
+            /// Creates a persona (prompt version 1).
+            create_persona: $crate::ops::CreatePersona => personas_core::Persona,
+            /// Replaces a persona's settings; a prompt change adds a prompt version.
+            update_persona: $crate::ops::UpdatePersona => personas_core::Persona,
+            /// Deletes a persona (refused while it runs; history is kept).
+            delete_persona: $crate::ops::PersonaRef => personas_core::Persona,
+            /// Every prompt version of a persona, oldest first.
+            list_prompt_versions: $crate::ops::PersonaRef => $crate::ops::PromptVersionList,
+            /// The template gallery.
+            list_templates: $crate::ops::Empty => $crate::ops::TemplateList,
+            /// Creates a persona from a template.
+            create_from_template: $crate::ops::CreateFromTemplate => personas_core::Persona,
+            /// Queues a run of a persona now.
+            run_persona: $crate::ops::RunPersona => personas_core::Execution,
+            /// Executions, newest first.
+            list_executions: $crate::ops::ListExecutions => $crate::ops::ExecutionList,
+            /// One execution by id or unique prefix.
+            get_execution: $crate::ops::ExecutionRef => personas_core::Execution,
+            /// A page of an execution's stored output.
+            execution_output: $crate::ops::ExecutionOutputRequest => $crate::ops::OutputPage,
+            /// Cancels a queued or running execution.
+            cancel_execution: $crate::ops::ExecutionRef => personas_core::Execution,
+            /// The inbox, newest first.
+            list_messages: $crate::ops::ListMessages => $crate::ops::MessageList,
+            /// Marks messages read.
+            mark_messages_read: $crate::ops::MarkMessagesRead => $crate::ops::Updated,
+            /// Memories of one persona or all.
+            list_memories: $crate::ops::ListMemories => $crate::ops::MemoryList,
+            /// Adds a memory by hand.
+            add_memory: $crate::ops::AddMemory => personas_store::MemoryRow,
+            /// Edits a memory.
+            update_memory: $crate::ops::UpdateMemory => personas_store::MemoryRow,
+            /// Forgets a memory.
+            delete_memory: $crate::ops::MemoryRef => personas_store::MemoryRow,
+            /// Review requests, oldest first.
+            list_reviews: $crate::ops::ListReviews => $crate::ops::ReviewList,
+            /// Run statistics for charts.
+            get_stats: $crate::ops::StatsRequest => personas_store::RunStats,
+            /// The home screen in one round trip.
+            get_dashboard: $crate::ops::DashboardRequest => $crate::ops::Dashboard,
+            /// The team canvas layout.
+            get_canvas: $crate::ops::Empty => $crate::ops::CanvasLayout,
+            /// Saves the team canvas layout.
+            save_canvas: $crate::ops::CanvasLayout => $crate::ops::CanvasLayout,
+        }
+    };
+}
+
+/// Name and documentation of one operation.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationInfo {
+    pub name: &'static str,
+    pub doc: &'static str,
+}
+
+macro_rules! define_operations {
+    ($( $(#[doc = $doc:literal])* $name:ident : $req:ty => $resp:ty ),* $(,)?) => {
+        /// One method per operation of the table. Implemented by [`Api`]; a host calls these.
+        pub trait Operations: Send + Sync {
+            $(
+                $(#[doc = $doc])*
+                fn $name(&self, req: $req)
+                    -> impl std::future::Future<Output = Result<$resp, ApiError>> + Send;
+            )*
+        }
+
+        /// Every operation, in table order.
+        pub const OPERATIONS: &[OperationInfo] = &[
+            $( OperationInfo { name: stringify!($name), doc: concat!($($doc),*) } ),*
+        ];
+
+        /// Calls an operation by name with a JSON request; for hosts that route generically.
+        pub async fn dispatch<O: Operations>(
+            ops: &O,
+            name: &str,
+            input: serde_json::Value,
+        ) -> Result<serde_json::Value, ApiError> {
+            match name {
+                $(
+                    stringify!($name) => {
+                        let req: $req = schema::parse_request(input)?;
+                        let resp = ops.$name(req).await?;
+                        serde_json::to_value(resp)
+                            .map_err(|e| ApiError::internal(format!("cannot encode the response: {e}")))
+                    }
+                )*
+                other => Err(ApiError::new(
+                    Code::UnknownOperation,
+                    format!("no operation named {other:?}"),
+                )),
+            }
+        }
+
+        impl schema::Generator {
+            /// Visits every operation's request and response types.
+            pub(crate) fn visit_operations(&mut self) -> Result<(), String> {
+                $( self.operation::<$req, $resp>(stringify!($name), concat!($($doc),*))?; )*
+                Ok(())
+            }
+        }
+    };
+}
+
+for_each_operation!(define_operations);

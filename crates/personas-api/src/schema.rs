@@ -1,0 +1,232 @@
+//! Generated artefacts of the operation table: the TypeScript the UI compiles against
+//! (`apps/ui/src/generated/`, via ts-rs) and the OpenAPI 3 document (`/api/openapi.json`, via
+//! schemars). Both come from the same Rust types, so they cannot disagree with the server.
+
+use crate::error::{ApiError, Code};
+use crate::event::{ApiEvent, StreamFrame};
+use crate::system::CheckStatus;
+use schemars::JsonSchema;
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use ts_rs::TS;
+
+/// Decodes a request, naming the field at fault (serde's path) when it does not fit.
+pub fn parse_request<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, ApiError> {
+    // `null` (an empty body) means "no fields": accept it for requests whose fields are all
+    // optional.
+    let input = if input.is_null() { json!({}) } else { input };
+    serde_json::from_value(input).map_err(|e| {
+        let text = e.to_string();
+        let field = text
+            .split('`')
+            .nth(1)
+            .filter(|_| text.contains("missing field") || text.contains("unknown field"))
+            .map(str::to_string);
+        ApiError {
+            code: Code::Invalid,
+            message: format!("invalid request: {text}"),
+            field,
+        }
+    })
+}
+
+struct Ts {
+    cfg: ts_rs::Config,
+    dir: PathBuf,
+    map: Vec<(String, String, String, String)>,
+    names: BTreeMap<String, ()>,
+}
+
+/// Walks the operation table (see `visit_operations`, generated in lib.rs).
+pub(crate) struct Generator {
+    ts: Option<Ts>,
+    schemas: SchemaGenerator,
+    paths: Map<String, Value>,
+}
+
+impl Generator {
+    fn new(ts_dir: Option<&Path>) -> Generator {
+        Generator {
+            ts: ts_dir.map(|dir| Ts {
+                // JSON numbers: ids and counters never pass 2^53.
+                cfg: ts_rs::Config::new()
+                    .with_large_int("number")
+                    .with_out_dir(dir),
+                dir: dir.to_path_buf(),
+                map: Vec::new(),
+                names: BTreeMap::new(),
+            }),
+            schemas: SchemaSettings::openapi3().into_generator(),
+            paths: Map::new(),
+        }
+    }
+
+    fn export<T: TS + 'static>(&mut self) -> Result<String, String> {
+        let Some(ts) = &mut self.ts else {
+            return Ok(String::new());
+        };
+        T::export_all(&ts.cfg).map_err(|e| format!("exporting {}: {e}", T::ident(&ts.cfg)))?;
+        let name = T::ident(&ts.cfg);
+        ts.names.insert(name.clone(), ());
+        Ok(name)
+    }
+
+    pub(crate) fn operation<Req, Resp>(&mut self, name: &str, doc: &str) -> Result<(), String>
+    where
+        Req: TS + JsonSchema + 'static,
+        Resp: TS + JsonSchema + 'static,
+    {
+        let req_name = self.export::<Req>()?;
+        let resp_name = self.export::<Resp>()?;
+        if let Some(ts) = &mut self.ts {
+            ts.map
+                .push((name.into(), req_name, resp_name, doc.trim().to_string()));
+        }
+        let req = self.schemas.subschema_for::<Req>();
+        let resp = self.schemas.subschema_for::<Resp>();
+        let error = self.schemas.subschema_for::<ApiError>();
+        let err_response = |what: &str| json!({"description": what, "content": {"application/json": {"schema": error}}});
+        self.paths.insert(
+            format!("/api/{name}"),
+            json!({"post": {
+                "operationId": name,
+                "summary": doc.trim(),
+                "requestBody": {"required": false, "content": {"application/json": {"schema": req}}},
+                "responses": {
+                    "200": {"description": "OK", "content": {"application/json": {"schema": resp}}},
+                    "400": err_response("invalid: the request names a bad value (see `field`)"),
+                    "401": err_response("unauthorized: missing or wrong API token"),
+                    "403": err_response("forbidden_host / forbidden_origin"),
+                    "404": err_response("not_found"),
+                    "409": err_response("conflict"),
+                    "413": err_response("too_large"),
+                    "500": err_response("internal"),
+                },
+                "security": [{"token": []}],
+            }}),
+        );
+        Ok(())
+    }
+}
+
+/// The OpenAPI 3 document of every operation.
+pub fn openapi() -> Value {
+    let mut g = Generator::new(None);
+    if let Err(e) = g.visit_operations() {
+        // Cannot happen without a TypeScript export; keep the document usable regardless.
+        tracing::warn!(error = %e, "building the OpenAPI document");
+    }
+    // Referenced from nowhere else: the stream frame joins the components by being visited.
+    let _ = g.schemas.subschema_for::<StreamFrame>();
+    let components = g.schemas.take_definitions(true);
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Personas local API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Every operation is POST /api/<name> with a JSON body. Errors are {code, message, field}. \
+                The event stream is a WebSocket at /api/events: JSON arrays of StreamFrame; resume with ?after=<seq>&epoch=<epoch>.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": g.paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+    })
+}
+
+/// Every generated TypeScript file (name → content) for `apps/ui/src/generated/`.
+pub fn typescript() -> Result<BTreeMap<String, String>, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "personas-ts-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let result = typescript_into(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn typescript_into(dir: &Path) -> Result<BTreeMap<String, String>, String> {
+    let mut g = Generator::new(Some(dir));
+    g.visit_operations()?;
+    g.export::<ApiEvent>()?;
+    g.export::<StreamFrame>()?;
+    g.export::<ApiError>()?;
+    g.export::<Code>()?;
+    g.export::<CheckStatus>()?;
+    let ts = g.ts.take().ok_or("no TypeScript state")?;
+
+    let mut files = BTreeMap::new();
+    read_ts_files(&ts.dir, "", &mut files)?;
+
+    // The typed operation map the UI's Backend is written against.
+    let mut ops = String::from(
+        "// Generated from the operation table in crates/personas-api. Do not edit.\n",
+    );
+    let mut imported: Vec<&String> = ts
+        .map
+        .iter()
+        .flat_map(|(_, req, resp, _)| [req, resp])
+        .collect();
+    imported.sort();
+    imported.dedup();
+    for t in &imported {
+        ops.push_str(&format!("import type {{ {t} }} from \"./{t}\";\n"));
+    }
+    ops.push_str("\n/** Every operation: its request and response types. */\nexport interface Operations {\n");
+    for (name, req, resp, doc) in &ts.map {
+        ops.push_str(&format!(
+            "  /** {doc} */\n  {name}: {{ request: {req}; response: {resp} }};\n"
+        ));
+    }
+    ops.push_str("}\n\nexport type OperationName = keyof Operations;\n\n/** Operation names in table order. */\nexport const OPERATION_NAMES: OperationName[] = [\n");
+    for (name, ..) in &ts.map {
+        ops.push_str(&format!("  \"{name}\",\n"));
+    }
+    ops.push_str("];\n");
+    files.insert("operations.ts".into(), ops);
+
+    let mut index = String::from(
+        "// Generated from crates/personas-api. Do not edit.\nexport * from \"./operations\";\n",
+    );
+    for name in files.keys() {
+        if let Some(stem) = name.strip_suffix(".ts")
+            && stem != "operations"
+            && stem != "index"
+        {
+            index.push_str(&format!("export type * from \"./{stem}\";\n"));
+        }
+    }
+    files.insert("index.ts".into(), index);
+    Ok(files)
+}
+
+/// Reads every `.ts` file under `dir` into `out`, keyed by its `/`-separated relative path.
+pub fn read_ts_files(
+    dir: &Path,
+    prefix: &str,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if path.is_dir() {
+            read_ts_files(&path, &format!("{prefix}{name}/"), out)?;
+        } else if name.ends_with(".ts") {
+            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            out.insert(format!("{prefix}{name}"), text);
+        }
+    }
+    Ok(())
+}

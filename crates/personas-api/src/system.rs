@@ -1,0 +1,154 @@
+//! The installation checks behind `personas doctor` and the UI's onboarding screen: one
+//! implementation, so the terminal and the browser never disagree about what is wrong.
+
+use personas_engine::{EngineConfig, locate};
+use personas_store::Store;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One check: what was looked at, how it went, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct Check {
+    /// Stable name: `claude cli`, `claude version`, `claude auth`, `data dir`, `store`, `runtime`.
+    pub check: String,
+    pub status: CheckStatus,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub hint: Option<String>,
+}
+
+impl Check {
+    pub fn new(
+        check: &str,
+        status: CheckStatus,
+        detail: impl Into<String>,
+        hint: Option<&str>,
+    ) -> Check {
+        Check {
+            check: check.to_string(),
+            status,
+            detail: detail.into(),
+            hint: hint.map(str::to_string),
+        }
+    }
+}
+
+/// Runs the checks that need no daemon: the Claude CLI (found, version, auth), the data dir and
+/// the store. `store` is the opened store or why it could not be opened. Hosts add a `runtime`
+/// check of their own (the CLI looks for a daemon; the daemon is one).
+pub async fn checks(cfg: &EngineConfig, store: Result<&Store, String>) -> Vec<Check> {
+    use CheckStatus::{Fail, Ok as Good, Warn};
+    let mut out = Vec::new();
+
+    match locate::find_claude(cfg.claude_path.as_deref()) {
+        Ok(found) => {
+            out.push(Check::new(
+                "claude cli",
+                Good,
+                format!("{} (found via {})", found.path.display(), found.how),
+                None,
+            ));
+            match locate::claude_version(&found.path).await {
+                Ok(v) => out.push(Check::new("claude version", Good, v, None)),
+                Err(e) => out.push(Check::new(
+                    "claude version",
+                    Fail,
+                    e,
+                    Some("reinstall: npm install -g @anthropic-ai/claude-code"),
+                )),
+            }
+        }
+        Err(e) => out.push(Check::new(
+            "claude cli",
+            Fail,
+            e.to_string(),
+            Some("npm install -g @anthropic-ai/claude-code, or set claude_path in config.toml"),
+        )),
+    }
+
+    let env_or_cfg = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| cfg.env.get(k).cloned())
+    };
+    let auth = [
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+    ]
+    .into_iter()
+    .find(|k| env_or_cfg(k).is_some())
+    .map(|k| format!("{k} is set"))
+    .or_else(|| {
+        let home = env_or_cfg("HOME").map(std::path::PathBuf::from)?;
+        let creds = home.join(".claude/.credentials.json");
+        creds
+            .exists()
+            .then(|| format!("logged in ({})", creds.display()))
+    });
+    out.push(match auth {
+        Some(how) => Check::new("claude auth", Good, how, None),
+        None => Check::new(
+            "claude auth",
+            Warn,
+            "no API key or login found",
+            Some("run `claude` once and /login, or set ANTHROPIC_API_KEY (runs fail with not_logged_in otherwise)"),
+        ),
+    });
+
+    let dir = &cfg.data_dir;
+    let probe = dir.join(".doctor-probe");
+    let writable = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b"ok"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    out.push(match writable {
+        Ok(()) => Check::new("data dir", Good, dir.display().to_string(), None),
+        Err(e) => Check::new(
+            "data dir",
+            Fail,
+            format!("{}: {e}", dir.display()),
+            Some("choose another with --data-dir or PERSONAS_DATA_DIR"),
+        ),
+    });
+
+    let health = store.and_then(|s| s.health().map_err(|e| e.to_string()));
+    out.push(match health {
+        Ok(h) if h.ok => Check::new(
+            "store",
+            Good,
+            format!(
+                "schema v{}, {} journal, {} personas, {} executions, {:.1} MiB",
+                h.schema_version,
+                h.journal_mode,
+                h.personas,
+                h.executions,
+                h.size_bytes as f64 / 1048576.0
+            ),
+            None,
+        ),
+        Ok(h) => Check::new(
+            "store",
+            Fail,
+            format!("integrity check: {}", h.integrity),
+            Some("restore personas.db from a backup; `personas persona export` what is still readable"),
+        ),
+        Err(e) => Check::new(
+            "store",
+            Fail,
+            e,
+            Some("check the data dir (--data-dir / PERSONAS_DATA_DIR) is writable"),
+        ),
+    });
+    out
+}

@@ -1,0 +1,146 @@
+//! `personas tool add|list|show|remove`: custom tools personas can be given
+//! (`persona create|update --tool NAME`); each attached tool is documented in the run's prompt.
+
+use super::print_json;
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+use crate::render::{self, Style};
+use clap::Subcommand;
+use personas_store::{NewTool, ToolCall};
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum ToolCmd {
+    /// Define a tool: a command line (--command) or an HTTP request (--url). Credential values
+    /// are referenced as environment variables, e.g. -H "Authorization: Bearer $GITHUB_TOKEN".
+    Add {
+        name: String,
+        /// What it does; the agent reads this.
+        #[arg(long)]
+        description: String,
+        /// The command line the agent runs.
+        #[arg(long, conflicts_with_all = ["url", "method", "header", "body"])]
+        command: Option<String>,
+        /// The request URL.
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// "Name: value", repeatable.
+        #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+        header: Vec<String>,
+        #[arg(long)]
+        body: Option<String>,
+        /// JSON Schema of the tool's input.
+        #[arg(long, value_name = "JSON")]
+        input_schema: Option<String>,
+    },
+    List,
+    Show {
+        name: String,
+    },
+    /// Delete a tool (it is detached from every persona).
+    Remove {
+        name: String,
+    },
+}
+
+pub async fn run(ctx: &mut Context, cmd: ToolCmd) -> CliResult<ExitCode> {
+    let store = ctx.store()?;
+    let st = Style::detect();
+    match cmd {
+        ToolCmd::Add {
+            name,
+            description,
+            command,
+            url,
+            method,
+            header,
+            body,
+            input_schema,
+        } => {
+            let call = match (command, url) {
+                (Some(command), None) => ToolCall::Command { command },
+                (None, Some(url)) => {
+                    let mut headers = Vec::new();
+                    for h in header {
+                        let (k, v) = h.split_once(':').ok_or_else(|| {
+                            CliError::usage(format!("--header {h:?}: write \"Name: value\""))
+                        })?;
+                        headers.push((k.trim().to_string(), v.trim().to_string()));
+                    }
+                    ToolCall::Http {
+                        method: method.to_ascii_uppercase(),
+                        url,
+                        headers,
+                        body,
+                    }
+                }
+                _ => {
+                    return Err(CliError::usage(
+                        "a tool needs exactly one of --command or --url",
+                    ));
+                }
+            };
+            let input_schema = match input_schema {
+                Some(s) => serde_json::from_str(&s)
+                    .map_err(|e| CliError::usage(format!("--input-schema is not JSON: {e}")))?,
+                None => serde_json::json!({"type": "object"}),
+            };
+            let t = store.tools().create(&NewTool {
+                name,
+                description,
+                input_schema,
+                call,
+            })?;
+            if ctx.json {
+                print_json(&t);
+            } else {
+                println!("defined tool {}", st.bold(&t.name));
+            }
+        }
+        ToolCmd::List => {
+            let list = store.tools().list()?;
+            if ctx.json {
+                print_json(&list);
+            } else if list.is_empty() {
+                println!(
+                    "no tools yet — define one with `personas tool add NAME --description TEXT --command CMD`"
+                );
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.name.clone(),
+                            match t.call {
+                                ToolCall::Command { .. } => "command".into(),
+                                ToolCall::Http { .. } => "http".into(),
+                            },
+                            t.description.clone(),
+                        ]
+                    })
+                    .collect();
+                println!("{}", render::table(&["NAME", "KIND", "DESCRIPTION"], &rows));
+            }
+        }
+        ToolCmd::Show { name } => {
+            let t = store.tools().find(&name)?;
+            let doc = personas_engine::tools::doc(&t);
+            if ctx.json {
+                print_json(&serde_json::json!({"tool": t, "prompt": doc}));
+            } else {
+                println!("{}\n{}\n\n{}", st.bold(&t.name), doc.description, doc.usage);
+            }
+        }
+        ToolCmd::Remove { name } => {
+            let t = store.tools().remove(&name)?;
+            if ctx.json {
+                print_json(&serde_json::json!({"deleted": t.id, "name": t.name}));
+            } else {
+                println!("deleted tool {}", t.name);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,691 @@
+//! Credentials, the vault, permissions and the MCP server, end to end through the `personas`
+//! binary: real store, real processes, the real Claude Code CLI against the scripted API, real
+//! HTTP servers on loopback for health checks.
+
+use super::{Env, text};
+use base64::Engine as _;
+use personas_core::{ExecutionId, LineKind};
+use personas_testkit::api::{Step, ToolCall};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PASS: &str = "correct horse battery staple";
+const TOKEN: &str = "ghp_Zq8vRealLookingT0ken4PersonasTest";
+
+impl Env {
+    /// Runs `personas` with extra environment and `stdin` fed in.
+    fn run_with(&self, args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Output {
+        let mut c = self.command();
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("spawn personas");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait personas")
+    }
+
+    fn with_pass(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[("PERSONAS_VAULT_PASSPHRASE", PASS)], "")
+    }
+
+    fn json_pass(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.with_pass(&all);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    fn add_github(&self, name: &str, token: &str, api_url: Option<&str>) {
+        let mut args = vec![
+            "credential",
+            "add",
+            name,
+            "--type",
+            "github",
+            "--field",
+            "token",
+        ];
+        let url;
+        if let Some(u) = api_url {
+            url = format!("api_url={u}");
+            args.extend(["--field", &url]);
+        }
+        // The value arrives on stdin, never in argv (which other users can read).
+        let out = self.run_with(
+            &args,
+            &[("PERSONAS_VAULT_PASSPHRASE", PASS)],
+            &format!("{token}\n"),
+        );
+        assert!(out.status.success(), "add {name}: {}", text(&out.stderr));
+    }
+}
+
+/// Every file under `dir` (recursively) that contains `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_reaches_the_run_environment_and_every_copy_is_redacted() {
+    let env = Env::new().await;
+    env.add_github("github", TOKEN, None);
+    let listed = env.run(&["credential", "list", "--json"]);
+    assert!(listed.status.success(), "list needs no passphrase");
+    let listed = text(&listed.stdout);
+    assert!(
+        listed.contains("\"github\"") && !listed.contains(TOKEN),
+        "{listed}"
+    );
+    let shown = text(&env.run(&["credential", "show", "github", "--json"]).stdout);
+    assert!(
+        shown.contains("GITHUB_TOKEN") && !shown.contains(TOKEN),
+        "{shown}"
+    );
+
+    let b64 = base64::engine::general_purpose::STANDARD.encode(TOKEN);
+    let tool = env.run(&[
+        "tool",
+        "add",
+        "open-issue",
+        "--description",
+        "Opens a GitHub issue",
+        "--url",
+        "https://api.github.com/repos/o/r/issues",
+        "--method",
+        "POST",
+        "-H",
+        "Authorization: Bearer $GITHUB_TOKEN",
+    ]);
+    assert!(tool.status.success(), "{}", text(&tool.stderr));
+    env.persona(
+        "Triage",
+        vec![
+            Step::tool_use(vec![ToolCall::bash(
+                "t1",
+                "printenv GITHUB_TOKEN; printenv GITHUB_TOKEN | base64; echo \"$GITHUB_TOKEN\" >&2",
+            )]),
+            Step::text(format!(
+                "The token is {TOKEN}.\n{{\"user_message\": {{\"title\": \"leak {TOKEN}\", \"content\": \"b64 {b64}\"}}}}"
+            )),
+        ],
+        &["--credential", "github", "--tool", "open-issue", "--allow-tool", "Bash"],
+    );
+    let log = env.data_dir().join("run.log");
+    let out = env.run_with(
+        &["run", "Triage", "--follow", "--json"],
+        &[("PERSONAS_VAULT_PASSPHRASE", PASS), ("RUST_LOG", "debug")],
+        "",
+    );
+    std::fs::write(&log, [&out.stdout[..], &out.stderr[..]].concat()).expect("write log");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+
+    // The broadcast output (what --follow printed from the engine's events).
+    assert!(stdout.contains("[redacted:github.token]"), "{stdout}");
+    // The stored output: the tool really saw the value (it printed it, now a marker), the
+    // base64 copy and the agent's own words are markers too.
+    let store = env.store();
+    let exec = &store.executions().list(&Default::default()).expect("list")[0];
+    let lines = store
+        .executions()
+        .output(&exec.id, 0, 1000)
+        .expect("output");
+    let tool_result = lines
+        .iter()
+        .find(|l| l.kind == LineKind::ToolResult)
+        .expect("tool result");
+    // printenv, printenv | base64, echo >&2: three copies, each in content and in stdout.
+    assert_eq!(
+        tool_result.text.matches("[redacted:github.token]").count(),
+        6,
+        "{}",
+        tool_result.text
+    );
+    assert!(!tool_result.text.contains(TOKEN) && !tool_result.text.contains(&b64[..40]));
+    assert!(
+        exec.result_text
+            .as_deref()
+            .is_some_and(|r| r.contains("[redacted:github.token]"))
+    );
+    let msg = &store
+        .protocol()
+        .messages(Some(&exec.id), 5)
+        .expect("messages")[0];
+    assert_eq!(msg.title.as_deref(), Some("leak [redacted:github.token]"));
+    assert_eq!(msg.content, "b64 [redacted:github.token]");
+    // The prompt names the variable and never holds the value.
+    let prompt = env.api.requests()[0].all_text();
+    assert!(
+        prompt.contains("github (github): GITHUB_API_URL, GITHUB_TOKEN"),
+        "{prompt}"
+    );
+    assert!(!prompt.contains(TOKEN));
+    drop(store);
+
+    // Zero hits for the value or its base64 anywhere in the data dir (SQLite file, WAL, the
+    // workspaces) and in the captured log.
+    for needle in [TOKEN.as_bytes(), b64.as_bytes()] {
+        let hits = files_containing(env.data_dir(), needle);
+        assert!(hits.is_empty(), "value found in {hits:?}");
+    }
+}
+
+/// A tiny HTTP server: `/user` answers 200 for the good token, 401 otherwise.
+async fn github_like_server() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let seen = Arc::clone(&seen2);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let req = String::from_utf8_lossy(&buf).to_string();
+                let good = req
+                    .lines()
+                    .any(|l| l.eq_ignore_ascii_case(&format!("authorization: Bearer {TOKEN}")));
+                seen.lock()
+                    .expect("lock")
+                    .push(req.lines().next().unwrap_or("").to_string());
+                let resp = if good {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 13\r\nconnection: close\r\n\r\n{\"login\":\"x\"}"
+                } else {
+                    "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                };
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// Accepts connections and never answers.
+async fn silent_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_record_ok_unauthorized_and_timeout() {
+    let env = Env::new().await;
+    let (url, seen) = github_like_server().await;
+    let silent = silent_server().await;
+    env.add_github("good", TOKEN, Some(&url));
+    env.add_github("bad", "ghp_revokedTokenValue000", Some(&url));
+    env.add_github("slow", TOKEN, Some(&silent));
+
+    let ok = env.with_pass(&["credential", "test", "good"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
+    let bad = env.with_pass(&["credential", "test", "bad"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stdout).contains("HTTP 401"),
+        "{}",
+        text(&bad.stdout)
+    );
+    let slow = env.with_pass(&["credential", "test", "slow", "--timeout", "1"]);
+    assert_eq!(slow.status.code(), Some(1));
+    assert!(
+        text(&slow.stdout).contains("timed out"),
+        "{}",
+        text(&slow.stdout)
+    );
+    assert_eq!(
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| l.starts_with("GET /user"))
+            .count(),
+        2
+    );
+
+    let list = env.json(&["credential", "list"]);
+    let find = |n: &str| {
+        list.as_array()
+            .expect("array")
+            .iter()
+            .find(|c| c["name"] == n)
+            .cloned()
+            .expect(n)
+    };
+    assert_eq!(
+        (
+            find("good")["last_check_ok"].clone(),
+            find("good")["last_check_error"].clone()
+        ),
+        (json!(true), Value::Null)
+    );
+    assert_eq!(find("bad")["last_check_ok"], json!(false));
+    assert!(
+        find("bad")["last_check_error"]
+            .as_str()
+            .expect("error")
+            .contains("401")
+    );
+    assert_eq!(find("slow")["last_check_ok"], json!(false));
+    assert!(
+        find("slow")["last_check_error"]
+            .as_str()
+            .expect("error")
+            .contains("timed out")
+    );
+    assert!(find("good")["last_checked_at"].is_string());
+    assert!(files_containing(env.data_dir(), TOKEN.as_bytes()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_store_refuses_a_wrong_passphrase_changes_nothing_and_rotation_keeps_values() {
+    let env = Env::new().await;
+    // No keychain on this machine (and none reachable from the cleared environment), no
+    // passphrase: refused, nothing stored.
+    let out = env.run_with(
+        &[
+            "credential",
+            "add",
+            "github",
+            "--type",
+            "github",
+            "--field",
+            "token",
+        ],
+        &[],
+        &format!("{TOKEN}\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("refusing to store secrets") && err.contains("PERSONAS_VAULT_PASSPHRASE"),
+        "{err}"
+    );
+    assert!(
+        env.json(&["credential", "list"])
+            .as_array()
+            .expect("a")
+            .is_empty()
+    );
+
+    let (url, _) = github_like_server().await;
+    env.add_github("github", TOKEN, Some(&url));
+    let db_before = env.store().credentials().vault().expect("v");
+    let sealed_before = env.store().credentials().all_sealed().expect("s");
+    let wrong = [("PERSONAS_VAULT_PASSPHRASE", "not the passphrase")];
+    let out = env.run_with(
+        &[
+            "credential",
+            "add",
+            "other",
+            "--type",
+            "github",
+            "--field",
+            "token",
+        ],
+        &wrong,
+        "ghp_otherValue123456\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("wrong vault passphrase"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.run_with(&["vault", "rotate"], &wrong, "");
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.run_with(&["credential", "test", "github"], &wrong, "");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        env.store().credentials().vault().expect("v"),
+        db_before,
+        "key record untouched"
+    );
+    assert_eq!(
+        env.store().credentials().all_sealed().expect("s"),
+        sealed_before,
+        "values untouched"
+    );
+    assert_eq!(
+        env.json(&["credential", "list"]).as_array().map(Vec::len),
+        Some(1)
+    );
+
+    let rotated = env.json_pass(&["vault", "rotate"]);
+    assert_eq!(
+        (rotated["resealed"].clone(), rotated["generation"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_ne!(
+        env.store().credentials().all_sealed().expect("s"),
+        sealed_before
+    );
+    // Still readable: the health check decrypts it and the server accepts exactly that token.
+    let ok = env.with_pass(&["credential", "test", "github"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}{}",
+        text(&ok.stdout),
+        text(&ok.stderr)
+    );
+    let status = env.json(&["vault", "status"]);
+    assert_eq!(
+        (status["key_source"].clone(), status["generation"].clone()),
+        (json!("passphrase"), json!(2))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credential_input_is_refused_with_exit_2_and_nothing_stored() {
+    let env = Env::new().await;
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "credential",
+                "add",
+                "x",
+                "--type",
+                "gitlab",
+                "--field",
+                "token=abcdef",
+            ],
+            "unknown credential type \"gitlab\"",
+        ),
+        (
+            &[
+                "credential",
+                "add",
+                "x",
+                "--type",
+                "jira",
+                "--field",
+                "email=a@b.c",
+            ],
+            "field base_url: is required",
+        ),
+        (
+            &[
+                "credential",
+                "add",
+                "x",
+                "--type",
+                "github",
+                "--field",
+                "token=abcdef",
+                "--env",
+                "token=LD_PRELOAD",
+            ],
+            "LD_PRELOAD is on the deny-list",
+        ),
+        (
+            &[
+                "credential",
+                "add",
+                "x",
+                "--type",
+                "github",
+                "--field",
+                "token=abcdef",
+                "--env",
+                "token=PATH",
+            ],
+            "PATH is on the deny-list",
+        ),
+        (
+            &[
+                "persona",
+                "create",
+                "--name",
+                "P",
+                "--prompt",
+                "x",
+                "--credential",
+                "nosuch",
+            ],
+            "credential not found: nosuch",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = env.with_pass(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(want),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let store = env.store();
+    assert!(
+        store.credentials().vault().expect("v").is_none(),
+        "no vault was created"
+    );
+    assert!(
+        store.personas().list().expect("l").is_empty(),
+        "no half-made persona"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_persona_cannot_write_and_an_editing_one_can() {
+    let env = Env::new().await;
+    let steps = |id: &str| {
+        vec![
+            Step::tool_use(vec![ToolCall::new(
+                format!("{id}w"),
+                "Write",
+                json!({"file_path": "PLACEHOLDER", "content": "hello"}),
+            )]),
+            Step::text("tried"),
+        ]
+    };
+    for (name, template) in [("Reader", "read-only"), ("Editor", "edit-in-workspace")] {
+        env.persona(name, steps(name), &["--permissions-template", template]);
+    }
+    // The Write path must be absolute, inside the persona's working directory.
+    let store = env.store();
+    for name in ["Reader", "Editor"] {
+        let p = store.personas().find(name).expect("persona");
+        let target = env
+            .data_dir()
+            .join("workspaces")
+            .join(p.id.as_str())
+            .join("out.txt");
+        // Re-script with the real path now that the id is known.
+        let key = p
+            .instructions
+            .trim_start_matches("Follow script ")
+            .trim_end_matches('.')
+            .to_string();
+        env.api.script(
+            &key,
+            vec![
+                Step::tool_use(vec![
+                    ToolCall::new(
+                        "w1",
+                        "Write",
+                        json!({"file_path": target, "content": "hello"}),
+                    ),
+                    ToolCall::bash(
+                        "b1",
+                        format!("echo hi > {}", target.with_file_name("bash.txt").display()),
+                    ),
+                ]),
+                Step::text("tried"),
+            ],
+        );
+        let out = env.run(&["run", name, "--follow"]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stdout));
+    }
+    let workspace = |name: &str| {
+        env.data_dir()
+            .join("workspaces")
+            .join(store.personas().find(name).expect("p").id.as_str())
+    };
+    assert!(
+        !workspace("Reader").join("out.txt").exists(),
+        "read-only persona wrote a file"
+    );
+    assert!(
+        !workspace("Reader").join("bash.txt").exists(),
+        "read-only persona ran a shell write"
+    );
+    assert!(
+        workspace("Editor").join("out.txt").exists(),
+        "edit-in-workspace persona could not write"
+    );
+    let execs = store.executions().list(&Default::default()).expect("list");
+    let reader = execs
+        .iter()
+        .find(|e| e.persona_name == "Reader")
+        .expect("reader run");
+    let denied: Vec<&str> = reader
+        .permission_denials
+        .iter()
+        .map(|d| d.tool_name.as_str())
+        .collect();
+    assert!(denied.contains(&"Write"), "{denied:?}");
+    let shown = text(&env.run(&["execution", "show", reader.id.as_str()]).stdout);
+    assert!(shown.contains("Write"), "denials are visible: {shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_cli_calls_emit_event_over_mcp_and_the_event_is_linked_to_its_run() {
+    let env = Env::new().await;
+    env.persona(
+        "Emitter",
+        vec![
+            Step::tool_use(vec![ToolCall::new(
+                "m1",
+                "mcp__personas__emit_event",
+                json!({"type": "ticket.created", "data": {"id": 42}}),
+            )]),
+            Step::text("emitted"),
+        ],
+        &[],
+    );
+    let out = env.run(&["run", "Emitter", "--follow"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let store = env.store();
+    let exec = &store.executions().list(&Default::default()).expect("list")[0];
+    let events = store.protocol().events_of(&exec.id).expect("events");
+    assert_eq!(events.len(), 1, "{}", text(&out.stdout));
+    assert_eq!(events[0].event_type, "ticket.created");
+    assert_eq!(events[0].payload, json!({"id": 42}));
+    assert_eq!(events[0].source_kind, "persona");
+    let lines = store
+        .executions()
+        .output(&exec.id, 0, 1000)
+        .expect("output");
+    let result = lines
+        .iter()
+        .find(|l| l.kind == LineKind::ToolResult)
+        .expect("tool result");
+    assert!(
+        result.text.contains("event ticket.created published"),
+        "{}",
+        result.text
+    );
+    assert!(
+        exec.permission_denials.is_empty(),
+        "{:?}",
+        exec.permission_denials
+    );
+    // The per-run config (with its token) is gone.
+    let run_dir = env.data_dir().join("run");
+    let left: Vec<_> = std::fs::read_dir(&run_dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+
+    // The finished run's token no longer works, even presented with the right execution id,
+    // and a server given another execution's id is refused likewise.
+    let mut c = env.command();
+    c.args(["mcp"])
+        .env("PERSONAS_MCP_EXECUTION_ID", exec.id.as_str())
+        .env("PERSONAS_MCP_TOKEN", "0".repeat(64))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().expect("spawn mcp");
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "emit_event", "arguments": {"type": "x.y"}}});
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{call}\n").as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("mcp");
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("reply");
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert!(
+        reply["result"]["content"][0]["text"]
+            .as_str()
+            .expect("t")
+            .contains("rejected")
+    );
+    assert_eq!(
+        store
+            .protocol()
+            .events_of(&ExecutionId::from_string(exec.id.as_str()))
+            .expect("e")
+            .len(),
+        1
+    );
+    // NOTE: that a subscribed persona then runs needs the event bus dispatcher (issue 3).
+}

@@ -1,0 +1,304 @@
+//! Credentials: checking what a user gives against the connector template, sealing it into the
+//! vault, and resolving a persona's credentials for one run (environment, prompt docs, redactor).
+//!
+//! Secret values exist in plaintext only inside [`Secret`]s: between the user's input and the
+//! cipher, and between the cipher and the child process's environment.
+
+pub mod check;
+
+use crate::vault::{Vault, VaultError, VaultOptions};
+use personas_core::connector::{self, ConnectorTemplate};
+use personas_core::prompt::CredentialDoc;
+use personas_core::redact::Redactor;
+use personas_core::{PersonaId, Secret, ValidationError, validate};
+use personas_store::{CredentialRow, NewCredential, Store, StoreError, StoredField};
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CredentialError {
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            CredentialError::Invalid(_) => true,
+            CredentialError::Vault(v) => v.is_user_error(),
+            CredentialError::Store(s) => s.is_user_error(),
+        }
+    }
+}
+
+/// A credential as a user gives it.
+#[derive(Debug, Clone)]
+pub struct CredentialInput {
+    pub name: String,
+    pub kind: String,
+    /// Field values; secret and plain alike arrive as [`Secret`] so nothing is logged by accident.
+    pub fields: BTreeMap<String, Secret>,
+    /// Field → environment variable, where the template's name is not wanted.
+    pub env_overrides: BTreeMap<String, String>,
+}
+
+/// The template for `kind`, or an error listing the known kinds.
+pub fn template(kind: &str) -> Result<&'static ConnectorTemplate, ValidationError> {
+    connector::template(kind).ok_or_else(|| {
+        ValidationError::new(
+            "type",
+            format!(
+                "unknown credential type {kind:?}; known types: {}",
+                connector::kinds()
+            ),
+        )
+    })
+}
+
+/// Checks input against the template. Everything a user can get wrong is found here, before
+/// the vault is unlocked. Returns the names of required fields still missing a value.
+pub fn check_input(input: &CredentialInput) -> Result<Vec<&'static str>, ValidationError> {
+    validate::resource_name("name", &input.name)?;
+    let t = template(&input.kind)?;
+    for (field, value) in &input.fields {
+        let Some(spec) = t.field(field) else {
+            return Err(ValidationError::new(
+                format!("field {field}"),
+                format!(
+                    "{} credentials have no field {field:?}; fields: {}",
+                    t.kind,
+                    t.fields
+                        .iter()
+                        .map(|f| f.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        if spec.secret {
+            validate::secret_value(&format!("field {field}"), value.expose())?;
+        } else if value.expose().trim().is_empty() || value.expose().contains('\0') {
+            return Err(ValidationError::new(
+                format!("field {field}"),
+                "must not be empty or contain a NUL character",
+            ));
+        }
+    }
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (field, env) in &input.env_overrides {
+        if t.field(field).is_none() {
+            return Err(ValidationError::new(
+                format!("env {field}"),
+                format!("{} credentials have no field {field:?}", t.kind),
+            ));
+        }
+        validate::env_name(env).map_err(|m| ValidationError::new(format!("env {field}"), m))?;
+    }
+    for f in t.fields {
+        let env = input
+            .env_overrides
+            .get(f.name)
+            .map(String::as_str)
+            .unwrap_or(f.env);
+        if let Some(other) = seen.insert(env.to_string(), f.name) {
+            return Err(ValidationError::new(
+                format!("env {}", f.name),
+                format!("{env} is already the variable of field {other}"),
+            ));
+        }
+    }
+    Ok(t.fields
+        .iter()
+        .filter(|f| f.required && f.default.is_none() && !input.fields.contains_key(f.name))
+        .map(|f| f.name)
+        .collect())
+}
+
+/// Validates, seals and stores a new credential. Creates the vault on first use.
+pub fn add(
+    store: &Store,
+    opts: &VaultOptions,
+    input: &CredentialInput,
+) -> Result<CredentialRow, CredentialError> {
+    let missing = check_input(input)?;
+    if let Some(f) = missing.first() {
+        return Err(ValidationError::new(
+            format!("field {f}"),
+            format!("is required for {} credentials", input.kind),
+        )
+        .into());
+    }
+    if let Ok(existing) = store.credentials().find(&input.name) {
+        return Err(StoreError::conflict(
+            "name",
+            format!("a credential named {:?} already exists", existing.name),
+        )
+        .into());
+    }
+    let t = template(&input.kind)?;
+    let vault = Vault::open_or_create(store, opts)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut fields = Vec::new();
+    for (name, value) in &input.fields {
+        let secret = t.field(name).is_some_and(|f| f.secret);
+        fields.push(if secret {
+            StoredField::sealed(name, vault.seal(&id, name, value)?, vault.generation())
+        } else {
+            StoredField::plain(name, value.expose())
+        });
+    }
+    Ok(store.credentials().create(&NewCredential {
+        id,
+        name: input.name.clone(),
+        kind: input.kind.clone(),
+        env_overrides: input.env_overrides.clone(),
+        fields,
+    })?)
+}
+
+/// One credential with its values opened.
+pub struct Opened {
+    pub row: CredentialRow,
+    pub template: &'static ConnectorTemplate,
+    /// Field → value, defaults filled in.
+    pub values: BTreeMap<String, Secret>,
+}
+
+impl Opened {
+    /// `(label, value)` of every secret field, labels as in redaction markers.
+    pub fn secret_labels(&self) -> Vec<(String, &Secret)> {
+        self.template
+            .fields
+            .iter()
+            .filter(|f| f.secret)
+            .filter_map(|f| {
+                self.values
+                    .get(f.name)
+                    .map(|v| (format!("{}.{}", self.row.name, f.name), v))
+            })
+            .collect()
+    }
+
+    /// A redactor for this credential's secret values.
+    pub fn redactor(&self) -> Redactor {
+        let labels = self.secret_labels();
+        Redactor::new(labels.iter().map(|(l, v)| (l.as_str(), *v)))
+    }
+
+    /// `(variable, value)` pairs for a run's environment.
+    pub fn env(&self) -> Vec<(String, Secret)> {
+        self.template
+            .fields
+            .iter()
+            .filter_map(|f| {
+                let v = self.values.get(f.name)?;
+                let name = self
+                    .row
+                    .env_overrides
+                    .get(f.name)
+                    .cloned()
+                    .unwrap_or_else(|| f.env.to_string());
+                Some((name, v.clone()))
+            })
+            .collect()
+    }
+}
+
+/// Opens one stored credential with an unlocked vault.
+pub fn open(vault: &Vault, store: &Store, row: CredentialRow) -> Result<Opened, CredentialError> {
+    let t = template(&row.kind).map_err(|_| {
+        VaultError::Corrupt(format!(
+            "credential {} has an unknown type {:?}",
+            row.name, row.kind
+        ))
+    })?;
+    let mut values = BTreeMap::new();
+    for f in store.credentials().fields(&row.id)? {
+        let value = match (&f.plain, &f.sealed, f.generation) {
+            (_, Some(sealed), Some(generation)) => {
+                vault.open_value(&row.name, &row.id, &f.field, sealed, generation)?
+            }
+            (Some(plain), _, _) => Secret::new(plain.clone()),
+            _ => {
+                return Err(VaultError::Damaged {
+                    what: format!("{}.{}", row.name, f.field),
+                }
+                .into());
+            }
+        };
+        values.insert(f.field, value);
+    }
+    for f in t.fields {
+        if let (Some(d), false) = (f.default, values.contains_key(f.name)) {
+            values.insert(f.name.to_string(), Secret::new(d));
+        }
+    }
+    Ok(Opened {
+        row,
+        template: t,
+        values,
+    })
+}
+
+/// What a run gets from its persona's credentials.
+#[derive(Default)]
+pub struct RunCredentials {
+    /// Variables for the child's environment.
+    pub env: Vec<(String, Secret)>,
+    /// Names and variable names for the prompt (no values).
+    pub docs: Vec<CredentialDoc>,
+    /// Knows every secret value of the run.
+    pub redactor: Redactor,
+}
+
+/// Opens the persona's linked credentials. Without linked credentials the vault is not touched
+/// (a persona without credentials runs without a keychain or passphrase). `unlock` is called
+/// at most once, only when a value must be opened.
+pub fn for_run(
+    store: &Store,
+    persona_id: &PersonaId,
+    unlock: &mut dyn FnMut() -> Result<std::sync::Arc<Vault>, VaultError>,
+) -> Result<RunCredentials, CredentialError> {
+    let rows = store.credentials().of_persona(persona_id)?;
+    if rows.is_empty() {
+        return Ok(RunCredentials::default());
+    }
+    let vault = unlock()?;
+    let mut out = RunCredentials::default();
+    let mut owners: BTreeMap<String, String> = BTreeMap::new();
+    let mut opened = Vec::new();
+    for row in rows {
+        let o = open(&vault, store, row)?;
+        for (name, value) in o.env() {
+            if let Some(other) = owners.insert(name.clone(), o.row.name.clone()) {
+                return Err(ValidationError::new(
+                    "credential",
+                    format!(
+                        "credentials {other} and {} both set {name}; give one another variable \
+                         name (personas credential add … --env FIELD=NAME)",
+                        o.row.name
+                    ),
+                )
+                .into());
+            }
+            out.env.push((name, value));
+        }
+        let mut env_vars: Vec<String> = o.env().into_iter().map(|(n, _)| n).collect();
+        env_vars.sort();
+        out.docs.push(CredentialDoc {
+            name: o.row.name.clone(),
+            kind: o.row.kind.clone(),
+            env_vars,
+        });
+        opened.push(o);
+    }
+    let labels: Vec<(String, &Secret)> = opened.iter().flat_map(|o| o.secret_labels()).collect();
+    out.redactor = Redactor::new(labels.iter().map(|(l, v)| (l.as_str(), *v)));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

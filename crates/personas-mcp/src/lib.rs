@@ -1,0 +1,256 @@
+//! `personas mcp`: a Model Context Protocol server on stdio (JSON-RPC 2.0, one message per line).
+//!
+//! Two scopes, chosen at start:
+//! - **Run** — started by a run's CLI through the `--mcp-config` file the runner wrote, with
+//!   `PERSONAS_MCP_EXECUTION_ID` and `PERSONAS_MCP_TOKEN` in its environment. It offers the
+//!   protocol tools (`emit_event`, `send_message`, `request_review`, `remember`, `run_persona`),
+//!   each turned into the same [`ProtocolMessage`] the JSON-line protocol produces, checked by the
+//!   same parser and stored by the same handler (`runner::protocol::apply`), linked to that
+//!   execution. Every call re-checks the token: it must hash to the one issued for that
+//!   execution, which must still be running.
+//! - **Standalone** — started by a person from Claude Code or Claude Desktop: persona control
+//!   (list personas, run one, recent executions, one execution, pending reviews).
+//!
+//! The protocol is small enough that it is implemented here directly (initialize, ping,
+//! tools/list, tools/call); messages this server does not know get JSON-RPC errors.
+#![forbid(unsafe_code)]
+
+mod tools;
+
+use personas_core::protocol::ProtocolMessage;
+use personas_engine::events::EventBus;
+use personas_engine::runner::mcp::{EXECUTION_VAR, TOKEN_VAR, token_hash};
+use personas_store::Store;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Protocol versions this server speaks; the client's choice is echoed when it is one of them.
+pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// Longest accepted message (a tool call with a large event payload still fits).
+const MAX_LINE: usize = 8 * 1024 * 1024;
+
+/// Which tools the server offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Acting for one run; the token is checked on every call.
+    Run { execution_id: String, token: String },
+    /// A person controlling personas.
+    Standalone,
+}
+
+impl Scope {
+    /// From `PERSONAS_MCP_EXECUTION_ID` / `PERSONAS_MCP_TOKEN`: both set means a run.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Scope, String> {
+        match (env(EXECUTION_VAR), env(TOKEN_VAR)) {
+            (Some(e), Some(t)) if !e.is_empty() && !t.is_empty() => Ok(Scope::Run {
+                execution_id: e,
+                token: t,
+            }),
+            (None, None) => Ok(Scope::Standalone),
+            _ => Err(format!(
+                "{EXECUTION_VAR} and {TOKEN_VAR} go together: set both (a run) or neither (persona control)"
+            )),
+        }
+    }
+}
+
+/// The server state.
+pub struct Server {
+    store: Store,
+    bus: EventBus,
+    scope: Scope,
+}
+
+/// A tool call that did not work: reported to the model as a tool error, not a protocol error.
+#[derive(Debug)]
+pub struct ToolError(pub String);
+
+impl Server {
+    pub fn new(store: Store, scope: Scope) -> Self {
+        Server {
+            store,
+            bus: EventBus::new(),
+            scope,
+        }
+    }
+
+    /// Serves until the input closes.
+    pub async fn serve<R, W>(&self, reader: R, mut writer: W) -> std::io::Result<()>
+    where
+        R: AsyncBufRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut lines = reader.lines();
+        while let Some(line) = lines.next_line().await? {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let reply = if line.len() > MAX_LINE {
+                Some(error_reply(Value::Null, -32600, "message too large"))
+            } else {
+                self.handle_line(&line).await
+            };
+            if let Some(reply) = reply {
+                let mut text = reply.to_string();
+                text.push('\n');
+                writer.write_all(text.as_bytes()).await?;
+                writer.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One incoming message; the reply, if it needs one.
+    pub async fn handle_line(&self, line: &str) -> Option<Value> {
+        let msg: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                return Some(error_reply(
+                    Value::Null,
+                    -32700,
+                    &format!("parse error: {e}"),
+                ));
+            }
+        };
+        let Some(obj) = msg.as_object() else {
+            return Some(error_reply(
+                Value::Null,
+                -32600,
+                "a message must be a JSON object",
+            ));
+        };
+        let id = obj.get("id").cloned();
+        let Some(method) = obj.get("method").and_then(Value::as_str) else {
+            // A response to something we never ask, or junk: nothing to answer.
+            return None;
+        };
+        let params = obj.get("params").cloned().unwrap_or(Value::Null);
+        let id = id?; // notifications (no id) get no reply
+        let result = match method {
+            "initialize" => Ok(self.initialize(&params)),
+            "ping" => Ok(json!({})),
+            "tools/list" => Ok(json!({ "tools": tools::list(&self.scope) })),
+            "tools/call" => self.call(&params).await,
+            other => Err((-32601, format!("method not found: {other}"))),
+        };
+        Some(match result {
+            Ok(r) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
+            Err((code, message)) => error_reply(id, code, &message),
+        })
+    }
+
+    fn initialize(&self, params: &Value) -> Value {
+        let asked = params.get("protocolVersion").and_then(Value::as_str);
+        let version = asked
+            .filter(|v| PROTOCOL_VERSIONS.contains(v))
+            .unwrap_or(PROTOCOL_VERSIONS[1]);
+        let instructions = match self.scope {
+            Scope::Run { .. } => {
+                "Personas protocol tools: tell the user something, emit events other personas \
+                 react to, ask for a review, remember things for later runs, ask another \
+                 persona to act. Everything is linked to this run."
+            }
+            Scope::Standalone => {
+                "Control Personas: list personas, run one, look at recent executions and \
+                 pending reviews."
+            }
+        };
+        json!({
+            "protocolVersion": version,
+            "capabilities": {"tools": {"listChanged": false}},
+            "serverInfo": {"name": "personas", "version": env!("CARGO_PKG_VERSION")},
+            "instructions": instructions,
+        })
+    }
+
+    async fn call(&self, params: &Value) -> Result<Value, (i64, String)> {
+        let name = params
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or((-32602, "tools/call needs a tool name".to_string()))?;
+        let args = params.get("arguments").cloned().unwrap_or(json!({}));
+        if !tools::list(&self.scope)
+            .iter()
+            .any(|t| t["name"].as_str() == Some(name))
+        {
+            return Err((-32602, format!("unknown tool: {name}")));
+        }
+        let outcome = match &self.scope {
+            Scope::Run {
+                execution_id,
+                token,
+            } => self.run_tool(execution_id, token, name, args).await,
+            Scope::Standalone => tools::standalone(&self.store, name, args).await,
+        };
+        Ok(match outcome {
+            Ok(text) => json!({"content": [{"type": "text", "text": text}], "isError": false}),
+            Err(ToolError(text)) => {
+                json!({"content": [{"type": "text", "text": text}], "isError": true})
+            }
+        })
+    }
+
+    /// A protocol tool, for the run the token proves.
+    async fn run_tool(
+        &self,
+        execution_id: &str,
+        token: &str,
+        name: &str,
+        args: Value,
+    ) -> Result<String, ToolError> {
+        let msg: ProtocolMessage = tools::protocol_message(name, args)?;
+        let (store, bus, exec_id, hash) = (
+            self.store.clone(),
+            self.bus.clone(),
+            execution_id.to_string(),
+            token_hash(token),
+        );
+        let applied = tokio::task::spawn_blocking(move || {
+            let owner = store
+                .credentials()
+                .run_token_execution(&hash)
+                .map_err(|e| ToolError(format!("cannot check the run token: {e}")))?;
+            match owner {
+                Some(o) if o == exec_id => {}
+                Some(_) => {
+                    return Err(ToolError(format!(
+                        "rejected: this token belongs to another execution, not {exec_id}"
+                    )));
+                }
+                None => {
+                    return Err(ToolError(
+                        "rejected: the run token is not valid (unknown, or its execution is no \
+                         longer running)"
+                            .into(),
+                    ));
+                }
+            }
+            let exec = store
+                .executions()
+                .get(&personas_core::ExecutionId::from_string(exec_id.clone()))
+                .map_err(|e| ToolError(e.to_string()))?;
+            let persona = store
+                .personas()
+                .get(&exec.persona_id)
+                .map_err(|e| ToolError(e.to_string()))?;
+            let applied =
+                personas_engine::runner::protocol::apply(&store, &bus, &exec, &persona, &msg)
+                    .map_err(|e| ToolError(format!("{} could not be stored: {e}", msg.key())))?;
+            Ok::<_, ToolError>((applied, msg))
+        })
+        .await
+        .map_err(|e| ToolError(format!("the tool call failed: {e}")))??;
+        let (applied, msg) = applied;
+        if let Some(w) = applied.warning {
+            return Err(ToolError(w));
+        }
+        Ok(tools::confirmation(&msg))
+    }
+}
+
+fn error_reply(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+#[cfg(test)]
+mod tests;
