@@ -115,6 +115,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Store(s) => s.into(),
             EngineError::ShuttingDown => ApiError::new(Code::Unavailable, e.to_string()),
+            EngineError::Publish(p) => ApiError::internal(p.to_string()),
         }
     }
 }

@@ -10,7 +10,8 @@
 //! re-reads state through the operations.
 
 use personas_core::protocol::ProtocolMessage;
-use personas_core::{Execution, ExecutionId, OutputLine};
+use personas_core::trigger::TriggerType;
+use personas_core::{Execution, ExecutionId, OutputLine, PersonaId, TriggerId};
 use personas_engine::EngineEvent;
 use personas_store::{EventRow, MemoryRow, MessageRow, ReviewRow};
 use schemars::JsonSchema;
@@ -34,6 +35,25 @@ pub enum ApiEvent {
     Message { message: MessageRow },
     /// An event was published on the bus.
     BusEvent { event: EventRow },
+    /// A bus event was delivered: these executions were queued for it.
+    BusDelivered {
+        event: EventRow,
+        executions: Vec<ExecutionId>,
+    },
+    /// A bus event reached nobody (no subscriber, or a chain stopped; the reason is in
+    /// `event.error`).
+    BusSkipped { event: EventRow },
+    /// A delivery failed and will be retried at `event.next_attempt_at`.
+    BusFailed { event: EventRow },
+    /// A bus event ran out of attempts (dead letter); it can be retried by hand.
+    BusDeadLettered { event: EventRow },
+    /// A trigger fired; its event is on the bus.
+    TriggerFired {
+        trigger_id: TriggerId,
+        persona_id: PersonaId,
+        kind: TriggerType,
+        event_id: String,
+    },
     /// A persona remembered something.
     Memory { memory: MemoryRow },
     /// An execution asks a person to decide.
@@ -56,6 +76,23 @@ impl From<EngineEvent> for ApiEvent {
             },
             EngineEvent::MessageAdded { message } => ApiEvent::Message { message },
             EngineEvent::EventPublished { event } => ApiEvent::BusEvent { event },
+            EngineEvent::EventDelivered { event, executions } => {
+                ApiEvent::BusDelivered { event, executions }
+            }
+            EngineEvent::EventSkipped { event } => ApiEvent::BusSkipped { event },
+            EngineEvent::EventFailed { event } => ApiEvent::BusFailed { event },
+            EngineEvent::EventDeadLettered { event } => ApiEvent::BusDeadLettered { event },
+            EngineEvent::TriggerFired {
+                trigger_id,
+                persona_id,
+                kind,
+                event_id,
+            } => ApiEvent::TriggerFired {
+                trigger_id,
+                persona_id,
+                kind,
+                event_id,
+            },
             EngineEvent::MemoryAdded { memory } => ApiEvent::Memory { memory },
             EngineEvent::ReviewRequested { review } => ApiEvent::Review { review },
         }

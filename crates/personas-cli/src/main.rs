@@ -47,6 +47,13 @@ pub enum Command {
     /// Inspect, follow and cancel executions.
     #[command(subcommand)]
     Execution(cmd::execution::ExecutionCmd),
+    /// Add, list and remove triggers: event subscriptions, cron schedules, webhooks, chains,
+    /// file watchers.
+    #[command(subcommand)]
+    Trigger(cmd::trigger::TriggerCmd),
+    /// Publish bus events, list them with what they caused, retry dead letters.
+    #[command(subcommand)]
+    Event(cmd::event::EventCmd),
     /// Messages personas sent to you.
     #[command(subcommand)]
     Message(cmd::misc::MessageCmd),

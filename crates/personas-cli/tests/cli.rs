@@ -551,3 +551,5 @@ fn process_table_has(needle: &str) -> bool {
                 .is_some_and(|s| s.starts_with('Z'))
     })
 }
+
+mod bus;

@@ -68,6 +68,10 @@ id_type!(
     /// Identifies one execution (one run of a persona).
     ExecutionId
 );
+id_type!(
+    /// Identifies a trigger (cron, webhook, event subscription, chain, file watcher).
+    TriggerId
+);
 
 #[cfg(test)]
 mod tests {

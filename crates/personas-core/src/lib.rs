@@ -4,6 +4,8 @@
 //! - [`stream`]: the Claude Code CLI's `stream-json` output, one line at a time.
 //! - [`protocol`]: the persona protocol — single-line JSON objects an agent writes in its text.
 //! - [`prompt`]: prompt assembly, one pure function per section.
+//! - [`trigger`]: trigger definitions, event-type patterns, chain conditions, missed-run policies.
+//! - [`cron`]: cron schedules in named time zones and what to fire after downtime.
 //! - [`persona_file`]: the YAML/JSON file users share to move a persona between machines.
 //! - [`secret`]: the [`Secret`] type credential values live in.
 //! - [`redact`]: replacing known secret values (and their encodings) in text.
@@ -14,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod connector;
+pub mod cron;
 pub mod ids;
 pub mod model;
 pub mod persona_file;
@@ -22,9 +25,10 @@ pub mod protocol;
 pub mod redact;
 pub mod secret;
 pub mod stream;
+pub mod trigger;
 pub mod validate;
 
-pub use ids::{ExecutionId, PersonaId};
+pub use ids::{ExecutionId, PersonaId, TriggerId};
 pub use model::*;
 pub use secret::Secret;
 pub use validate::ValidationError;

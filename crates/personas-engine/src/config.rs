@@ -35,6 +35,27 @@ pub struct EngineConfig {
     pub stale_after_secs: u64,
     /// How often the queue looks for work written by other processes (the CLI, MCP server).
     pub queue_poll_ms: u64,
+    /// How often the bus dispatcher looks for events other processes published (the CLI, the
+    /// MCP server); events published in this process wake it at once.
+    pub bus_poll_ms: u64,
+    /// Events claimed and delivered per dispatcher transaction.
+    pub bus_batch: u32,
+    /// How long a dispatcher's claim on events lasts before another may take them over.
+    pub bus_lease_secs: u64,
+    /// Delivery attempts before an event is dead-lettered.
+    pub bus_max_attempts: u32,
+    /// Wait before retrying a failed delivery, doubled per attempt up to `bus_retry_cap_secs`.
+    pub bus_retry_base_ms: u64,
+    pub bus_retry_cap_secs: u64,
+    /// Most executions in one causal chain (events and chain triggers); stops loops.
+    pub max_chain_depth: u32,
+    /// A scheduled time later than this when the scheduler sees it counts as missed (downtime)
+    /// and is handled by the trigger's missed-run policy.
+    pub missed_run_grace_secs: u64,
+    /// Largest webhook body accepted (bigger ones get 413).
+    pub webhook_max_body_bytes: usize,
+    /// File changes to one path within this window become one event.
+    pub watch_debounce_ms: u64,
     /// Extra environment for every run, on top of the inherited one (e.g. `ANTHROPIC_BASE_URL`
     /// for a bring-your-own-model gateway). Secrets belong in the vault, not here.
     pub env: std::collections::BTreeMap<String, String>,
@@ -59,6 +80,16 @@ impl Default for EngineConfig {
             heartbeat_secs: 2,
             stale_after_secs: 20,
             queue_poll_ms: 500,
+            bus_poll_ms: 1_000,
+            bus_batch: 512,
+            bus_lease_secs: 30,
+            bus_max_attempts: 5,
+            bus_retry_base_ms: 1_000,
+            bus_retry_cap_secs: 300,
+            max_chain_depth: 8,
+            missed_run_grace_secs: 5,
+            webhook_max_body_bytes: 1024 * 1024,
+            watch_debounce_ms: 300,
             env: Default::default(),
             mcp_command: None,
         }
@@ -137,6 +168,12 @@ impl EngineConfig {
         if let Some(v) = env("PERSONAS_CANCEL_GRACE_SECS") {
             self.cancel_grace_secs = num("PERSONAS_CANCEL_GRACE_SECS", &v)?;
         }
+        if let Some(v) = env("PERSONAS_MAX_CHAIN_DEPTH") {
+            self.max_chain_depth = num("PERSONAS_MAX_CHAIN_DEPTH", &v)?;
+        }
+        if let Some(v) = env("PERSONAS_BUS_POLL_MS") {
+            self.bus_poll_ms = num("PERSONAS_BUS_POLL_MS", &v)?;
+        }
         Ok(())
     }
 
@@ -154,6 +191,21 @@ impl EngineConfig {
         }
         if self.output_line_cap_bytes < 4096 {
             return Err(bad("output_line_cap_bytes", "must be at least 4096"));
+        }
+        if self.bus_batch == 0 {
+            return Err(bad("bus_batch", "must be at least 1"));
+        }
+        if self.bus_lease_secs == 0 {
+            return Err(bad("bus_lease_secs", "must be at least 1"));
+        }
+        if self.bus_max_attempts == 0 {
+            return Err(bad("bus_max_attempts", "must be at least 1"));
+        }
+        if self.max_chain_depth == 0 {
+            return Err(bad("max_chain_depth", "must be at least 1"));
+        }
+        if self.bus_poll_ms == 0 {
+            return Err(bad("bus_poll_ms", "must be at least 1"));
         }
         if self.heartbeat_secs == 0 || self.stale_after_secs <= self.heartbeat_secs * 2 {
             return Err(bad(

@@ -1,9 +1,10 @@
-//! The engine: wires the runner, queue, writer and reaper around one store and one event
-//! channel, and keeps running executions accounted for.
+//! The engine: wires the runner, queue, writer, reaper, bus dispatcher and scheduler around one
+//! store and one event channel, and keeps running executions accounted for.
 //!
 //! Two ways to host it:
 //! - [`Engine::start`] for a daemon (`personas up`, the desktop app): crash recovery, the queue,
-//!   heartbeats and the orphan reaper run until [`Engine::shutdown`].
+//!   heartbeats, the orphan reaper, the bus dispatcher and the scheduler run until
+//!   [`Engine::shutdown`].
 //! - [`Engine::run_foreground`] for a one-shot `personas run --follow` with no daemon: claims and
 //!   runs one execution in this process, with the same heartbeats.
 //!
@@ -11,15 +12,17 @@
 //! heartbeat; an execution whose owner process is gone (or silent past `stale_after`) is marked
 //! failed/interrupted and its leftover processes are killed — at start-up and periodically.
 
+use crate::bus::{self, Dispatcher, Publisher};
 use crate::config::EngineConfig;
 use crate::events::{EngineEvent, EventBus};
 use crate::reaper;
 use crate::runner::{self, Runtime, blocking};
+use crate::scheduler::Scheduler;
 use crate::vault::{VaultCell, VaultOptions};
 use crate::writer::OutputWriter;
 use chrono::{DateTime, Utc};
 use personas_core::{Execution, ExecutionId, ExecutionStatus};
-use personas_store::{NewExecution, Store, StoreError};
+use personas_store::{EventRow, NewEvent, NewExecution, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +36,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("the engine is shutting down")]
     ShuttingDown,
+    #[error(transparent)]
+    Publish(#[from] bus::PublishError),
 }
 
 /// A handle to the engine; cheap to clone.
@@ -44,7 +49,10 @@ pub struct Engine {
 struct Inner {
     rt: Runtime,
     owner: String,
-    queue_wakeup: Notify,
+    queue_wakeup: Arc<Notify>,
+    /// Woken when triggers change (the scheduler reloads them).
+    scheduler_wakeup: Arc<Notify>,
+    publisher: Publisher,
     running: Mutex<HashMap<ExecutionId, CancellationToken>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -65,6 +73,8 @@ impl Engine {
         // The writer thread ends by itself once the last handle (inside `Inner`) is dropped.
         let (writer, _writer_thread) = OutputWriter::start(store.clone(), bus.clone());
         let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let bus_wakeup = Arc::new(Notify::new());
+        let publisher = Publisher::start(store.clone(), bus.clone(), Arc::clone(&bus_wakeup));
         Engine {
             inner: Arc::new(Inner {
                 rt: Runtime {
@@ -72,11 +82,13 @@ impl Engine {
                     store,
                     bus,
                     writer,
-                    bus_wakeup: Arc::new(Notify::new()),
                     vault: Arc::new(VaultCell::new(vault)),
+                    bus_wakeup,
                 },
                 owner,
-                queue_wakeup: Notify::new(),
+                queue_wakeup: Arc::new(Notify::new()),
+                scheduler_wakeup: Arc::new(Notify::new()),
+                publisher,
                 running: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -111,16 +123,61 @@ impl Engine {
         Arc::clone(&self.inner.rt.bus_wakeup)
     }
 
-    /// Recovers from a previous crash, then starts the queue and the heartbeat/reaper loops.
+    /// Recovers from a previous crash, then starts the queue, the heartbeat/reaper loops, the
+    /// bus dispatcher and the scheduler.
     pub async fn start(&self) -> Result<(), EngineError> {
         self.recover().await?;
+        let mut dispatcher = Dispatcher::new(
+            self.store().clone(),
+            self.bus().clone(),
+            Arc::clone(&self.inner.rt.config),
+            self.inner.owner.clone(),
+        );
+        // Before dispatching: events a crashed dispatcher held, chain steps a crash lost.
+        let (store, events) = (self.store().clone(), self.bus().clone());
+        let dispatcher = blocking(move || {
+            dispatcher.reap_orphaned()?;
+            bus::chain::recover(&store, &events)?;
+            Ok::<_, StoreError>(dispatcher)
+        })
+        .await?;
         let me = self.clone();
         self.inner.tasks.spawn(async move { me.queue_loop().await });
         let me = self.clone();
         self.inner
             .tasks
             .spawn(async move { me.heartbeat_loop(true).await });
+        self.inner.tasks.spawn(dispatcher.run(
+            Arc::clone(&self.inner.rt.bus_wakeup),
+            Arc::clone(&self.inner.queue_wakeup),
+            self.inner.shutdown.clone(),
+        ));
+        let scheduler = Scheduler::new(
+            self.store().clone(),
+            self.bus().clone(),
+            Arc::clone(&self.inner.rt.config),
+            self.inner.publisher.clone(),
+            Arc::clone(&self.inner.rt.bus_wakeup),
+        );
+        let scheduler = scheduler.arm(self.inner.shutdown.clone()).await;
+        self.inner
+            .tasks
+            .spawn(scheduler.run(Arc::clone(&self.inner.scheduler_wakeup)));
         Ok(())
+    }
+
+    /// Publishes a bus event (durable on return, group-committed with concurrent publishers)
+    /// and wakes the dispatcher. Returns the earlier event when its dedupe key is known.
+    pub async fn publish(&self, event: NewEvent) -> Result<EventRow, EngineError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        Ok(self.inner.publisher.publish(event).await?.0)
+    }
+
+    /// Tells the scheduler that triggers were added, changed or removed.
+    pub fn triggers_changed(&self) {
+        self.inner.scheduler_wakeup.notify_one();
     }
 
     /// Queues a run (durable on return) and wakes the queue.
@@ -135,9 +192,12 @@ impl Engine {
         Ok(exec)
     }
 
-    /// Wakes the queue, e.g. after another process queued work.
+    /// Wakes the queue, the bus dispatcher and the scheduler, e.g. after another process
+    /// queued work, published events or changed triggers.
     pub fn wake(&self) {
         self.inner.queue_wakeup.notify_one();
+        self.inner.rt.bus_wakeup.notify_one();
+        self.inner.scheduler_wakeup.notify_one();
     }
 
     /// Cancels an execution: a queued one at once; a running one is interrupted by whichever
@@ -203,7 +263,24 @@ impl Engine {
         let done = runner::run(&self.inner.rt, exec, stops).await;
         self.lock_running().remove(&id);
         self.inner.queue_wakeup.notify_one();
+        self.chain(&done).await;
         done
+    }
+
+    /// Fires the chain triggers waiting for this execution's persona. Should this fail (or the
+    /// process die first), start-up recovery publishes what is missing.
+    async fn chain(&self, done: &Execution) {
+        if !done.status.is_terminal() {
+            return;
+        }
+        let (store, events, exec) = (self.store().clone(), self.bus().clone(), done.clone());
+        match blocking(move || bus::chain::on_execution_end(&store, &events, &exec)).await {
+            Ok(published) if !published.is_empty() => self.inner.rt.bus_wakeup.notify_one(),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(execution = %done.id, error = %e, "cannot publish chain events")
+            }
+        }
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<ExecutionId, CancellationToken>> {

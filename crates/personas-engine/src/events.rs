@@ -28,8 +28,34 @@ pub enum EngineEvent {
     MessageAdded {
         message: MessageRow,
     },
+    /// A bus event was stored (published by a persona, a trigger, a webhook or a person).
     EventPublished {
         event: EventRow,
+    },
+    /// The dispatcher queued the executions a bus event asked for.
+    EventDelivered {
+        event: EventRow,
+        executions: Vec<personas_core::ExecutionId>,
+    },
+    /// A bus event reached nobody: no subscriber, or a chain stopped at its depth limit (the
+    /// reason is in `event.error`).
+    EventSkipped {
+        event: EventRow,
+    },
+    /// A delivery failed; it is retried at `event.next_attempt_at`.
+    EventFailed {
+        event: EventRow,
+    },
+    /// A bus event ran out of attempts; `personas event retry` re-queues it.
+    EventDeadLettered {
+        event: EventRow,
+    },
+    /// A trigger fired: its event is on the bus.
+    TriggerFired {
+        trigger_id: personas_core::TriggerId,
+        persona_id: personas_core::PersonaId,
+        kind: personas_core::trigger::TriggerType,
+        event_id: String,
     },
     MemoryAdded {
         memory: MemoryRow,

@@ -8,6 +8,9 @@
 //!   or wrapped under a passphrase; [`credentials`]: connector templates applied, values sealed,
 //!   a persona's credentials resolved for a run (environment, prompt docs, redactor), health
 //!   checks.
+//! - [`bus`]: the durable event bus — publisher, dispatcher (events → executions, exactly once
+//!   per recipient), subscription matching, chain triggers.
+//! - [`scheduler`]: cron triggers (with missed-run policies) and file watchers.
 //! - [`engine`]: wires the components; its queue admits work under the global and per-persona
 //!   limits (priority, then FIFO, enforced in one store transaction); recovers after a crash;
 //!   heartbeats running executions.
@@ -15,6 +18,7 @@
 //! The engine knows nothing of HTTP, Tauri or terminals; hosts subscribe to [`EngineEvent`]s.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod config;
 pub mod credentials;
 pub mod engine;
@@ -22,6 +26,7 @@ pub mod events;
 pub mod locate;
 pub mod reaper;
 pub mod runner;
+pub mod scheduler;
 pub mod tools;
 pub mod vault;
 pub mod writer;

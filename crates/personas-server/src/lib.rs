@@ -7,11 +7,13 @@
 //!   in tests).
 //! - [`events`]: the WebSocket event stream with sequence numbers, a replay buffer and resume.
 //! - [`ui`]: the built web UI at `/`.
+//! - [`webhook`]: `POST /webhooks/{trigger_id}` — HMAC-signed calls become bus events.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod events;
 pub mod routes;
 pub mod ui;
+pub mod webhook;
 
 pub use routes::{ServerState, router, serve};

@@ -7,16 +7,21 @@
 //! - `GET /api/openapi.json`: the OpenAPI document of the same table.
 //! - `GET /api/health` (no token: a liveness probe revealing only version and pid),
 //!   `POST /api/wake`, `POST /api/executions/{id}/cancel` (used by the CLI).
+//! - `POST /webhooks/{trigger_id}`: webhook triggers (see [`crate::webhook`]).
 //! - Everything else: the built UI.
 //!
-//! Every request passes the Host check (DNS rebinding) and, when it carries an Origin, the
-//! Origin check (cross-site requests); every `/api/*` route but `/api/health` needs the token,
+//! Every request but webhooks passes the Host check (DNS rebinding) and, when it carries an
+//! Origin, the Origin check (cross-site requests). Webhooks are authenticated by their HMAC
+//! signature instead, with no Host/Origin check, because their callers are other machines
+//! (often through a tunnel with its own host name) — see docs/architecture.md. Every `/api/*`
+//! route but `/api/health` needs the token,
 //! as `Authorization: Bearer <token>` or, for the WebSocket (browsers cannot set headers on
 //! it), as the subprotocol `personas.token.<token>`. Bodies are limited to [`MAX_BODY_BYTES`].
 
 use crate::auth;
 use crate::events::EventHub;
 use crate::ui;
+use crate::webhook;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State, WebSocketUpgrade};
@@ -108,7 +113,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/api/executions/{id}/cancel", post(cancel))
         .route("/api/{*rest}", get(unknown).post(unknown))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
+    let checked = Router::new()
         .route("/api/health", get(health))
         .merge(api)
         .fallback(get(ui::serve))
@@ -116,8 +121,12 @@ pub fn router(state: ServerState) -> Router {
             state.clone(),
             check_host_and_origin,
         ))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // The webhook handler enforces its own (configurable) body limit while reading.
+    let hooks = Router::new()
+        .route("/webhooks/{trigger_id}", post(webhook::receive))
+        .layer(DefaultBodyLimit::disable());
+    hooks.merge(checked).with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then closes event streams and finishes in-flight requests.

@@ -2,6 +2,9 @@
 //! engine, the real Claude Code CLI against the scripted Messages API, real WebSockets.
 //! Waits are on responses and stream frames, each with a deadline.
 
+#[path = "server/webhook.rs"]
+mod webhook;
+
 use futures::{SinkExt, StreamExt};
 use personas_engine::{Engine, EngineConfig, EngineEvent};
 use personas_server::events::EventHub;

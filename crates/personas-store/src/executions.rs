@@ -112,7 +112,10 @@ fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
     })
 }
 
-fn get_in(conn: &rusqlite::Connection, id: &str) -> Result<Option<Execution>, StoreError> {
+pub(crate) fn get_in(
+    conn: &rusqlite::Connection,
+    id: &str,
+) -> Result<Option<Execution>, StoreError> {
     Ok(conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM executions WHERE id = ?1"),
@@ -122,6 +125,143 @@ fn get_in(conn: &rusqlite::Connection, id: &str) -> Result<Option<Execution>, St
         .optional()?)
 }
 
+/// What queueing a run needs to know about its persona. The bus looks each persona up once per
+/// delivery batch.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueTarget {
+    pub name: String,
+    pub enabled: bool,
+    pub prompt_version: i64,
+}
+
+pub(crate) fn queue_target(
+    tx: &rusqlite::Connection,
+    persona_id: &PersonaId,
+) -> Result<Option<QueueTarget>, StoreError> {
+    Ok(tx
+        .prepare_cached("SELECT name, enabled, prompt_version FROM personas WHERE id = ?1")?
+        .query_row([persona_id.as_str()], |r| {
+            Ok(QueueTarget {
+                name: r.get(0)?,
+                enabled: r.get(1)?,
+                prompt_version: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+fn existing_by_key(
+    tx: &rusqlite::Connection,
+    new: &NewExecution,
+) -> Result<Option<ExecutionId>, StoreError> {
+    let Some(key) = &new.idempotency_key else {
+        return Ok(None);
+    };
+    Ok(tx
+        .prepare_cached("SELECT id FROM executions WHERE idempotency_key = ?1")?
+        .query_row([key], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(ExecutionId::from_string))
+}
+
+/// Queues a run inside the caller's transaction. Returns the execution's id, and the execution
+/// itself when it is new: a known idempotency key returns the existing one's id (even if its
+/// persona has since been disabled or deleted).
+pub(crate) fn enqueue_for(
+    tx: &rusqlite::Connection,
+    new: &NewExecution,
+    persona: Option<&QueueTarget>,
+) -> Result<(ExecutionId, Option<Execution>), StoreError> {
+    let persona = match persona {
+        Some(p) if p.enabled => p,
+        other => {
+            if let Some(existing) = existing_by_key(tx, new)? {
+                return Ok((existing, None));
+            }
+            return Err(match other {
+                Some(p) => StoreError::conflict(
+                    "persona",
+                    format!("{} is disabled; enable it to run it", p.name),
+                ),
+                None => StoreError::not_found("persona", new.persona_id.as_str()),
+            });
+        }
+    };
+    let id = ExecutionId::new();
+    let input = new
+        .input
+        .as_ref()
+        .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
+    let priority = new.priority.unwrap_or_else(|| new.trigger.priority());
+    let now = now_ms();
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO executions (id, persona_id, persona_name, status, priority, trigger_kind,
+                trigger_ref, idempotency_key, input, prompt_version, queued_at)
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )?
+        .execute(params![
+            id.as_str(),
+            new.persona_id.as_str(),
+            persona.name,
+            priority,
+            new.trigger.as_str(),
+            new.trigger_ref,
+            new.idempotency_key,
+            input,
+            persona.prompt_version,
+            now
+        ])?;
+    if inserted == 0 {
+        let existing = existing_by_key(tx, new)?
+            .ok_or_else(|| StoreError::Corrupt("idempotency conflict without a row".into()))?;
+        return Ok((existing, None));
+    }
+    // Built from what was just written rather than read back: the bus queues thousands a second.
+    let exec = Execution {
+        id: id.clone(),
+        persona_id: new.persona_id.clone(),
+        persona_name: persona.name.clone(),
+        status: ExecutionStatus::Queued,
+        priority,
+        trigger: new.trigger,
+        trigger_ref: new.trigger_ref.clone(),
+        input: new.input.clone(),
+        prompt_version: Some(persona.prompt_version),
+        session_id: None,
+        model: None,
+        num_turns: 0,
+        tokens: TokenUsage::default(),
+        cost_usd: 0.0,
+        result_text: None,
+        outcome_accomplished: None,
+        outcome_summary: None,
+        error_class: None,
+        error_message: None,
+        permission_denials: Vec::new(),
+        parse_warnings: 0,
+        output_lines: 0,
+        output_truncated: false,
+        cancel_requested: false,
+        queued_at: from_ms(now),
+        started_at: None,
+        finished_at: None,
+        heartbeat_at: None,
+    };
+    Ok((id, Some(exec)))
+}
+
+/// Queues a run inside the caller's transaction; see [`enqueue_for`].
+pub(crate) fn enqueue_in(
+    tx: &rusqlite::Connection,
+    new: &NewExecution,
+) -> Result<(ExecutionId, bool), StoreError> {
+    let target = queue_target(tx, &new.persona_id)?;
+    let (id, created) = enqueue_for(tx, new, target.as_ref())?;
+    Ok((id, created.is_some()))
+}
+
 impl<'s> ExecutionRepo<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
         Self { store }
@@ -129,62 +269,9 @@ impl<'s> ExecutionRepo<'s> {
 
     /// Queues a run. Durable when this returns. Refused for a disabled persona.
     pub fn enqueue(&self, new: &NewExecution) -> Result<Execution, StoreError> {
-        let id = ExecutionId::new();
-        let input = new
-            .input
-            .as_ref()
-            .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
-        let priority = new.priority.unwrap_or_else(|| new.trigger.priority());
         let mut conn = self.store.conn()?;
-        let id = write_tx(&mut conn, |tx| {
-            if let Some(key) = &new.idempotency_key {
-                let existing: Option<String> = tx
-                    .query_row(
-                        "SELECT id FROM executions WHERE idempotency_key = ?1",
-                        [key],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(existing) = existing {
-                    return Ok(existing);
-                }
-            }
-            let persona: Option<(String, bool, i64)> = tx
-                .query_row(
-                    "SELECT name, enabled, prompt_version FROM personas WHERE id = ?1",
-                    [new.persona_id.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            let Some((name, enabled, prompt_version)) = persona else {
-                return Err(StoreError::not_found("persona", new.persona_id.as_str()));
-            };
-            if !enabled {
-                return Err(StoreError::conflict(
-                    "persona",
-                    format!("{name} is disabled; enable it to run it"),
-                ));
-            }
-            tx.execute(
-                "INSERT INTO executions (id, persona_id, persona_name, status, priority, trigger_kind,
-                    trigger_ref, idempotency_key, input, prompt_version, queued_at)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    id.as_str(),
-                    new.persona_id.as_str(),
-                    name,
-                    priority,
-                    new.trigger.as_str(),
-                    new.trigger_ref,
-                    new.idempotency_key,
-                    input,
-                    prompt_version,
-                    now_ms()
-                ],
-            )?;
-            Ok(id.as_str().to_owned())
-        })?;
-        self.get(&ExecutionId::from_string(id))
+        let (id, _) = write_tx(&mut conn, |tx| enqueue_in(tx, new))?;
+        self.get(&id)
     }
 
     pub fn get(&self, id: &ExecutionId) -> Result<Execution, StoreError> {

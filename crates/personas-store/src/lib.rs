@@ -6,11 +6,12 @@
 //! - Schema through append-only refinery migrations in `migrations/`.
 //! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`],
 //!   [`Store::credentials`] (sealed values only; the vault lives in the engine), [`Store::tools`],
-//!   [`Store::stats`]) are thin
-//!   views over the connection pool; every multi-statement change runs in one
-//!   `BEGIN IMMEDIATE` transaction so concurrent processes never interleave half-done updates.
+//!   [`Store::stats`], [`Store::bus`], [`Store::triggers`]) are thin views over the connection
+//!   pool; every multi-statement change runs in one `BEGIN IMMEDIATE` transaction so concurrent
+//!   processes never interleave half-done updates.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod credentials;
 mod error;
 pub mod executions;
@@ -24,16 +25,26 @@ pub use credentials::{
     CheckRecord, CredentialRepo, CredentialRow, NewCredential, Resealed, SealedValue, StoredField,
     VaultRecord,
 };
+pub mod triggers;
+
+pub use bus::{
+    BusRepo, Decision, Delivered, DeliveryRow, EventFilter, NewEvent, Recipient, RetryPolicy,
+    SubscriptionRow,
+};
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
 pub use personas::PersonaRepo;
 pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
-pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
 pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
+pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
+pub use triggers::{NewTrigger, TriggerRepo, TriggerRow};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 mod embedded {
@@ -76,6 +87,7 @@ pub(crate) type Conn = PooledConnection<SqliteConnectionManager>;
 pub struct Store {
     pool: Pool<SqliteConnectionManager>,
     path: PathBuf,
+    durability: Durability,
 }
 
 impl std::fmt::Debug for Store {
@@ -105,16 +117,19 @@ impl Store {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
-        let busy_ms = opts.busy_timeout.as_millis();
+        BUSY_LIMIT_US.fetch_max(
+            u64::try_from(opts.busy_timeout.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         let manager = SqliteConnectionManager::file(path).with_init(move |c| {
             c.execute_batch(&format!(
-                "PRAGMA busy_timeout = {busy_ms};
-                 PRAGMA journal_mode = WAL;
+                "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = {sync};
                  PRAGMA foreign_keys = ON;
                  PRAGMA temp_store = MEMORY;
                  PRAGMA cache_size = -8000;"
-            ))
+            ))?;
+            c.busy_handler(Some(busy_wait))
         });
         let pool = Pool::builder()
             .max_size(opts.pool_size)
@@ -128,6 +143,7 @@ impl Store {
         let store = Store {
             pool,
             path: path.to_path_buf(),
+            durability: opts.durability,
         };
         store.migrate()?;
         Ok(store)
@@ -142,6 +158,14 @@ impl Store {
             .run(&mut *conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         Ok(())
+    }
+
+    /// The `synchronous` setting writes normally use.
+    pub(crate) fn synchronous(&self) -> &'static str {
+        match self.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -174,6 +198,14 @@ impl Store {
 
     pub fn stats(&self) -> StatsRepo<'_> {
         StatsRepo::new(self)
+    }
+
+    pub fn bus(&self) -> BusRepo<'_> {
+        BusRepo::new(self)
+    }
+
+    pub fn triggers(&self) -> TriggerRepo<'_> {
+        TriggerRepo::new(self)
     }
 
     /// Integrity check and schema version, for `personas doctor`.
@@ -216,11 +248,53 @@ pub struct StoreHealth {
     pub size_bytes: u64,
 }
 
+/// The in-process writer lock of the database at `path`.
+fn writer_lock(path: &str) -> Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    Arc::clone(locks.entry(path.to_string()).or_default())
+}
+
+/// Longest a connection waits for another writer, in microseconds (the largest `busy_timeout`
+/// any store in this process was opened with).
+static BUSY_LIMIT_US: AtomicU64 = AtomicU64::new(0);
+
+/// Waits for a locked database: short sleeps first, growing to 5 ms. Writers here hold the
+/// lock for about a millisecond; SQLite's own schedule (1, 2, 5, 10, … 100 ms) would make every
+/// contended write — a dispatcher behind a publisher — wait far longer than the lock is held.
+fn busy_wait(attempt: i32) -> bool {
+    const FIRST_US: u64 = 50;
+    const MAX_US: u64 = 5_000;
+    let n = u64::try_from(attempt).unwrap_or(0);
+    // 50, 100, … doubling until 5 ms: 7 doublings (6.35 ms in all), then 5 ms steps.
+    let (sleep_us, waited_us) = if n < 7 {
+        ((FIRST_US << n).min(MAX_US), FIRST_US * ((1 << n) - 1))
+    } else {
+        (MAX_US, FIRST_US * 127 + (n - 7) * MAX_US)
+    };
+    if waited_us >= BUSY_LIMIT_US.load(Ordering::Relaxed) {
+        return false;
+    }
+    std::thread::sleep(Duration::from_micros(sleep_us));
+    true
+}
+
 /// Runs `f` inside one `BEGIN IMMEDIATE` transaction: commit on `Ok`, roll back on `Err`.
+///
+/// Writers of one database in this process first queue on an in-process lock: they then hand
+/// the write lock to each other as soon as it is free, instead of polling SQLite's busy handler
+/// (a busy publisher could otherwise starve the bus dispatcher). Other processes still meet
+/// them at SQLite's lock.
 pub(crate) fn write_tx<T>(
     conn: &mut Conn,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
+    let lock = writer_lock(conn.path().unwrap_or(""));
+    // A panic while holding it cannot leave shared state behind (SQLite rolls back).
+    let _writer = lock.lock().unwrap_or_else(|p| p.into_inner());
     let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
     let out = f(&tx)?;
     tx.commit()?;

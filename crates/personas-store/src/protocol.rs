@@ -1,10 +1,12 @@
 //! Tables the persona protocol writes: the message inbox, bus events, memories and reviews.
 //! Each row links back to the execution that produced it.
 
+use crate::bus::NewEvent;
 use crate::error::json_col;
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
+use personas_core::trigger::SourceKind;
 use personas_core::{ExecutionId, PersonaId};
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
@@ -44,6 +46,14 @@ pub struct EventRow {
     pub attempts: u32,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The trigger that fired it (cron, webhook, chain, watcher), if any.
+    pub trigger_id: Option<String>,
+    /// How many executions led to it (0 for events from people, schedules and webhooks).
+    pub depth: u32,
+    /// When a failed delivery is tried again.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it reached a final status (delivered, skipped, dead_letter).
+    pub processed_at: Option<DateTime<Utc>>,
 }
 
 /// A persona's memory.
@@ -106,10 +116,11 @@ fn row_to_message(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     })
 }
 
-const EVENT_COLUMNS: &str = "id, event_type, source_kind, source_id, source_execution_id, \
-    target_persona_id, payload, status, attempts, error, created_at";
+pub(crate) const EVENT_COLUMNS: &str = "id, event_type, source_kind, source_id, \
+    source_execution_id, target_persona_id, payload, status, attempts, error, created_at, \
+    trigger_id, depth, next_attempt_at, processed_at";
 
-fn row_to_event(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+pub(crate) fn row_to_event(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     let payload: String = r.get(6)?;
     Ok(EventRow {
         id: r.get(0)?,
@@ -123,6 +134,10 @@ fn row_to_event(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         attempts: r.get(8)?,
         error: r.get(9)?,
         created_at: from_ms(r.get(10)?),
+        trigger_id: r.get(11)?,
+        depth: r.get(12)?,
+        next_attempt_at: r.get::<_, Option<i64>>(13)?.map(from_ms),
+        processed_at: r.get::<_, Option<i64>>(14)?.map(from_ms),
     })
 }
 
@@ -217,7 +232,8 @@ impl<'s> ProtocolRepo<'s> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Publishes an event on the bus: durable when this returns.
+    /// Publishes an event on the bus: durable when this returns. An event emitted by an
+    /// execution is one step deeper than the event that started that execution.
     pub fn insert_event(
         &self,
         event_type: &str,
@@ -227,29 +243,14 @@ impl<'s> ProtocolRepo<'s> {
         target_persona_id: Option<&PersonaId>,
         payload: &Value,
     ) -> Result<EventRow, StoreError> {
-        let conn = self.store.conn()?;
-        let id = new_id();
-        let now = now_ms();
-        conn.execute(
-            "INSERT INTO events (id, event_type, source_kind, source_id, source_execution_id,
-                target_persona_id, payload, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-            params![
-                id,
-                event_type,
-                source_kind,
-                source_id,
-                source_execution_id.map(|e| e.as_str()),
-                target_persona_id.map(|p| p.as_str()),
-                payload.to_string(),
-                now
-            ],
-        )?;
-        Ok(conn.query_row(
-            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"),
-            [&id],
-            row_to_event,
-        )?)
+        let source_kind = source_kind
+            .parse::<SourceKind>()
+            .map_err(|e| StoreError::conflict("source_kind", e))?;
+        let mut event = NewEvent::new(event_type, source_kind, payload.clone());
+        event.source_id = source_id.map(str::to_string);
+        event.source_execution_id = source_execution_id.cloned();
+        event.target_persona_id = target_persona_id.cloned();
+        Ok(self.store.bus().publish(&event)?.0)
     }
 
     /// Events emitted by one execution, oldest first.

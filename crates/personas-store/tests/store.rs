@@ -25,7 +25,10 @@ fn opens_in_wal_mode_and_reopens_without_remigrating() {
     let h = store.health().expect("health");
     assert!(h.ok, "{h:?}");
     assert_eq!(h.journal_mode, "wal");
-    assert!(h.schema_version >= 3, "{h:?}");
+    assert!(
+        h.schema_version >= 3,
+        "migrated to at least V3 (bus, vault): {h:?}"
+    );
     store.personas().create(&spec("A", 1)).expect("create");
     drop(store);
     let again = Store::open_in_dir(dir.path()).expect("reopen");
@@ -683,3 +686,4 @@ mod vault_tables {
         assert!(tools.of_persona(&p.id).expect("of").is_empty());
     }
 }
+mod bus;

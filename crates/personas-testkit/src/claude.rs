@@ -195,3 +195,44 @@ pub async fn run_claude(
         status: output.status,
     }
 }
+
+/// The `personas-fake-claude` stand-in (see the crate docs), next to the test binaries of this
+/// build. `cargo test --workspace` builds it; when a narrower run did not, it is built here.
+///
+/// # Panics
+/// When it is missing and cannot be built.
+pub fn fake_claude_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // Test binaries live in <target>/<profile>/deps; binaries in <target>/<profile>.
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary inside <target>/<profile>/deps")
+        .to_path_buf();
+    let path = profile_dir.join("personas-fake-claude");
+    if path.exists() {
+        return path;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args([
+        "build",
+        "-p",
+        "personas-testkit",
+        "--bin",
+        "personas-fake-claude",
+    ])
+    .current_dir(workspace_root());
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .expect("run cargo build for personas-fake-claude");
+    assert!(
+        status.success() && path.exists(),
+        "could not build personas-fake-claude at {}: run `cargo build -p personas-testkit --bins`",
+        path.display()
+    );
+    path
+}

@@ -17,6 +17,6 @@ pub mod claude;
 
 pub use api::{HangPoint, RecordedRequest, ScriptedApi, Step, ToolCall};
 pub use claude::{
-    CLAUDE_CODE_VERSION, ClaudeRun, IsolatedEnv, claude_bin, isolated_env, run_claude,
-    workspace_root,
+    CLAUDE_CODE_VERSION, ClaudeRun, IsolatedEnv, claude_bin, fake_claude_bin, isolated_env,
+    run_claude, workspace_root,
 };

@@ -5,10 +5,13 @@ import type { ExecutionId } from "./ExecutionId";
 import type { MemoryRow } from "./MemoryRow";
 import type { MessageRow } from "./MessageRow";
 import type { OutputLine } from "./OutputLine";
+import type { PersonaId } from "./PersonaId";
 import type { ProtocolMessage } from "./ProtocolMessage";
 import type { ReviewRow } from "./ReviewRow";
+import type { TriggerId } from "./TriggerId";
+import type { TriggerType } from "./TriggerType";
 
 /**
  * Something that happened in the runtime, after it was stored.
  */
-export type ApiEvent = { "type": "execution", execution: Execution, } | { "type": "output", line: OutputLine, } | { "type": "protocol", execution_id: ExecutionId, message: ProtocolMessage, } | { "type": "message", message: MessageRow, } | { "type": "bus_event", event: EventRow, } | { "type": "memory", memory: MemoryRow, } | { "type": "review", review: ReviewRow, };
+export type ApiEvent = { "type": "execution", execution: Execution, } | { "type": "output", line: OutputLine, } | { "type": "protocol", execution_id: ExecutionId, message: ProtocolMessage, } | { "type": "message", message: MessageRow, } | { "type": "bus_event", event: EventRow, } | { "type": "bus_delivered", event: EventRow, executions: Array<ExecutionId>, } | { "type": "bus_skipped", event: EventRow, } | { "type": "bus_failed", event: EventRow, } | { "type": "bus_dead_lettered", event: EventRow, } | { "type": "trigger_fired", trigger_id: TriggerId, persona_id: PersonaId, kind: TriggerType, event_id: string, } | { "type": "memory", memory: MemoryRow, } | { "type": "review", review: ReviewRow, };

@@ -6,4 +6,20 @@ import type { JsonValue } from "./serde_json/JsonValue";
 /**
  * A bus event.
  */
-export type EventRow = { id: string, event_type: string, source_kind: string, source_id: string | null, source_execution_id: ExecutionId | null, target_persona_id: PersonaId | null, payload: JsonValue, status: string, attempts: number, error: string | null, created_at: string, };
+export type EventRow = { id: string, event_type: string, source_kind: string, source_id: string | null, source_execution_id: ExecutionId | null, target_persona_id: PersonaId | null, payload: JsonValue, status: string, attempts: number, error: string | null, created_at: string, 
+/**
+ * The trigger that fired it (cron, webhook, chain, watcher), if any.
+ */
+trigger_id: string | null, 
+/**
+ * How many executions led to it (0 for events from people, schedules and webhooks).
+ */
+depth: number, 
+/**
+ * When a failed delivery is tried again.
+ */
+next_attempt_at: string | null, 
+/**
+ * When it reached a final status (delivered, skipped, dead_letter).
+ */
+processed_at: string | null, };

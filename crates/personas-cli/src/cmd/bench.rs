@@ -4,9 +4,12 @@
 //! - `pipeline`: executions/s through queue → runner → store with the stand-in CLI
 //!   (`personas-fake-claude`, built next to `personas`), and the claim → spawn overhead.
 //! - `startup`: `personas up` time to ready and idle memory.
+//! - `bus`: the event bus — emit → enqueue latency, durable events/s, memory under a burst
+//!   (not part of the default set: it publishes 100 000 events).
 //!
 //! Each runs in a throwaway data dir and prints what it measured (JSON with `--json`).
 
+use super::bench_bus::{self, BusBenchArgs};
 use super::print_json;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
@@ -36,6 +39,8 @@ pub struct BenchArgs {
     /// Store durability for `pipeline`: full (the default everywhere) or normal.
     #[arg(long, default_value = "full")]
     pub durability: String,
+    #[command(flatten)]
+    pub bus: BusBenchArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +48,7 @@ pub enum Which {
     Parse,
     Pipeline,
     Startup,
+    Bus,
 }
 
 #[derive(Serialize, Default)]
@@ -53,6 +59,8 @@ struct Report {
     pipeline: Option<PipelineReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     startup: Option<StartupReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bus: Option<bench_bus::BusReport>,
 }
 
 pub async fn run(ctx: &mut Context, args: BenchArgs) -> CliResult<ExitCode> {
@@ -102,6 +110,7 @@ pub async fn run(ctx: &mut Context, args: BenchArgs) -> CliResult<ExitCode> {
                 }
                 report.startup = Some(r);
             }
+            Which::Bus => report.bus = Some(bench_bus::run(ctx, args.bus.clone()).await?),
         }
     }
     if ctx.json {

@@ -1,12 +1,15 @@
 //! One module per command group; [`dispatch`] routes a parsed command line.
 
 pub mod bench;
+pub mod bench_bus;
 pub mod credential;
+pub mod event;
 pub mod execution;
 pub mod misc;
 pub mod persona;
 pub mod run;
 pub mod tool;
+pub mod trigger;
 pub mod up;
 
 use crate::context::Context;
@@ -21,6 +24,8 @@ pub async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
         Command::Persona(cmd) => persona::run(&mut ctx, cmd).await,
         Command::Run(args) => run::run(&mut ctx, args).await,
         Command::Execution(cmd) => execution::run(&mut ctx, cmd).await,
+        Command::Trigger(cmd) => trigger::run(&mut ctx, cmd).await,
+        Command::Event(cmd) => event::run(&mut ctx, cmd).await,
         Command::Message(cmd) => misc::message(&mut ctx, cmd).await,
         Command::Doctor => misc::doctor(&mut ctx).await,
         Command::Config => misc::config(&ctx),

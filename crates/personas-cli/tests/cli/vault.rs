@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASS: &str = "correct horse battery staple";
@@ -688,4 +689,68 @@ async fn the_real_cli_calls_emit_event_over_mcp_and_the_event_is_linked_to_its_r
         1
     );
     // NOTE: that a subscribed persona then runs needs the event bus dispatcher (issue 3).
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_emitted_over_mcp_starts_the_subscribed_persona() {
+    let env = Env::new().await;
+    env.persona(
+        "Emitter",
+        vec![
+            Step::tool_use(vec![ToolCall::new(
+                "m1",
+                "mcp__personas__emit_event",
+                json!({"type": "ticket.created", "data": {"id": 42}}),
+            )]),
+            Step::text("emitted"),
+        ],
+        &[],
+    );
+    env.persona("Triage", vec![Step::text("triaged ticket 42")], &[]);
+    let out = env.run(&["trigger", "add", "Triage", "--event", "ticket.created"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let _daemon = super::Daemon::start(&env, &[]).await;
+    let out = env.run(&["run", "Emitter", "--follow"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    let store = env.store();
+    let triage = store.personas().find("Triage").expect("triage");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let run = loop {
+        let runs = store
+            .executions()
+            .list(&personas_store::ExecutionFilter {
+                persona_id: Some(triage.id.clone()),
+                ..Default::default()
+            })
+            .expect("list");
+        if let Some(done) = runs.into_iter().find(|e| e.status.is_terminal()) {
+            break done;
+        }
+        assert!(std::time::Instant::now() < deadline, "Triage never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        run.status,
+        personas_core::ExecutionStatus::Completed,
+        "{:?}",
+        run.error_message
+    );
+    assert_eq!(run.trigger, personas_core::TriggerKind::Event);
+    // The subscriber saw the event in its prompt: type, source and payload.
+    let req = env
+        .api
+        .requests()
+        .into_iter()
+        .find(|r| r.all_text().contains("Triggering event"))
+        .expect("the subscriber's request");
+    let prompt = req.all_text();
+    assert!(prompt.contains("ticket.created"), "{prompt}");
+    assert!(prompt.contains("\"id\": 42"), "{prompt}");
 }

@@ -15,7 +15,11 @@ pub enum Frame {
 pub struct LineReader<R> {
     inner: R,
     cap: usize,
+    /// The line read so far. Kept across calls: `next` is used in `select!`, which drops it
+    /// whenever another branch wins, and a line split over two pipe writes must survive that.
     buf: Vec<u8>,
+    /// Length so far of a line over the cap (its bytes are not kept).
+    oversize: Option<usize>,
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
@@ -24,17 +28,17 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             inner,
             cap,
             buf: Vec::new(),
+            oversize: None,
         }
     }
 
     /// The next frame, or `None` at end of stream. A final line without `\n` is still returned.
+    /// Cancel-safe: dropping the future mid-line loses nothing; the next call continues it.
     pub async fn next(&mut self) -> std::io::Result<Option<Frame>> {
-        self.buf.clear();
-        let mut oversize: Option<usize> = None;
         loop {
             let available = self.inner.fill_buf().await?;
             if available.is_empty() {
-                return Ok(match oversize {
+                return Ok(match self.oversize.take() {
                     Some(n) => Some(Frame::Oversize(n)),
                     None if self.buf.is_empty() => None,
                     None => Some(Frame::Line(trim_cr(std::mem::take(&mut self.buf)))),
@@ -44,10 +48,10 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 Some(i) => (&available[..i], Some(i + 1)),
                 None => (available, None),
             };
-            match &mut oversize {
+            match &mut self.oversize {
                 Some(n) => *n += chunk.len(),
                 None if self.buf.len() + chunk.len() > self.cap => {
-                    oversize = Some(self.buf.len() + chunk.len());
+                    self.oversize = Some(self.buf.len() + chunk.len());
                     self.buf.clear();
                 }
                 None => self.buf.extend_from_slice(chunk),
@@ -55,7 +59,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             let consumed = done.unwrap_or(available.len());
             self.inner.consume(consumed);
             if done.is_some() {
-                return Ok(Some(match oversize {
+                return Ok(Some(match self.oversize.take() {
                     Some(n) => Frame::Oversize(n),
                     None => Frame::Line(trim_cr(std::mem::take(&mut self.buf))),
                 }));
@@ -118,5 +122,24 @@ mod tests {
                 "chunk {chunk}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_read_cancelled_mid_line_loses_nothing() {
+        use tokio::io::AsyncWriteExt;
+        // The CLI's long lines can reach the pipe in two writes; the runner's select! may drop
+        // the read between them (e.g. when the process exit is noticed first).
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut r = LineReader::new(BufReader::new(rx), 1024);
+        tx.write_all(b"{\"type\":\"res").await.expect("write");
+        let cancelled = tokio::time::timeout(std::time::Duration::from_millis(50), r.next()).await;
+        assert!(cancelled.is_err(), "no full line yet");
+        tx.write_all(b"ult\"}\n").await.expect("write");
+        drop(tx);
+        assert_eq!(
+            r.next().await.expect("read"),
+            Some(Frame::Line(b"{\"type\":\"result\"}".to_vec()))
+        );
+        assert_eq!(r.next().await.expect("read"), None);
     }
 }

@@ -227,13 +227,14 @@ async fn build_prompt(
             importance: m.importance,
         })
         .collect();
+    let trigger_event = crate::bus::triggering_event(&rt.store, execution).await;
     let nonce = prompt::new_nonce();
     Ok(prompt::assemble(&PromptInput {
         persona,
         tools: &tools,
         credentials,
         memories: &memories,
-        trigger_event: None,
+        trigger_event: trigger_event.as_ref(),
         input: execution.input.as_ref(),
         nonce: &nonce,
     }))
