@@ -160,7 +160,7 @@ fn check_memory_fields(
     Ok(())
 }
 
-const REVIEW_STATUSES: [&str; 4] = ["pending", "approved", "rejected", "timed_out"];
+const REVIEW_STATUSES: [&str; 5] = ["pending", "approved", "rejected", "timed_out", "cancelled"];
 
 impl Operations for Api {
     async fn system_check(&self, _: Empty) -> Result<SystemReport, ApiError> {
@@ -422,6 +422,23 @@ impl Operations for Api {
             .store(move |s| s.protocol().reviews(req.status.as_deref(), None))
             .await?;
         Ok(ReviewList { reviews })
+    }
+
+    async fn decide_review(&self, req: DecideReview) -> Result<DecidedReview, ApiError> {
+        let decision = req
+            .decision
+            .parse::<personas_core::review::Decision>()
+            .map_err(|e| ApiError::invalid("decision", e))?;
+        let d = self
+            .inner
+            .engine
+            .decide_review(&req.id, decision, req.note)
+            .await?;
+        Ok(DecidedReview {
+            review: d.review,
+            execution: d.execution,
+            effect: d.effect,
+        })
     }
 
     async fn get_stats(&self, req: StatsRequest) -> Result<RunStats, ApiError> {

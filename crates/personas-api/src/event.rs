@@ -13,7 +13,9 @@ use personas_core::protocol::ProtocolMessage;
 use personas_core::trigger::TriggerType;
 use personas_core::{Execution, ExecutionId, OutputLine, PersonaId, TriggerId};
 use personas_engine::EngineEvent;
-use personas_store::{EventRow, MemoryRow, MessageRow, ReviewRow};
+use personas_store::{
+    DeliveryRow, Effect, EventRow, HealingReport, MemoryRow, MessageRow, ReviewRow,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -58,6 +60,25 @@ pub enum ApiEvent {
     Memory { memory: MemoryRow },
     /// An execution asks a person to decide.
     Review { review: ReviewRow },
+    /// A review was decided (by a person or its deadline), and what that did to the run.
+    ReviewDecided { review: ReviewRow, effect: Effect },
+    /// A desktop notification (a persona's `desktop` channel): hosts show it natively.
+    Notification {
+        persona_name: String,
+        /// `message` or `review`.
+        subject_kind: String,
+        subject_id: String,
+        title: String,
+        body: String,
+        priority: String,
+    },
+    /// A delivery attempt to a notification channel was recorded.
+    Delivery { delivery: DeliveryRow },
+    /// What healing did after an execution ended: a scheduled retry, a pause, an issue.
+    Healing {
+        execution_id: ExecutionId,
+        report: HealingReport,
+    },
 }
 
 impl From<EngineEvent> for ApiEvent {
@@ -95,6 +116,32 @@ impl From<EngineEvent> for ApiEvent {
             },
             EngineEvent::MemoryAdded { memory } => ApiEvent::Memory { memory },
             EngineEvent::ReviewRequested { review } => ApiEvent::Review { review },
+            EngineEvent::ReviewDecided { review, effect } => {
+                ApiEvent::ReviewDecided { review, effect }
+            }
+            EngineEvent::Notification {
+                persona_name,
+                subject_kind,
+                subject_id,
+                title,
+                body,
+                priority,
+            } => ApiEvent::Notification {
+                persona_name,
+                subject_kind,
+                subject_id,
+                title,
+                body,
+                priority,
+            },
+            EngineEvent::DeliveryUpdated { delivery } => ApiEvent::Delivery { delivery },
+            EngineEvent::Healing {
+                execution_id,
+                report,
+            } => ApiEvent::Healing {
+                execution_id,
+                report,
+            },
         }
     }
 }

@@ -86,6 +86,8 @@ macro_rules! for_each_operation {
             delete_memory: $crate::ops::MemoryRef => personas_store::MemoryRow,
             /// Review requests, oldest first.
             list_reviews: $crate::ops::ListReviews => $crate::ops::ReviewList,
+            /// Approves or rejects a paused run's review; the run resumes its Claude session.
+            decide_review: $crate::ops::DecideReview => $crate::ops::DecidedReview,
             /// Run statistics for charts.
             get_stats: $crate::ops::StatsRequest => personas_store::RunStats,
             /// The home screen in one round trip.

@@ -232,7 +232,7 @@ pub struct MemoryRef {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct ListReviews {
-    /// `pending`, `approved`, `rejected`, `timed_out`; all when absent.
+    /// `pending`, `approved`, `rejected`, `timed_out`, `cancelled`; all when absent.
     #[serde(default)]
     #[ts(optional)]
     pub status: Option<String>,
@@ -241,6 +241,27 @@ pub struct ListReviews {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct ReviewList {
     pub reviews: Vec<ReviewRow>,
+}
+
+/// A decision on a pending review of a paused run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct DecideReview {
+    /// Review id, or a unique prefix of it.
+    pub id: String,
+    /// `approve` or `reject`.
+    pub decision: String,
+    /// A note for the agent, given to the resumed session with the decision.
+    #[serde(default)]
+    #[ts(optional)]
+    pub note: Option<String>,
+}
+
+/// The decided review, the execution, and what the decision did to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct DecidedReview {
+    pub review: ReviewRow,
+    pub execution: Execution,
+    pub effect: personas_store::Effect,
 }
 
 // ---- observability ----

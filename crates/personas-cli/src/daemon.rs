@@ -127,6 +127,26 @@ impl Client {
             .is_ok_and(|r| r.status().is_success())
     }
 
+    /// Calls an operation of the API table (`POST /api/<name>`), so the daemon acts and
+    /// announces it on its event stream at once.
+    pub async fn operation<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> CliResult<T> {
+        let resp = self
+            .http
+            .post(format!("{}/api/{name}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                CliError::runtime(format!("cannot reach the runtime at {}: {e}", self.base))
+            })?;
+        Self::answer(resp).await
+    }
+
     /// Cancels through the daemon, which interrupts a run it owns at once.
     pub async fn cancel(&self, id: &str) -> CliResult<Execution> {
         let resp = self
@@ -138,6 +158,10 @@ impl Client {
             .map_err(|e| {
                 CliError::runtime(format!("cannot reach the runtime at {}: {e}", self.base))
             })?;
+        Self::answer(resp).await
+    }
+
+    async fn answer<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> CliResult<T> {
         let status = resp.status();
         let body: serde_json::Value = resp
             .json()

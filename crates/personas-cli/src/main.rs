@@ -57,6 +57,20 @@ pub enum Command {
     /// Messages personas sent to you.
     #[command(subcommand)]
     Message(cmd::misc::MessageCmd),
+    /// Decide on runs paused for a person's review.
+    #[command(subcommand)]
+    Review(cmd::review::ReviewCmd),
+    /// What personas remember between runs.
+    #[command(subcommand)]
+    Memory(cmd::memory::MemoryCmd),
+    /// Where personas' messages are delivered: Slack, Telegram, email, webhook, desktop.
+    #[command(subcommand)]
+    Channel(cmd::channel::ChannelCmd),
+    /// Failures that need a person, with suggested fixes; circuit breakers.
+    #[command(subcommand)]
+    Healing(cmd::healing::HealingCmd),
+    /// Daily metrics per persona: runs by status, durations, tokens, cost, success rate.
+    Stats(cmd::stats::StatsArgs),
     /// Check the installation: Claude CLI, auth, data dir, store.
     Doctor,
     /// Print the effective configuration (defaults, config.toml, PERSONAS_* variables).

@@ -198,10 +198,10 @@ pub fn duration_ms(ms: i64) -> String {
 
 /// The closing line of a run: status, duration, turns, tokens, cost, and why it failed.
 pub fn summary(e: &Execution, st: Style) -> String {
-    let icon = if e.status == ExecutionStatus::Completed {
-        st.green("✔")
-    } else {
-        st.red("✘")
+    let icon = match e.status {
+        ExecutionStatus::Completed => st.green("✔"),
+        ExecutionStatus::AwaitingReview => st.cyan("⏸"),
+        _ => st.red("✘"),
     };
     let dur = e
         .duration_ms(chrono::Utc::now())

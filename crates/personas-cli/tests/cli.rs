@@ -553,3 +553,4 @@ fn process_table_has(needle: &str) -> bool {
 }
 
 mod bus;
+mod review;

@@ -7,6 +7,7 @@
 //! - [`trigger`]: trigger definitions, event-type patterns, chain conditions, missed-run policies.
 //! - [`cron`]: cron schedules in named time zones and what to fire after downtime.
 //! - [`persona_file`]: the YAML/JSON file users share to move a persona between machines.
+//! - [`review`]: review decisions and the message a paused session is resumed with.
 //! - [`secret`]: the [`Secret`] type credential values live in.
 //! - [`redact`]: replacing known secret values (and their encodings) in text.
 //! - [`connector`]: credential types — fields, environment names, health checks — as data.
@@ -23,6 +24,7 @@ pub mod persona_file;
 pub mod prompt;
 pub mod protocol;
 pub mod redact;
+pub mod review;
 pub mod secret;
 pub mod stream;
 pub mod trigger;

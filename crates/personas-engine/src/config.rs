@@ -1,6 +1,7 @@
 //! Runtime configuration, in layers: built-in defaults → `<data dir>/config.toml` →
 //! `PERSONAS_*` environment variables → command-line flags (applied by the host).
 
+pub use crate::policy_config::{BudgetConfig, DeliveryConfig, HealingConfig, ReviewConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,6 +64,14 @@ pub struct EngineConfig {
     /// protocol tools. Unset: runs get no MCP server (the JSON-line protocol still works).
     /// The `personas` binary sets it to itself.
     pub mcp_command: Option<PathBuf>,
+    /// `[review]`: review deadlines and what a rejection does (personas can override).
+    pub review: ReviewConfig,
+    /// `[healing]`: scheduled retries and circuit breakers.
+    pub healing: HealingConfig,
+    /// `[budget]`: global spending caps.
+    pub budget: BudgetConfig,
+    /// `[delivery]`: how messages reach notification channels.
+    pub delivery: DeliveryConfig,
 }
 
 impl Default for EngineConfig {
@@ -73,7 +82,9 @@ impl Default for EngineConfig {
             max_concurrent: 4,
             claude_path: None,
             inactivity_timeout_secs: 300,
-            cli_max_retries: None,
+            // The CLI alone retries for ~3 minutes (fixtures README §3.5); 3 quick retries (~3.5 s)
+            // absorb blips, then the healing engine takes over with durable, scheduled retries.
+            cli_max_retries: Some(3),
             output_line_cap_bytes: 8 * 1024 * 1024,
             output_total_cap_bytes: 64 * 1024 * 1024,
             cancel_grace_secs: 5,
@@ -92,6 +103,10 @@ impl Default for EngineConfig {
             watch_debounce_ms: 300,
             env: Default::default(),
             mcp_command: None,
+            review: ReviewConfig::default(),
+            healing: HealingConfig::default(),
+            budget: BudgetConfig::default(),
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -207,6 +222,10 @@ impl EngineConfig {
         if self.bus_poll_ms == 0 {
             return Err(bad("bus_poll_ms", "must be at least 1"));
         }
+        self.review.check().map_err(|m| bad("review", &m))?;
+        self.healing.check().map_err(|m| bad("healing", &m))?;
+        self.budget.check().map_err(|m| bad("budget", &m))?;
+        self.delivery.check().map_err(|m| bad("delivery", &m))?;
         if self.heartbeat_secs == 0 || self.stale_after_secs <= self.heartbeat_secs * 2 {
             return Err(bad(
                 "stale_after_secs",

@@ -22,7 +22,7 @@ use crate::vault::{VaultCell, VaultOptions};
 use crate::writer::OutputWriter;
 use chrono::{DateTime, Utc};
 use personas_core::{Execution, ExecutionId, ExecutionStatus};
-use personas_store::{EventRow, NewEvent, NewExecution, Store, StoreError};
+use personas_store::{EventRow, GlobalCaps, NewEvent, NewExecution, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -124,9 +124,10 @@ impl Engine {
     }
 
     /// Recovers from a previous crash, then starts the queue, the heartbeat/reaper loops, the
-    /// bus dispatcher and the scheduler.
+    /// bus dispatcher, the scheduler, the review deadline timer and the notification sender.
     pub async fn start(&self) -> Result<(), EngineError> {
         self.recover().await?;
+        crate::healing::sweep(&self.inner.rt).await;
         let mut dispatcher = Dispatcher::new(
             self.store().clone(),
             self.bus().clone(),
@@ -163,6 +164,16 @@ impl Engine {
         self.inner
             .tasks
             .spawn(scheduler.run(Arc::clone(&self.inner.scheduler_wakeup)));
+        self.inner.tasks.spawn(crate::review::timer(
+            self.inner.rt.clone(),
+            Arc::clone(&self.inner.queue_wakeup),
+            self.inner.shutdown.clone(),
+        ));
+        self.inner.tasks.spawn(crate::delivery::run(
+            self.inner.rt.clone(),
+            self.inner.owner.clone(),
+            self.inner.shutdown.clone(),
+        ));
         Ok(())
     }
 
@@ -178,6 +189,39 @@ impl Engine {
     /// Tells the scheduler that triggers were added, changed or removed.
     pub fn triggers_changed(&self) {
         self.inner.scheduler_wakeup.notify_one();
+    }
+
+    /// Decides a pending review of a paused run: the run resumes its Claude session with the
+    /// decision (or ends, per the persona's `on_reject`). Refused with a `Conflict` naming why
+    /// when the review is not pending or its run has not paused.
+    pub async fn decide_review(
+        &self,
+        id_or_prefix: &str,
+        decision: personas_core::review::Decision,
+        note: Option<String>,
+    ) -> Result<personas_store::Decided, EngineError> {
+        let decided = crate::review::decide(&self.inner.rt, id_or_prefix, decision, note).await?;
+        if decided.effect == personas_store::Effect::Resumed {
+            self.inner.queue_wakeup.notify_one();
+        }
+        Ok(decided)
+    }
+
+    /// Spending caps from the configuration, checked at admission.
+    fn caps(&self) -> GlobalCaps {
+        GlobalCaps {
+            daily_usd: self.config().budget.daily_usd,
+            monthly_usd: self.config().budget.monthly_usd,
+        }
+    }
+
+    /// Announces executions admission refused, and books them (metrics).
+    async fn announce_refused(&self, refused: Vec<Execution>) {
+        for e in refused {
+            tracing::info!(execution = %e.id, reason = ?e.error_message, "execution refused at admission");
+            self.inner.rt.bus.send(EngineEvent::execution(&e));
+            crate::healing::after_finish(&self.inner.rt, &e.id).await;
+        }
     }
 
     /// Queues a run (durable on return) and wakes the queue.
@@ -227,10 +271,15 @@ impl Engine {
             loop {
                 let (store, owner, id2) =
                     (self.store().clone(), self.inner.owner.clone(), id.clone());
-                if let Some(exec) =
-                    blocking(move || store.executions().claim(&id2, limit, &owner)).await?
-                {
+                let caps = self.caps();
+                let admitted =
+                    blocking(move || store.executions().admit(&id2, limit, &owner, &caps)).await?;
+                if let Some(exec) = admitted.started {
                     return Ok(self.run_claimed(exec).await);
+                }
+                if let Some(refused) = admitted.refused.first().cloned() {
+                    self.announce_refused(admitted.refused).await;
+                    return Ok(refused);
                 }
                 let store = self.store().clone();
                 let id2 = id.clone();
@@ -300,14 +349,22 @@ impl Engine {
             while !self.inner.shutdown.is_cancelled() {
                 let (store, owner) = (self.store().clone(), self.inner.owner.clone());
                 let limit = self.config().max_concurrent;
-                match blocking(move || store.executions().claim_next(limit, &owner)).await {
-                    Ok(Some(exec)) => {
-                        let me = self.clone();
-                        self.inner.tasks.spawn(async move {
-                            me.run_claimed(exec).await;
-                        });
+                let caps = self.caps();
+                match blocking(move || store.executions().admit_next(limit, &owner, &caps)).await {
+                    Ok(admitted) => {
+                        let refused = !admitted.refused.is_empty();
+                        self.announce_refused(admitted.refused).await;
+                        match admitted.started {
+                            Some(exec) => {
+                                let me = self.clone();
+                                self.inner.tasks.spawn(async move {
+                                    me.run_claimed(exec).await;
+                                });
+                            }
+                            None if refused => {}
+                            None => break,
+                        }
                     }
-                    Ok(None) => break,
                     Err(e) => {
                         tracing::error!(error = %e, "claiming queued executions failed");
                         break;
@@ -345,11 +402,13 @@ impl Engine {
                 }
                 Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
             }
-            if reap_others
-                && ticks.is_multiple_of(5)
-                && let Err(e) = self.recover().await
-            {
-                tracing::warn!(error = %e, "recovering orphaned executions failed");
+            if reap_others && ticks.is_multiple_of(5) {
+                if let Err(e) = self.recover().await {
+                    tracing::warn!(error = %e, "recovering orphaned executions failed");
+                }
+                // Executions ended elsewhere (refused, ended by a review decision in another
+                // process) still get their healing bookkeeping and metrics.
+                crate::healing::sweep(&self.inner.rt).await;
             }
         }
     }

@@ -5,7 +5,7 @@
 
 use personas_core::protocol::ProtocolMessage;
 use personas_core::{Execution, OutputLine};
-use personas_store::{EventRow, MemoryRow, MessageRow, ReviewRow};
+use personas_store::{DeliveryRow, EventRow, HealingReport, MemoryRow, MessageRow, ReviewRow};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -62,6 +62,30 @@ pub enum EngineEvent {
     },
     ReviewRequested {
         review: ReviewRow,
+    },
+    /// A review was decided (by a person or its deadline) and what that did to the run.
+    ReviewDecided {
+        review: ReviewRow,
+        effect: personas_store::Effect,
+    },
+    /// A desktop notification (the `desktop` channel): hosts show it natively.
+    Notification {
+        persona_name: String,
+        /// `message` or `review`.
+        subject_kind: String,
+        subject_id: String,
+        title: String,
+        body: String,
+        priority: String,
+    },
+    /// A delivery attempt to a notification channel was recorded.
+    DeliveryUpdated {
+        delivery: DeliveryRow,
+    },
+    /// What healing did about an ended execution (retry, pause, issue, provider breaker).
+    Healing {
+        execution_id: personas_core::ExecutionId,
+        report: HealingReport,
     },
 }
 

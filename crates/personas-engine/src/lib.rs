@@ -12,8 +12,13 @@
 //!   per recipient), subscription matching, chain triggers.
 //! - [`scheduler`]: cron triggers (with missed-run policies) and file watchers.
 //! - [`engine`]: wires the components; its queue admits work under the global and per-persona
-//!   limits (priority, then FIFO, enforced in one store transaction); recovers after a crash;
+//!   limits (priority, then FIFO, enforced in one store transaction) and the admission rules
+//!   (scheduled retries, paused personas, budgets, provider breaker); recovers after a crash;
 //!   heartbeats running executions.
+//! - [`review`]: pauses a run that asked for review, resumes its Claude session with the
+//!   decision, and times reviews out.
+//! - [`healing`]: scheduled retries, circuit breakers and healing issues after each run.
+//! - [`delivery`]: sends messages and review requests to personas' notification channels.
 //!
 //! The engine knows nothing of HTTP, Tauri or terminals; hosts subscribe to [`EngineEvent`]s.
 #![forbid(unsafe_code)]
@@ -21,10 +26,14 @@
 pub mod bus;
 pub mod config;
 pub mod credentials;
+pub mod delivery;
 pub mod engine;
 pub mod events;
+pub mod healing;
 pub mod locate;
+pub mod policy_config;
 pub mod reaper;
+pub mod review;
 pub mod runner;
 pub mod scheduler;
 pub mod tools;

@@ -441,13 +441,27 @@ async fn every_operation_round_trips_through_the_server() {
     let (st, _) = s.call("delete_memory", json!({"id": added["id"]})).await;
     assert_eq!(st, 404);
 
-    // Reviews (read-only until the review issue).
+    // Reviews (deciding a paused run end to end: personas-engine tests/review).
     assert_eq!(
         s.ok("list_reviews", json!({"status": "pending"})).await["reviews"],
         json!([])
     );
     let (st, e) = s.call("list_reviews", json!({"status": "maybe"})).await;
     assert_eq!((st, e["field"].as_str()), (400, Some("status")));
+    let (st, e) = s
+        .call(
+            "decide_review",
+            json!({"id": "0000ffff", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(st, 404, "{e}");
+    let (st, e) = s
+        .call(
+            "decide_review",
+            json!({"id": "0000ffff", "decision": "maybe"}),
+        )
+        .await;
+    assert_eq!((st, e["field"].as_str()), (400, Some("decision")));
 
     // Charts and the dashboard.
     let stats = s

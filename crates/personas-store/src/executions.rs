@@ -15,7 +15,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 pub struct ExecutionRepo<'s> {
-    store: &'s Store,
+    pub(crate) store: &'s Store,
 }
 
 /// A request to run a persona.
@@ -327,76 +327,31 @@ impl<'s> ExecutionRepo<'s> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Takes the next queued execution that fits under `global_limit` running executions and
-    /// its persona's `max_concurrent`, marking it running for `owner`. Highest priority first,
-    /// then oldest. `None` when nothing can start now.
+    /// Takes the next queued execution that may start now under `global_limit` running
+    /// executions and its persona's `max_concurrent`, marking it running for `owner`. Highest
+    /// priority first, then oldest. `None` when nothing can start now. Admission rules
+    /// (scheduled times, paused personas, budgets) apply: see [`ExecutionRepo::admit_next`].
     pub fn claim_next(
         &self,
         global_limit: u32,
         owner: &str,
     ) -> Result<Option<Execution>, StoreError> {
-        let mut conn = self.store.conn()?;
-        write_tx(&mut conn, |tx| {
-            let running: u32 = tx.query_row(
-                "SELECT COUNT(*) FROM executions WHERE status = 'running'",
-                [],
-                |r| r.get(0),
-            )?;
-            if running >= global_limit {
-                return Ok(None);
-            }
-            let next: Option<String> = tx
-                .query_row(
-                    "SELECT e.id FROM executions e JOIN personas p ON p.id = e.persona_id
-                     WHERE e.status = 'queued' AND p.enabled = 1
-                       AND (SELECT COUNT(*) FROM executions r
-                            WHERE r.persona_id = e.persona_id AND r.status = 'running') < p.max_concurrent
-                     ORDER BY e.priority DESC, e.queued_at, e.id LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(id) = next else { return Ok(None) };
-            let now = now_ms();
-            tx.execute(
-                "UPDATE executions SET status = 'running', owner = ?2, started_at = ?3, heartbeat_at = ?3
-                 WHERE id = ?1",
-                params![id, owner, now],
-            )?;
-            get_in(tx, &id)
-        })
+        Ok(self
+            .admit_next(global_limit, owner, &Default::default())?
+            .started)
     }
 
     /// Claims one specific queued execution (a foreground `personas run --follow`), subject to
-    /// the same limits. `Ok(None)` when it cannot start yet.
+    /// the same rules. `Ok(None)` when it cannot start (yet).
     pub fn claim(
         &self,
         id: &ExecutionId,
         global_limit: u32,
         owner: &str,
     ) -> Result<Option<Execution>, StoreError> {
-        let mut conn = self.store.conn()?;
-        write_tx(&mut conn, |tx| {
-            let fits: bool = tx.query_row(
-                "SELECT e.status = 'queued'
-                    AND (SELECT COUNT(*) FROM executions WHERE status = 'running') < ?2
-                    AND (SELECT COUNT(*) FROM executions r
-                         WHERE r.persona_id = e.persona_id AND r.status = 'running') < p.max_concurrent
-                 FROM executions e JOIN personas p ON p.id = e.persona_id WHERE e.id = ?1",
-                params![id.as_str(), global_limit],
-                |r| r.get(0),
-            ).optional()?.unwrap_or(false);
-            if !fits {
-                return Ok(None);
-            }
-            let now = now_ms();
-            tx.execute(
-                "UPDATE executions SET status = 'running', owner = ?2, started_at = ?3, heartbeat_at = ?3
-                 WHERE id = ?1 AND status = 'queued'",
-                params![id.as_str(), owner, now],
-            )?;
-            get_in(tx, id.as_str())
-        })
+        Ok(self
+            .admit(id, global_limit, owner, &Default::default())?
+            .started)
     }
 
     /// Records the CLI process serving a running execution.

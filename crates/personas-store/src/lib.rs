@@ -9,14 +9,24 @@
 //!   [`Store::stats`], [`Store::bus`], [`Store::triggers`]) are thin views over the connection
 //!   pool; every multi-statement change runs in one `BEGIN IMMEDIATE` transaction so concurrent
 //!   processes never interleave half-done updates.
+//! - Review, delivery, healing, budgets and metrics ([`Store::reviews`], [`Store::deliveries`],
+//!   [`Store::healing`], [`Store::policies`], [`Store::metrics`], [`Store::memories`]; admission
+//!   in `admission`) own the V4 tables.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod bus;
 pub mod credentials;
+pub mod delivery;
 mod error;
 pub mod executions;
+pub mod healing;
+pub mod memories;
+pub mod metrics;
 pub mod personas;
+pub mod policies;
 pub mod protocol;
+pub mod review;
 pub mod stats;
 mod time;
 pub mod tools;
@@ -28,8 +38,8 @@ pub use credentials::{
 pub mod triggers;
 
 pub use bus::{
-    BusRepo, Decision, Delivered, DeliveryRow, EventFilter, NewEvent, Recipient, RetryPolicy,
-    SubscriptionRow,
+    BusRepo, Decision, Delivered, DeliveryRow as EventDeliveryRow, EventFilter, NewEvent,
+    Recipient, RetryPolicy, SubscriptionRow,
 };
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
@@ -38,6 +48,14 @@ pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
 pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
 pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
 pub use triggers::{NewTrigger, TriggerRepo, TriggerRow};
+
+pub use admission::{Admitted, GlobalCaps};
+pub use delivery::{ChannelRow, DeliveryRepo, DeliveryRow, DueDelivery, Notice};
+pub use healing::{Advice, BreakerRow, HealingDefaults, HealingRepo, HealingReport, IssueRow};
+pub use memories::{MemoryEdit, MemoryRepo};
+pub use metrics::{DailyMetrics, MetricsRepo};
+pub use policies::{PersonaPolicy, PolicyRepo};
+pub use review::{Decided, DecidedBy, Effect, ReviewRepo};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -186,6 +204,30 @@ impl Store {
 
     pub fn protocol(&self) -> ProtocolRepo<'_> {
         ProtocolRepo::new(self)
+    }
+
+    pub fn reviews(&self) -> ReviewRepo<'_> {
+        ReviewRepo::new(self)
+    }
+
+    pub fn policies(&self) -> PolicyRepo<'_> {
+        PolicyRepo::new(self)
+    }
+
+    pub fn healing(&self) -> HealingRepo<'_> {
+        HealingRepo::new(self)
+    }
+
+    pub fn deliveries(&self) -> DeliveryRepo<'_> {
+        DeliveryRepo::new(self)
+    }
+
+    pub fn metrics(&self) -> MetricsRepo<'_> {
+        MetricsRepo::new(self)
+    }
+
+    pub fn memories(&self) -> MemoryRepo<'_> {
+        MemoryRepo::new(self)
     }
 
     pub fn credentials(&self) -> CredentialRepo<'_> {

@@ -85,6 +85,12 @@ pub struct ReviewRow {
     pub decision_note: Option<String>,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// When the review times out, once its run has paused (see `ReviewRepo::effective_deadline`).
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// What happens at the deadline: approve, reject or cancel.
+    pub timeout_action: Option<String>,
+    /// Who decided: user, timeout or system.
+    pub decided_by: Option<String>,
 }
 
 fn new_id() -> String {
@@ -157,10 +163,11 @@ fn row_to_memory(r: &Row<'_>) -> rusqlite::Result<MemoryRow> {
     })
 }
 
-const REVIEW_COLUMNS: &str = "id, execution_id, persona_id, title, description, severity, \
-    suggested_actions, status, decision_note, created_at, decided_at";
+pub(crate) const REVIEW_COLUMNS: &str = "id, execution_id, persona_id, title, description, \
+    severity, suggested_actions, status, decision_note, created_at, decided_at, deadline_at, \
+    timeout_action, decided_by";
 
-fn row_to_review(r: &Row<'_>) -> rusqlite::Result<ReviewRow> {
+pub(crate) fn row_to_review(r: &Row<'_>) -> rusqlite::Result<ReviewRow> {
     let actions: String = r.get(6)?;
     Ok(ReviewRow {
         id: r.get(0)?,
@@ -174,6 +181,9 @@ fn row_to_review(r: &Row<'_>) -> rusqlite::Result<ReviewRow> {
         decision_note: r.get(8)?,
         created_at: from_ms(r.get(9)?),
         decided_at: r.get::<_, Option<i64>>(10)?.map(from_ms),
+        deadline_at: r.get::<_, Option<i64>>(11)?.map(from_ms),
+        timeout_action: r.get(12)?,
+        decided_by: r.get(13)?,
     })
 }
 

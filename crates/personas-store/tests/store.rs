@@ -26,8 +26,8 @@ fn opens_in_wal_mode_and_reopens_without_remigrating() {
     assert!(h.ok, "{h:?}");
     assert_eq!(h.journal_mode, "wal");
     assert!(
-        h.schema_version >= 3,
-        "migrated to at least V3 (bus, vault): {h:?}"
+        h.schema_version >= 4,
+        "migrated to at least V4 (bus, vault, review): {h:?}"
     );
     store.personas().create(&spec("A", 1)).expect("create");
     drop(store);
@@ -687,3 +687,5 @@ mod vault_tables {
     }
 }
 mod bus;
+
+mod review;

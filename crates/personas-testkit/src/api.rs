@@ -270,6 +270,8 @@ struct Session {
     pos: usize,
     /// How many requests the step at `pos` has answered already (for `times`).
     used: u32,
+    /// The script is shared: every session walks the one cursor in `State::shared`.
+    shared: bool,
 }
 
 impl Session {
@@ -304,6 +306,8 @@ struct State {
     /// Registered scripts in registration order; a key registered again replaces its steps.
     scripts: Vec<(String, Vec<Step>)>,
     sessions: HashMap<String, Session>,
+    /// Cursors of scripts registered with [`ScriptedApi::script_shared`], by key.
+    shared: HashMap<String, Session>,
     requests: Vec<RecordedRequest>,
 }
 
@@ -323,14 +327,30 @@ impl State {
                 steps: steps.clone(),
                 pos: 0,
                 used: 0,
+                shared: self.shared.contains_key(key),
             },
             None => Session {
                 key: None,
                 steps: Vec::new(),
                 pos: 0,
                 used: 0,
+                shared: false,
             },
         }
+    }
+
+    /// The next step for session `id` (its own copy, or the shared cursor of its script).
+    fn step_for(&mut self, id: &str) -> (Step, Option<String>) {
+        let Some(session) = self.sessions.get_mut(id) else {
+            return (Step::Text(DEFAULT_ANSWER.to_owned()), None);
+        };
+        let key = session.key.clone();
+        if session.shared
+            && let Some(cursor) = key.as_ref().and_then(|k| self.shared.get_mut(k))
+        {
+            return (cursor.next_step(), key);
+        }
+        (session.next_step(), key)
     }
 }
 
@@ -402,6 +422,27 @@ impl ScriptedApi {
     /// Sessions that already started keep the steps they copied.
     pub fn script(&self, key: &str, steps: Vec<Step>) {
         let mut state = self.shared.lock();
+        match state.scripts.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = steps,
+            None => state.scripts.push((key.to_owned(), steps)),
+        }
+    }
+
+    /// Registers (or replaces) a script whose steps are shared by every session that selects
+    /// it: the n-th request of any such session, across CLI runs, gets step n. Models an API
+    /// that fails for a while and then recovers, whichever run asks.
+    pub fn script_shared(&self, key: &str, steps: Vec<Step>) {
+        let mut state = self.shared.lock();
+        state.shared.insert(
+            key.to_owned(),
+            Session {
+                key: Some(key.to_owned()),
+                steps: steps.clone(),
+                pos: 0,
+                used: 0,
+                shared: true,
+            },
+        );
         match state.scripts.iter_mut().find(|(k, _)| k == key) {
             Some(entry) => entry.1 = steps,
             None => state.scripts.push((key.to_owned(), steps)),
@@ -543,8 +584,7 @@ async fn handle(
                     let session = state.new_session(&text);
                     state.sessions.insert(id.clone(), session);
                 }
-                let session = state.sessions.get_mut(id).expect("session inserted above");
-                (session.next_step(), session.key.clone())
+                state.step_for(id)
             }
             // Without a session header every request starts over; the CLI always sends one.
             None => {
@@ -940,11 +980,44 @@ mod tests {
             steps: vec![Step::error(500, 2), Step::text("ok")],
             pos: 0,
             used: 0,
+            shared: false,
         };
         assert!(matches!(s.next_step(), Step::Error { status: 500, .. }));
         assert!(matches!(s.next_step(), Step::Error { status: 500, .. }));
         assert_eq!(s.next_step(), Step::text("ok"));
         assert_eq!(s.next_step(), Step::text(DEFAULT_ANSWER));
+    }
+
+    #[test]
+    fn a_shared_script_has_one_cursor_for_every_session() {
+        let mut state = State::default();
+        state
+            .scripts
+            .push(("KEY".into(), vec![Step::error(429, 1), Step::text("ok")]));
+        state.shared.insert(
+            "KEY".into(),
+            Session {
+                key: Some("KEY".into()),
+                steps: vec![Step::error(429, 1), Step::text("ok")],
+                pos: 0,
+                used: 0,
+                shared: true,
+            },
+        );
+        for id in ["s1", "s2"] {
+            let session = state.new_session("follow KEY");
+            state.sessions.insert(id.into(), session);
+        }
+        assert!(matches!(
+            state.step_for("s1").0,
+            Step::Error { status: 429, .. }
+        ));
+        assert_eq!(
+            state.step_for("s2").0,
+            Step::text("ok"),
+            "s2 continues where s1 left off"
+        );
+        assert_eq!(state.step_for("s1").0, Step::text(DEFAULT_ANSWER));
     }
 
     #[test]
@@ -954,6 +1027,7 @@ mod tests {
             steps: vec![Step::SseError { times: 0 }, Step::error(529, u32::MAX)],
             pos: 0,
             used: 0,
+            shared: false,
         };
         for _ in 0..5 {
             assert!(matches!(s.next_step(), Step::Error { status: 529, .. }));

@@ -5,6 +5,9 @@
 //!   answers the CLI with the exact SSE/JSON shapes it accepts, plus errors, hangs and drops.
 //! - [`claude`]: the pinned real CLI ([`claude_bin`]), an isolated environment for it
 //!   ([`isolated_env`]) and a run-to-completion helper ([`run_claude`]).
+//! - [`smtp`]: [`SmtpSink`], a small real SMTP server that records mail (email channels).
+//! - [`http_sink`]: [`HttpSink`], a recording HTTP server with scripted replies (Slack,
+//!   Telegram and webhook endpoints).
 //! - The binary `personas-fake-claude` replays a recorded `stream-json` transcript instantly; it
 //!   measures our own overhead without paying for the real CLI's ~0.7 s start-up and ~315 MiB RSS.
 //!
@@ -14,9 +17,13 @@
 
 pub mod api;
 pub mod claude;
+pub mod http_sink;
+pub mod smtp;
 
 pub use api::{HangPoint, RecordedRequest, ScriptedApi, Step, ToolCall};
 pub use claude::{
     CLAUDE_CODE_VERSION, ClaudeRun, IsolatedEnv, claude_bin, fake_claude_bin, isolated_env,
     run_claude, workspace_root,
 };
+pub use http_sink::{HttpSink, RecordedHttp, Reply};
+pub use smtp::{ReceivedMail, SmtpMode, SmtpSink};

@@ -2,6 +2,6 @@
 
 export type ListReviews = { 
 /**
- * `pending`, `approved`, `rejected`, `timed_out`; all when absent.
+ * `pending`, `approved`, `rejected`, `timed_out`, `cancelled`; all when absent.
  */
 status?: string, };

@@ -5,4 +5,16 @@ import type { PersonaId } from "./PersonaId";
 /**
  * A request for a person's decision.
  */
-export type ReviewRow = { id: string, execution_id: ExecutionId, persona_id: PersonaId | null, title: string, description: string | null, severity: string, suggested_actions: Array<string>, status: string, decision_note: string | null, created_at: string, decided_at: string | null, };
+export type ReviewRow = { id: string, execution_id: ExecutionId, persona_id: PersonaId | null, title: string, description: string | null, severity: string, suggested_actions: Array<string>, status: string, decision_note: string | null, created_at: string, decided_at: string | null, 
+/**
+ * When the review times out, once its run has paused (see `ReviewRepo::effective_deadline`).
+ */
+deadline_at: string | null, 
+/**
+ * What happens at the deadline: approve, reject or cancel.
+ */
+timeout_action: string | null, 
+/**
+ * Who decided: user, timeout or system.
+ */
+decided_by: string | null, };

@@ -5,6 +5,8 @@ import type { CreateFromTemplate } from "./CreateFromTemplate";
 import type { CreatePersona } from "./CreatePersona";
 import type { Dashboard } from "./Dashboard";
 import type { DashboardRequest } from "./DashboardRequest";
+import type { DecideReview } from "./DecideReview";
+import type { DecidedReview } from "./DecidedReview";
 import type { Empty } from "./Empty";
 import type { Execution } from "./Execution";
 import type { ExecutionList } from "./ExecutionList";
@@ -84,6 +86,8 @@ export interface Operations {
   delete_memory: { request: MemoryRef; response: MemoryRow };
   /** Review requests, oldest first. */
   list_reviews: { request: ListReviews; response: ReviewList };
+  /** Approves or rejects a paused run's review; the run resumes its Claude session. */
+  decide_review: { request: DecideReview; response: DecidedReview };
   /** Run statistics for charts. */
   get_stats: { request: StatsRequest; response: RunStats };
   /** The home screen in one round trip. */
@@ -121,6 +125,7 @@ export const OPERATION_NAMES: OperationName[] = [
   "update_memory",
   "delete_memory",
   "list_reviews",
+  "decide_review",
   "get_stats",
   "get_dashboard",
   "get_canvas",

@@ -76,6 +76,10 @@ export function dispatch(events: ApiEvent[]) {
         useInbox.getState().arrived(e.message);
         break;
       case "review":
+      case "review_decided":
+      case "notification":
+      case "delivery":
+      case "healing":
       case "memory":
       case "bus_event":
       case "protocol":

@@ -6,6 +6,9 @@
 //! - `startup`: `personas up` time to ready and idle memory.
 //! - `bus`: the event bus — emit → enqueue latency, durable events/s, memory under a burst
 //!   (not part of the default set: it publishes 100 000 events).
+//! - `admission`: the admission transaction's latency (claiming one queued execution) over a
+//!   store with history, without and with budget caps (which sum the day's and month's spend),
+//!   and the time to read 30 days of metrics.
 //!
 //! Each runs in a throwaway data dir and prints what it measured (JSON with `--json`).
 
@@ -41,6 +44,9 @@ pub struct BenchArgs {
     pub durability: String,
     #[command(flatten)]
     pub bus: BusBenchArgs,
+    /// Ended executions in the store for `admission` (all within the current month).
+    #[arg(long, default_value_t = 20_000)]
+    pub history: usize,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +55,7 @@ pub enum Which {
     Pipeline,
     Startup,
     Bus,
+    Admission,
 }
 
 #[derive(Serialize, Default)]
@@ -61,11 +68,17 @@ struct Report {
     startup: Option<StartupReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bus: Option<bench_bus::BusReport>,
+    admission: Option<AdmissionReport>,
 }
 
 pub async fn run(ctx: &mut Context, args: BenchArgs) -> CliResult<ExitCode> {
     let which = if args.which.is_empty() {
-        vec![Which::Parse, Which::Pipeline, Which::Startup]
+        vec![
+            Which::Parse,
+            Which::Pipeline,
+            Which::Startup,
+            Which::Admission,
+        ]
     } else {
         args.which.clone()
     };
@@ -111,6 +124,22 @@ pub async fn run(ctx: &mut Context, args: BenchArgs) -> CliResult<ExitCode> {
                 report.startup = Some(r);
             }
             Which::Bus => report.bus = Some(bench_bus::run(ctx, args.bus.clone()).await?),
+            Which::Admission => {
+                let r = admission(args.history)?;
+                if !ctx.json {
+                    println!(
+                        "admission: {} claims over {} ended executions: p50 {:.0} µs, p99 {:.0} µs without caps; p50 {:.0} µs, p99 {:.0} µs with daily+monthly caps (persona and global); 30 days of metrics read in {:.2} ms",
+                        r.admissions,
+                        r.history,
+                        r.plain_us_p50,
+                        r.plain_us_p99,
+                        r.capped_us_p50,
+                        r.capped_us_p99,
+                        r.metrics_read_ms
+                    );
+                }
+                report.admission = Some(r);
+            }
         }
     }
     if ctx.json {
@@ -363,6 +392,110 @@ async fn startup() -> CliResult<StartupReport> {
         ready_ms_median: sorted[sorted.len() / 2],
         ready_ms_all: times,
         idle_rss_mb: rss,
+    })
+}
+
+#[derive(Serialize)]
+struct AdmissionReport {
+    history: usize,
+    admissions: usize,
+    plain_us_p50: f64,
+    plain_us_p99: f64,
+    capped_us_p50: f64,
+    capped_us_p99: f64,
+    metrics_read_ms: f64,
+}
+
+fn admission(history: usize) -> CliResult<AdmissionReport> {
+    use personas_core::ExecutionOutcome;
+    use personas_store::{GlobalCaps, PersonaPolicy};
+    const PERSONAS: usize = 10;
+    const ADMISSIONS: usize = 600;
+    let scratch = tempdir()?;
+    let path = scratch.path().join(personas_store::DB_FILE);
+    let mut ids = Vec::new();
+    {
+        // History is written fast (NORMAL); the measurement reopens with FULL, the default.
+        let setup = Store::open(
+            &path,
+            StoreOptions {
+                durability: Durability::Normal,
+                ..StoreOptions::default()
+            },
+        )?;
+        for i in 0..PERSONAS {
+            let mut spec = PersonaSpec::new(format!("Bench {i}"), "Say hello.");
+            spec.max_concurrent = 64;
+            ids.push(setup.personas().create(&spec)?.id);
+        }
+        let ex = setup.executions();
+        for i in 0..history {
+            let e = ex.enqueue(&NewExecution::manual(ids[i % PERSONAS].clone(), None))?;
+            ex.claim(&e.id, u32::MAX, "setup")?;
+            let mut out = ExecutionOutcome::ended(ExecutionStatus::Completed, None, None);
+            out.cost_usd = 0.01;
+            ex.finish(&e.id, &out)?;
+        }
+    }
+    let store = Store::open(&path, StoreOptions::default())?;
+    let pass = |caps: &GlobalCaps| -> CliResult<Vec<f64>> {
+        let ex = store.executions();
+        for i in 0..ADMISSIONS {
+            ex.enqueue(&NewExecution::manual(ids[i % PERSONAS].clone(), None))?;
+        }
+        let mut took = Vec::with_capacity(ADMISSIONS);
+        let mut started = Vec::with_capacity(ADMISSIONS);
+        for _ in 0..ADMISSIONS {
+            let t = Instant::now();
+            let admitted = ex.admit_next(u32::MAX, "bench", caps)?;
+            took.push(t.elapsed().as_secs_f64() * 1e6);
+            let e = admitted.started.ok_or_else(|| {
+                CliError::runtime("admission refused or found nothing in the bench")
+            })?;
+            started.push(e.id);
+        }
+        for id in started {
+            ex.finish(
+                &id,
+                &ExecutionOutcome::ended(ExecutionStatus::Completed, None, None),
+            )?;
+        }
+        took.sort_by(f64::total_cmp);
+        Ok(took)
+    };
+    let plain = pass(&GlobalCaps::default())?;
+    for id in &ids {
+        store.policies().set(
+            id,
+            &PersonaPolicy {
+                daily_budget_usd: Some(1e9),
+                monthly_budget_usd: Some(1e9),
+                ..PersonaPolicy::default()
+            },
+        )?;
+    }
+    let capped = pass(&GlobalCaps {
+        daily_usd: Some(1e9),
+        monthly_usd: Some(1e9),
+    })?;
+    store.metrics().rebuild(30)?;
+    let t = Instant::now();
+    let days = store.metrics().daily(None, 30)?;
+    let metrics_read_ms = t.elapsed().as_secs_f64() * 1e3;
+    if days.is_empty() {
+        return Err(CliError::runtime(
+            "the metrics rollup is empty after the bench",
+        ));
+    }
+    let p = |v: &[f64], q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+    Ok(AdmissionReport {
+        history,
+        admissions: ADMISSIONS,
+        plain_us_p50: p(&plain, 0.5),
+        plain_us_p99: p(&plain, 0.99),
+        capped_us_p50: p(&capped, 0.5),
+        capped_us_p99: p(&capped, 0.99),
+        metrics_read_ms,
     })
 }
 

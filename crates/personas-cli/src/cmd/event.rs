@@ -10,7 +10,7 @@ use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
 use personas_core::trigger::{SourceKind, validate_event_type};
-use personas_store::{DeliveryRow, EventFilter, EventRow, NewEvent, Store};
+use personas_store::{EventDeliveryRow, EventFilter, EventRow, NewEvent, Store};
 use serde_json::{Value, json};
 use std::process::ExitCode;
 
@@ -261,7 +261,7 @@ fn print_event(store: &Store, e: &EventRow, st: Style) -> CliResult<()> {
         st.bold("payload"),
         serde_json::to_string_pretty(&e.payload).unwrap_or_default()
     );
-    let deliveries: Vec<DeliveryRow> = store.bus().deliveries(&e.id)?;
+    let deliveries: Vec<EventDeliveryRow> = store.bus().deliveries(&e.id)?;
     if !deliveries.is_empty() {
         let rows: Vec<Vec<String>> = deliveries
             .iter()

@@ -1,5 +1,5 @@
-//! Small commands: `message list`, `doctor` (checks shared with the UI, in personas-api),
-//! `config`.
+//! Small commands: `message list` (with delivery status), `doctor` (checks shared with the UI,
+//! in personas-api), `config`.
 
 use super::print_json;
 use crate::context::Context;
@@ -23,13 +23,27 @@ pub async fn message(ctx: &mut Context, cmd: MessageCmd) -> CliResult<ExitCode> 
     let store = ctx.store()?;
     let MessageCmd::List { limit } = cmd;
     let list = store.protocol().messages(None, limit)?;
+    let deliveries = list
+        .iter()
+        .map(|m| store.deliveries().of_subject("message", &m.id))
+        .collect::<Result<Vec<_>, _>>()?;
     if ctx.json {
-        print_json(&list);
+        // Each message with how its deliveries to the persona's channels went.
+        let out: Vec<serde_json::Value> = list
+            .iter()
+            .zip(&deliveries)
+            .map(|(m, d)| {
+                let mut v = serde_json::to_value(m).unwrap_or_default();
+                v["deliveries"] = serde_json::to_value(d).unwrap_or_default();
+                v
+            })
+            .collect();
+        print_json(&out);
     } else if list.is_empty() {
         println!("no messages");
     } else {
         let st = Style::detect();
-        for m in &list {
+        for (m, sent) in list.iter().zip(&deliveries) {
             let title = m
                 .title
                 .as_deref()
@@ -43,6 +57,22 @@ pub async fn message(ctx: &mut Context, cmd: MessageCmd) -> CliResult<ExitCode> 
                 title,
                 m.content
             );
+            if !sent.is_empty() {
+                let parts: Vec<String> = sent
+                    .iter()
+                    .map(|d| match d.status.as_str() {
+                        "delivered" => format!("{} ✔", d.channel_name),
+                        "failed" => format!(
+                            "{} ✘ after {} attempt(s): {}",
+                            d.channel_name,
+                            d.attempts,
+                            d.last_error.as_deref().unwrap_or("")
+                        ),
+                        _ => format!("{} … (attempt {})", d.channel_name, d.attempts + 1),
+                    })
+                    .collect();
+                println!("  {}", st.dim(&parts.join(" · ")));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

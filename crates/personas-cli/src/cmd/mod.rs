@@ -2,12 +2,18 @@
 
 pub mod bench;
 pub mod bench_bus;
+pub mod channel;
 pub mod credential;
 pub mod event;
 pub mod execution;
+pub mod healing;
+pub mod memory;
 pub mod misc;
 pub mod persona;
+pub mod policy;
+pub mod review;
 pub mod run;
+pub mod stats;
 pub mod tool;
 pub mod trigger;
 pub mod up;
@@ -27,6 +33,11 @@ pub async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
         Command::Trigger(cmd) => trigger::run(&mut ctx, cmd).await,
         Command::Event(cmd) => event::run(&mut ctx, cmd).await,
         Command::Message(cmd) => misc::message(&mut ctx, cmd).await,
+        Command::Review(cmd) => review::run(&mut ctx, cmd).await,
+        Command::Memory(cmd) => memory::run(&mut ctx, cmd).await,
+        Command::Channel(cmd) => channel::run(&mut ctx, cmd).await,
+        Command::Healing(cmd) => healing::run(&mut ctx, cmd).await,
+        Command::Stats(args) => stats::run(&mut ctx, args).await,
         Command::Doctor => misc::doctor(&mut ctx).await,
         Command::Config => misc::config(&ctx),
         Command::Bench(args) => bench::run(&mut ctx, args).await,

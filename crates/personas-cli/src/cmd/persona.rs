@@ -69,6 +69,14 @@ pub enum PersonaCmd {
         #[arg(long, value_parser = ["yaml", "json"])]
         format: Option<String>,
     },
+    /// Resume a persona its circuit breaker paused after repeated failures.
+    Resume { persona: String },
+    /// Show or change a persona's review, budget and healing settings.
+    Policy {
+        persona: String,
+        #[command(flatten)]
+        policy: super::policy::PolicyArgs,
+    },
     /// Create a persona from a file written by `export` (YAML or JSON).
     Import {
         file: PathBuf,
@@ -202,7 +210,7 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
                             p.name.clone(),
                             p.id.to_string(),
                             p.model.clone().unwrap_or_else(|| "default".into()),
-                            if p.enabled { "yes".into() } else { "no".into() },
+                            enabled_text(&store, p),
                             format!("v{}", p.prompt_version),
                             render::ago(p.updated_at),
                         ]
@@ -239,10 +247,11 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             })?;
             if ctx.json {
                 print_json(
-                    &serde_json::json!({"persona": p, "prompt_versions": versions, "recent_executions": recent, "credentials": creds, "tools": tools}),
+                    &serde_json::json!({"persona": p, "prompt_versions": versions, "recent_executions": recent, "credentials": creds, "tools": tools,
+                        "policy": store.policies().get(&p.id)?, "breaker": store.healing().persona_breaker(&p.id)?}),
                 );
             } else {
-                show(&p, versions.len(), &recent, st);
+                show(&store, &p, versions.len(), &recent, st);
                 println!(
                     "\n{} {}\n{} {}",
                     st.bold("Credentials:"),
@@ -348,6 +357,19 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
                 }
                 None => print!("{text}"),
             }
+        }
+        PersonaCmd::Resume { persona } => {
+            let p = store.personas().find(&persona)?;
+            store.healing().resume_persona(&p.id, &p.name)?;
+            if ctx.json {
+                print_json(&serde_json::json!({"resumed": p.id, "name": p.name}));
+            } else {
+                println!("resumed persona {}: it runs again", st.bold(&p.name));
+            }
+        }
+        PersonaCmd::Policy { persona, policy } => {
+            let p = store.personas().find(&persona)?;
+            super::policy::run(ctx, &store, &p, policy)?;
         }
         PersonaCmd::Import { file, replace } => {
             let text = std::fs::read_to_string(&file)
@@ -469,7 +491,28 @@ fn warn_full_trust(p: &Persona) {
     }
 }
 
-fn show(p: &Persona, versions: usize, recent: &[personas_core::Execution], st: Style) {
+/// "yes", "no", or "paused" when its circuit breaker is open.
+fn enabled_text(store: &personas_store::Store, p: &Persona) -> String {
+    let paused = store
+        .healing()
+        .persona_breaker(&p.id)
+        .ok()
+        .flatten()
+        .is_some_and(|b| b.state == "open");
+    match (p.enabled, paused) {
+        (false, _) => "no".into(),
+        (true, true) => "paused (`personas persona resume`)".into(),
+        (true, false) => "yes".into(),
+    }
+}
+
+fn show(
+    store: &personas_store::Store,
+    p: &Persona,
+    versions: usize,
+    recent: &[personas_core::Execution],
+    st: Style,
+) {
     println!("{} {}", st.bold(&p.name), st.dim(p.id.as_str()));
     if !p.description.is_empty() {
         println!("{}", p.description);
@@ -477,10 +520,7 @@ fn show(p: &Persona, versions: usize, recent: &[personas_core::Execution], st: S
     println!();
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     let rows = vec![
-        vec![
-            "enabled".into(),
-            if p.enabled { "yes".into() } else { "no".into() },
-        ],
+        vec!["enabled".into(), enabled_text(store, p)],
         vec![
             "model".into(),
             p.model.clone().unwrap_or_else(|| "default".into()),

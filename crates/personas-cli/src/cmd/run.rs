@@ -94,6 +94,10 @@ pub async fn run(ctx: &mut Context, args: RunArgs) -> CliResult<ExitCode> {
         None => follow_foreground(ctx, store, &exec.id, &mut follower).await?,
     };
     follower.finish(&done);
+    if done.status == ExecutionStatus::AwaitingReview {
+        // Left paused on purpose (Ctrl-C while waiting): not a failure.
+        return Ok(ExitCode::SUCCESS);
+    }
     Ok(if done.status == ExecutionStatus::Completed {
         ExitCode::SUCCESS
     } else {
@@ -109,6 +113,67 @@ async fn follow_foreground(
     follower: &mut Follower,
 ) -> CliResult<Execution> {
     let engine = Engine::new(ctx.config.clone(), store.clone());
+    loop {
+        let done = run_here(&engine, &store, id, follower).await?;
+        if done.status != ExecutionStatus::AwaitingReview {
+            return Ok(done);
+        }
+        // Paused for review: wait for a decision made in another terminal, then resume here.
+        match wait_for_decision(&store, id, follower).await? {
+            Some(next) if next.status == ExecutionStatus::Queued => continue,
+            Some(next) if next.status.is_terminal() => return Ok(next),
+            Some(next) => return follow_stored(&store, id, None, follower).await.or(Ok(next)),
+            None => return Ok(done),
+        }
+    }
+}
+
+/// Prints how to decide a paused run's reviews.
+fn note_paused(store: &Store, id: &ExecutionId, follower: &mut Follower) -> CliResult<()> {
+    let pending = store.protocol().reviews(Some("pending"), Some(id))?;
+    follower.note("⏸ paused: waiting for a review decision");
+    for r in pending {
+        follower.note(&format!(
+            "  {} — `personas review approve {} [--note TEXT]` or `personas review reject {}`",
+            r.title, r.id, r.id
+        ));
+    }
+    Ok(())
+}
+
+/// Waits (polling the store, which another process changes) until a paused execution is no
+/// longer paused. `None` when the user pressed Ctrl-C: the run stays paused.
+async fn wait_for_decision(
+    store: &Store,
+    id: &ExecutionId,
+    follower: &mut Follower,
+) -> CliResult<Option<Execution>> {
+    note_paused(store, id, follower)?;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = store.executions().get(id)?;
+                if now.status != ExecutionStatus::AwaitingReview {
+                    return Ok(Some(now));
+                }
+                follower.spin();
+            }
+            _ = tokio::signal::ctrl_c() => {
+                follower.note("left paused; decide it any time with `personas review approve|reject`");
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// One segment of the execution in this process.
+async fn run_here(
+    engine: &Engine,
+    store: &Store,
+    id: &ExecutionId,
+    follower: &mut Follower,
+) -> CliResult<Execution> {
     let mut events = engine.subscribe();
     let runner = {
         let (engine, id) = (engine.clone(), id.clone());
@@ -120,10 +185,11 @@ async fn follow_foreground(
         tokio::select! {
             ev = events.recv() => match ev {
                 Ok(EngineEvent::Output { line }) if &line.execution_id == id => follower.line(&line),
-                Ok(EngineEvent::Execution { execution }) if &execution.id == id && execution.status.is_terminal() => break,
+                Ok(EngineEvent::Execution { execution }) if &execution.id == id
+                    && (execution.status.is_terminal() || execution.status == ExecutionStatus::AwaitingReview) => break,
                 Ok(_) => {}
                 // Fell behind: catch up from the store, which has every line.
-                Err(RecvError::Lagged(_)) => { follower.catch_up(&store, id)?; }
+                Err(RecvError::Lagged(_)) => { follower.catch_up(store, id)?; }
                 Err(RecvError::Closed) => break,
             },
             _ = tokio::signal::ctrl_c(), if !cancelled => {
@@ -138,12 +204,12 @@ async fn follow_foreground(
         Ok(r) => r?,
         Err(e) => return Err(CliError::runtime(format!("the run task failed: {e}"))),
     };
-    follower.catch_up(&store, id)?;
-    if done.status.is_terminal() {
+    follower.catch_up(store, id)?;
+    if done.status.is_terminal() || done.status == ExecutionStatus::AwaitingReview {
         return Ok(done);
     }
     // Another runtime took it over meanwhile (a daemon started); keep following from the store.
-    follow_stored(&store, id, None, follower).await
+    follow_stored(store, id, None, follower).await
 }
 
 /// Follows an execution another process runs, by tailing the store.
@@ -154,6 +220,7 @@ async fn follow_stored(
     follower: &mut Follower,
 ) -> CliResult<Execution> {
     let mut cancelled = false;
+    let mut paused_noted = false;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         let more = follower.catch_up(store, id)?;
@@ -162,6 +229,13 @@ async fn follow_stored(
             if exec.status.is_terminal() {
                 follower.catch_up(store, id)?;
                 return Ok(exec);
+            }
+            // The daemon resumes it after the decision; keep following.
+            if exec.status == ExecutionStatus::AwaitingReview && !paused_noted {
+                note_paused(store, id, follower)?;
+                paused_noted = true;
+            } else if exec.status != ExecutionStatus::AwaitingReview {
+                paused_noted = false;
             }
         }
         tokio::select! {

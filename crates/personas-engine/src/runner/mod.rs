@@ -28,7 +28,8 @@ use personas_core::prompt::{self, MemoryDoc, PromptInput, ToolDoc};
 use personas_core::protocol::scan_text;
 use personas_core::redact::Redactor;
 use personas_core::stream::{ApiRetry, Block, ClaudeLine, ResultLine, parse_line};
-use personas_core::{ErrorClass, Execution, ExecutionOutcome, LineKind, Persona};
+use personas_core::{ErrorClass, Execution, ExecutionOutcome, ExecutionStatus, LineKind, Persona};
+use personas_store::review::Resume;
 use personas_store::{NewLine, Store};
 use std::collections::{HashSet, VecDeque};
 use std::process::Stdio;
@@ -67,10 +68,20 @@ pub struct StopSignals {
     pub shutdown: CancellationToken,
 }
 
-/// Runs a claimed execution to its end and returns it as stored.
+/// Runs a claimed execution to its end (or to a pause for review) and returns it as stored.
 pub async fn run(rt: &Runtime, execution: Execution, stops: StopSignals) -> Execution {
     let mut sink = Sink::new(rt, &execution);
-    let mut outcome = drive(rt, &execution, &stops, &mut sink).await;
+    // A decided review re-queued this execution to continue its Claude session.
+    let resume = crate::review::take_resume(rt, &execution).await;
+    let mut outcome = drive(rt, &execution, &stops, &mut sink, resume.as_ref()).await;
+    crate::review::settle_outcome(rt, &execution, resume.is_some(), &mut outcome).await;
+    if outcome.status == ExecutionStatus::AwaitingReview {
+        sink.emit(
+            LineKind::Engine,
+            "paused: waiting for a review decision (`personas review list`)".into(),
+        )
+        .await;
+    }
     // What is stored on the execution passes the run's redactor like every output line.
     for text in [&mut outcome.error_message, &mut outcome.result_text]
         .into_iter()
@@ -92,6 +103,22 @@ pub async fn run(rt: &Runtime, execution: Execution, stops: StopSignals) -> Exec
     match stored {
         Ok(done) => {
             tracing::info!(execution = %done.id, status = %done.status, "execution ended");
+            crate::review::after_segment(rt, &done).await;
+            // Healing first, so whoever sees the end can already see the retry or the issue.
+            let notes = crate::healing::after_finish(rt, &done.id).await;
+            for note in &notes {
+                sink.emit(LineKind::Engine, note.clone()).await;
+            }
+            rt.writer.flush().await;
+            let done = if notes.is_empty() {
+                done
+            } else {
+                let store = rt.store.clone();
+                let id = done.id.clone();
+                blocking(move || store.executions().get(&id))
+                    .await
+                    .unwrap_or(done)
+            };
             rt.bus.send(EngineEvent::execution(&done));
             done
         }
@@ -115,6 +142,7 @@ async fn drive(
     execution: &Execution,
     stops: &StopSignals,
     sink: &mut Sink<'_>,
+    resume: Option<&Resume>,
 ) -> ExecutionOutcome {
     let store = rt.store.clone();
     let persona_id = execution.persona_id.clone();
@@ -142,12 +170,23 @@ async fn drive(
     };
     // From here on every line, note and stored field passes the run's redactor.
     sink.redactor = Arc::new(creds.redactor);
-    let prompt_text = match build_prompt(rt, &persona, execution, &creds.docs).await {
-        Ok(p) => p,
-        Err(msg) => {
-            sink.emit(LineKind::Engine, msg.clone()).await;
-            return ExecutionOutcome::failed(ErrorClass::Unknown, msg);
+    let prompt_text = match resume {
+        // The session already holds the prompt; the decision is the next user message.
+        Some(r) => {
+            sink.emit(
+                LineKind::Engine,
+                format!("resuming session {} with the review decision", r.session_id),
+            )
+            .await;
+            r.prompt.clone()
         }
+        None => match build_prompt(rt, &persona, execution, &creds.docs).await {
+            Ok(p) => p,
+            Err(msg) => {
+                sink.emit(LineKind::Engine, msg.clone()).await;
+                return ExecutionOutcome::failed(ErrorClass::Unknown, msg);
+            }
+        },
     };
     let cwd = rt.config.workspaces_dir().join(persona.id.as_str());
     if let Err(e) = std::fs::create_dir_all(&cwd) {
@@ -157,6 +196,7 @@ async fn drive(
     }
     let mut inv = Invocation {
         as_root: command::running_as_root(),
+        resume_session: resume.map(|r| r.session_id.clone()),
         secret_env: creds.env,
         ..Invocation::default()
     };

@@ -1,0 +1,156 @@
+//! Delivery of `user_message`s (and review requests) to the notification channels personas
+//! configure: Slack, Telegram, email, signed webhooks and desktop notifications.
+//!
+//! The outbox lives in the store ([`personas_store::DeliveryRepo`]): deliveries are planned from
+//! the inbox, leased while sent, and every attempt is recorded with its status and error. A
+//! failed attempt is retried with exponential backoff and jitter (longer when the endpoint sent
+//! `Retry-After`) until `delivery.max_attempts`, then marked failed; the message always stays in
+//! the inbox. The sender sleeps until the next delivery is due, wakes at once when a run adds a
+//! message or review, and looks for rows written by other processes every `delivery.poll_ms`.
+
+pub mod channel;
+pub mod send;
+
+use crate::events::EngineEvent;
+use crate::policy_config::backoff_ms;
+use crate::runner::{Runtime, blocking};
+use personas_store::{DueDelivery, StoreError};
+use send::{SendContext, SendError};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Deliveries sent at once.
+const BATCH: u32 = 16;
+
+/// Runs the sender until `shutdown`.
+pub async fn run(rt: Runtime, owner: String, shutdown: CancellationToken) {
+    let http = match reqwest::Client::builder()
+        .timeout(rt.config.delivery.timeout())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client; notifications are not delivered");
+            return;
+        }
+    };
+    let mut events = rt.bus.subscribe();
+    let poll = Duration::from_millis(rt.config.delivery.poll_ms);
+    loop {
+        let next = deliver_due(&rt, &http, &owner).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let wait = next
+            .map(|t| Duration::from_millis((t - now).max(0) as u64))
+            .unwrap_or(poll)
+            .min(poll);
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                _ = shutdown.cancelled() => return,
+                ev = events.recv() => match ev {
+                    Ok(EngineEvent::MessageAdded { .. } | EngineEvent::ReviewRequested { .. })
+                    | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+}
+
+/// Plans new deliveries, sends everything due, and returns when the next one is due.
+pub async fn deliver_due(rt: &Runtime, http: &reqwest::Client, owner: &str) -> Option<i64> {
+    let store = rt.store.clone();
+    if let Err(e) = blocking(move || store.deliveries().plan()).await {
+        tracing::warn!(error = %e, "cannot plan deliveries");
+    }
+    let lease_ms = (rt.config.delivery.timeout_secs as i64) * 2000 + 5000;
+    loop {
+        let (store, o) = (rt.store.clone(), owner.to_string());
+        let due = match blocking(move || store.deliveries().lease_due(&o, BATCH, lease_ms)).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read due deliveries");
+                break;
+            }
+        };
+        if due.is_empty() {
+            break;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for d in due {
+            let rt = rt.clone();
+            let http = http.clone();
+            set.spawn(async move { attempt(&rt, &http, d).await });
+        }
+        while set.join_next().await.is_some() {}
+    }
+    let store = rt.store.clone();
+    blocking(move || store.deliveries().next_due_at())
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the next delivery time");
+            None
+        })
+}
+
+/// One attempt of one delivery, recorded.
+async fn attempt(rt: &Runtime, http: &reqwest::Client, d: DueDelivery) {
+    let cfg = &rt.config.delivery;
+    let number = d.attempts + 1;
+    let result = match channel::parse(&d.channel.kind, &d.channel.config) {
+        Err(e) => Err(SendError {
+            message: format!("the channel's stored config is invalid: {e}"),
+            permanent: true,
+            retry_after: None,
+        }),
+        Ok(config) => {
+            let ctx = SendContext {
+                http,
+                env: &rt.config.env,
+                slack_api_url: &cfg.slack_api_url,
+                telegram_api_url: &cfg.telegram_api_url,
+                timeout: cfg.timeout(),
+                bus: &rt.bus,
+                delivery_id: &d.id,
+                attempt: number,
+            };
+            send::send(&ctx, &config, &d.notice).await
+        }
+    };
+    let (error, retry_at) = match &result {
+        Ok(()) => (None, None),
+        Err(e) => {
+            let retry_at = (!e.permanent && number < cfg.max_attempts).then(|| {
+                let backoff = backoff_ms(
+                    number,
+                    cfg.retry_base_ms,
+                    cfg.retry_max_ms,
+                    rand::random::<f64>(),
+                );
+                let asked = e.retry_after.map_or(0, |a| a.as_millis() as u64);
+                chrono::Utc::now().timestamp_millis() + backoff.max(asked) as i64
+            });
+            (Some(e.message.clone()), retry_at)
+        }
+    };
+    if let Err(e) = &result {
+        tracing::info!(channel = %d.channel.name, kind = %d.channel.kind, attempt = number,
+            retry = retry_at.is_some(), error = %e.message, "delivery attempt failed");
+    }
+    let store = rt.store.clone();
+    let id = d.id.clone();
+    let recorded: Result<_, StoreError> = blocking(move || {
+        store
+            .deliveries()
+            .record_attempt(&id, error.as_deref(), retry_at)
+    })
+    .await;
+    match recorded {
+        Ok(row) => rt.bus.send(EngineEvent::DeliveryUpdated { delivery: row }),
+        Err(e) => tracing::warn!(delivery = %d.id, error = %e, "cannot record a delivery attempt"),
+    }
+}
