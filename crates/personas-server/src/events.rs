@@ -159,7 +159,11 @@ impl EventHub {
     /// Joins the stream as a client that last saw `after` from runtime instance `epoch`:
     /// returns the first frames (hello, then the missed events or a resync) and the live
     /// subscription that continues exactly after them.
-    pub fn join(&self, after: Option<u64>, epoch: Option<&str>) -> (Vec<StreamFrame>, Subscription) {
+    pub fn join(
+        &self,
+        after: Option<u64>,
+        epoch: Option<&str>,
+    ) -> (Vec<StreamFrame>, Subscription) {
         let wanted = match (after, epoch) {
             (None, _) => None,
             // Sequences restart with the runtime: another instance's number means nothing here.
@@ -285,7 +289,10 @@ impl Subscription {
             }
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 let last = self.hub.last_seq();
-                batch.push(self.hub.resync(last, "you read too slowly and missed events"));
+                batch.push(
+                    self.hub
+                        .resync(last, "you read too slowly and missed events"),
+                );
                 self.sent = last;
                 true
             }
