@@ -5,6 +5,7 @@
 // Needs: /usr/bin/chromium (Debian), target/debug/{personas,personas-scripted-api}, the pinned
 // CLI in .tools/ — `make test` provides all three.
 import { spawn } from "node:child_process";
+import { createServer } from "node:http";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -64,8 +65,19 @@ function assert(cond, msg) {
   if (!cond) throw new Error(`assertion failed: ${msg}`);
 }
 
+// A credential value that must never reach the page: only its redaction marker may.
+const TOKEN = "ghp_E2eSecretNeverShown0123456789abcd";
+const MARKER = "[redacted:github.token]";
+
 const script = {
   scripts: [
+    {
+      key: "SCRIPT-vault-e2e",
+      steps: [
+        { tool_use: { text: "Checking the token variable.", calls: [{ id: "toolu_e2e_env", name: "Bash", input: { command: "printenv GITHUB_TOKEN", description: "print the token variable" } }] } },
+        { text: `The token is ${TOKEN}. Done.` },
+      ],
+    },
     {
       key: "",
       steps: [
@@ -108,7 +120,9 @@ CLAUDE_CODE_MAX_RETRIES = "0"
 `,
 );
 const upT0 = Date.now();
-const up = await start(bin("personas"), ["up", "--listen", "127.0.0.1:0"], { PERSONAS_DATA_DIR: dataDir, RUST_LOG: "warn" }, /Open the app: (\S+)/);
+// No OS keychain on CI: the vault is opted into a passphrase (and the keychain is not probed).
+const upEnv = { PERSONAS_DATA_DIR: dataDir, RUST_LOG: "warn", PERSONAS_VAULT_PASSPHRASE: "e2e vault passphrase", PERSONAS_VAULT_KEYCHAIN: "off" };
+const up = await start(bin("personas"), ["up", "--listen", "127.0.0.1:0"], upEnv, /Open the app: (\S+)/);
 const appUrl = up.match[1];
 const base = appUrl.split("/#")[0];
 const token = appUrl.split("#token=")[1];
@@ -116,6 +130,15 @@ const call = async (op, body = {}) => {
   const r = await fetch(`${base}/api/${op}`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
   return r.json();
 };
+
+// GitHub-like: GET /user answers 200 only with the right bearer token.
+const github = createServer((req, res) => {
+  const ok = req.url === "/user" && req.headers.authorization === `Bearer ${TOKEN}`;
+  res.writeHead(ok ? 200 : 401, { "content-type": "application/json" });
+  res.end(ok ? '{"login": "octo"}' : '{"message": "Bad credentials"}');
+});
+await new Promise((r) => github.listen(0, "127.0.0.1", r));
+const githubUrl = `http://127.0.0.1:${github.address().port}`;
 
 const profile = join(tmp, "chromium-profile");
 const context = await chromium.launchPersistentContext(profile, {
@@ -199,6 +222,102 @@ try {
     await shot("execution");
   });
 
+
+  await step("the credentials page says where secrets are kept", async () => {
+    await page.goto(`${base}/credentials`);
+    await page.waitForSelector('[data-page="credentials"]');
+    await page.waitForSelector('[data-vault-banner="ok"]');
+    await page.getByText("No credentials yet").waitFor();
+  });
+
+  const form = page.locator('[data-form="credential"]');
+  const fieldError = (id) => form.locator(`#${id}`).locator("..").locator("[data-field-error]");
+  await step("bad credential input shows inline errors and stores nothing", async () => {
+    await page.getByRole("button", { name: "Add credential" }).click();
+    await form.getByLabel("Type").selectOption("github");
+    assert((await form.getByLabel("Name", { exact: true }).inputValue()) === "github", "the name follows the type");
+    assert((await form.locator("#cred-field-token").getAttribute("type")) === "password", "a secret is a password field");
+    await form.locator("#cred-field-api_url").fill(githubUrl);
+    await form.getByRole("button", { name: "Add credential" }).click();
+    await fieldError("cred-field-token").waitFor();
+    assert(/required/.test(await fieldError("cred-field-token").innerText()), "missing token named");
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await page.goto(`${base}/credentials?add=gitlab`);
+    await form.waitFor();
+    await form.getByLabel("Name", { exact: true }).fill("gitlab");
+    await form.getByRole("button", { name: "Add credential" }).click();
+    await fieldError("cred-kind").waitFor();
+    assert(/unknown credential type/.test(await fieldError("cred-kind").innerText()), "unknown type named");
+    await page.getByRole("button", { name: "Cancel" }).click();
+    assert((await call("list_credentials")).credentials.length === 0, "nothing stored");
+  });
+
+  await step("a credential with a secret is added and listed without its value", async () => {
+    await page.getByRole("button", { name: "Add credential" }).click();
+    await form.getByLabel("Type").selectOption("github");
+    await form.locator("#cred-field-token").fill(TOKEN);
+    await form.locator("#cred-field-api_url").fill(githubUrl);
+    await form.getByRole("button", { name: "Add credential" }).click();
+    await form.waitFor({ state: "detached" });
+    const row = page.locator('[data-credential="github"]');
+    await row.waitFor();
+    assert((await row.innerText()).includes("GITHUB_TOKEN = ••••••"), "the variable is listed, its value masked");
+    assert(!(await page.content()).includes(TOKEN), "the value is nowhere in the page");
+    const listed = JSON.stringify(await call("list_credentials"));
+    assert(listed.includes("github") && !listed.includes(TOKEN), "the API lists it without the value");
+  });
+
+  await step("a duplicate name is refused inline", async () => {
+    await page.getByRole("button", { name: "Add credential" }).click();
+    await form.getByLabel("Type").selectOption("github");
+    await form.locator("#cred-field-token").fill(TOKEN);
+    await form.getByRole("button", { name: "Add credential" }).click();
+    await fieldError("cred-name").waitFor();
+    assert(/already exists/.test(await fieldError("cred-name").innerText()), "duplicate named");
+    await page.keyboard.press("Escape");
+    await form.waitFor({ state: "detached" });
+    assert((await call("list_credentials")).credentials.length === 1, "still one credential");
+  });
+
+  await step("Test checks the credential against a local server, live", async () => {
+    await page.getByRole("button", { name: "Test github" }).click();
+    await page.waitForSelector('[data-credential="github"] [data-test-result="ok"]');
+    await page.locator('[data-credential="github"]').getByText("Healthy").waitFor();
+    await shot("credentials");
+  });
+
+  await step("full trust is a warned, explicit choice", async () => {
+    await page.goto(`${base}/personas/Docs%20checker`);
+    page.once("dialog", (d) => d.accept());
+    await page.locator('[data-permission-template="full-trust"]').click();
+    await page.waitForSelector("[data-full-trust-warning]");
+    await page.locator('[data-permission-template="read-only"]').click();
+    await page.waitForSelector("[data-full-trust-warning]", { state: "detached" });
+  });
+
+  await step("a persona given the credential runs, and only the redaction marker is shown", async () => {
+    await page.goto(`${base}/personas/new`);
+    await page.getByLabel("Name", { exact: true }).fill("Vault tester");
+    await page.getByLabel("Instructions").fill("Follow script SCRIPT-vault-e2e.");
+    await page.locator("#allow").fill("Bash");
+    await page.locator("#allow").press("Enter");
+    await page.getByLabel("Give credential github").check();
+    await page.getByRole("button", { name: "Create" }).click();
+    await page.getByRole("heading", { name: "Vault tester" }).waitFor();
+    const links = await call("get_persona_links", { persona: "Vault tester" });
+    assert(JSON.stringify(links.credentials) === '["github"]', `linked: ${JSON.stringify(links)}`);
+    await page.getByRole("button", { name: "Run now" }).click();
+    await page.waitForSelector('[data-page="execution"]');
+    await page.waitForSelector('[data-page="execution"][data-execution-status="completed"]');
+    await page.waitForSelector('[data-kind="tool-call"][data-tool="Bash"]');
+    await page.locator('[data-kind="tool-call"][data-tool="Bash"] button').first().click();
+    await page.getByText(MARKER).first().waitFor();
+    const html = await page.content();
+    assert(html.includes(MARKER), "the marker is shown");
+    assert(!html.includes(TOKEN), "the value is not in the execution view");
+    await shot("execution-redacted");
+  });
+
   const pages = [
     ["dashboard", "/"],
     ["personas", "/personas"],
@@ -206,6 +325,7 @@ try {
     ["messages", "/messages"],
     ["reviews", "/reviews"],
     ["memories", "/memories"],
+    ["tools", "/tools"],
     ["observability", "/observability"],
     ["canvas", "/canvas"],
     ["settings", "/settings"],
@@ -235,6 +355,7 @@ try {
   });
 } finally {
   await context.close();
+  github.close();
   cleanup();
   rmSync(tmp, { recursive: true, force: true });
 }

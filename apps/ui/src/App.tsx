@@ -6,6 +6,7 @@ import { WebBackend, adoptToken, forgetToken, storeToken } from "./backend/web";
 import { Layout } from "./components/Layout";
 import { Button, Card, Field, inputClass } from "./components/ui";
 import { Canvas } from "./pages/Canvas";
+import { Credentials } from "./pages/Credentials";
 import { Dashboard } from "./pages/Dashboard";
 import { ExecutionView } from "./pages/ExecutionView";
 import { Executions } from "./pages/Executions";
@@ -17,6 +18,7 @@ import { PersonaEditor } from "./pages/PersonaEditor";
 import { Personas } from "./pages/Personas";
 import { Reviews } from "./pages/Reviews";
 import { SettingsPage } from "./pages/Settings";
+import { Tools } from "./pages/Tools";
 import { useApp } from "./stores/app";
 import { useInbox } from "./stores/inbox";
 import { usePersonas } from "./stores/personas";
@@ -115,6 +117,8 @@ export function App() {
           <Route path="messages" element={<Messages />} />
           <Route path="reviews" element={<Reviews />} />
           <Route path="memories" element={<Memories />} />
+          <Route path="credentials" element={<Credentials />} />
+          <Route path="tools" element={<Tools />} />
           <Route path="observability" element={<Observability />} />
           <Route path="canvas" element={<Canvas />} />
           <Route path="settings" element={<SettingsPage />} />

@@ -1,5 +1,8 @@
 //! [`Api`]: the operations implemented over the store and the engine. Hosts (the HTTP server,
 //! the desktop shell) hold one and call it; it knows nothing of HTTP or Tauri.
+//! Credentials, the vault, tools and permission templates live in [`access`].
+
+mod access;
 
 use crate::error::{ApiError, Code};
 use crate::ops::*;
@@ -166,7 +169,7 @@ impl Operations for Api {
     async fn system_check(&self, _: Empty) -> Result<SystemReport, ApiError> {
         let cfg = self.config().clone();
         let store = self.inner.engine.store().clone();
-        let mut checks = system::checks(&cfg, Ok(&store)).await;
+        let mut checks = system::checks(&cfg, Ok(&store), self.inner.engine.vault()).await;
         checks.push(Check::new(
             "runtime",
             CheckStatus::Ok,
@@ -251,11 +254,16 @@ impl Operations for Api {
     }
 
     async fn create_persona(&self, req: CreatePersona) -> Result<Persona, ApiError> {
-        self.store(move |s| s.personas().create(&req.spec)).await
+        let links = self.resolve_links(req.credentials, req.tools).await?;
+        let spec = access::with_template(req.spec, req.permissions_template);
+        self.store(move |s| s.personas().create_linked(&spec, &links))
+            .await
     }
 
     async fn update_persona(&self, req: UpdatePersona) -> Result<Persona, ApiError> {
-        self.store(move |s| s.personas().update(&req.persona, &req.spec))
+        let links = self.resolve_links(req.credentials, req.tools).await?;
+        let spec = access::with_template(req.spec, req.permissions_template);
+        self.store(move |s| s.personas().update_linked(&req.persona, &spec, &links))
             .await
     }
 
@@ -514,6 +522,61 @@ impl Operations for Api {
             serde_json::to_string_pretty(&req).map_err(|e| ApiError::internal(e.to_string()))?;
         write_atomic(&self.canvas_path(), &text)?;
         Ok(req)
+    }
+
+    async fn list_credential_types(&self, _: Empty) -> Result<CredentialTypeList, ApiError> {
+        Ok(self.credential_types().await)
+    }
+
+    async fn list_credentials(&self, _: Empty) -> Result<CredentialList, ApiError> {
+        self.credentials_list().await
+    }
+
+    async fn get_credential(&self, req: CredentialRef) -> Result<Credential, ApiError> {
+        self.credential_get(req).await
+    }
+
+    async fn create_credential(&self, req: CreateCredential) -> Result<Credential, ApiError> {
+        self.credential_create(req).await
+    }
+
+    async fn update_credential(&self, req: UpdateCredential) -> Result<Credential, ApiError> {
+        self.credential_update(req).await
+    }
+
+    async fn delete_credential(&self, req: DeleteCredential) -> Result<Credential, ApiError> {
+        self.credential_delete(req).await
+    }
+
+    async fn test_credential(&self, req: TestCredential) -> Result<CredentialTest, ApiError> {
+        self.credential_test(req).await
+    }
+
+    async fn vault_status(&self, _: Empty) -> Result<VaultStatus, ApiError> {
+        self.vault_state().await
+    }
+
+    async fn list_tools(&self, _: Empty) -> Result<ToolList, ApiError> {
+        self.tools_list().await
+    }
+
+    async fn create_tool(&self, req: CreateTool) -> Result<Tool, ApiError> {
+        self.tool_create(req).await
+    }
+
+    async fn delete_tool(&self, req: ToolRef) -> Result<Tool, ApiError> {
+        self.tool_delete(req).await
+    }
+
+    async fn get_persona_links(&self, req: PersonaRef) -> Result<PersonaLinks, ApiError> {
+        self.persona_links(req).await
+    }
+
+    async fn list_permission_templates(
+        &self,
+        _: Empty,
+    ) -> Result<PermissionTemplateList, ApiError> {
+        Ok(self.permission_templates())
     }
 }
 

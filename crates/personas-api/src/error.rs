@@ -28,7 +28,9 @@ pub enum Code {
     TooLarge,
     /// No operation by that name.
     UnknownOperation,
-    /// The runtime is shutting down; try again after it restarts.
+    /// The runtime cannot do this now: it is shutting down, or the credential vault cannot be
+    /// used (no keychain and no passphrase, a wrong passphrase; `field` is `vault`). The
+    /// message says why and how to fix it.
     Unavailable,
     /// Something failed on this machine (disk, database); the message says what.
     Internal,

@@ -96,6 +96,32 @@ macro_rules! for_each_operation {
             get_canvas: $crate::ops::Empty => $crate::ops::CanvasLayout,
             /// Saves the team canvas layout.
             save_canvas: $crate::ops::CanvasLayout => $crate::ops::CanvasLayout,
+            /// The credential types: fields, which are secret, their variables, the check.
+            list_credential_types: $crate::ops::Empty => $crate::ops::CredentialTypeList,
+            /// Stored credentials: names, types, variables, non-secret values, last check.
+            list_credentials: $crate::ops::Empty => $crate::ops::CredentialList,
+            /// One credential (never a secret value).
+            get_credential: $crate::ops::CredentialRef => $crate::ops::Credential,
+            /// Stores a credential; secret values are sealed and never returned.
+            create_credential: $crate::ops::CreateCredential => $crate::ops::Credential,
+            /// Replaces a credential's fields; secret fields left out keep their value.
+            update_credential: $crate::ops::UpdateCredential => $crate::ops::Credential,
+            /// Deletes a credential (refused while personas use it, unless forced).
+            delete_credential: $crate::ops::DeleteCredential => $crate::ops::Credential,
+            /// Runs a credential's health check now and records the result.
+            test_credential: $crate::ops::TestCredential => $crate::ops::CredentialTest,
+            /// Where the vault key is, and whether secrets can be stored (with a fix if not).
+            vault_status: $crate::ops::Empty => $crate::ops::VaultStatus,
+            /// Custom tools and the personas they are attached to.
+            list_tools: $crate::ops::Empty => $crate::ops::ToolList,
+            /// Defines a custom tool (a command line or an HTTP request).
+            create_tool: $crate::ops::CreateTool => $crate::ops::Tool,
+            /// Deletes a custom tool (detached from every persona).
+            delete_tool: $crate::ops::ToolRef => $crate::ops::Tool,
+            /// The credentials and tools a persona is given.
+            get_persona_links: $crate::ops::PersonaRef => $crate::ops::PersonaLinks,
+            /// The permission policy templates (read-only, edit-in-workspace, full-trust).
+            list_permission_templates: $crate::ops::Empty => $crate::ops::PermissionTemplateList,
         }
     };
 }

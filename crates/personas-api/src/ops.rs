@@ -4,12 +4,17 @@
 
 use crate::system::Check;
 use crate::templates::PersonaTemplate;
-use personas_core::{Execution, ExecutionStatus, OutputLine, Persona, PersonaSpec, PromptVersion};
+use personas_core::{
+    Execution, ExecutionStatus, OutputLine, PermissionTemplate, Persona, PersonaSpec, PromptVersion,
+};
 use personas_store::{MemoryRow, MessageRow, ReviewRow};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
+
+mod access;
+pub use access::*;
 
 /// An operation that takes no input.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -76,12 +81,35 @@ pub struct PersonaList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct CreatePersona {
     pub spec: PersonaSpec,
+    /// Credentials (names) whose variables its runs get.
+    #[serde(default)]
+    #[ts(optional)]
+    pub credentials: Option<Vec<String>>,
+    /// Custom tools (names) documented in its prompt.
+    #[serde(default)]
+    #[ts(optional)]
+    pub tools: Option<Vec<String>>,
+    /// Start the permission policy from this template: its mode and rules replace
+    /// `spec.permissions`' mode, and `spec.permissions`' rules are added to its own.
+    #[serde(default)]
+    #[ts(optional)]
+    pub permissions_template: Option<PermissionTemplate>,
 }
 
+/// Replaces a persona's settings; `credentials` and `tools`, when given, replace its links.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct UpdatePersona {
     pub persona: String,
     pub spec: PersonaSpec,
+    #[serde(default)]
+    #[ts(optional)]
+    pub credentials: Option<Vec<String>>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub tools: Option<Vec<String>>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub permissions_template: Option<PermissionTemplate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]

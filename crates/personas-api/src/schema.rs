@@ -18,7 +18,9 @@ pub fn parse_request<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, 
     // optional.
     let input = if input.is_null() { json!({}) } else { input };
     serde_json::from_value(input).map_err(|e| {
-        let text = e.to_string();
+        // The message must not echo a value: a request can carry a secret (a credential
+        // field), and a secret in the wrong place would otherwise come back in the error.
+        let text = without_values(&e.to_string());
         let field = text
             .split('`')
             .nth(1)
@@ -30,6 +32,50 @@ pub fn parse_request<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, 
             field,
         }
     })
+}
+
+/// A serde message with the values it quotes left out: `invalid type: string "…"` becomes
+/// `invalid type: a string`, and the quoted values of numbers, characters and unknown enum
+/// variants are dropped. Field names (`missing field `x``) stay: they are the API's own.
+pub fn without_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = [
+            ("string \"", '"', "a string"),
+            ("integer `", '`', "an integer"),
+            ("floating point `", '`', "a number"),
+            ("character `", '`', "a character"),
+            ("variant `", '`', "variant"),
+        ]
+        .into_iter()
+        .filter_map(|(p, end, say)| rest.find(p).map(|i| (i, p, end, say)))
+        .min_by_key(|(i, ..)| *i);
+        let Some((i, p, end, say)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..i]);
+        out.push_str(say);
+        // Skip to the closing quote, honouring backslash escapes inside strings.
+        let body = &rest[i + p.len()..];
+        let mut escaped = false;
+        let mut close = None;
+        for (j, c) in body.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && end == '"' {
+                escaped = true;
+            } else if c == end {
+                close = Some(j);
+                break;
+            }
+        }
+        match close {
+            Some(j) => rest = &body[j + end.len_utf8()..],
+            None => return out,
+        }
+    }
 }
 
 struct Ts {
@@ -229,4 +275,36 @@ pub fn read_ts_files(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::CreateCredential;
+
+    #[test]
+    fn a_value_in_the_wrong_place_is_not_echoed_in_the_error() {
+        let secret = "ghp_ThisMustNeverComeBack\\\"quoted";
+        for body in [
+            json!({"name": "gh", "kind": "github", "fields": secret}),
+            json!({"name": "gh", "kind": "github", "fields": {"token": 12345678901_i64}}),
+            json!({"name": secret, "kind": ["github"], "fields": {}}),
+            json!({"name": "gh", "kind": "github", "fields": {"token": [secret]}}),
+        ] {
+            let e = parse_request::<CreateCredential>(body).expect_err("refused");
+            assert!(!e.message.contains("ghp_"), "{}", e.message);
+            assert!(!e.message.contains("12345678901"), "{}", e.message);
+            assert_eq!(e.code, Code::Invalid);
+        }
+        let e = parse_request::<CreateCredential>(json!({"kind": "github"})).expect_err("x");
+        assert_eq!(e.field.as_deref(), Some("name"), "{}", e.message);
+        assert_eq!(
+            without_values(r#"invalid type: string "a\"b", expected a map"#),
+            "invalid type: a string, expected a map"
+        );
+        assert_eq!(
+            without_values("unknown variant `sk-123`, expected one of `a`, `b`"),
+            "unknown variant, expected one of `a`, `b`"
+        );
+    }
 }

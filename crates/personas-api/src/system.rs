@@ -1,10 +1,12 @@
 //! The installation checks behind `personas doctor` and the UI's onboarding screen: one
 //! implementation, so the terminal and the browser never disagree about what is wrong.
 
+use personas_engine::vault::{KeyMode, VaultCell};
 use personas_engine::{EngineConfig, locate};
 use personas_store::Store;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use ts_rs::TS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
@@ -18,7 +20,8 @@ pub enum CheckStatus {
 /// One check: what was looked at, how it went, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct Check {
-    /// Stable name: `claude cli`, `claude version`, `claude auth`, `data dir`, `store`, `runtime`.
+    /// Stable name: `claude cli`, `claude version`, `claude auth`, `data dir`, `store`, `vault`,
+    /// `runtime`.
     pub check: String,
     pub status: CheckStatus,
     pub detail: String,
@@ -43,10 +46,15 @@ impl Check {
     }
 }
 
-/// Runs the checks that need no daemon: the Claude CLI (found, version, auth), the data dir and
-/// the store. `store` is the opened store or why it could not be opened. Hosts add a `runtime`
-/// check of their own (the CLI looks for a daemon; the daemon is one).
-pub async fn checks(cfg: &EngineConfig, store: Result<&Store, String>) -> Vec<Check> {
+/// Runs the checks that need no daemon: the Claude CLI (found, version, auth), the data dir,
+/// the store and the credential vault. `store` is the opened store or why it could not be
+/// opened; `vault` is the host's vault (the daemon's unlocked one, or one for this command).
+/// Hosts add a `runtime` check of their own (the CLI looks for a daemon; the daemon is one).
+pub async fn checks(
+    cfg: &EngineConfig,
+    store: Result<&Store, String>,
+    vault: &Arc<VaultCell>,
+) -> Vec<Check> {
     use CheckStatus::{Fail, Ok as Good, Warn};
     let mut out = Vec::new();
 
@@ -122,7 +130,9 @@ pub async fn checks(cfg: &EngineConfig, store: Result<&Store, String>) -> Vec<Ch
         ),
     });
 
-    let health = store.and_then(|s| s.health().map_err(|e| e.to_string()));
+    let health = store
+        .clone()
+        .and_then(|s| s.health().map_err(|e| e.to_string()));
     out.push(match health {
         Ok(h) if h.ok => Check::new(
             "store",
@@ -150,5 +160,48 @@ pub async fn checks(cfg: &EngineConfig, store: Result<&Store, String>) -> Vec<Ch
             Some("check the data dir (--data-dir / PERSONAS_DATA_DIR) is writable"),
         ),
     });
+    if let Ok(store) = store {
+        out.push(vault_check(store.clone(), Arc::clone(vault)).await);
+    }
     out
+}
+
+/// `vault`: can credentials be stored and opened? A failure is a warning while no credential
+/// is stored (nothing needs the vault yet) and a failure once one is (its runs cannot start).
+async fn vault_check(store: Store, vault: Arc<VaultCell>) -> Check {
+    let found = tokio::task::spawn_blocking(move || {
+        let r = vault.readiness(&store)?;
+        let stored = store.credentials().list()?.len();
+        Ok::<_, personas_engine::vault::VaultError>((r, stored))
+    })
+    .await;
+    let (r, stored) = match found {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return Check::new("vault", CheckStatus::Fail, e.to_string(), None),
+        Err(e) => return Check::new("vault", CheckStatus::Fail, e.to_string(), None),
+    };
+    let place = match r.mode {
+        KeyMode::Keychain => "key in the OS keychain",
+        KeyMode::Passphrase => "key under PERSONAS_VAULT_PASSPHRASE (Argon2id)",
+        KeyMode::None => "no place for a key",
+    };
+    if r.ready {
+        let detail = match r.generation {
+            Some(g) if r.created => format!("{place}, generation {g}, {stored} credential(s)"),
+            _ => format!("not created yet; the first credential creates it ({place})"),
+        };
+        return Check::new("vault", CheckStatus::Ok, detail, None);
+    }
+    Check {
+        check: "vault".into(),
+        status: if stored > 0 {
+            CheckStatus::Fail
+        } else {
+            CheckStatus::Warn
+        },
+        detail: r
+            .problem
+            .unwrap_or_else(|| "credentials cannot be stored".into()),
+        hint: r.hint,
+    }
 }

@@ -208,6 +208,7 @@ impl FromStr for PermissionMode {
 /// the allow/deny lists; rules given afterwards add to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum PermissionTemplate {
     /// Read and search files; nothing else. `dontAsk` denies every other tool without asking,
     /// and each attempt is a recorded permission denial (removing the tools instead would hide

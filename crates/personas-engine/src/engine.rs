@@ -104,6 +104,11 @@ impl Engine {
         &self.inner.rt.config
     }
 
+    /// The credential vault this engine's runs use (unlocked at most once per process).
+    pub fn vault(&self) -> &Arc<VaultCell> {
+        &self.inner.rt.vault
+    }
+
     /// This process's owner tag for running executions.
     pub fn owner(&self) -> &str {
         &self.inner.owner

@@ -6,6 +6,7 @@
 mod webhook;
 
 use futures::{SinkExt, StreamExt};
+use personas_engine::vault::VaultOptions;
 use personas_engine::{Engine, EngineConfig, EngineEvent};
 use personas_server::events::EventHub;
 use personas_server::{ServerState, serve};
@@ -18,6 +19,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+#[path = "server/vault.rs"]
+mod vault;
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -40,6 +44,11 @@ impl Server {
     }
 
     async fn start_with(replay_capacity: Option<usize>) -> Server {
+        Self::start_opts(replay_capacity, vault::passphrase()).await
+    }
+
+    /// A server whose vault uses `vault` (a passphrase by default: CI has no OS keychain).
+    async fn start_opts(replay_capacity: Option<usize>, vault: VaultOptions) -> Server {
         let api = ScriptedApi::start().await;
         let env = isolated_env(&api);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -48,7 +57,7 @@ impl Server {
         config.env = env.vars.iter().cloned().collect();
         config.queue_poll_ms = 100;
         let store = Store::open_in_dir(dir.path()).expect("store");
-        let engine = Engine::new(config, store);
+        let engine = Engine::with_vault(config, store, vault);
         engine.start().await.expect("start engine");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -75,6 +84,10 @@ impl Server {
             called: Mutex::new(BTreeSet::new()),
             stop: Some(tx),
         }
+    }
+
+    fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// Calls an operation with the token; returns status and JSON body.
@@ -504,6 +517,9 @@ async fn every_operation_round_trips_through_the_server() {
         .ok("delete_persona", json!({"persona": "Docs checker"}))
         .await;
     assert_eq!(gone["name"], "Docs checker");
+
+    // Credentials, the vault, tools, persona links and permission templates.
+    vault::round_trips(&s).await;
 
     let called = s.called.lock().expect("lock").clone();
     let all: BTreeSet<String> = personas_api::OPERATIONS

@@ -223,21 +223,7 @@ impl<'s> CredentialRepo<'s> {
         let now = now_ms();
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
-            // Sealed under the current key only: a rotation that committed after the caller
-            // opened the vault would otherwise leave this value under a retired key.
-            let generation: Option<i64> = tx
-                .query_row("SELECT generation FROM vault WHERE id = 1", [], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            for f in new.fields.iter().filter(|f| f.secret) {
-                if generation.is_none() || f.generation != generation {
-                    return Err(StoreError::conflict(
-                        "vault",
-                        "the vault key changed meanwhile (rotated); nothing was stored, try again",
-                    ));
-                }
-            }
+            check_generation(tx, &new.fields)?;
             tx.execute(
                 "INSERT INTO credentials (id, name, kind, env_overrides, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -254,6 +240,48 @@ impl<'s> CredentialRepo<'s> {
             Ok(())
         })?;
         self.find(&new.id)
+    }
+
+    /// Replaces a credential's name, variable renames and fields in one transaction (the
+    /// caller passes every field the credential keeps, sealed ones included). The last health
+    /// check is cleared: it was made with the old values.
+    pub fn update(
+        &self,
+        id: &str,
+        name: &str,
+        env_overrides: &BTreeMap<String, String>,
+        fields: &[StoredField],
+    ) -> Result<CredentialRow, StoreError> {
+        validate::resource_name("name", name)?;
+        let now = now_ms();
+        let mut conn = self.store.conn()?;
+        write_tx(&mut conn, |tx| {
+            check_generation(tx, fields)?;
+            let changed = tx
+                .execute(
+                    "UPDATE credentials SET name = ?2, env_overrides = ?3, updated_at = ?4,
+                        last_checked_at = NULL, last_check_ok = NULL, last_check_error = NULL
+                     WHERE id = ?1",
+                    params![id, name, to_json(env_overrides), now],
+                )
+                .map_err(|e| name_conflict(e, name))?;
+            if changed == 0 {
+                return Err(StoreError::not_found("credential", id));
+            }
+            tx.execute(
+                "DELETE FROM credential_fields WHERE credential_id = ?1",
+                [id],
+            )?;
+            for f in fields {
+                tx.execute(
+                    "INSERT INTO credential_fields (credential_id, field, secret, plain, sealed, generation)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, f.field, f.secret, f.plain, f.sealed, f.generation],
+                )?;
+            }
+            Ok(())
+        })?;
+        self.find(id)
     }
 
     /// By id or name (case-insensitive).
@@ -364,17 +392,7 @@ impl<'s> CredentialRepo<'s> {
     ) -> Result<(), StoreError> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
-            tx.execute(
-                "DELETE FROM persona_credentials WHERE persona_id = ?1",
-                [persona_id.as_str()],
-            )?;
-            for id in credential_ids {
-                tx.execute(
-                    "INSERT OR IGNORE INTO persona_credentials (persona_id, credential_id) VALUES (?1, ?2)",
-                    params![persona_id.as_str(), id],
-                )?;
-            }
-            Ok(())
+            replace_persona_credentials(tx, persona_id, credential_ids)
         })
     }
 
@@ -499,4 +517,45 @@ impl<'s> CredentialRepo<'s> {
         )?;
         Ok(())
     }
+}
+
+/// Sealed values may only be stored under the vault's current key: a rotation that committed
+/// after the caller opened the vault would otherwise leave a value under a retired key.
+fn check_generation(
+    tx: &rusqlite::Transaction<'_>,
+    fields: &[StoredField],
+) -> Result<(), StoreError> {
+    let generation: Option<i64> = tx
+        .query_row("SELECT generation FROM vault WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    for f in fields.iter().filter(|f| f.secret) {
+        if generation.is_none() || f.generation != generation {
+            return Err(StoreError::conflict(
+                "vault",
+                "the vault key changed meanwhile (rotated); nothing was stored, try again",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Inside a transaction: the persona's linked credentials become exactly `credential_ids`.
+pub(crate) fn replace_persona_credentials(
+    tx: &rusqlite::Transaction<'_>,
+    persona_id: &PersonaId,
+    credential_ids: &[String],
+) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM persona_credentials WHERE persona_id = ?1",
+        [persona_id.as_str()],
+    )?;
+    for id in credential_ids {
+        tx.execute(
+            "INSERT OR IGNORE INTO persona_credentials (persona_id, credential_id) VALUES (?1, ?2)",
+            params![persona_id.as_str(), id],
+        )?;
+    }
+    Ok(())
 }

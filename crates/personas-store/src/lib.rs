@@ -43,7 +43,7 @@ pub use bus::{
 };
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
-pub use personas::PersonaRepo;
+pub use personas::{PersonaLinks, PersonaRepo};
 pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
 pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
 pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};

@@ -10,6 +10,26 @@ pub struct PersonaRepo<'s> {
     store: &'s Store,
 }
 
+/// Credentials and tools to link to a persona in the same transaction as its settings.
+/// `None` leaves a set as it is; `Some` replaces it (ids, already resolved by the caller).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonaLinks {
+    pub credentials: Option<Vec<String>>,
+    pub tools: Option<Vec<String>>,
+}
+
+impl PersonaLinks {
+    fn write(&self, tx: &rusqlite::Transaction<'_>, id: &PersonaId) -> Result<(), StoreError> {
+        if let Some(c) = &self.credentials {
+            crate::credentials::replace_persona_credentials(tx, id, c)?;
+        }
+        if let Some(t) = &self.tools {
+            crate::tools::replace_persona_tools(tx, id, t)?;
+        }
+        Ok(())
+    }
+}
+
 const COLUMNS: &str = "id, name, description, instructions, sections, model, max_concurrent, \
     timeout_secs, max_turns, max_budget_usd, permissions, enabled, prompt_version, created_at, \
     updated_at";
@@ -61,6 +81,15 @@ impl<'s> PersonaRepo<'s> {
 
     /// Validates and stores a new persona with prompt version 1.
     pub fn create(&self, spec: &PersonaSpec) -> Result<Persona, StoreError> {
+        self.create_linked(spec, &PersonaLinks::default())
+    }
+
+    /// As [`PersonaRepo::create`], linking credentials and tools in the same transaction.
+    pub fn create_linked(
+        &self,
+        spec: &PersonaSpec,
+        links: &PersonaLinks,
+    ) -> Result<Persona, StoreError> {
         validate::persona_spec(spec)?;
         let id = PersonaId::new();
         let now = now_ms();
@@ -89,7 +118,7 @@ impl<'s> PersonaRepo<'s> {
                 "INSERT INTO prompt_versions (persona_id, version, instructions, sections, created_at) VALUES (?1, 1, ?2, ?3, ?4)",
                 params![id.as_str(), spec.instructions, to_json(&spec.sections), now],
             )?;
-            Ok(())
+            links.write(tx, &id)
         })?;
         self.get(&id)
     }
@@ -130,6 +159,17 @@ impl<'s> PersonaRepo<'s> {
     /// Replaces a persona's settings with `spec`. A change to instructions or sections adds a
     /// new prompt version.
     pub fn update(&self, name_or_id: &str, spec: &PersonaSpec) -> Result<Persona, StoreError> {
+        self.update_linked(name_or_id, spec, &PersonaLinks::default())
+    }
+
+    /// As [`PersonaRepo::update`], replacing linked credentials and tools in the same
+    /// transaction.
+    pub fn update_linked(
+        &self,
+        name_or_id: &str,
+        spec: &PersonaSpec,
+        links: &PersonaLinks,
+    ) -> Result<Persona, StoreError> {
         validate::persona_spec(spec)?;
         let current = self.find(name_or_id)?;
         let now = now_ms();
@@ -179,7 +219,7 @@ impl<'s> PersonaRepo<'s> {
                     params![current.id.as_str(), new_version, spec.instructions, to_json(&spec.sections), now],
                 )?;
             }
-            Ok(())
+            links.write(tx, &current.id)
         })?;
         self.get(&current.id)
     }

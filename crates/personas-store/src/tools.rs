@@ -20,6 +20,7 @@ pub struct ToolRepo<'s> {
 /// How a tool is called.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum ToolCall {
     /// A command line the agent runs with its Bash tool.
     Command { command: String },
@@ -44,6 +45,7 @@ impl ToolCall {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct ToolDefinition {
     pub id: String,
     pub name: String,
@@ -191,6 +193,17 @@ impl<'s> ToolRepo<'s> {
         Ok(t)
     }
 
+    /// Names of the personas a tool is attached to.
+    pub fn attached_personas(&self, tool_id: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT p.name FROM persona_tools pt JOIN personas p ON p.id = pt.persona_id
+             WHERE pt.tool_id = ?1 ORDER BY p.name COLLATE NOCASE",
+        )?;
+        let rows = stmt.query_map([tool_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Tools attached to a persona, by name.
     pub fn of_persona(&self, persona_id: &PersonaId) -> Result<Vec<ToolDefinition>, StoreError> {
         let conn = self.store.conn()?;
@@ -215,17 +228,26 @@ impl<'s> ToolRepo<'s> {
     ) -> Result<(), StoreError> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
-            tx.execute(
-                "DELETE FROM persona_tools WHERE persona_id = ?1",
-                [persona_id.as_str()],
-            )?;
-            for id in tool_ids {
-                tx.execute(
-                    "INSERT OR IGNORE INTO persona_tools (persona_id, tool_id) VALUES (?1, ?2)",
-                    params![persona_id.as_str(), id],
-                )?;
-            }
-            Ok(())
+            replace_persona_tools(tx, persona_id, tool_ids)
         })
     }
+}
+
+/// Inside a transaction: the persona's attached tools become exactly `tool_ids`.
+pub(crate) fn replace_persona_tools(
+    tx: &rusqlite::Transaction<'_>,
+    persona_id: &PersonaId,
+    tool_ids: &[String],
+) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM persona_tools WHERE persona_id = ?1",
+        [persona_id.as_str()],
+    )?;
+    for id in tool_ids {
+        tx.execute(
+            "INSERT OR IGNORE INTO persona_tools (persona_id, tool_id) VALUES (?1, ?2)",
+            params![persona_id.as_str(), id],
+        )?;
+    }
+    Ok(())
 }

@@ -1,5 +1,5 @@
 // The app frame: navigation rail, connection indicator, theme switch, and the page.
-import { Activity, BarChart3, Bot, Brain, Inbox, LayoutDashboard, Moon, Network, Settings, ShieldCheck, Sparkles, Sun } from "lucide-react";
+import { Activity, BarChart3, Bot, Brain, Inbox, KeyRound, LayoutDashboard, Moon, Network, Settings, ShieldCheck, Sparkles, Sun, Wrench } from "lucide-react";
 import { NavLink, Outlet } from "react-router";
 import { useApp } from "../stores/app";
 import { useInbox } from "../stores/inbox";
@@ -12,6 +12,8 @@ const nav = [
   { to: "/messages", label: "Messages", icon: Inbox, badge: "unread" as const },
   { to: "/reviews", label: "Reviews", icon: ShieldCheck },
   { to: "/memories", label: "Memories", icon: Brain },
+  { to: "/credentials", label: "Credentials", icon: KeyRound },
+  { to: "/tools", label: "Tools", icon: Wrench },
   { to: "/observability", label: "Observability", icon: BarChart3 },
   { to: "/canvas", label: "Team canvas", icon: Network },
   { to: "/welcome", label: "Templates & setup", icon: Sparkles },

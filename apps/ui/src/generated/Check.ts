@@ -6,6 +6,7 @@ import type { CheckStatus } from "./CheckStatus";
  */
 export type Check = { 
 /**
- * Stable name: `claude cli`, `claude version`, `claude auth`, `data dir`, `store`, `runtime`.
+ * Stable name: `claude cli`, `claude version`, `claude auth`, `data dir`, `store`, `vault`,
+ * `runtime`.
  */
 check: string, status: CheckStatus, detail: string, hint?: string, };

@@ -1,12 +1,20 @@
 // Generated from the operation table in crates/personas-api. Do not edit.
 import type { AddMemory } from "./AddMemory";
 import type { CanvasLayout } from "./CanvasLayout";
+import type { CreateCredential } from "./CreateCredential";
 import type { CreateFromTemplate } from "./CreateFromTemplate";
 import type { CreatePersona } from "./CreatePersona";
+import type { CreateTool } from "./CreateTool";
+import type { Credential } from "./Credential";
+import type { CredentialList } from "./CredentialList";
+import type { CredentialRef } from "./CredentialRef";
+import type { CredentialTest } from "./CredentialTest";
+import type { CredentialTypeList } from "./CredentialTypeList";
 import type { Dashboard } from "./Dashboard";
 import type { DashboardRequest } from "./DashboardRequest";
 import type { DecideReview } from "./DecideReview";
 import type { DecidedReview } from "./DecidedReview";
+import type { DeleteCredential } from "./DeleteCredential";
 import type { Empty } from "./Empty";
 import type { Execution } from "./Execution";
 import type { ExecutionList } from "./ExecutionList";
@@ -22,7 +30,9 @@ import type { MemoryRef } from "./MemoryRef";
 import type { MemoryRow } from "./MemoryRow";
 import type { MessageList } from "./MessageList";
 import type { OutputPage } from "./OutputPage";
+import type { PermissionTemplateList } from "./PermissionTemplateList";
 import type { Persona } from "./Persona";
+import type { PersonaLinks } from "./PersonaLinks";
 import type { PersonaList } from "./PersonaList";
 import type { PersonaRef } from "./PersonaRef";
 import type { PromptVersionList } from "./PromptVersionList";
@@ -33,10 +43,16 @@ import type { Settings } from "./Settings";
 import type { StatsRequest } from "./StatsRequest";
 import type { SystemReport } from "./SystemReport";
 import type { TemplateList } from "./TemplateList";
+import type { TestCredential } from "./TestCredential";
+import type { Tool } from "./Tool";
+import type { ToolList } from "./ToolList";
+import type { ToolRef } from "./ToolRef";
+import type { UpdateCredential } from "./UpdateCredential";
 import type { UpdateMemory } from "./UpdateMemory";
 import type { UpdatePersona } from "./UpdatePersona";
 import type { UpdateSettings } from "./UpdateSettings";
 import type { Updated } from "./Updated";
+import type { VaultStatus } from "./VaultStatus";
 
 /** Every operation: its request and response types. */
 export interface Operations {
@@ -96,6 +112,32 @@ export interface Operations {
   get_canvas: { request: Empty; response: CanvasLayout };
   /** Saves the team canvas layout. */
   save_canvas: { request: CanvasLayout; response: CanvasLayout };
+  /** The credential types: fields, which are secret, their variables, the check. */
+  list_credential_types: { request: Empty; response: CredentialTypeList };
+  /** Stored credentials: names, types, variables, non-secret values, last check. */
+  list_credentials: { request: Empty; response: CredentialList };
+  /** One credential (never a secret value). */
+  get_credential: { request: CredentialRef; response: Credential };
+  /** Stores a credential; secret values are sealed and never returned. */
+  create_credential: { request: CreateCredential; response: Credential };
+  /** Replaces a credential's fields; secret fields left out keep their value. */
+  update_credential: { request: UpdateCredential; response: Credential };
+  /** Deletes a credential (refused while personas use it, unless forced). */
+  delete_credential: { request: DeleteCredential; response: Credential };
+  /** Runs a credential's health check now and records the result. */
+  test_credential: { request: TestCredential; response: CredentialTest };
+  /** Where the vault key is, and whether secrets can be stored (with a fix if not). */
+  vault_status: { request: Empty; response: VaultStatus };
+  /** Custom tools and the personas they are attached to. */
+  list_tools: { request: Empty; response: ToolList };
+  /** Defines a custom tool (a command line or an HTTP request). */
+  create_tool: { request: CreateTool; response: Tool };
+  /** Deletes a custom tool (detached from every persona). */
+  delete_tool: { request: ToolRef; response: Tool };
+  /** The credentials and tools a persona is given. */
+  get_persona_links: { request: PersonaRef; response: PersonaLinks };
+  /** The permission policy templates (read-only, edit-in-workspace, full-trust). */
+  list_permission_templates: { request: Empty; response: PermissionTemplateList };
 }
 
 export type OperationName = keyof Operations;
@@ -130,4 +172,17 @@ export const OPERATION_NAMES: OperationName[] = [
   "get_dashboard",
   "get_canvas",
   "save_canvas",
+  "list_credential_types",
+  "list_credentials",
+  "get_credential",
+  "create_credential",
+  "update_credential",
+  "delete_credential",
+  "test_credential",
+  "vault_status",
+  "list_tools",
+  "create_tool",
+  "delete_tool",
+  "get_persona_links",
+  "list_permission_templates",
 ];

@@ -1,17 +1,16 @@
 // Create or edit a persona: instructions (with prompt version history and a diff), model,
-// limits, permission policy; and run it with a JSON input. Server errors land next to the field
-// they name.
+// limits, permission policy, credentials and tools; and run it with a JSON input. Server errors
+// land next to the field they name.
 import { History, Play, Save, Trash2 } from "lucide-react";
 import { useEffect, useMemo, useState } from "react";
 import { useNavigate, useParams } from "react-router";
 import { BackendError, backend, errorMessage } from "../backend";
 import { Badge, Button, Card, ErrorBox, Field, PageHeader, Spinner, cx, inputClass } from "../components/ui";
-import type { PermissionMode, Persona, PersonaSpec } from "../generated";
+import { AccessCard, type Links, PermissionsCard } from "../components/PersonaAccess";
+import type { Persona, PersonaSpec } from "../generated";
 import { diffLines } from "../lib/diff";
 import { useQuery } from "../lib/useQuery";
 import { usePersonas } from "../stores/personas";
-
-const modes: PermissionMode[] = ["default", "acceptEdits", "dontAsk", "plan", "bypassPermissions"];
 
 function emptySpec(): PersonaSpec {
   return {
@@ -125,9 +124,22 @@ export function PersonaEditor() {
   const [general, setGeneral] = useState<string | null>(null);
   const [saving, setSaving] = useState(false);
   const [saved, setSaved] = useState(false);
+  const [links, setLinks] = useState<Links>({ credentials: [], tools: [] });
+  const [linksLoaded, setLinksLoaded] = useState(creating);
   useEffect(() => {
     if (persona) setSpec(toSpec(persona));
   }, [persona]);
+  const personaId = persona?.id;
+  useEffect(() => {
+    if (!personaId) return;
+    backend()
+      .call("get_persona_links", { persona: personaId })
+      .then((l) => {
+        setLinks({ credentials: l.credentials, tools: l.tools });
+        setLinksLoaded(true);
+      })
+      .catch((e) => setGeneral(errorMessage(e)));
+  }, [personaId]);
   if (!creating && !store.loaded) return <Spinner />;
   if (!creating && !persona) return <ErrorBox error={`No persona named ${decodeURIComponent(name ?? "")}.`} />;
 
@@ -144,7 +156,9 @@ export function PersonaEditor() {
     setGeneral(null);
     setSaving(true);
     try {
-      const p = creating ? await store.create(spec) : await store.update(persona!.id, spec);
+      // Links are sent only once known, so a failed load never clears them.
+      const extras = linksLoaded ? links : {};
+      const p = creating ? await store.create(spec, extras) : await store.update(persona!.id, spec, extras);
       setSaved(true);
       if (creating || p.name !== persona?.name) nav(`/personas/${encodeURIComponent(p.name)}`, { replace: true });
     } catch (e) {
@@ -163,7 +177,6 @@ export function PersonaEditor() {
     }
   };
   const num = (v: string) => (v.trim() === "" ? null : Number(v));
-  const list = (v: string) => v.split(",").map((x) => x.trim()).filter(Boolean);
 
   return (
     <div data-page="persona-editor">
@@ -228,21 +241,15 @@ export function PersonaEditor() {
               </label>
             </div>
           </Card>
-          <Card title="Permissions" className="p-0">
-            <div className="space-y-3 p-4">
-              <Field label="Mode" htmlFor="mode">
-                <select id="mode" className={inputClass} value={spec.permissions.mode} onChange={(e) => set("permissions", { ...spec.permissions, mode: e.target.value as PermissionMode })}>
-                  {modes.map((m) => <option key={m} value={m}>{m}</option>)}
-                </select>
-              </Field>
-              <Field label="Allowed tools" htmlFor="allow" error={errors.allow_tool} hint="Comma separated, e.g. Read, Bash(git *)">
-                <input id="allow" className={inputClass} value={spec.permissions.allow.join(", ")} onChange={(e) => set("permissions", { ...spec.permissions, allow: list(e.target.value) })} />
-              </Field>
-              <Field label="Denied tools" htmlFor="deny" error={errors.deny_tool}>
-                <input id="deny" className={inputClass} value={spec.permissions.deny.join(", ")} onChange={(e) => set("permissions", { ...spec.permissions, deny: list(e.target.value) })} />
-              </Field>
-            </div>
-          </Card>
+          <PermissionsCard policy={spec.permissions} onChange={(p) => set("permissions", p)} errors={errors} />
+          <AccessCard
+            links={links}
+            onChange={(l) => {
+              setLinks(l);
+              setSaved(false);
+            }}
+            errors={errors}
+          />
         </div>
       </div>
     </div>

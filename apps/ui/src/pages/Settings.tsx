@@ -4,9 +4,11 @@ import { BackendError, backend, errorMessage } from "../backend";
 import { Badge, Button, Card, ErrorBox, Field, PageHeader, Spinner, cx, inputClass } from "../components/ui";
 import { useQuery } from "../lib/useQuery";
 import { type Theme, useApp } from "../stores/app";
+import { VaultBanner } from "./Credentials";
 
 export function SettingsPage() {
   const { data, error, reload, setData } = useQuery(() => backend().call("get_settings", {}), []);
+  const vault = useQuery(() => backend().call("vault_status", {}), []);
   const theme = useApp((s) => s.theme);
   const setTheme = useApp((s) => s.setTheme);
   const [maxc, setMaxc] = useState<string | null>(null);
@@ -50,6 +52,17 @@ export function SettingsPage() {
               <input id="cli" className={inputClass} placeholder="found automatically" value={cli ?? data.claude_path ?? ""} onChange={(e) => setCli(e.target.value)} />
             </Field>
             <Button variant="primary" busy={busy} onClick={save} disabled={maxc === null && cli === null}>Save</Button>
+          </div>
+        </Card>
+        <Card title="Credential vault" className="p-0">
+          <div className="p-4 pb-0 text-sm" data-vault-mode={vault.data?.mode}>
+            {vault.error && <ErrorBox error={vault.error} retry={vault.reload} />}
+            {vault.data && (
+              <p className="mb-2">
+                Key kept in: <strong>{vault.data.mode === "keychain" ? "the OS keychain" : vault.data.mode === "passphrase" ? "PERSONAS_VAULT_PASSPHRASE (Argon2id)" : "nowhere usable"}</strong> · {vault.data.credentials} credential(s)
+              </p>
+            )}
+            <VaultBanner vault={vault.data} />
           </div>
         </Card>
         <Card title="Appearance" className="p-0">

@@ -3,14 +3,17 @@ import { create } from "zustand";
 import type { Persona, PersonaSpec } from "../generated";
 import { backend } from "../backend";
 
+/** Credentials and tools (names) to give a persona; a list left out is not changed. */
+export type PersonaExtras = { credentials?: string[]; tools?: string[] };
+
 type PersonasState = {
   list: Persona[];
   loaded: boolean;
   error: string | null;
   load(): Promise<void>;
-  create(spec: PersonaSpec): Promise<Persona>;
+  create(spec: PersonaSpec, extras?: PersonaExtras): Promise<Persona>;
   fromTemplate(templateId: string, name?: string): Promise<Persona>;
-  update(persona: string, spec: PersonaSpec): Promise<Persona>;
+  update(persona: string, spec: PersonaSpec, extras?: PersonaExtras): Promise<Persona>;
   remove(persona: string): Promise<void>;
 };
 
@@ -31,8 +34,8 @@ export const usePersonas = create<PersonasState>((set, get) => ({
       set({ error: (e as Error).message, loaded: true });
     }
   },
-  create: async (spec) => {
-    const p = await backend().call("create_persona", { spec });
+  create: async (spec, extras) => {
+    const p = await backend().call("create_persona", { spec, ...extras });
     set({ list: upsert(get().list, p) });
     return p;
   },
@@ -41,8 +44,8 @@ export const usePersonas = create<PersonasState>((set, get) => ({
     set({ list: upsert(get().list, p) });
     return p;
   },
-  update: async (persona, spec) => {
-    const p = await backend().call("update_persona", { persona, spec });
+  update: async (persona, spec, extras) => {
+    const p = await backend().call("update_persona", { persona, spec, ...extras });
     set({ list: upsert(get().list, p) });
     return p;
   },

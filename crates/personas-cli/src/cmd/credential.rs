@@ -9,7 +9,7 @@ use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
 use personas_core::Secret;
-use personas_core::connector::{self, TEMPLATES};
+use personas_core::connector::TEMPLATES;
 use personas_engine::credentials::{self, CredentialError, CredentialInput, check};
 use personas_engine::vault::{Vault, VaultError, VaultOptions};
 use personas_store::{CredentialRow, Store};
@@ -17,6 +17,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Subcommand, Debug)]
@@ -147,45 +148,22 @@ fn read_value(kind: &str, field: &str, secret: bool) -> CliResult<Secret> {
     }
 }
 
-fn env_names(row: &CredentialRow, store: &Store) -> CliResult<Vec<(String, String, bool)>> {
-    let Some(t) = connector::template(&row.kind) else {
-        return Ok(Vec::new());
-    };
-    let present: Vec<String> = store
-        .credentials()
-        .fields(&row.id)?
+/// Variables of the fields a credential sets (stored or defaulted).
+fn variables(row: &CredentialRow, store: &Store) -> CliResult<Vec<String>> {
+    Ok(credentials::field_states(store, row)?
         .into_iter()
-        .map(|f| f.field)
-        .collect();
-    Ok(t.fields
-        .iter()
-        .filter(|f| f.default.is_some() || present.iter().any(|p| p == f.name))
-        .map(|f| {
-            let env = row
-                .env_overrides
-                .get(f.name)
-                .cloned()
-                .unwrap_or_else(|| f.env.to_string());
-            (f.name.to_string(), env, f.secret)
-        })
+        .filter(|f| f.set)
+        .map(|f| f.variable)
         .collect())
 }
 
 /// Variables a linked set of credentials would set; a clash is a usage error naming both.
 pub fn check_env_clashes(store: &Store, rows: &[CredentialRow]) -> CliResult<()> {
-    let mut owners: BTreeMap<String, String> = BTreeMap::new();
-    for r in rows {
-        for (_, env, _) in env_names(r, store)? {
-            if let Some(other) = owners.insert(env.clone(), r.name.clone()) {
-                return Err(CliError::usage(format!(
-                    "--credential: {other} and {} both set {env}",
-                    r.name
-                ))
-                .with_hint("store one of them with --env FIELD=OTHER_NAME"));
-            }
-        }
-    }
-    Ok(())
+    credentials::check_env_clashes(store, rows).map_err(|e| match e {
+        CredentialError::Invalid(v) => CliError::usage(format!("--credential: {}", v.message))
+            .with_hint("store one of them with --env FIELD=OTHER_NAME"),
+        other => other.into(),
+    })
 }
 
 pub async fn run(ctx: &mut Context, cmd: CredentialCmd) -> CliResult<ExitCode> {
@@ -274,11 +252,7 @@ pub async fn run(ctx: &mut Context, cmd: CredentialCmd) -> CliResult<ExitCode> {
             } else {
                 let mut rows = Vec::new();
                 for c in &list {
-                    let vars = env_names(c, &store)?
-                        .into_iter()
-                        .map(|(_, e, _)| e)
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let vars = variables(c, &store)?.join(", ");
                     rows.push(vec![c.name.clone(), c.kind.clone(), vars, check_text(c)]);
                 }
                 println!(
@@ -289,25 +263,12 @@ pub async fn run(ctx: &mut Context, cmd: CredentialCmd) -> CliResult<ExitCode> {
         }
         CredentialCmd::Show { name } => {
             let c = store.credentials().find(&name)?;
-            let stored = store.credentials().fields(&c.id)?;
             let personas = store.credentials().linked_personas(&c.id)?;
-            let fields: Vec<serde_json::Value> = env_names(&c, &store)?
+            let fields: Vec<serde_json::Value> = credentials::field_states(&store, &c)?
                 .into_iter()
-                .map(|(field, env, secret)| {
-                    let value = if secret {
-                        None
-                    } else {
-                        stored
-                            .iter()
-                            .find(|s| s.field == field)
-                            .and_then(|s| s.plain.clone())
-                            .or_else(|| {
-                                connector::template(&c.kind)
-                                    .and_then(|t| t.field(&field))
-                                    .and_then(|f| f.default.map(String::from))
-                            })
-                    };
-                    json!({"field": field, "variable": env, "secret": secret, "value": value})
+                .filter(|f| f.set)
+                .map(|f| {
+                    json!({"field": f.field, "variable": f.variable, "secret": f.secret, "value": f.value})
                 })
                 .collect();
             if ctx.json {
@@ -345,21 +306,21 @@ pub async fn run(ctx: &mut Context, cmd: CredentialCmd) -> CliResult<ExitCode> {
                     "--timeout {timeout}: must be between 0 and 300 seconds"
                 )));
             }
-            let row = store.credentials().find(&name)?;
             let opts = vault_options();
             let s2 = store.clone();
             let opened = tokio::task::spawn_blocking(move || {
-                let vault = Vault::open(&s2, &opts)?.ok_or_else(|| {
-                    VaultError::Corrupt("credentials exist but the vault record is missing".into())
-                })?;
-                credentials::open(&vault, &s2, row)
+                credentials::open_named(&s2, &name, &mut || {
+                    Vault::open(&s2, &opts)?.map(Arc::new).ok_or_else(|| {
+                        VaultError::Corrupt(
+                            "credentials exist but the vault record is missing".into(),
+                        )
+                    })
+                })
             })
             .await
             .map_err(|e| CliError::runtime(format!("opening the credential failed: {e}")))??;
             let outcome = check::run(&opened, Duration::from_secs_f64(timeout)).await;
-            if let Some(rec) = outcome.record() {
-                store.credentials().record_check(&opened.row.id, &rec)?;
-            }
+            check::record(&store, &opened, &outcome)?;
             if ctx.json {
                 print_json(&json!({"credential": opened.row.name, "check": outcome}));
             }

@@ -84,7 +84,10 @@ pub async fn doctor(ctx: &mut Context) -> CliResult<ExitCode> {
         Some(h) => format!("{} ({h})", e.message),
         None => e.message,
     });
-    let mut checks = system::checks(&cfg, store.as_ref().map_err(Clone::clone)).await;
+    let vault = std::sync::Arc::new(personas_engine::vault::VaultCell::new(
+        personas_engine::vault::VaultOptions::from_env(|k| std::env::var(k).ok()),
+    ));
+    let mut checks = system::checks(&cfg, store.as_ref().map_err(Clone::clone), &vault).await;
     checks.push(match daemon::running(&cfg.data_dir) {
         Ok(Some(info)) => Check::new(
             "runtime",

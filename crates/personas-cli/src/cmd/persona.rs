@@ -7,7 +7,7 @@ use crate::render::{self, Style};
 use clap::{Args, Subcommand};
 use personas_core::persona_file::{self, PersonaFile, Syntax};
 use personas_core::{PermissionMode, PermissionTemplate, Persona, PersonaSpec};
-use personas_store::{ExecutionFilter, Store};
+use personas_store::{ExecutionFilter, PersonaLinks, Store};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -185,8 +185,7 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             let links =
                 Links::resolve(&store, None, &settings.credential, &[], &settings.tool, &[])?;
             settings.apply(&mut spec)?;
-            let p = store.personas().create(&spec)?;
-            links.store(&store, &p)?;
+            let p = store.personas().create_linked(&spec, &links)?;
             warn_full_trust(&p);
             if ctx.json {
                 print_json(&p);
@@ -310,8 +309,9 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             if disable {
                 spec.enabled = false;
             }
-            let p = store.personas().update(current.id.as_str(), &spec)?;
-            links.store(&store, &p)?;
+            let p = store
+                .personas()
+                .update_linked(current.id.as_str(), &spec, &links)?;
             if p.permissions.mode != current.permissions.mode {
                 warn_full_trust(&p);
             }
@@ -400,12 +400,9 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Credential and tool links asked for on the command line, resolved before anything is stored.
-struct Links {
-    credentials: Option<Vec<String>>,
-    tools: Option<Vec<String>>,
-}
-
+/// Credential and tool links asked for on the command line, resolved before anything is
+/// stored, and stored in the same transaction as the persona.
+struct Links;
 impl Links {
     fn resolve(
         store: &Store,
@@ -414,7 +411,7 @@ impl Links {
         remove_creds: &[String],
         add_tools: &[String],
         remove_tools: &[String],
-    ) -> CliResult<Links> {
+    ) -> CliResult<PersonaLinks> {
         let credentials = if add_creds.is_empty() && remove_creds.is_empty() {
             None
         } else {
@@ -467,17 +464,7 @@ impl Links {
             }
             Some(ids)
         };
-        Ok(Links { credentials, tools })
-    }
-
-    fn store(&self, store: &Store, p: &Persona) -> CliResult<()> {
-        if let Some(c) = &self.credentials {
-            store.credentials().set_persona_credentials(&p.id, c)?;
-        }
-        if let Some(t) = &self.tools {
-            store.tools().set_persona_tools(&p.id, t)?;
-        }
-        Ok(())
+        Ok(PersonaLinks { credentials, tools })
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::Opened;
 use personas_core::connector::{self, HealthCheck, HttpCheck, TcpTarget};
-use personas_store::CheckRecord;
+use personas_store::{CheckRecord, CredentialRow, Store, StoreError};
 use std::time::Duration;
 
 /// What a check found.
@@ -39,6 +39,19 @@ impl CheckOutcome {
             CheckOutcome::Unsupported { .. } => None,
         }
     }
+}
+
+/// Records a check's outcome on the credential (an unsupported check records nothing) and
+/// returns the credential as stored now.
+pub fn record(
+    store: &Store,
+    cred: &Opened,
+    outcome: &CheckOutcome,
+) -> Result<CredentialRow, StoreError> {
+    if let Some(rec) = outcome.record() {
+        store.credentials().record_check(&cred.row.id, &rec)?;
+    }
+    store.credentials().find(&cred.row.id)
 }
 
 /// Runs the template's check for an opened credential.

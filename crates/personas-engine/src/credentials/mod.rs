@@ -13,6 +13,7 @@ use personas_core::redact::Redactor;
 use personas_core::{PersonaId, Secret, ValidationError, validate};
 use personas_store::{CredentialRow, NewCredential, Store, StoreError, StoredField};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
@@ -45,15 +46,23 @@ pub struct CredentialInput {
     pub env_overrides: BTreeMap<String, String>,
 }
 
-/// The template for `kind`, or an error listing the known kinds.
+/// The template for `kind`, or an error listing the known kinds. The unknown kind is quoted
+/// only when it looks like a type name: a value pasted into the wrong field (a token) must not
+/// come back in the error.
 pub fn template(kind: &str) -> Result<&'static ConnectorTemplate, ValidationError> {
     connector::template(kind).ok_or_else(|| {
+        let looks_like_a_kind = kind.len() <= 32
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        let what = if looks_like_a_kind {
+            format!("unknown credential type {kind:?}")
+        } else {
+            "that is not a credential type".to_string()
+        };
         ValidationError::new(
             "type",
-            format!(
-                "unknown credential type {kind:?}; known types: {}",
-                connector::kinds()
-            ),
+            format!("{what}; known types: {}", connector::kinds()),
         )
     })
 }
@@ -117,11 +126,29 @@ pub fn check_input(input: &CredentialInput) -> Result<Vec<&'static str>, Validat
         .collect())
 }
 
+/// Opens (or, for the first credential, creates) the vault when a value must be sealed or
+/// opened. Hosts pass their own: the CLI unlocks per command, a daemon keeps one unlocked
+/// vault ([`crate::vault::VaultCell`]).
+pub type Unlock<'a> = &'a mut dyn FnMut() -> Result<Arc<Vault>, VaultError>;
+
 /// Validates, seals and stores a new credential. Creates the vault on first use.
 pub fn add(
     store: &Store,
     opts: &VaultOptions,
     input: &CredentialInput,
+) -> Result<CredentialRow, CredentialError> {
+    add_with(store, input, &mut || {
+        Vault::open_or_create(store, opts).map(Arc::new)
+    })
+}
+
+/// As [`add`], with the vault from `unlock`. Everything a user can get wrong is reported before
+/// the vault is touched. A vault rotated since `unlock` opened it is [`VaultError::Stale`]
+/// (nothing stored; unlock again and retry).
+pub fn add_with(
+    store: &Store,
+    input: &CredentialInput,
+    unlock: Unlock<'_>,
 ) -> Result<CredentialRow, CredentialError> {
     let missing = check_input(input)?;
     if let Some(f) = missing.first() {
@@ -139,7 +166,7 @@ pub fn add(
         .into());
     }
     let t = template(&input.kind)?;
-    let vault = Vault::open_or_create(store, opts)?;
+    let vault = unlock()?;
     let id = uuid::Uuid::now_v7().to_string();
     let mut fields = Vec::new();
     for (name, value) in &input.fields {
@@ -150,13 +177,213 @@ pub fn add(
             StoredField::plain(name, value.expose())
         });
     }
-    Ok(store.credentials().create(&NewCredential {
-        id,
-        name: input.name.clone(),
-        kind: input.kind.clone(),
-        env_overrides: input.env_overrides.clone(),
-        fields,
-    })?)
+    store
+        .credentials()
+        .create(&NewCredential {
+            id,
+            name: input.name.clone(),
+            kind: input.kind.clone(),
+            env_overrides: input.env_overrides.clone(),
+            fields,
+        })
+        .map_err(stale_on_rotation)
+}
+
+/// A change to a stored credential.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialUpdate {
+    /// A new name.
+    pub name: Option<String>,
+    /// The credential's field values after the change. Non-secret fields left out (or empty)
+    /// are removed; secret fields left out (or empty) keep their stored value.
+    pub fields: BTreeMap<String, Secret>,
+    /// Replaces the variable renames when given.
+    pub env_overrides: Option<BTreeMap<String, String>>,
+    /// Optional secret fields to remove.
+    pub clear: Vec<String>,
+}
+
+/// Changes a credential's name, fields or variable names. The vault is unlocked only when a
+/// new secret value must be sealed; secret values not given stay sealed as they are.
+pub fn update(
+    store: &Store,
+    credential: &str,
+    change: CredentialUpdate,
+    unlock: Unlock<'_>,
+) -> Result<CredentialRow, CredentialError> {
+    let row = store.credentials().find(credential)?;
+    let t = template(&row.kind)?;
+    let secret = |f: &str| t.field(f).is_some_and(|s| s.secret);
+    for c in &change.clear {
+        let Some(spec) = t.field(c) else {
+            return Err(ValidationError::new(
+                format!("clear {c}"),
+                format!("{} credentials have no field {c:?}", t.kind),
+            )
+            .into());
+        };
+        if spec.required && spec.default.is_none() {
+            return Err(ValidationError::new(
+                format!("field {c}"),
+                format!(
+                    "is required for {} credentials and cannot be removed",
+                    t.kind
+                ),
+            )
+            .into());
+        }
+    }
+    let input = CredentialInput {
+        name: change.name.unwrap_or_else(|| row.name.clone()),
+        kind: row.kind.clone(),
+        fields: change
+            .fields
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect(),
+        env_overrides: change
+            .env_overrides
+            .unwrap_or_else(|| row.env_overrides.clone()),
+    };
+    let missing = check_input(&input)?;
+    let kept: Vec<StoredField> = store
+        .credentials()
+        .fields(&row.id)?
+        .into_iter()
+        .filter(|f| {
+            f.secret
+                && secret(&f.field)
+                && !input.fields.contains_key(&f.field)
+                && !change.clear.contains(&f.field)
+        })
+        .collect();
+    if let Some(f) = missing
+        .iter()
+        .find(|m| !kept.iter().any(|k| k.field == **m))
+    {
+        return Err(ValidationError::new(
+            format!("field {f}"),
+            format!("is required for {} credentials", row.kind),
+        )
+        .into());
+    }
+    if !input.name.eq_ignore_ascii_case(&row.name)
+        && let Ok(other) = store.credentials().find(&input.name)
+    {
+        return Err(StoreError::conflict(
+            "name",
+            format!("a credential named {:?} already exists", other.name),
+        )
+        .into());
+    }
+    let vault = if input.fields.keys().any(|f| secret(f)) {
+        Some(unlock()?)
+    } else {
+        None
+    };
+    let mut fields = kept;
+    for (name, value) in &input.fields {
+        fields.push(match (&vault, secret(name)) {
+            (Some(v), true) => {
+                StoredField::sealed(name, v.seal(&row.id, name, value)?, v.generation())
+            }
+            _ => StoredField::plain(name, value.expose()),
+        });
+    }
+    store
+        .credentials()
+        .update(&row.id, &input.name, &input.env_overrides, &fields)
+        .map_err(stale_on_rotation)
+}
+
+/// The store refuses a value sealed under a key that was rotated away meanwhile.
+fn stale_on_rotation(e: StoreError) -> CredentialError {
+    match e {
+        StoreError::Conflict { ref field, .. } if field == "vault" => VaultError::Stale.into(),
+        e => e.into(),
+    }
+}
+
+/// One field of a stored credential as it may be shown: never a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldState {
+    pub field: String,
+    pub description: String,
+    /// The environment variable a run gets (after the user's rename).
+    pub variable: String,
+    pub secret: bool,
+    pub required: bool,
+    /// A value is stored, or the template's default applies.
+    pub set: bool,
+    /// The value of a non-secret field (stored, else the default). Always `None` for secrets.
+    pub value: Option<String>,
+    /// `value` is the template's default, not a stored value.
+    pub default: bool,
+}
+
+/// Every field of the credential's type, with what is stored for it.
+pub fn field_states(store: &Store, row: &CredentialRow) -> Result<Vec<FieldState>, StoreError> {
+    let Some(t) = connector::template(&row.kind) else {
+        return Ok(Vec::new());
+    };
+    let stored = store.credentials().fields(&row.id)?;
+    Ok(t.fields
+        .iter()
+        .map(|f| {
+            let s = stored.iter().find(|s| s.field == f.name);
+            let plain = s.and_then(|s| s.plain.clone()).filter(|_| !f.secret);
+            let default = plain.is_none() && s.is_none() && f.default.is_some();
+            FieldState {
+                field: f.name.to_string(),
+                description: f.description.to_string(),
+                variable: row
+                    .env_overrides
+                    .get(f.name)
+                    .cloned()
+                    .unwrap_or_else(|| f.env.to_string()),
+                secret: f.secret,
+                required: f.required && f.default.is_none(),
+                set: s.is_some() || f.default.is_some(),
+                value: if f.secret {
+                    None
+                } else {
+                    plain.or_else(|| f.default.map(String::from))
+                },
+                default,
+            }
+        })
+        .collect())
+}
+
+/// Refuses a set of credentials for one persona where two would set the same variable.
+pub fn check_env_clashes(store: &Store, rows: &[CredentialRow]) -> Result<(), CredentialError> {
+    let mut owners: BTreeMap<String, String> = BTreeMap::new();
+    for r in rows {
+        for f in field_states(store, r)?.into_iter().filter(|f| f.set) {
+            if let Some(other) = owners.insert(f.variable.clone(), r.name.clone()) {
+                return Err(ValidationError::new(
+                    "credentials",
+                    format!(
+                        "{other} and {} both set {}; store one of them under another variable name",
+                        r.name, f.variable
+                    ),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens one credential by name or id, e.g. for its health check.
+pub fn open_named(
+    store: &Store,
+    credential: &str,
+    unlock: Unlock<'_>,
+) -> Result<Opened, CredentialError> {
+    let row = store.credentials().find(credential)?;
+    let vault = unlock()?;
+    open(&vault, store, row)
 }
 
 /// One credential with its values opened.
@@ -260,7 +487,7 @@ pub struct RunCredentials {
 pub fn for_run(
     store: &Store,
     persona_id: &PersonaId,
-    unlock: &mut dyn FnMut() -> Result<std::sync::Arc<Vault>, VaultError>,
+    unlock: Unlock<'_>,
 ) -> Result<RunCredentials, CredentialError> {
     let rows = store.credentials().of_persona(persona_id)?;
     if rows.is_empty() {

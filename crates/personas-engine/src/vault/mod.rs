@@ -561,8 +561,131 @@ impl VaultCell {
         Ok(v)
     }
 
+    /// The unlocked vault, creating it first when none exists (the first credential being
+    /// stored). Blocking.
+    pub fn get_or_create(&self, store: &Store) -> Result<Arc<Vault>, VaultError> {
+        let mut slot = self.unlocked.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = slot.as_ref() {
+            return Ok(Arc::clone(v));
+        }
+        let v = Arc::new(Vault::open_or_create(store, &self.opts)?);
+        *slot = Some(Arc::clone(&v));
+        Ok(v)
+    }
+
     /// Forgets the unlocked key (after another process rotated the vault).
     pub fn invalidate(&self) {
         *self.unlocked.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
+
+    /// Whether credentials can be stored and opened now, and if not, why and how to fix it.
+    /// Unlocks an existing vault (once); for a vault not yet created, checks the passphrase's
+    /// strength or probes the keychain, as creating it would. Blocking.
+    pub fn readiness(&self, store: &Store) -> Result<Readiness, VaultError> {
+        let status = Vault::status(store)?;
+        let mut r = Readiness {
+            mode: KeyMode::None,
+            created: status.created,
+            generation: status.generation,
+            rotated_at: status.rotated_at,
+            ready: true,
+            problem: None,
+            hint: None,
+        };
+        let outcome = if status.created {
+            r.mode = match status.key_source.as_deref() {
+                Some("keychain") => KeyMode::Keychain,
+                _ => KeyMode::Passphrase,
+            };
+            self.get(store).map(|_| ())
+        } else {
+            match (&self.opts.passphrase, &self.opts.keychain) {
+                (Some(p), _) => {
+                    r.mode = KeyMode::Passphrase;
+                    strong(p, PASSPHRASE_VAR)
+                }
+                (None, Some(kc)) => match keychain::probe(kc.as_ref()) {
+                    Ok(()) => {
+                        r.mode = KeyMode::Keychain;
+                        Ok(())
+                    }
+                    Err(reason) => Err(VaultError::NoKeyStore {
+                        reason: format!("{}: {reason}", kc.describe()),
+                    }),
+                },
+                (None, None) => Err(VaultError::NoKeyStore {
+                    reason: format!("the keychain is turned off ({KEYCHAIN_VAR}=off)"),
+                }),
+            }
+        };
+        match outcome {
+            Ok(()) => Ok(r),
+            Err(VaultError::Store(e)) => Err(VaultError::Store(e)),
+            Err(e) => {
+                r.ready = false;
+                r.hint = fix_hint(&e).map(String::from);
+                r.problem = Some(e.to_string());
+                Ok(r)
+            }
+        }
+    }
+}
+
+/// Where a vault's data key is kept (or, before the vault exists, would be).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyMode {
+    /// In the OS keychain.
+    Keychain,
+    /// Wrapped under a key derived from `PERSONAS_VAULT_PASSPHRASE`.
+    Passphrase,
+    /// Nowhere: no usable keychain and no passphrase, so secrets cannot be stored.
+    None,
+}
+
+/// What [`VaultCell::readiness`] found.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Readiness {
+    pub mode: KeyMode,
+    pub created: bool,
+    pub generation: Option<i64>,
+    pub rotated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Credentials can be stored and opened now.
+    pub ready: bool,
+    /// Why not, when not.
+    pub problem: Option<String>,
+    /// What the user can do about it.
+    pub hint: Option<String>,
+}
+
+/// How a user fixes a vault error, where they can.
+pub fn fix_hint(e: &VaultError) -> Option<&'static str> {
+    Some(match e {
+        VaultError::NoKeyStore { .. } => {
+            "start `personas up` with PERSONAS_VAULT_PASSPHRASE set (at least 8 characters; every \
+             later start needs the same passphrase), or run Personas where an OS keychain is \
+             available (macOS Keychain, Windows Credential Manager, a Secret Service such as \
+             GNOME Keyring)"
+        }
+        VaultError::PassphraseRequired => {
+            "this vault is locked with a passphrase: restart `personas up` with \
+             PERSONAS_VAULT_PASSPHRASE set to it"
+        }
+        VaultError::WrongPassphrase => {
+            "restart `personas up` with the passphrase this vault was created with in \
+             PERSONAS_VAULT_PASSPHRASE"
+        }
+        VaultError::WeakPassphrase { .. } => {
+            "choose a passphrase of at least 8 characters for PERSONAS_VAULT_PASSPHRASE and \
+             restart `personas up`"
+        }
+        VaultError::KeychainUnavailable { .. } => {
+            "unlock the OS keychain (log in to the desktop session), then try again"
+        }
+        VaultError::KeyMissing { .. } | VaultError::KeyMismatch { .. } => {
+            "the stored credentials cannot be opened without their key: remove them and add \
+             them again"
+        }
+        _ => return None,
+    })
 }
