@@ -169,12 +169,10 @@ impl Engine {
             Arc::clone(&self.inner.rt.bus_wakeup),
         );
         let scheduler = scheduler.arm(self.inner.shutdown.clone()).await;
-        self.inner
-            .tasks
-            .spawn(scheduler.run(
-                Arc::clone(&self.inner.scheduler_wakeup),
-                self.inner.scheduler_paused.subscribe(),
-            ));
+        self.inner.tasks.spawn(scheduler.run(
+            Arc::clone(&self.inner.scheduler_wakeup),
+            self.inner.scheduler_paused.subscribe(),
+        ));
         self.inner.tasks.spawn(crate::review::timer(
             self.inner.rt.clone(),
             Arc::clone(&self.inner.queue_wakeup),

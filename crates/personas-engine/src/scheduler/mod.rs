@@ -110,7 +110,11 @@ impl Armed {
 
     /// Runs until shutdown. `changes` is notified when triggers were edited; while `paused`
     /// holds `true` no cron trigger fires (file watchers keep running).
-    pub async fn run(mut self, changes: Arc<Notify>, mut paused: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        changes: Arc<Notify>,
+        mut paused: tokio::sync::watch::Receiver<bool>,
+    ) {
         let poll = Duration::from_millis(self.scheduler.config.bus_poll_ms);
         loop {
             self.reload().await;
