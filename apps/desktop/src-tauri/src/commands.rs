@@ -127,8 +127,18 @@ pub struct ShellInfo {
     pub os: &'static str,
 }
 
+/// The window asks for this as it first renders: the cold-start time is logged then, once.
 #[tauri::command]
 pub fn shell_info(rt: State<'_, Runtime>) -> ShellInfo {
+    static PAINTED: std::sync::Once = std::sync::Once::new();
+    PAINTED.call_once(|| {
+        tracing::info!(
+            ms = crate::STARTED
+                .get()
+                .map_or(0, |t| t.elapsed().as_millis() as u64),
+            "cold start: the window rendered its first page"
+        );
+    });
     let (mode, url, error, paused) = match &rt.mode {
         Mode::Local { state, url, .. } => (
             "local",

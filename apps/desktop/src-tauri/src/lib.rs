@@ -73,21 +73,26 @@ fn open_links<'a>(app: &tauri::AppHandle, links: impl IntoIterator<Item = &'a st
     }
 }
 
+/// When the process started (for the cold-start measurement).
+pub(crate) static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 pub fn run() {
+    STARTED.get_or_init(std::time::Instant::now);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PERSONAS_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let app = tauri::Builder::default()
-        // First: a second launch hands its arguments (a deep link) to us and exits.
+        // First: a second launch hands its arguments to us and exits; a `personas://` link
+        // among them reaches `on_open_url` below (the plugin's deep-link feature).
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             tracing::info!(?argv, "second launch");
             tray::show_main(app);
-            open_links(app, argv.iter().skip(1).map(String::as_str));
         }))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_notification::init())
