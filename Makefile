@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PERSONAS := target/release/personas
 
-.PHONY: up build ui test test-deps lint bench clean-tools
+.PHONY: up build ui test test-core test-deps desktop desktop-test lint bench clean-tools
 
 ## Build the release binary and run the local runtime (embedded SQLite in the data dir).
 up: build
@@ -16,12 +16,28 @@ build: ui
 ui:
 	./scripts/build-ui.sh
 
-## Install test prerequisites (pinned Claude Code CLI) and run every test.
-test: test-deps
-	$(CARGO) test --workspace --locked
+## Install test prerequisites (pinned Claude Code CLI, Chromium, desktop packages) and run every
+## test: the workspace, the UI's unit and browser tests, then the desktop app's own step.
+test: test-core desktop-test
+
+## Everything but the desktop app: `cargo test` on the default members (the Tauri crate is kept
+## out of this path), Vitest, the browser e2e.
+test-core: test-deps
+	$(CARGO) test --locked
 	cd apps/ui && npx vitest run
 	$(CARGO) build --locked -p personas-cli -p personas-testkit --bins
 	cd apps/ui && node e2e/run.mjs
+
+## The desktop app's CI step: build it (debug, UI embedded, .deb) and drive it under Xvfb.
+desktop-test: test-deps
+	./scripts/build-desktop.sh --debug
+	$(CARGO) test --locked -p personas-desktop --features custom-protocol
+	$(CARGO) build --locked -p personas-cli -p personas-testkit --bins
+	node apps/desktop/e2e/run.mjs
+
+## The desktop app and its .deb and .AppImage bundles (release).
+desktop:
+	./scripts/build-desktop.sh
 
 test-deps:
 	./scripts/install-test-deps.sh

@@ -1,8 +1,10 @@
 // Routes of the app, and the connection to the runtime through the Backend.
 import { useEffect, useState } from "react";
-import { BrowserRouter, Route, Routes } from "react-router";
+import { BrowserRouter, Route, Routes, useNavigate } from "react-router";
 import { backend, setBackend } from "./backend";
+import { TauriBackend, isTauri } from "./backend/tauri";
 import { WebBackend, adoptToken, forgetToken, storeToken } from "./backend/web";
+import { DesktopBar } from "./components/DesktopBar";
 import { Layout } from "./components/Layout";
 import { Button, Card, Field, inputClass } from "./components/ui";
 import { Canvas } from "./pages/Canvas";
@@ -53,14 +55,24 @@ function TokenGate({ onToken, rejected }: { onToken: (t: string) => void; reject
   );
 }
 
+/** Opens the pages the desktop shell asks for (deep links, the tray's recent runs). */
+function ShellNavigation() {
+  const navigate = useNavigate();
+  useEffect(() => backend().onNavigate?.((path) => navigate(path)), [navigate]);
+  return null;
+}
+
+// In the desktop shell the engine is in-process: no token, no HTTP.
+const desktop = isTauri();
+
 export function App() {
-  const [token, setToken] = useState<string | null>(() => adoptToken());
+  const [token, setToken] = useState<string | null>(() => (desktop ? "in-process" : adoptToken()));
   const [rejected, setRejected] = useState(false);
   const [ready, setReady] = useState(false);
 
   useEffect(() => {
     if (!token) return;
-    setBackend(new WebBackend(token));
+    setBackend(desktop ? new TauriBackend() : new WebBackend(token));
     let stop = () => {};
     backend()
       .call("get_settings", {})
@@ -106,6 +118,8 @@ export function App() {
   if (!ready) return null;
   return (
     <BrowserRouter>
+      {desktop && <ShellNavigation />}
+      {desktop && <DesktopBar />}
       <Routes>
         <Route element={<Layout />}>
           <Route index element={<Dashboard />} />

@@ -80,7 +80,7 @@ pub async fn checks(
             "claude cli",
             Fail,
             e.to_string(),
-            Some("npm install -g @anthropic-ai/claude-code, or set claude_path in config.toml"),
+            Some(INSTALL_HINT),
         )),
     }
 
@@ -205,3 +205,15 @@ async fn vault_check(store: Store, vault: Arc<VaultCell>) -> Check {
         hint: r.hint,
     }
 }
+
+/// How to install the Claude Code CLI on this OS (the onboarding screen shows it when missing).
+pub const INSTALL_HINT: &str = if cfg!(target_os = "windows") {
+    "install Node.js LTS (winget install OpenJS.NodeJS.LTS), then run npm install -g \
+     @anthropic-ai/claude-code in a new terminal — or set claude_path in config.toml"
+} else if cfg!(target_os = "macos") {
+    "install Node.js (brew install node), then npm install -g @anthropic-ai/claude-code — or set \
+     claude_path in config.toml"
+} else {
+    "install Node.js 18+ (e.g. sudo apt install nodejs npm), then npm install -g \
+     @anthropic-ai/claude-code — or set claude_path in config.toml"
+};

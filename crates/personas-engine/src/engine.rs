@@ -52,6 +52,8 @@ struct Inner {
     queue_wakeup: Arc<Notify>,
     /// Woken when triggers change (the scheduler reloads them).
     scheduler_wakeup: Arc<Notify>,
+    /// `true` while cron firing is paused (the desktop tray's "Pause scheduler").
+    scheduler_paused: tokio::sync::watch::Sender<bool>,
     publisher: Publisher,
     running: Mutex<HashMap<ExecutionId, CancellationToken>>,
     shutdown: CancellationToken,
@@ -88,6 +90,7 @@ impl Engine {
                 owner,
                 queue_wakeup: Arc::new(Notify::new()),
                 scheduler_wakeup: Arc::new(Notify::new()),
+                scheduler_paused: tokio::sync::watch::Sender::new(false),
                 publisher,
                 running: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
@@ -166,9 +169,10 @@ impl Engine {
             Arc::clone(&self.inner.rt.bus_wakeup),
         );
         let scheduler = scheduler.arm(self.inner.shutdown.clone()).await;
-        self.inner
-            .tasks
-            .spawn(scheduler.run(Arc::clone(&self.inner.scheduler_wakeup)));
+        self.inner.tasks.spawn(scheduler.run(
+            Arc::clone(&self.inner.scheduler_wakeup),
+            self.inner.scheduler_paused.subscribe(),
+        ));
         self.inner.tasks.spawn(crate::review::timer(
             self.inner.rt.clone(),
             Arc::clone(&self.inner.queue_wakeup),
@@ -189,6 +193,18 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         Ok(self.inner.publisher.publish(event).await?.0)
+    }
+
+    /// Pauses or resumes cron firing. While paused no cron trigger fires; on resume, the times
+    /// missed meanwhile follow each trigger's missed-run policy, exactly as after downtime.
+    /// Webhooks, events and chains keep working: pausing the scheduler is not pausing the bus.
+    pub fn set_scheduler_paused(&self, paused: bool) {
+        self.inner.scheduler_paused.send_replace(paused);
+    }
+
+    /// Whether cron firing is paused.
+    pub fn scheduler_paused(&self) -> bool {
+        *self.inner.scheduler_paused.borrow()
     }
 
     /// Tells the scheduler that triggers were added, changed or removed.

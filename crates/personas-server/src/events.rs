@@ -156,22 +156,21 @@ impl EventHub {
         (start, last, rx)
     }
 
-    /// Serves one WebSocket until the client leaves or `stop` is cancelled. `after`/`epoch` are
-    /// the last sequence the client saw and the runtime instance it saw it from.
-    pub async fn serve_socket(
-        self,
-        mut socket: WebSocket,
+    /// Joins the stream as a client that last saw `after` from runtime instance `epoch`:
+    /// returns the first frames (hello, then the missed events or a resync) and the live
+    /// subscription that continues exactly after them.
+    pub fn join(
+        &self,
         after: Option<u64>,
-        epoch: Option<String>,
-        stop: CancellationToken,
-    ) {
+        epoch: Option<&str>,
+    ) -> (Vec<StreamFrame>, Subscription) {
         let wanted = match (after, epoch) {
             (None, _) => None,
             // Sequences restart with the runtime: another instance's number means nothing here.
             (Some(_), Some(e)) if e != self.epoch() => Some(u64::MAX),
             (Some(a), _) => Some(a),
         };
-        let (start, last, mut rx) = self.resume(wanted);
+        let (start, last, rx) = self.resume(wanted);
         let mut first = vec![StreamFrame::Hello {
             epoch: self.epoch().to_string(),
             seq: last,
@@ -185,13 +184,33 @@ impl EventHub {
             )),
         }
         // Everything up to `last` is covered by the replay (or the resync).
-        let mut sent = last;
+        let sub = Subscription {
+            hub: self.clone(),
+            rx,
+            sent: last,
+        };
+        (first, sub)
+    }
+
+    /// Serves one WebSocket until the client leaves or `stop` is cancelled. `after`/`epoch` are
+    /// the last sequence the client saw and the runtime instance it saw it from.
+    pub async fn serve_socket(
+        self,
+        mut socket: WebSocket,
+        after: Option<u64>,
+        epoch: Option<String>,
+        stop: CancellationToken,
+    ) {
+        let (first, mut sub) = self.join(after, epoch.as_deref());
         if send(&mut socket, &first).await.is_err() {
             return;
         }
         loop {
-            let next = tokio::select! {
-                r = rx.recv() => r,
+            let batch = tokio::select! {
+                b = sub.next_batch() => match b {
+                    Some(b) => b,
+                    None => return,
+                },
                 msg = socket.recv() => match msg {
                     // Clients send nothing but pings/close; anything else is ignored.
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
@@ -202,52 +221,6 @@ impl EventHub {
                     return;
                 }
             };
-            let mut batch = Vec::new();
-            let push = |batch: &mut Vec<StreamFrame>,
-                        r: Result<Numbered, broadcast::error::RecvError>,
-                        sent: &mut u64|
-             -> bool {
-                match r {
-                    Ok(e) if e.0 <= *sent => true,
-                    Ok(e) if e.0 == *sent + 1 => {
-                        batch.push(frame(&e));
-                        *sent = e.0;
-                        true
-                    }
-                    Ok(e) => {
-                        // A gap (events lost upstream): say so, then go on from here.
-                        batch.push(self.resync(e.0 - 1, "events were lost upstream"));
-                        batch.push(frame(&e));
-                        *sent = e.0;
-                        true
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let last = self.last_seq();
-                        batch.push(self.resync(last, "you read too slowly and missed events"));
-                        *sent = last;
-                        true
-                    }
-                    Err(broadcast::error::RecvError::Closed) => false,
-                }
-            };
-            if !push(&mut batch, next, &mut sent) {
-                return;
-            }
-            while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(e) => {
-                        push(&mut batch, Ok(e), &mut sent);
-                    }
-                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                        push(
-                            &mut batch,
-                            Err(broadcast::error::RecvError::Lagged(n)),
-                            &mut sent,
-                        );
-                    }
-                    Err(_) => break,
-                }
-            }
             if !batch.is_empty() && send(&mut socket, &batch).await.is_err() {
                 return;
             }
@@ -259,6 +232,71 @@ impl EventHub {
             epoch: self.epoch().to_string(),
             seq,
             reason: reason.to_string(),
+        }
+    }
+}
+
+/// A client's place in the live stream, continuing right after the frames [`EventHub::join`]
+/// returned. Hosts forward its batches: the web host to a WebSocket, the desktop shell to a
+/// Tauri channel.
+pub struct Subscription {
+    hub: EventHub,
+    rx: broadcast::Receiver<Numbered>,
+    sent: u64,
+}
+
+impl Subscription {
+    /// The next frames in order (up to a batch), waiting for at least one; `None` when the
+    /// runtime stopped. Gaps and lag become `resync` frames, never silent loss.
+    pub async fn next_batch(&mut self) -> Option<Vec<StreamFrame>> {
+        let mut batch = Vec::new();
+        let first = self.rx.recv().await;
+        if !self.push(&mut batch, first) {
+            return None;
+        }
+        while batch.len() < BATCH {
+            match self.rx.try_recv() {
+                Ok(e) => {
+                    self.push(&mut batch, Ok(e));
+                }
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    self.push(&mut batch, Err(broadcast::error::RecvError::Lagged(n)));
+                }
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    fn push(
+        &mut self,
+        batch: &mut Vec<StreamFrame>,
+        r: Result<Numbered, broadcast::error::RecvError>,
+    ) -> bool {
+        match r {
+            Ok(e) if e.0 <= self.sent => true,
+            Ok(e) if e.0 == self.sent + 1 => {
+                batch.push(frame(&e));
+                self.sent = e.0;
+                true
+            }
+            Ok(e) => {
+                // A gap (events lost upstream): say so, then go on from here.
+                batch.push(self.hub.resync(e.0 - 1, "events were lost upstream"));
+                batch.push(frame(&e));
+                self.sent = e.0;
+                true
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let last = self.hub.last_seq();
+                batch.push(
+                    self.hub
+                        .resync(last, "you read too slowly and missed events"),
+                );
+                self.sent = last;
+                true
+            }
+            Err(broadcast::error::RecvError::Closed) => false,
         }
     }
 }

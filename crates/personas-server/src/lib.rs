@@ -7,11 +7,14 @@
 //!   in tests).
 //! - [`events`]: the WebSocket event stream with sequence numbers, a replay buffer and resume.
 //! - [`ui`]: the built web UI at `/`.
+//! - [`instance`]: one runtime per data dir (the lock, `daemon.json`) and [`instance::Host`],
+//!   which starts engine + server for `personas up` and the desktop app.
 //! - [`webhook`]: `POST /webhooks/{trigger_id}` — HMAC-signed calls become bus events.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod events;
+pub mod instance;
 pub mod routes;
 pub mod ui;
 pub mod webhook;

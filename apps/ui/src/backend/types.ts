@@ -22,6 +22,8 @@ export interface Backend {
   subscribe(handlers: StreamHandlers): () => void;
   /** Optional native abilities (the desktop shell provides them). */
   notify?(title: string, body: string): void;
+  /** Pages the shell asks to open (deep links, tray menu); returns an unsubscriber. */
+  onNavigate?(go: (path: string) => void): () => void;
 }
 
 /** An operation's failure, with the closed code and the field at fault. */

@@ -1,11 +1,9 @@
 //! `personas up`: the local runtime — engine, queue, HTTP API — until Ctrl-C or SIGTERM.
 
 use crate::context::Context;
-use crate::daemon::{self, DaemonInfo};
 use crate::error::{CliError, CliResult};
 use clap::Args;
-use personas_engine::Engine;
-use personas_server::{ServerState, auth};
+use personas_server::instance::{Host, HostError, PortFallback};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -19,64 +17,35 @@ pub struct UpArgs {
 pub async fn run(ctx: &mut Context, args: UpArgs) -> CliResult<ExitCode> {
     let started = Instant::now();
     let data_dir = ctx.config.data_dir.clone();
-    let lock = match daemon::acquire(&data_dir)? {
-        Ok(lock) => lock,
-        Err(info) => {
-            let who = info
-                .map(|i| format!(" (pid {} at {})", i.pid, i.url))
-                .unwrap_or_default();
-            return Err(CliError::runtime(format!(
-                "another Personas runtime is already running for {}{who}",
-                data_dir.display()
-            ))
-            .with_hint("stop it first, or use another --data-dir"));
-        }
-    };
     let listen = args.listen.unwrap_or_else(|| ctx.config.listen.clone());
     let store = ctx.store()?;
-    let token = auth::load_or_create_token(&data_dir).map_err(|e| {
-        CliError::runtime(format!(
-            "cannot create the API token in {}: {e}",
-            data_dir.display()
-        ))
-    })?;
-    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
-        CliError::runtime(format!("cannot listen on {listen}: {e}"))
-            .with_hint("pick another address with --listen 127.0.0.1:PORT")
-    })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::runtime(format!("cannot read the listening address: {e}")))?;
-    if !addr.ip().is_loopback() {
-        tracing::warn!(%addr, "listening beyond loopback; requests must still name a loopback host");
-    }
-    let engine = Engine::new(ctx.config.clone(), store);
-    engine.start().await?;
-    let url = format!("http://{addr}");
-    lock.publish(&DaemonInfo {
-        pid: std::process::id(),
-        url: url.clone(),
-        started_at: chrono::Utc::now(),
-    })?;
-    let state = ServerState::new(engine.clone(), token.clone(), addr.port());
+    let host = Host::start(ctx.config.clone(), store, &listen, PortFallback::Fail)
+        .await
+        .map_err(|e| match e {
+            HostError::AlreadyRunning { .. } => CliError::runtime(e.to_string())
+                .with_hint("stop it first, or use another --data-dir"),
+            HostError::Listen { .. } => CliError::runtime(e.to_string())
+                .with_hint("pick another address with --listen 127.0.0.1:PORT"),
+            other => CliError::runtime(other.to_string()),
+        })?;
     // The token rides in the fragment: browsers never send it to a server or put it in a
     // Referer; the UI stores it and strips it from the address bar.
     println!(
         "Personas is running at {url} — data dir {}, ready in {} ms. Ctrl-C stops it.\n\
          Open the app: {url}/#token={token}",
         data_dir.display(),
-        started.elapsed().as_millis()
+        started.elapsed().as_millis(),
+        url = host.url,
+        token = host.token,
     );
     if !personas_server::ui::available() {
         println!("(the web UI is not built into this binary: `make up` builds it)");
     }
-    let server = personas_server::serve(listener, state, shutdown_signal());
-    if let Err(e) = server.await {
-        tracing::error!(error = %e, "the HTTP server stopped");
-    }
-    eprintln!("stopping: interrupting running executions…");
-    engine.shutdown().await;
-    drop(lock);
+    host.serve(async {
+        shutdown_signal().await;
+        eprintln!("stopping: interrupting running executions…");
+    })
+    .await;
     Ok(ExitCode::SUCCESS)
 }
 

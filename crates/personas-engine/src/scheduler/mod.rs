@@ -108,12 +108,21 @@ impl Armed {
         self.seen_version = version;
     }
 
-    /// Runs until shutdown. `changes` is notified when triggers were edited.
-    pub async fn run(mut self, changes: Arc<Notify>) {
+    /// Runs until shutdown. `changes` is notified when triggers were edited; while `paused`
+    /// holds `true` no cron trigger fires (file watchers keep running).
+    pub async fn run(
+        mut self,
+        changes: Arc<Notify>,
+        mut paused: tokio::sync::watch::Receiver<bool>,
+    ) {
         let poll = Duration::from_millis(self.scheduler.config.bus_poll_ms);
         loop {
             self.reload().await;
-            let next_due = self.scheduler.fire_due().await;
+            let next_due = if *paused.borrow_and_update() {
+                None
+            } else {
+                self.scheduler.fire_due().await
+            };
             // Wait for the earliest due time, a change here, or a change elsewhere.
             let deadline = next_due.map(|t| {
                 tokio::time::Instant::now() + (t - Utc::now()).to_std().unwrap_or(Duration::ZERO)
@@ -122,6 +131,12 @@ impl Armed {
                 tokio::select! {
                     _ = sleep_until_opt(deadline) => break,
                     _ = changes.notified() => break,
+                    r = paused.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        break;
+                    }
                     _ = tokio::time::sleep(poll) => {
                         let store = self.scheduler.store.clone();
                         let now = blocking(move || store.bus().version("triggers")).await.ok();

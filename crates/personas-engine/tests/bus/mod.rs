@@ -544,3 +544,61 @@ async fn a_file_watcher_fires_on_create_and_modify_matching_its_glob() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_scheduler_fires_nothing_until_resumed() {
+    let h = Harness::new(|_| {}).await;
+    let p = h.persona("Paused ticker", vec![Step::text("tick")], |_| {});
+    let mut events = h.engine.subscribe();
+    h.engine.set_scheduler_paused(true);
+    assert!(h.engine.scheduler_paused());
+    let t = trigger(
+        &h,
+        &p,
+        TriggerConfig::Cron {
+            expr: "* * * * * *".into(),
+            tz: "UTC".into(),
+            missed: MissedPolicy::Once,
+        },
+    );
+    // Unpaused, this fires within a second; paused, nothing may fire in 2.5 s.
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(2_500), async {
+        loop {
+            if let Ok(EngineEvent::TriggerFired { trigger_id, .. }) = events.recv().await
+                && trigger_id == t.id
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "a paused scheduler fired a cron trigger");
+    let resumed_at = Utc::now();
+    h.engine.set_scheduler_paused(false);
+    let event_id = wait_for(&mut events, "a fire after resuming", |e| match e {
+        EngineEvent::TriggerFired {
+            trigger_id,
+            event_id,
+            ..
+        } if trigger_id == &t.id => Some(event_id.clone()),
+        _ => None,
+    })
+    .await;
+    h.store()
+        .triggers()
+        .set_enabled(t.id.as_str(), false, Utc::now())
+        .expect("disable");
+    h.engine.triggers_changed();
+    let event = h.store().bus().get(&event_id).expect("event");
+    assert!(event.created_at >= resumed_at, "fired only after resuming");
+    let fired_before = h
+        .store()
+        .bus()
+        .list(&Default::default())
+        .expect("list")
+        .into_iter()
+        .filter(|e| e.trigger_id.as_deref() == Some(t.id.as_str()))
+        .filter(|e| e.created_at < resumed_at)
+        .count();
+    assert_eq!(fired_before, 0, "nothing was stored while paused");
+}
