@@ -21,6 +21,7 @@ import { SettingsPage } from "./pages/Settings";
 import { Tools } from "./pages/Tools";
 import { useApp } from "./stores/app";
 import { useInbox } from "./stores/inbox";
+import { useReviews } from "./stores/reviews";
 import { usePersonas } from "./stores/personas";
 
 function TokenGate({ onToken, rejected }: { onToken: (t: string) => void; rejected: boolean }) {
@@ -69,6 +70,7 @@ export function App() {
         stop = backend().subscribe({ onFrames: app.applyFrames, onStatus: app.setStatus });
         void usePersonas.getState().load();
         void useInbox.getState().refresh().catch(() => undefined);
+        void useReviews.getState().refresh().catch(() => undefined);
       })
       .catch((e) => {
         if (e.code === "unauthorized") {
@@ -88,6 +90,7 @@ export function App() {
     if (epoch > 0) {
       void usePersonas.getState().load();
       void useInbox.getState().refresh().catch(() => undefined);
+      void useReviews.getState().refresh().catch(() => undefined);
     }
   }, [epoch]);
 

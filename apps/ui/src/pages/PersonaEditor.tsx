@@ -7,6 +7,7 @@ import { useNavigate, useParams } from "react-router";
 import { BackendError, backend, errorMessage } from "../backend";
 import { Badge, Button, Card, ErrorBox, Field, PageHeader, Spinner, cx, inputClass } from "../components/ui";
 import { AccessCard, type Links, PermissionsCard } from "../components/PersonaAccess";
+import { ChannelsCard, PersonaMemoriesCard, PolicyCard } from "../components/PersonaOversight";
 import type { Persona, PersonaSpec } from "../generated";
 import { diffLines } from "../lib/diff";
 import { useQuery } from "../lib/useQuery";
@@ -214,6 +215,9 @@ export function PersonaEditor() {
               <Versions persona={persona} />
             </Card>
           )}
+          {persona && <PolicyCard persona={persona} />}
+          {persona && <ChannelsCard persona={persona} />}
+          {persona && <PersonaMemoriesCard persona={persona} />}
         </div>
         <div className="space-y-6">
           {persona && <RunPanel persona={persona} />}

@@ -2,10 +2,12 @@
 // stores that care. A `resync` (events were missed) bumps `epochVersion`, which every view uses
 // as a signal to re-read what it shows.
 import { create } from "zustand";
-import type { ApiEvent, Execution, OutputLine, StreamFrame } from "../generated";
+import type { ApiEvent, Execution, OutputLine, ReviewRow, StreamFrame } from "../generated";
 import type { ConnectionStatus } from "../backend";
 import { useExecutions } from "./executions";
+import { useHealing } from "./healing";
 import { useInbox } from "./inbox";
+import { useReviews } from "./reviews";
 
 export type Theme = "light" | "dark" | "system";
 
@@ -64,6 +66,7 @@ export const useApp = create<AppState>((set, get) => ({
 export function dispatch(events: ApiEvent[]) {
   const output: OutputLine[] = [];
   const executions: Execution[] = [];
+  const reviews: ReviewRow[] = [];
   for (const e of events) {
     switch (e.type) {
       case "output":
@@ -77,9 +80,13 @@ export function dispatch(events: ApiEvent[]) {
         break;
       case "review":
       case "review_decided":
+        reviews.push(e.review);
+        break;
+      case "healing":
+        useHealing.getState().reported(e.report);
+        break;
       case "notification":
       case "delivery":
-      case "healing":
       case "memory":
       case "bus_event":
       case "protocol":
@@ -88,4 +95,5 @@ export function dispatch(events: ApiEvent[]) {
   }
   if (output.length) useExecutions.getState().appendOutput(output);
   if (executions.length) useExecutions.getState().upsert(executions);
+  if (reviews.length) useReviews.getState().upsert(reviews);
 }
