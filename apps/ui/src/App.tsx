@@ -22,6 +22,7 @@ import { Tools } from "./pages/Tools";
 import { useApp } from "./stores/app";
 import { useInbox } from "./stores/inbox";
 import { useReviews } from "./stores/reviews";
+import { frameBatcher } from "./lib/batch";
 import { usePersonas } from "./stores/personas";
 
 function TokenGate({ onToken, rejected }: { onToken: (t: string) => void; rejected: boolean }) {
@@ -67,7 +68,12 @@ export function App() {
       .then(() => {
         setReady(true);
         const app = useApp.getState();
-        stop = backend().subscribe({ onFrames: app.applyFrames, onStatus: app.setStatus });
+        const batch = frameBatcher(app.applyFrames);
+        const unsubscribe = backend().subscribe({ onFrames: batch.push, onStatus: app.setStatus });
+        stop = () => {
+          unsubscribe();
+          batch.flush();
+        };
         void usePersonas.getState().load();
         void useInbox.getState().refresh().catch(() => undefined);
         void useReviews.getState().refresh().catch(() => undefined);
