@@ -78,6 +78,7 @@ const script = {
         { text: `The token is ${TOKEN}. Done.` },
       ],
     },
+    { key: "SCRIPT-healing-e2e", steps: [{ error: 400 }] },
     {
       key: "SCRIPT-review-e2e",
       steps: [
@@ -243,11 +244,16 @@ try {
     await item.waitFor();
     await page.waitForSelector('[data-pending-reviews="1"]');
     await shot("reviews-pending");
-    assert((await call("get_execution", { id: reviewRun.id })).status === "awaiting_review", "the run waits for the decision");
+    // The request is stored before the CLI process ends; the run then pauses for the decision.
+    const st = (await call("get_execution", { id: reviewRun.id })).status;
+    assert(st === "running" || st === "awaiting_review", `the run waits for the decision (${st})`);
   });
 
   await step("Approve with a note in the inbox resumes the run to completion", async () => {
     const item = page.locator('[data-review-status="pending"]', { hasText: "Publish v2 release notes?" });
+    await page.goto(`${base}/executions/${reviewRun.id}`);
+    await page.waitForSelector('[data-page="execution"][data-execution-status="awaiting_review"]');
+    await page.goto(`${base}/reviews`);
     await item.getByLabel("Note for the agent").fill("Ship it, mention the migration guide.");
     await item.getByRole("button", { name: /^Approve/ }).click();
     await item.waitFor({ state: "detached" });
@@ -295,6 +301,27 @@ try {
     assert(channels.length === 1 && channels[0].kind === "desktop", `channels: ${JSON.stringify(channels)}`);
     await page.locator('[data-section="channels"]').scrollIntoViewIfNeeded();
     await shot("persona-editor-oversight");
+  });
+
+  await step("a failure that pauses a persona shows live on Observability; Resolve and Resume fix it", async () => {
+    await call("create_persona", { spec: { name: "Fragile", instructions: "Follow script SCRIPT-healing-e2e." } });
+    await call("update_policy", { persona: "Fragile", policy: { failure_threshold: 1, max_retries: 0 } });
+    await page.goto(`${base}/observability`);
+    await page.waitForSelector('[data-section="healing"]');
+    await call("run_persona", { persona: "Fragile" });
+    const breaker = page.locator('[data-breaker-scope^="persona:"]', { hasText: "Fragile" });
+    await breaker.waitFor();
+    const issue = page.locator('[data-issue-status="open"]', { hasText: "Fragile" }).first();
+    await issue.waitFor();
+    assert((await call("get_policy", { persona: "Fragile" })).paused === true, "paused in the API");
+    await shot("observability-healing");
+    await issue.getByRole("button", { name: /^Resolve/ }).click();
+    await issue.waitFor({ state: "detached" });
+    await breaker.getByRole("button", { name: "Resume" }).click();
+    await breaker.waitFor({ state: "detached" });
+    assert((await call("get_policy", { persona: "Fragile" })).paused === false, "resumed in the API");
+    const open = (await call("list_healing")).issues.filter((i) => i.persona_name === "Fragile");
+    assert(open.length === 0, `no open issue left: ${JSON.stringify(open)}`);
   });
 
   await step("the credentials page says where secrets are kept", async () => {
