@@ -314,6 +314,7 @@ try {
     const issue = page.locator('[data-issue-status="open"]', { hasText: "Fragile" }).first();
     await issue.waitFor();
     assert((await call("get_policy", { persona: "Fragile" })).paused === true, "paused in the API");
+    await page.locator('[data-section="healing"]').scrollIntoViewIfNeeded();
     await shot("observability-healing");
     await issue.getByRole("button", { name: /^Resolve/ }).click();
     await issue.waitFor({ state: "detached" });
