@@ -11,7 +11,7 @@
 // 2. paint: first meaningful paint of the dashboard (its data shown) from the spawn of
 //    `personas up`, over a data dir with history, the browser already running. Median of K.
 //
-// Usage: node apps/ui/e2e/bench.mjs [--lines 30000] [--rate 10000] [--paints 5]
+// Usage: node apps/ui/e2e/bench.mjs [--lines 30000] [--rate 10000] [--paints 5] [--no-ws-count]
 // Needs: /usr/bin/chromium, target/debug/{personas,personas-fake-claude} (cargo build --bins);
 // PERSONAS_BENCH_BIN_DIR=target/release to measure release builds. Prints a JSON summary last.
 import { spawn } from "node:child_process";
@@ -131,7 +131,9 @@ try {
   // Output events for this run that reach the page over the WebSocket, and refills.
   let wsLines = 0;
   let refills = 0;
-  page.on("websocket", (ws) =>
+  // Counting frames makes the browser forward every WebSocket frame over CDP; --no-ws-count
+  // leaves that out to see the page's frame times without it.
+  if (!process.argv.includes("--no-ws-count")) page.on("websocket", (ws) =>
     ws.on("framereceived", ({ payload }) => {
       if (typeof payload !== "string" || !payload.includes('"output"')) return;
       for (const f of JSON.parse(payload)) if (f.kind === "event" && f.event.type === "output" && f.event.line.execution_id === exec.id) wsLines++;
@@ -188,7 +190,7 @@ try {
     sent_by_cli: lines.length,
     stored_by_runtime: stored,
     in_view_before_stream: before,
-    ws_output_events_during_stream: wsLines - wsBefore,
+    ws_output_events_during_stream: process.argv.includes("--no-ws-count") ? null : wsLines - wsBefore,
     rendered_in_view: rendered,
     dropped: stored - rendered,
     gap_refills_from_store: refills,
