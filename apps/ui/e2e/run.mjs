@@ -78,6 +78,14 @@ const script = {
         { text: `The token is ${TOKEN}. Done.` },
       ],
     },
+    { key: "SCRIPT-healing-e2e", steps: [{ error: 400 }] },
+    {
+      key: "SCRIPT-review-e2e",
+      steps: [
+        { text: 'Release notes are ready.\n{"manual_review": {"title": "Publish v2 release notes?", "description": "Draft attached in the run.", "severity": "high", "suggested_actions": ["publish"]}}' },
+        { text: "Published v2 release notes as approved." },
+      ],
+    },
     {
       key: "SCRIPT-bus-emit",
       steps: [
@@ -239,6 +247,100 @@ try {
     await shot("execution");
   });
 
+
+  let reviewRun = null;
+  await step("a persona asks for review and the request appears in the open inbox live", async () => {
+    await call("create_persona", { spec: { name: "Publisher", instructions: "Follow script SCRIPT-review-e2e." } });
+    await page.goto(`${base}/reviews`);
+    await page.waitForSelector('[data-page="reviews"]');
+    await page.getByText("Nothing to review").waitFor();
+    reviewRun = await call("run_persona", { persona: "Publisher" });
+    assert(reviewRun.id, `run queued: ${JSON.stringify(reviewRun)}`);
+    // No reload: the request arrives over the event stream.
+    const item = page.locator('[data-review-status="pending"]', { hasText: "Publish v2 release notes?" });
+    await item.waitFor();
+    await page.waitForSelector('[data-pending-reviews="1"]');
+    await shot("reviews-pending");
+    // The request is stored before the CLI process ends; the run then pauses for the decision.
+    const st = (await call("get_execution", { id: reviewRun.id })).status;
+    assert(st === "running" || st === "awaiting_review", `the run waits for the decision (${st})`);
+  });
+
+  await step("Approve with a note in the inbox resumes the run to completion", async () => {
+    const item = page.locator('[data-review-status="pending"]', { hasText: "Publish v2 release notes?" });
+    await page.goto(`${base}/executions/${reviewRun.id}`);
+    await page.waitForSelector('[data-page="execution"][data-execution-status="awaiting_review"]');
+    await page.goto(`${base}/reviews`);
+    await item.getByLabel("Note for the agent").fill("Ship it, mention the migration guide.");
+    await item.getByRole("button", { name: /^Approve/ }).click();
+    await item.waitFor({ state: "detached" });
+    await page.waitForSelector("[data-pending-reviews]", { state: "detached" });
+    await page.getByRole("tab", { name: "approved" }).click();
+    const decided = page.locator('[data-review-status="approved"]', { hasText: "Publish v2 release notes?" });
+    await decided.getByText("Ship it, mention the migration guide.").waitFor();
+    await decided.getByRole("link", { name: "View the run" }).click();
+    await page.waitForSelector(`[data-page="execution"][data-execution-status="completed"]`);
+    await page.waitForSelector('[data-kind="assistant-text"]:has-text("Published v2 release notes as approved.")');
+    const reviews = (await call("list_reviews", { status: "approved" })).reviews;
+    assert(reviews.length === 1 && reviews[0].decision_note === "Ship it, mention the migration guide.", `stored decision: ${JSON.stringify(reviews)}`);
+    assert((await call("get_execution", { id: reviewRun.id })).status === "completed", "completed in the API too");
+    await shot("execution-after-review");
+  });
+
+  await step("the persona editor manages channels, budgets and shows memories", async () => {
+    await page.goto(`${base}/personas/Publisher`);
+    await page.waitForSelector('[data-section="policy"]');
+    await page.getByLabel("Daily cap (USD)").fill("-3");
+    await page.getByRole("button", { name: "Save policy" }).click();
+    const budgetErr = page.locator("#policy-daily_budget_usd").locator("..").locator("[data-field-error]");
+    await budgetErr.waitFor();
+    assert(/positive amount/.test(await budgetErr.innerText()), `budget error: ${await budgetErr.innerText()}`);
+    await page.getByLabel("Daily cap (USD)").fill("2.5");
+    await page.getByRole("button", { name: "Save policy" }).click();
+    await page.locator('[data-section="policy"]').locator("..").getByText("Saved").waitFor();
+    assert((await call("get_policy", { persona: "Publisher" })).policy.daily_budget_usd === 2.5, "budget stored");
+
+    await page.getByRole("button", { name: "Add channel" }).click();
+    const form = page.locator('[data-form="channel"]');
+    await form.getByLabel("Channel name").fill("team slack");
+    await form.getByLabel("Settings (JSON)").fill('{"webhook_url": "https://hooks.slack.com/services/PLAIN"}');
+    await form.getByRole("button", { name: "Add channel" }).click();
+    const cfgErr = form.locator("#channel-config").locator("..").locator("[data-field-error]");
+    await cfgErr.waitFor();
+    assert(/env:NAME/.test(await cfgErr.innerText()), `secret refused: ${await cfgErr.innerText()}`);
+    await form.getByLabel("Type").selectOption("desktop");
+    await form.getByLabel("Channel name").fill("desk");
+    await form.getByRole("button", { name: "Add channel" }).click();
+    await form.waitFor({ state: "detached" });
+    await page.getByRole("button", { name: "Test channel desk" }).click();
+    await page.waitForSelector('[data-channel="desk"] [data-channel-test="ok"]');
+    const channels = (await call("list_channels", { persona: "Publisher" })).channels;
+    assert(channels.length === 1 && channels[0].kind === "desktop", `channels: ${JSON.stringify(channels)}`);
+    await page.locator('[data-section="channels"]').scrollIntoViewIfNeeded();
+    await shot("persona-editor-oversight");
+  });
+
+  await step("a failure that pauses a persona shows live on Observability; Resolve and Resume fix it", async () => {
+    await call("create_persona", { spec: { name: "Fragile", instructions: "Follow script SCRIPT-healing-e2e." } });
+    await call("update_policy", { persona: "Fragile", policy: { failure_threshold: 1, max_retries: 0 } });
+    await page.goto(`${base}/observability`);
+    await page.waitForSelector('[data-section="healing"]');
+    await call("run_persona", { persona: "Fragile" });
+    const breaker = page.locator('[data-breaker-scope^="persona:"]', { hasText: "Fragile" });
+    await breaker.waitFor();
+    const issue = page.locator('[data-issue-status="open"]', { hasText: "Fragile" }).first();
+    await issue.waitFor();
+    assert((await call("get_policy", { persona: "Fragile" })).paused === true, "paused in the API");
+    await page.locator('[data-section="healing"]').scrollIntoViewIfNeeded();
+    await shot("observability-healing");
+    await issue.getByRole("button", { name: /^Resolve/ }).click();
+    await issue.waitFor({ state: "detached" });
+    await breaker.getByRole("button", { name: "Resume" }).click();
+    await breaker.waitFor({ state: "detached" });
+    assert((await call("get_policy", { persona: "Fragile" })).paused === false, "resumed in the API");
+    const open = (await call("list_healing")).issues.filter((i) => i.persona_name === "Fragile");
+    assert(open.length === 0, `no open issue left: ${JSON.stringify(open)}`);
+  });
 
   await step("the credentials page says where secrets are kept", async () => {
     await page.goto(`${base}/credentials`);

@@ -24,6 +24,8 @@ import { SettingsPage } from "./pages/Settings";
 import { Tools } from "./pages/Tools";
 import { useApp } from "./stores/app";
 import { useInbox } from "./stores/inbox";
+import { useReviews } from "./stores/reviews";
+import { frameBatcher } from "./lib/batch";
 import { usePersonas } from "./stores/personas";
 
 function TokenGate({ onToken, rejected }: { onToken: (t: string) => void; rejected: boolean }) {
@@ -79,9 +81,15 @@ export function App() {
       .then(() => {
         setReady(true);
         const app = useApp.getState();
-        stop = backend().subscribe({ onFrames: app.applyFrames, onStatus: app.setStatus });
+        const batch = frameBatcher(app.applyFrames);
+        const unsubscribe = backend().subscribe({ onFrames: batch.push, onStatus: app.setStatus });
+        stop = () => {
+          unsubscribe();
+          batch.flush();
+        };
         void usePersonas.getState().load();
         void useInbox.getState().refresh().catch(() => undefined);
+        void useReviews.getState().refresh().catch(() => undefined);
       })
       .catch((e) => {
         if (e.code === "unauthorized") {
@@ -101,6 +109,7 @@ export function App() {
     if (epoch > 0) {
       void usePersonas.getState().load();
       void useInbox.getState().refresh().catch(() => undefined);
+      void useReviews.getState().refresh().catch(() => undefined);
     }
   }, [epoch]);
 

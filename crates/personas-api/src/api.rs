@@ -1,8 +1,10 @@
 //! [`Api`]: the operations implemented over the store and the engine. Hosts (the HTTP server,
 //! the desktop shell) hold one and call it; it knows nothing of HTTP or Tauri.
-//! Credentials, the vault, tools and permission templates live in [`access`].
+//! Credentials, the vault, tools and permission templates live in [`access`]; channels,
+//! policies, healing issues and circuit breakers in [`oversight`].
 
 mod access;
+mod oversight;
 
 use crate::bus::*;
 use crate::error::{ApiError, Code};
@@ -625,6 +627,42 @@ impl Operations for Api {
         _: Empty,
     ) -> Result<PermissionTemplateList, ApiError> {
         Ok(self.permission_templates())
+    }
+
+    async fn list_channels(&self, req: ListChannels) -> Result<ChannelList, ApiError> {
+        self.channels_list(req).await
+    }
+
+    async fn add_channel(&self, req: AddChannel) -> Result<Channel, ApiError> {
+        self.channel_add(req).await
+    }
+
+    async fn remove_channel(&self, req: ChannelRef) -> Result<Channel, ApiError> {
+        self.channel_remove(req).await
+    }
+
+    async fn test_channel(&self, req: ChannelRef) -> Result<ChannelTest, ApiError> {
+        self.channel_test(req).await
+    }
+
+    async fn get_policy(&self, req: PersonaRef) -> Result<PersonaPolicy, ApiError> {
+        self.policy_get(req).await
+    }
+
+    async fn update_policy(&self, req: UpdatePolicy) -> Result<PersonaPolicy, ApiError> {
+        self.policy_update(req).await
+    }
+
+    async fn resume_persona(&self, req: PersonaRef) -> Result<PersonaPolicy, ApiError> {
+        self.persona_resume(req).await
+    }
+
+    async fn list_healing(&self, req: ListHealing) -> Result<HealingList, ApiError> {
+        self.healing_list(req).await
+    }
+
+    async fn resolve_issue(&self, req: IssueRef) -> Result<personas_store::IssueRow, ApiError> {
+        self.issue_resolve(req).await
     }
 }
 

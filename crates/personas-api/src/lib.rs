@@ -144,6 +144,24 @@ macro_rules! for_each_operation {
             get_persona_links: $crate::ops::PersonaRef => $crate::ops::PersonaLinks,
             /// The permission policy templates (read-only, edit-in-workspace, full-trust).
             list_permission_templates: $crate::ops::Empty => $crate::ops::PermissionTemplateList,
+            /// Notification channels of one persona or all (secret fields are `env:NAME` references).
+            list_channels: $crate::ops::ListChannels => $crate::ops::ChannelList,
+            /// Adds a notification channel (Slack, Telegram, email, webhook, desktop) to a persona.
+            add_channel: $crate::ops::AddChannel => $crate::ops::Channel,
+            /// Removes a persona's notification channel.
+            remove_channel: $crate::ops::ChannelRef => $crate::ops::Channel,
+            /// Sends a test notification through a channel now and reports the result.
+            test_channel: $crate::ops::ChannelRef => $crate::ops::ChannelTest,
+            /// A persona's review, budget and healing policy, the defaults, and its circuit breaker.
+            get_policy: $crate::ops::PersonaRef => $crate::ops::PersonaPolicy,
+            /// Replaces a persona's policy (daily/monthly budget caps, review deadline, healing).
+            update_policy: $crate::ops::UpdatePolicy => $crate::ops::PersonaPolicy,
+            /// Closes a paused persona's circuit breaker so it runs again.
+            resume_persona: $crate::ops::PersonaRef => $crate::ops::PersonaPolicy,
+            /// Open healing issues (all with `all`) and circuit breakers that are not closed.
+            list_healing: $crate::ops::ListHealing => $crate::ops::HealingList,
+            /// Marks a healing issue resolved.
+            resolve_issue: $crate::ops::IssueRef => personas_store::IssueRow,
         }
     };
 }

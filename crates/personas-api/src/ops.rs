@@ -14,7 +14,9 @@ use serde_json::Value;
 use ts_rs::TS;
 
 mod access;
+mod oversight;
 pub use access::*;
+pub use oversight::*;
 
 /// An operation that takes no input.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS, JsonSchema)]

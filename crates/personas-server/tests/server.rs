@@ -25,6 +25,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 #[path = "server/vault.rs"]
 mod vault;
 
+#[path = "server/oversight.rs"]
+mod oversight;
+
 const WAIT: Duration = Duration::from_secs(90);
 
 struct Server {
@@ -527,6 +530,9 @@ async fn every_operation_round_trips_through_the_server() {
     bus::round_trips(&s, &mut ws).await;
     // Credentials, the vault, tools, persona links and permission templates.
     vault::round_trips(&s).await;
+
+    // Notification channels, policies (budgets, breaker), healing issues.
+    oversight::round_trips(&s).await;
 
     let called = s.called.lock().expect("lock").clone();
     let all: BTreeSet<String> = personas_api::OPERATIONS

@@ -3,6 +3,7 @@ import { Activity, BarChart3, Bot, Brain, Inbox, KeyRound, LayoutDashboard, Moon
 import { NavLink, Outlet } from "react-router";
 import { useApp } from "../stores/app";
 import { useInbox } from "../stores/inbox";
+import { useReviews } from "../stores/reviews";
 import { cx } from "./ui";
 
 const nav = [
@@ -10,7 +11,7 @@ const nav = [
   { to: "/personas", label: "Personas", icon: Bot },
   { to: "/executions", label: "Executions", icon: Activity },
   { to: "/messages", label: "Messages", icon: Inbox, badge: "unread" as const },
-  { to: "/reviews", label: "Reviews", icon: ShieldCheck },
+  { to: "/reviews", label: "Reviews", icon: ShieldCheck, badge: "pending" as const },
   { to: "/memories", label: "Memories", icon: Brain },
   { to: "/credentials", label: "Credentials", icon: KeyRound },
   { to: "/tools", label: "Tools", icon: Wrench },
@@ -26,6 +27,7 @@ export function Layout() {
   const theme = useApp((s) => s.theme);
   const setTheme = useApp((s) => s.setTheme);
   const unread = useInbox((s) => s.unread);
+  const pending = useReviews((s) => s.pending);
   const dark = theme === "dark" || (theme === "system" && document.documentElement.classList.contains("dark"));
   return (
     <div className="flex h-full">
@@ -56,6 +58,11 @@ export function Layout() {
               {n.badge === "unread" && unread > 0 && (
                 <span className="rounded-full bg-accent-600 px-1.5 text-xs font-semibold text-white" aria-label={`${unread} unread`}>
                   {unread}
+                </span>
+              )}
+              {n.badge === "pending" && pending > 0 && (
+                <span className="rounded-full bg-amber-500 px-1.5 text-xs font-semibold text-white" aria-label={`${pending} pending`} data-pending-reviews={pending}>
+                  {pending}
                 </span>
               )}
             </NavLink>

@@ -1,7 +1,12 @@
 // Generated from the operation table in crates/personas-api. Do not edit.
+import type { AddChannel } from "./AddChannel";
 import type { AddMemory } from "./AddMemory";
 import type { AddTrigger } from "./AddTrigger";
 import type { CanvasLayout } from "./CanvasLayout";
+import type { Channel } from "./Channel";
+import type { ChannelList } from "./ChannelList";
+import type { ChannelRef } from "./ChannelRef";
+import type { ChannelTest } from "./ChannelTest";
 import type { CreateCredential } from "./CreateCredential";
 import type { CreateFromTemplate } from "./CreateFromTemplate";
 import type { CreatePersona } from "./CreatePersona";
@@ -28,8 +33,13 @@ import type { ExecutionList } from "./ExecutionList";
 import type { ExecutionOutputRequest } from "./ExecutionOutputRequest";
 import type { ExecutionRef } from "./ExecutionRef";
 import type { FireTrigger } from "./FireTrigger";
+import type { HealingList } from "./HealingList";
+import type { IssueRef } from "./IssueRef";
+import type { IssueRow } from "./IssueRow";
+import type { ListChannels } from "./ListChannels";
 import type { ListEvents } from "./ListEvents";
 import type { ListExecutions } from "./ListExecutions";
+import type { ListHealing } from "./ListHealing";
 import type { ListMemories } from "./ListMemories";
 import type { ListMessages } from "./ListMessages";
 import type { ListReviews } from "./ListReviews";
@@ -44,6 +54,7 @@ import type { PermissionTemplateList } from "./PermissionTemplateList";
 import type { Persona } from "./Persona";
 import type { PersonaLinks } from "./PersonaLinks";
 import type { PersonaList } from "./PersonaList";
+import type { PersonaPolicy } from "./PersonaPolicy";
 import type { PersonaRef } from "./PersonaRef";
 import type { PreviewCron } from "./PreviewCron";
 import type { PromptVersionList } from "./PromptVersionList";
@@ -65,6 +76,7 @@ import type { TriggerView } from "./TriggerView";
 import type { UpdateCredential } from "./UpdateCredential";
 import type { UpdateMemory } from "./UpdateMemory";
 import type { UpdatePersona } from "./UpdatePersona";
+import type { UpdatePolicy } from "./UpdatePolicy";
 import type { UpdateSettings } from "./UpdateSettings";
 import type { Updated } from "./Updated";
 import type { VaultStatus } from "./VaultStatus";
@@ -173,6 +185,24 @@ export interface Operations {
   get_persona_links: { request: PersonaRef; response: PersonaLinks };
   /** The permission policy templates (read-only, edit-in-workspace, full-trust). */
   list_permission_templates: { request: Empty; response: PermissionTemplateList };
+  /** Notification channels of one persona or all (secret fields are `env:NAME` references). */
+  list_channels: { request: ListChannels; response: ChannelList };
+  /** Adds a notification channel (Slack, Telegram, email, webhook, desktop) to a persona. */
+  add_channel: { request: AddChannel; response: Channel };
+  /** Removes a persona's notification channel. */
+  remove_channel: { request: ChannelRef; response: Channel };
+  /** Sends a test notification through a channel now and reports the result. */
+  test_channel: { request: ChannelRef; response: ChannelTest };
+  /** A persona's review, budget and healing policy, the defaults, and its circuit breaker. */
+  get_policy: { request: PersonaRef; response: PersonaPolicy };
+  /** Replaces a persona's policy (daily/monthly budget caps, review deadline, healing). */
+  update_policy: { request: UpdatePolicy; response: PersonaPolicy };
+  /** Closes a paused persona's circuit breaker so it runs again. */
+  resume_persona: { request: PersonaRef; response: PersonaPolicy };
+  /** Open healing issues (all with `all`) and circuit breakers that are not closed. */
+  list_healing: { request: ListHealing; response: HealingList };
+  /** Marks a healing issue resolved. */
+  resolve_issue: { request: IssueRef; response: IssueRow };
 }
 
 export type OperationName = keyof Operations;
@@ -230,4 +260,13 @@ export const OPERATION_NAMES: OperationName[] = [
   "delete_tool",
   "get_persona_links",
   "list_permission_templates",
+  "list_channels",
+  "add_channel",
+  "remove_channel",
+  "test_channel",
+  "get_policy",
+  "update_policy",
+  "resume_persona",
+  "list_healing",
+  "resolve_issue",
 ];

@@ -8,6 +8,7 @@ import { BackendError, backend, errorMessage } from "../backend";
 import { Badge, Button, Card, ErrorBox, Field, PageHeader, Spinner, cx, inputClass } from "../components/ui";
 import { AccessCard, type Links, PermissionsCard } from "../components/PersonaAccess";
 import { TriggersCard } from "../components/Triggers";
+import { ChannelsCard, PersonaMemoriesCard, PolicyCard } from "../components/PersonaOversight";
 import type { Persona, PersonaSpec } from "../generated";
 import { diffLines } from "../lib/diff";
 import { useQuery } from "../lib/useQuery";
@@ -216,6 +217,9 @@ export function PersonaEditor() {
             </Card>
           )}
           {persona && <TriggersCard persona={persona} />}
+          {persona && <PolicyCard persona={persona} />}
+          {persona && <ChannelsCard persona={persona} />}
+          {persona && <PersonaMemoriesCard persona={persona} />}
         </div>
         <div className="space-y-6">
           {persona && <RunPanel persona={persona} />}

@@ -2,12 +2,14 @@
 // stores that care. A `resync` (events were missed) bumps `epochVersion`, which every view uses
 // as a signal to re-read what it shows.
 import { create } from "zustand";
-import type { ApiEvent, Execution, OutputLine, StreamFrame } from "../generated";
+import type { ApiEvent, Execution, OutputLine, ReviewRow, StreamFrame } from "../generated";
 import type { ConnectionStatus } from "../backend";
 import { useBus } from "./bus";
 import { useExecutions } from "./executions";
+import { useHealing } from "./healing";
 import { useInbox } from "./inbox";
 import { useTriggers } from "./triggers";
+import { useReviews } from "./reviews";
 
 export type Theme = "light" | "dark" | "system";
 
@@ -68,6 +70,7 @@ export function dispatch(events: ApiEvent[]) {
   const executions: Execution[] = [];
   const bus: ApiEvent[] = [];
   let fired = false;
+  const reviews: ReviewRow[] = [];
   for (const e of events) {
     switch (e.type) {
       case "output":
@@ -81,9 +84,16 @@ export function dispatch(events: ApiEvent[]) {
         break;
       case "review":
       case "review_decided":
+        reviews.push(e.review);
+        break;
+      case "healing":
+        useHealing.getState().reported(e.report);
+        break;
       case "notification":
       case "delivery":
-      case "healing":
+      case "memory":
+      case "protocol":
+        break;
       case "bus_event":
       case "bus_delivered":
       case "bus_skipped":
@@ -94,13 +104,11 @@ export function dispatch(events: ApiEvent[]) {
       case "trigger_fired":
         fired = true;
         break;
-      case "memory":
-      case "protocol":
-        break;
     }
   }
   if (output.length) useExecutions.getState().appendOutput(output);
   if (executions.length) useExecutions.getState().upsert(executions);
   if (bus.length) useBus.getState().applyEvents(bus);
   if (fired) useTriggers.getState().fired();
+  if (reviews.length) useReviews.getState().upsert(reviews);
 }

@@ -10,8 +10,6 @@ use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
 use personas_engine::delivery::channel;
-use personas_engine::delivery::send::{self, SendContext};
-use personas_store::Notice;
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
@@ -140,41 +138,7 @@ pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
                     CliError::usage(format!("channel not found: {name}"))
                         .with_hint(format!("`personas channel list --persona \"{}\"`", p.name))
                 })?;
-            let config = channel::parse(&c.kind, &c.config)
-                .map_err(|e| CliError::usage(format!("the stored config is invalid: {e}")))?;
-            let cfg = &ctx.config.delivery;
-            let http = reqwest::Client::builder()
-                .timeout(cfg.timeout())
-                .build()
-                .map_err(|e| CliError::runtime(format!("cannot build an HTTP client: {e}")))?;
-            let bus = personas_engine::events::EventBus::new();
-            let notice = Notice {
-                kind: "message".into(),
-                id: "test".into(),
-                persona_id: Some(p.id.clone()),
-                persona_name: p.name.clone(),
-                execution_id: None,
-                title: Some("Test notification".into()),
-                body: format!("The {} channel {:?} of {} works.", c.kind, c.name, p.name),
-                priority: "normal".into(),
-                suggested_actions: Vec::new(),
-                created_at: chrono::Utc::now(),
-            };
-            let sent = send::send(
-                &SendContext {
-                    http: &http,
-                    env: &ctx.config.env,
-                    slack_api_url: &cfg.slack_api_url,
-                    telegram_api_url: &cfg.telegram_api_url,
-                    timeout: cfg.timeout(),
-                    bus: &bus,
-                    delivery_id: "test",
-                    attempt: 1,
-                },
-                &config,
-                &notice,
-            )
-            .await;
+            let sent = personas_engine::delivery::send_test(&ctx.config, &p.name, &p.id, &c).await;
             match sent {
                 Ok(()) if c.kind == "desktop" => println!(
                     "desktop notifications are shown by a running app; the channel config is valid"

@@ -154,3 +154,60 @@ async fn attempt(rt: &Runtime, http: &reqwest::Client, d: DueDelivery) {
         Err(e) => tracing::warn!(delivery = %d.id, error = %e, "cannot record a delivery attempt"),
     }
 }
+
+/// Sends a test notification through one of `persona_name`'s channels now, with the runtime's
+/// delivery settings (`[delivery]`, `[env]` for `env:NAME` secrets). Shared by
+/// `personas channel test` and the API's `test_channel`. A desktop channel only validates: a
+/// running app shows those.
+pub async fn send_test(
+    config: &crate::EngineConfig,
+    persona_name: &str,
+    persona_id: &personas_core::PersonaId,
+    row: &personas_store::ChannelRow,
+) -> Result<(), SendError> {
+    let parsed = channel::parse(&row.kind, &row.config).map_err(|e| SendError {
+        message: format!("the stored config is invalid: {e}"),
+        permanent: true,
+        retry_after: None,
+    })?;
+    let cfg = &config.delivery;
+    let http = reqwest::Client::builder()
+        .timeout(cfg.timeout())
+        .build()
+        .map_err(|e| SendError {
+            message: format!("cannot build an HTTP client: {e}"),
+            permanent: true,
+            retry_after: None,
+        })?;
+    let bus = crate::events::EventBus::new();
+    let notice = personas_store::Notice {
+        kind: "message".into(),
+        id: "test".into(),
+        persona_id: Some(persona_id.clone()),
+        persona_name: persona_name.to_string(),
+        execution_id: None,
+        title: Some("Test notification".into()),
+        body: format!(
+            "The {} channel {:?} of {} works.",
+            row.kind, row.name, persona_name
+        ),
+        priority: "normal".into(),
+        suggested_actions: Vec::new(),
+        created_at: chrono::Utc::now(),
+    };
+    send::send(
+        &SendContext {
+            http: &http,
+            env: &config.env,
+            slack_api_url: &cfg.slack_api_url,
+            telegram_api_url: &cfg.telegram_api_url,
+            timeout: cfg.timeout(),
+            bus: &bus,
+            delivery_id: "test",
+            attempt: 1,
+        },
+        &parsed,
+        &notice,
+    )
+    .await
+}

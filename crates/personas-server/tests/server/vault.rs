@@ -594,6 +594,10 @@ async fn a_secret_given_to_the_api_never_comes_back_out() {
         ("list_messages", json!({})),
         ("list_memories", json!({})),
         ("list_reviews", json!({})),
+        (
+            "decide_review",
+            json!({"id": "0000ffff", "decision": "approve", "note": TOKEN}),
+        ),
         ("get_stats", json!({})),
         ("get_dashboard", json!({})),
         ("get_canvas", json!({})),
@@ -665,10 +669,24 @@ async fn a_secret_given_to_the_api_never_comes_back_out() {
         ("remove_trigger", json!({"id": "none"})),
         ("emit_event", json!({"type": "leak.check", "payload": {}})),
         ("retry_event", json!({"id": "none"})),
+        ("list_channels", json!({})),
         (
-            "decide_review",
-            json!({"id": "none", "decision": "approve"}),
+            "add_channel",
+            json!({"persona": "Leaky", "name": "desk", "kind": "desktop"}),
         ),
+        ("test_channel", json!({"persona": "Leaky", "name": "desk"})),
+        (
+            "remove_channel",
+            json!({"persona": "Leaky", "name": "desk"}),
+        ),
+        ("get_policy", json!({"persona": "Leaky"})),
+        (
+            "update_policy",
+            json!({"persona": "Leaky", "policy": {"daily_budget_usd": 5.0}}),
+        ),
+        ("resume_persona", json!({"persona": "Leaky"})),
+        ("list_healing", json!({"all": true})),
+        ("resolve_issue", json!({"id": "0000ffff"})),
         ("delete_persona", json!({"persona": "Leaky"})),
     ];
     let covered: std::collections::BTreeSet<&str> = reqs.iter().map(|(op, _)| *op).collect();

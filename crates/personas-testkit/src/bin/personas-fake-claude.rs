@@ -14,6 +14,12 @@
 //!   line's `result` field (to inject persona-protocol lines in benchmarks).
 //! - `PERSONAS_FAKE_DELAY_MS=<n>`: sleep n ms before each line.
 //! - `PERSONAS_FAKE_EXIT=<code>`: the exit code (default 0).
+//! - `PERSONAS_FAKE_LINES_PER_SEC=<n>`: pace the lines at n per second on a fixed schedule
+//!   (line i is written at start + i/n; a late writer catches up rather than drifting), for
+//!   the UI stream benchmark.
+//! - `PERSONAS_FAKE_GATE=<path>`: after the first line, wait until this file exists before
+//!   writing the rest (a benchmark opens its viewer first, then creates the file). Polled
+//!   every 10 ms; gives up after 120 s.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -53,13 +59,39 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_millis);
+    let rate = std::env::var("PERSONAS_FAKE_LINES_PER_SEC")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|r| *r > 0.0);
+    let gate = std::env::var_os("PERSONAS_FAKE_GATE").map(std::path::PathBuf::from);
     let session_id = uuid::Uuid::new_v4().to_string();
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    for line in transcript.lines().filter(|l| !l.trim().is_empty()) {
+    let mut start = std::time::Instant::now();
+    for (i, line) in transcript
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+    {
+        if i == 1
+            && let Some(gate) = &gate
+        {
+            let until = std::time::Instant::now() + Duration::from_secs(120);
+            while !gate.exists() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            start = std::time::Instant::now();
+        }
         if let Some(delay) = delay {
             std::thread::sleep(delay);
+        }
+        if let Some(rate) = rate {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            let now = std::time::Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
         }
         let rendered = match serde_json::from_str::<Value>(line) {
             Ok(mut value) => {
