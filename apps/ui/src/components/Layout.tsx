@@ -3,6 +3,7 @@ import { Activity, BarChart3, Bot, Brain, Inbox, KeyRound, LayoutDashboard, Moon
 import { NavLink, Outlet } from "react-router";
 import { useApp } from "../stores/app";
 import { useInbox } from "../stores/inbox";
+import { SidebarHandle, useSidebarWidth } from "./SidebarResize";
 import { cx } from "./ui";
 
 const nav = [
@@ -26,10 +27,11 @@ export function Layout() {
   const theme = useApp((s) => s.theme);
   const setTheme = useApp((s) => s.setTheme);
   const unread = useInbox((s) => s.unread);
+  const [sidebar, setSidebar] = useSidebarWidth();
   const dark = theme === "dark" || (theme === "system" && document.documentElement.classList.contains("dark"));
   return (
     <div className="flex h-full">
-      <aside className="flex w-60 shrink-0 flex-col border-r border-zinc-200 bg-white/70 backdrop-blur dark:border-zinc-800 dark:bg-zinc-900/60">
+      <aside style={{ width: sidebar }} className="flex shrink-0 flex-col border-r border-zinc-200 bg-white/70 backdrop-blur dark:border-zinc-800 dark:bg-zinc-900/60">
         <div className="flex items-center gap-2 px-5 py-5">
           <div className="grid size-8 place-items-center rounded-lg bg-accent-600 text-white shadow">
             <Bot className="size-5" aria-hidden />
@@ -75,6 +77,7 @@ export function Layout() {
           </button>
         </div>
       </aside>
+      <SidebarHandle width={sidebar} onWidth={setSidebar} />
       <main className="min-w-0 flex-1 overflow-y-auto">
         <div className="mx-auto max-w-6xl px-8 py-8">
           <Outlet />
