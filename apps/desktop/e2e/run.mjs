@@ -9,13 +9,13 @@
 // (scripts/install-desktop-deps.sh). Prints "N passed, N failed"; exits non-zero on failure.
 // Screenshots: target/desktop-screenshots/*.png. With PERSONAS_DESKTOP_BENCH=1 it also waits
 // 30 s idle and prints the memory (PSS) of the app's processes.
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { STEP_MS, deadline, desktopSession, firstLine, group, logs, pssTree, waitFor } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../../..");
@@ -25,7 +25,6 @@ const apiBin = join(root, "target/debug/personas-scripted-api");
 const driverBin = process.env.TAURI_DRIVER ?? join(root, ".tools/tauri-driver/bin/tauri-driver");
 const claude = process.env.PERSONAS_TEST_CLAUDE ?? join(root, ".tools/claude-code/node_modules/.bin/claude");
 const shots = join(root, "target/desktop-screenshots");
-const STEP_MS = 60_000;
 const TITLE = "Personas";
 mkdirSync(shots, { recursive: true });
 
@@ -36,76 +35,9 @@ for (const [what, p] of [["app", appBin], ["personas", cliBin], ["scripted API",
   }
 
 const tmp = mkdtempSync(join(tmpdir(), "personas-desktop-e2e-"));
-const groups = [];
 let passed = 0;
 let failed = 0;
-
-/** Kills every process group we started (drivers, the app, Xvfb, the bus). */
-function cleanup() {
-  for (const g of groups.reverse()) {
-    try {
-      process.kill(-g.pid, "SIGTERM");
-    } catch {}
-  }
-  const deadline = Date.now() + 3000;
-  for (const g of groups) {
-    while (g.exitCode === null && g.signalCode === null && Date.now() < deadline) spawnSync("sleep", ["0.05"]);
-    try {
-      process.kill(-g.pid, "SIGKILL");
-    } catch {}
-  }
-}
-process.on("exit", cleanup);
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
-// The whole run is bounded too: a hung GUI must not hold CI.
-setTimeout(() => {
-  console.error("desktop e2e: over 10 minutes; giving up");
-  process.exit(1);
-}, 600_000).unref();
-
-const logs = {};
-/** Starts a process in its own group; its output is kept (last 200 kB) under `name`. */
-function group(name, cmd, args, env = {}, stdio = ["ignore", "pipe", "pipe"]) {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio, detached: true });
-  groups.push(child);
-  logs[name] = "";
-  const keep = (d) => {
-    logs[name] += d;
-    if (logs[name].length > 200_000) logs[name] = logs[name].slice(-100_000);
-  };
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
-  return child;
-}
-
-function firstLine(child, re, what) {
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`${what}: nothing matching ${re} within ${STEP_MS} ms`)), STEP_MS);
-    child.on("exit", (code) => fail(new Error(`${what} exited (${code})`)));
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const m = re.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        ok(m);
-      }
-    });
-  });
-}
-
-async function waitFor(what, fn, ms = STEP_MS) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
-}
+deadline(600_000, "desktop e2e");
 
 async function step(name, fn) {
   const t0 = Date.now();
@@ -132,18 +64,7 @@ const freePort = () =>
     });
   });
 
-// --- the X server and the session bus (single instance and notifications use D-Bus) ---
-const xvfb = group("xvfb", "Xvfb", ["-displayfd", "3", "-screen", "0", "1400x900x24", "-nolisten", "tcp"], {}, ["ignore", "pipe", "pipe", "pipe"]);
-const display = await new Promise((ok, fail) => {
-  const t = setTimeout(() => fail(new Error("Xvfb gave no display")), 20_000);
-  xvfb.stdio[3].on("data", (d) => {
-    clearTimeout(t);
-    ok(`:${String(d).trim()}`);
-  });
-  xvfb.on("exit", (c) => fail(new Error(`Xvfb exited (${c}): ${logs.xvfb}`)));
-});
-const dbus = group("dbus", "dbus-daemon", ["--session", "--nofork", "--nopidfile", "--print-address=1"]);
-const busAddress = (await firstLine(dbus, /^(unix:\S+)/, "dbus-daemon"))[1];
+const { DISPLAY: display, DBUS_SESSION_BUS_ADDRESS: busAddress } = await desktopSession();
 
 // --- the scripted model API and the app's data dir ---
 const script = {
@@ -325,12 +246,9 @@ try {
   if (process.env.PERSONAS_DESKTOP_BENCH === "1") {
     await step("bench: idle memory after 30 s", async () => {
       await new Promise((r) => setTimeout(r, 30_000));
-      const appPid = runtime().pid;
-      const tree = [appPid, ...descendants(appPid)];
-      const pss = (pid) => Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0);
-      const parts = tree.map((p) => [p, readFileSync(`/proc/${p}/comm`, "utf8").trim(), pss(p)]);
-      for (const [p, name, kb] of parts) console.log(`bench:   ${name} (${p}) ${(kb / 1024).toFixed(1)} MB PSS`);
-      const total = parts.reduce((a, [, , kb]) => a + kb, 0);
+      const parts = pssTree(runtime().pid);
+      for (const p of parts) console.log(`bench:   ${p.name} (${p.pid}) ${(p.kb / 1024).toFixed(1)} MB PSS`);
+      const total = parts.reduce((a, p) => a + p.kb, 0);
       console.log(`bench: idle PSS of the app and its webview processes ${(total / 1024).toFixed(1)} MB`);
     });
   }
@@ -346,15 +264,3 @@ try {
   process.exit(failed ? 1 : 0);
 }
 
-function descendants(pid) {
-  const out = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === pid) out.push(Number(d), ...descendants(Number(d)));
-    } catch {}
-  }
-  return out;
-}

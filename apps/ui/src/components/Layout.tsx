@@ -4,6 +4,7 @@ import { NavLink, Outlet } from "react-router";
 import { useApp } from "../stores/app";
 import { useInbox } from "../stores/inbox";
 import { useReviews } from "../stores/reviews";
+import { SidebarHandle, useSidebarWidth } from "./SidebarResize";
 import { cx } from "./ui";
 
 const nav = [
@@ -28,10 +29,11 @@ export function Layout() {
   const setTheme = useApp((s) => s.setTheme);
   const unread = useInbox((s) => s.unread);
   const pending = useReviews((s) => s.pending);
+  const [sidebar, setSidebar] = useSidebarWidth();
   const dark = theme === "dark" || (theme === "system" && document.documentElement.classList.contains("dark"));
   return (
     <div className="flex h-full">
-      <aside className="flex w-60 shrink-0 flex-col border-r border-zinc-200 bg-white/70 backdrop-blur dark:border-zinc-800 dark:bg-zinc-900/60">
+      <aside style={{ width: sidebar }} className="flex shrink-0 flex-col border-r border-zinc-200 bg-white/70 backdrop-blur dark:border-zinc-800 dark:bg-zinc-900/60">
         <div className="flex items-center gap-2 px-5 py-5">
           <div className="grid size-8 place-items-center rounded-lg bg-accent-600 text-white shadow">
             <Bot className="size-5" aria-hidden />
@@ -82,6 +84,7 @@ export function Layout() {
           </button>
         </div>
       </aside>
+      <SidebarHandle width={sidebar} onWidth={setSidebar} />
       <main className="min-w-0 flex-1 overflow-y-auto">
         <div className="mx-auto max-w-6xl px-8 py-8">
           <Outlet />
