@@ -586,7 +586,10 @@ try {
     await page.goto(`${base}/canvas`);
     const edge = page.locator(".react-flow__edge").first();
     await edge.waitFor();
-    await edge.click();
+    // By keyboard (focus, Enter selects, Delete removes): other personas' nodes may lie over the
+    // edge's line, and the keyboard path is the one that must always work.
+    await edge.focus();
+    await page.keyboard.press("Enter");
     await page.locator(".react-flow__edge.selected").waitFor();
     await page.keyboard.press("Delete");
     await page.waitForSelector('[data-connection="event"]', { state: "detached" });
