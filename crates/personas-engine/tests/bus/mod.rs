@@ -573,8 +573,18 @@ async fn a_paused_scheduler_fires_nothing_until_resumed() {
     })
     .await;
     assert!(quiet.is_err(), "a paused scheduler fired a cron trigger");
-    let resumed_at = Utc::now();
+    let stored_for = |h: &Harness| {
+        h.store()
+            .bus()
+            .list(&Default::default())
+            .expect("list")
+            .into_iter()
+            .filter(|e| e.trigger_id.as_deref() == Some(t.id.as_str()))
+            .count()
+    };
+    assert_eq!(stored_for(&h), 0, "nothing was stored while paused");
     h.engine.set_scheduler_paused(false);
+    assert!(!h.engine.scheduler_paused());
     let event_id = wait_for(&mut events, "a fire after resuming", |e| match e {
         EngineEvent::TriggerFired {
             trigger_id,
@@ -590,15 +600,6 @@ async fn a_paused_scheduler_fires_nothing_until_resumed() {
         .expect("disable");
     h.engine.triggers_changed();
     let event = h.store().bus().get(&event_id).expect("event");
-    assert!(event.created_at >= resumed_at, "fired only after resuming");
-    let fired_before = h
-        .store()
-        .bus()
-        .list(&Default::default())
-        .expect("list")
-        .into_iter()
-        .filter(|e| e.trigger_id.as_deref() == Some(t.id.as_str()))
-        .filter(|e| e.created_at < resumed_at)
-        .count();
-    assert_eq!(fired_before, 0, "nothing was stored while paused");
+    assert_eq!(event.event_type, "schedule.fired");
+    assert!(stored_for(&h) >= 1, "resumed fires are stored");
 }
