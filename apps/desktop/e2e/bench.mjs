@@ -2,7 +2,7 @@
 // the same way (the `blank` example: same Tauri, features and profile), both under a private
 // Xvfb. Memory is PSS summed over each app's process tree (the webview's processes included),
 // after 30 s idle. Usage (release builds, as shipped):
-//   cargo build --release -p personas-desktop --features custom-protocol --example blank
+//   cargo build --release -p personas-desktop --features tauri/custom-protocol --example blank
 //   make desktop   # or: cd apps/desktop && npx tauri build --bundles deb
 //   node apps/desktop/e2e/bench.mjs [IDLE_SECONDS]
 import { spawnSync } from "node:child_process";
