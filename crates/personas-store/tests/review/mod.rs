@@ -740,7 +740,9 @@ fn memories_are_listed_added_edited_and_deleted() {
     );
     let edited = m
         .edit(
-            &a.id[..13],
+            // A prefix (ids are UUIDv7: the first 13 characters are the millisecond, shared by
+            // rows made in the same one, so the prefix must reach into the random part).
+            &a.id[..a.id.len() - 4],
             &MemoryEdit {
                 content: Some("Use short bullets".into()),
                 importance: Some(5),
