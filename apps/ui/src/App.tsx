@@ -1,5 +1,5 @@
 // Routes of the app, and the connection to the runtime through the Backend.
-import { useEffect, useState } from "react";
+import { lazy, useEffect, useState } from "react";
 import { BrowserRouter, Route, Routes, useNavigate } from "react-router";
 import { backend, setBackend } from "./backend";
 import { TauriBackend, isTauri } from "./backend/tauri";
@@ -7,16 +7,11 @@ import { WebBackend, adoptToken, forgetToken, storeToken } from "./backend/web";
 import { DesktopBar } from "./components/DesktopBar";
 import { Layout } from "./components/Layout";
 import { Button, Card, Field, inputClass } from "./components/ui";
-import { Canvas } from "./pages/Canvas";
 import { Credentials } from "./pages/Credentials";
 import { Dashboard } from "./pages/Dashboard";
-import { EventBus } from "./pages/EventBus";
-import { ExecutionView } from "./pages/ExecutionView";
 import { Executions } from "./pages/Executions";
 import { Memories } from "./pages/Memories";
 import { Messages } from "./pages/Messages";
-import { Observability } from "./pages/Observability";
-import { Onboarding } from "./pages/Onboarding";
 import { PersonaEditor } from "./pages/PersonaEditor";
 import { Personas } from "./pages/Personas";
 import { Reviews } from "./pages/Reviews";
@@ -27,6 +22,14 @@ import { useInbox } from "./stores/inbox";
 import { useReviews } from "./stores/reviews";
 import { frameBatcher } from "./lib/batch";
 import { usePersonas } from "./stores/personas";
+
+// Pages that bring a large library (charts, the canvas, Markdown, animation) load on first visit,
+// so the first page paints without them and the webview holds less until they are needed.
+const Canvas = lazy(() => import("./pages/Canvas").then((m) => ({ default: m.Canvas })));
+const EventBus = lazy(() => import("./pages/EventBus").then((m) => ({ default: m.EventBus })));
+const ExecutionView = lazy(() => import("./pages/ExecutionView").then((m) => ({ default: m.ExecutionView })));
+const Observability = lazy(() => import("./pages/Observability").then((m) => ({ default: m.Observability })));
+const Onboarding = lazy(() => import("./pages/Onboarding").then((m) => ({ default: m.Onboarding })));
 
 function TokenGate({ onToken, rejected }: { onToken: (t: string) => void; rejected: boolean }) {
   const [value, setValue] = useState("");

@@ -1,5 +1,6 @@
 // The app frame: navigation rail, connection indicator, theme switch, and the page.
 import { Activity, BarChart3, Bot, Brain, Inbox, KeyRound, LayoutDashboard, Moon, Network, RadioTower, Settings, ShieldCheck, Sparkles, Sun, Wrench } from "lucide-react";
+import { Suspense } from "react";
 import { NavLink, Outlet } from "react-router";
 import { useApp } from "../stores/app";
 import { useInbox } from "../stores/inbox";
@@ -87,7 +88,9 @@ export function Layout() {
       <SidebarHandle width={sidebar} onWidth={setSidebar} />
       <main className="min-w-0 flex-1 overflow-y-auto">
         <div className="mx-auto max-w-6xl px-8 py-8">
-          <Outlet />
+          <Suspense fallback={<p className="text-sm text-zinc-500" role="status">Loading…</p>}>
+            <Outlet />
+          </Suspense>
         </div>
       </main>
     </div>
