@@ -281,7 +281,7 @@ async fn run_follow_without_a_daemon_streams_and_summarises() {
     let exec = &list[0];
     assert_eq!(exec["status"], "completed");
     let id = exec["id"].as_str().expect("id");
-    let shown = env.json(&["execution", "show", &id[..23]]);
+    let shown = env.json(&["execution", "show", &id[..28]]);
     assert_eq!(shown["id"], id, "found by prefix");
     let messages = env.json(&["message", "list"]);
     assert_eq!(messages[0]["title"], "Notes ready");

@@ -377,7 +377,7 @@ async fn every_operation_round_trips_through_the_server() {
         "sequences without gaps: {seqs:?}"
     );
 
-    let done = s.ok("get_execution", json!({"id": &id[..23]})).await;
+    let done = s.ok("get_execution", json!({"id": &id[..28]})).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert!(done["cost_usd"].as_f64().is_some());
     let page = s

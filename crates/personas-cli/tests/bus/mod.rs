@@ -122,7 +122,7 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
         text(&human.stdout)
     );
 
-    let out = env.run(&["trigger", "remove", &id[..23]]);
+    let out = env.run(&["trigger", "remove", &id[..28]]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         env.json(&["trigger", "list"]).as_array().map(Vec::len),
@@ -256,7 +256,7 @@ async fn events_emitted_from_the_cli_run_subscribers_and_dead_letters_can_be_ret
         .expect("execution");
     assert_eq!(exec.input, Some(json!({"id": 42})));
     assert_eq!(exec.trigger, personas_core::TriggerKind::Event);
-    let shown = env.run(&["event", "show", &id[..23]]);
+    let shown = env.run(&["event", "show", &id[..28]]);
     assert!(
         text(&shown.stdout).contains(&exec_id),
         "{}",

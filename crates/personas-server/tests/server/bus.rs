@@ -246,7 +246,7 @@ pub(super) async fn round_trips(s: &Server, ws: &mut Ws) {
     let fired = s
         .ok(
             "fire_trigger",
-            json!({"id": &manual_id[..23], "payload": {"v": "1.2"}}),
+            json!({"id": &manual_id[..28], "payload": {"v": "1.2"}}),
         )
         .await;
     assert_eq!(fired["trigger_id"], manual_id);
@@ -295,7 +295,7 @@ pub(super) async fn round_trips(s: &Server, ws: &mut Ws) {
         .await;
     assert_eq!(by_type["events"].as_array().map(Vec::len), Some(1));
     assert_eq!(by_type["events"][0]["executions"], json!([hook_run]));
-    let got = s.ok("get_event", json!({"id": &event_id[..23]})).await;
+    let got = s.ok("get_event", json!({"id": &event_id[..28]})).await;
     assert_eq!(got["event"]["payload"], json!({"n": 1}));
     assert_eq!(got["executions"], json!([down_id]));
     refused(

@@ -215,7 +215,7 @@ pub async fn round_trips(s: &Server) {
     let resolved = s
         .ok(
             "resolve_issue",
-            json!({"id": &issue["id"].as_str().expect("id")[..23]}),
+            json!({"id": &issue["id"].as_str().expect("id")[..28]}),
         )
         .await;
     assert_eq!(resolved["status"], "resolved");

@@ -228,7 +228,7 @@ fn failed_deliveries_retry_then_dead_letter_and_manual_retry_requeues() {
     let mut fixed = personas_core::PersonaSpec::from(&off);
     fixed.enabled = true;
     store.personas().update("Off", &fixed).expect("enable");
-    let retried = store.bus().retry(&ev.id[..23]).expect("retry by prefix");
+    let retried = store.bus().retry(&ev.id[..28]).expect("retry by prefix");
     assert_eq!((retried.status.as_str(), retried.attempts), ("pending", 0));
     let claimed = store.bus().claim("me", LEASE, 10).expect("claim");
     let out = store
@@ -558,7 +558,7 @@ fn triggers_validate_before_storing_and_keep_their_secret_private() {
     );
     store
         .triggers()
-        .remove(&sub.id.as_str()[..23])
+        .remove(&sub.id.as_str()[..28])
         .expect("remove by prefix");
     assert_eq!(store.triggers().list(None).expect("list").len(), 2);
 }

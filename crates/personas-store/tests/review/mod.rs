@@ -740,9 +740,10 @@ fn memories_are_listed_added_edited_and_deleted() {
     );
     let edited = m
         .edit(
-            // A prefix (ids are UUIDv7: the first 13 characters are the millisecond, shared by
-            // rows made in the same one, so the prefix must reach into the random part).
-            &a.id[..a.id.len() - 4],
+            // A prefix. Ids are UUIDv7 with a per-millisecond counter: rows made in the same
+            // millisecond share the first 13 characters and differ first inside characters
+            // 14–27, so a prefix must cover those (the last 8 are random).
+            &a.id[..28],
             &MemoryEdit {
                 content: Some("Use short bullets".into()),
                 importance: Some(5),
