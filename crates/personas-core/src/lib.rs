@@ -6,6 +6,7 @@
 //! - [`prompt`]: prompt assembly, one pure function per section.
 //! - [`trigger`]: trigger definitions, event-type patterns, chain conditions, missed-run policies.
 //! - [`cron`]: cron schedules in named time zones and what to fire after downtime.
+//! - [`decode`]: JSON/YAML decoding whose errors name the field at fault.
 //! - [`persona_file`]: the YAML/JSON file users share to move a persona between machines.
 //! - [`review`]: review decisions and the message a paused session is resumed with.
 //! - [`secret`]: the [`Secret`] type credential values live in.
@@ -18,6 +19,7 @@
 
 pub mod connector;
 pub mod cron;
+pub mod decode;
 pub mod ids;
 pub mod model;
 pub mod persona_file;

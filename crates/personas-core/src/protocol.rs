@@ -154,7 +154,8 @@ pub fn scan_text(text: &str) -> Vec<Scanned> {
     let mut i = 0;
     while i < lines.len() {
         let line = strip_fence_noise(lines[i]);
-        let Some(key) = candidate_key(line) else {
+        let Some(key) = candidate_key(line).or_else(|| key_on_next_line(line, lines.get(i + 1)))
+        else {
             i += 1;
             continue;
         };
@@ -211,6 +212,15 @@ fn candidate_key(line: &str) -> Option<&'static str> {
     let rest = rest.strip_prefix('"')?;
     KEYS.into_iter()
         .find(|k| rest.starts_with(k) && rest[k.len()..].starts_with('"'))
+}
+
+/// The protocol key of an object pretty-printed the usual way (`JSON.stringify(v, null, 2)`,
+/// `json.dumps(v, indent=2)`): `{` alone on its line and the key opening the next one.
+fn key_on_next_line(line: &str, next: Option<&&str>) -> Option<&'static str> {
+    if line != "{" {
+        return None;
+    }
+    candidate_key(&format!("{{{}", strip_fence_noise(next?)))
 }
 
 fn excerpt(s: &str) -> String {

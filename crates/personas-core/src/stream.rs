@@ -139,8 +139,16 @@ pub struct ParseError(pub String);
 
 /// Parses one stdout line (without its trailing newline).
 pub fn parse_line(line: &[u8]) -> Result<ClaudeLine, ParseError> {
-    let raw: RawLine<'_> = serde_json::from_slice(line).map_err(|e| ParseError(e.to_string()))?;
-    Ok(raw.into_line())
+    match serde_json::from_slice::<RawLine<'_>>(line) {
+        Ok(raw) => Ok(raw.into_line()),
+        // Decode again, tracking the path, to name the field at fault: only a failed line pays
+        // for it.
+        Err(e) => Err(ParseError(
+            crate::decode::from_json_slice::<RawLine<'_>>(line)
+                .err()
+                .map_or_else(|| e.to_string(), |located| located.to_string()),
+        )),
+    }
 }
 
 // ---- wire shapes ------------------------------------------------------------------------------
