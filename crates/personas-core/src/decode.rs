@@ -53,8 +53,12 @@ pub fn from_yaml_str<T: DeserializeOwned>(text: &str) -> Result<T, DecodeError> 
 }
 
 fn located<E: fmt::Display>(e: serde_path_to_error::Error<E>) -> DecodeError {
-    let message = e.inner().to_string();
     let path = e.path().to_string();
+    let mut message = e.inner().to_string();
+    // serde_yaml_ng puts its own copy of the path in front; it is reported once, as the field.
+    if let Some(rest) = message.strip_prefix(&format!("{path}: ")) {
+        message = rest.to_string();
+    }
     let parent = (path != ".").then_some(path);
     // serde reports a missing field at its parent; the field itself is what a person fixes.
     let missing = message

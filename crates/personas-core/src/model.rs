@@ -39,6 +39,8 @@ pub struct Persona {
 
 /// A titled part of a persona's prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// A persona file refuses unknown keys at every level: a misspelt key must not vanish silently.
+#[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct PromptSection {
     pub title: String,

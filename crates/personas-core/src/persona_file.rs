@@ -146,12 +146,18 @@ impl PersonaFile {
 
 /// Parses and validates a persona file (YAML or JSON, detected from the content).
 pub fn parse(text: &str) -> Result<PersonaSpec, ValidationError> {
+    // Errors name the key at fault by its path in the file (`limits.max_concurrent`), or `file`
+    // when the text as a whole is not a persona file.
+    let located = |syntax: &'static str| {
+        move |e: crate::decode::DecodeError| {
+            let field = e.field.unwrap_or_else(|| "file".into());
+            ValidationError::new(field, format!("invalid {syntax}: {}", e.message))
+        }
+    };
     let file: PersonaFile = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text)
-            .map_err(|e| ValidationError::new("file", format!("invalid JSON: {e}")))?
+        crate::decode::from_json_slice(text.as_bytes()).map_err(located("JSON"))?
     } else {
-        serde_yaml_ng::from_str(text)
-            .map_err(|e| ValidationError::new("file", format!("invalid YAML: {e}")))?
+        crate::decode::from_yaml_str(text).map_err(located("YAML"))?
     };
     if file.format != FORMAT {
         return Err(ValidationError::new(
@@ -163,8 +169,24 @@ pub fn parse(text: &str) -> Result<PersonaSpec, ValidationError> {
         ));
     }
     let spec = file.into_spec();
-    validate::persona_spec(&spec)?;
+    validate::persona_spec(&spec).map_err(in_file_terms)?;
     Ok(spec)
+}
+
+/// [`validate::persona_spec`] names fields as the CLI flags and the API do; a file's author
+/// needs the key as it is written in the file.
+fn in_file_terms(mut e: ValidationError) -> ValidationError {
+    let key = match e.field.as_str() {
+        "max_concurrent" => "limits.max_concurrent",
+        "timeout" => "limits.timeout_secs",
+        "max_turns" => "limits.max_turns",
+        "max_budget_usd" => "limits.max_budget_usd",
+        "allow_tool" => "permissions.allow",
+        "deny_tool" => "permissions.deny",
+        _ => return e,
+    };
+    e.field = key.into();
+    e
 }
 
 #[cfg(test)]
