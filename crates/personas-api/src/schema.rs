@@ -16,22 +16,45 @@ use ts_rs::TS;
 pub fn parse_request<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, ApiError> {
     // `null` (an empty body) means "no fields": accept it for requests whose fields are all
     // optional.
-    let input = if input.is_null() { json!({}) } else { input };
-    serde_json::from_value(input).map_err(|e| {
+    let input = match input {
+        Value::Null => json!({}),
+        Value::Object(_) => input,
+        // serde would read a list as a struct's fields in order (`["Reviewer"]` as a persona
+        // reference); a request is an object of named fields.
+        other => {
+            return Err(ApiError {
+                code: Code::Invalid,
+                message: format!(
+                    "invalid request: the body must be a JSON object of named fields, not {}",
+                    json_kind(&other)
+                ),
+                field: None,
+            });
+        }
+    };
+    // The field is the path of the value at fault (`trigger`, `fields.token`, `sections[1].title`),
+    // also for a value of the wrong type, not only for a missing or unknown one.
+    personas_core::decode::from_json_value(input).map_err(|e| {
         // The message must not echo a value: a request can carry a secret (a credential
         // field), and a secret in the wrong place would otherwise come back in the error.
         let text = without_values(&e.to_string());
-        let field = text
-            .split('`')
-            .nth(1)
-            .filter(|_| text.contains("missing field") || text.contains("unknown field"))
-            .map(str::to_string);
         ApiError {
             code: Code::Invalid,
             message: format!("invalid request: {text}"),
-            field,
+            field: e.field,
         }
     })
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// A serde message with the values it quotes left out: `invalid type: string "…"` becomes
@@ -276,6 +299,10 @@ pub fn read_ts_files(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "request_properties.rs"]
+mod request_properties;
 
 #[cfg(test)]
 mod tests {
