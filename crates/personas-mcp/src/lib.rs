@@ -80,24 +80,48 @@ impl Server {
         R: AsyncBufRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let mut lines = reader.lines();
-        while let Some(line) = lines.next_line().await? {
+        let mut reader = reader;
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf).await? == 0 {
+                break;
+            }
+            // Bytes that are not UTF-8 get a parse error like any other junk; they must not end
+            // the server (reading them as text lines would fail the whole stream).
+            let Ok(line) = std::str::from_utf8(&buf) else {
+                self.reply(
+                    &mut writer,
+                    error_reply(Value::Null, -32700, "parse error: not UTF-8"),
+                )
+                .await?;
+                continue;
+            };
+            let line = line.trim_end_matches(['\n', '\r']);
             if line.trim().is_empty() {
                 continue;
             }
             let reply = if line.len() > MAX_LINE {
                 Some(error_reply(Value::Null, -32600, "message too large"))
             } else {
-                self.handle_line(&line).await
+                self.handle_line(line).await
             };
             if let Some(reply) = reply {
-                let mut text = reply.to_string();
-                text.push('\n');
-                writer.write_all(text.as_bytes()).await?;
-                writer.flush().await?;
+                self.reply(&mut writer, reply).await?;
             }
         }
         Ok(())
+    }
+
+    async fn reply<W: AsyncWrite + Unpin>(
+        &self,
+        writer: &mut W,
+        reply: Value,
+    ) -> std::io::Result<()> {
+        let mut text = reply.to_string();
+        text.push('\n');
+        writer.write_all(text.as_bytes()).await?;
+        writer.flush().await
     }
 
     /// One incoming message; the reply, if it needs one.

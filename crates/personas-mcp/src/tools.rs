@@ -156,8 +156,19 @@ pub fn protocol_message(name: &str, args: Value) -> Result<ProtocolMessage, Tool
         "request_review" => ("manual_review", Value::Object(a)),
         "remember" => ("agent_memory", Value::Object(a)),
         "run_persona" => {
-            let target = a.remove("persona").unwrap_or(Value::Null);
-            a.insert("target".into(), target);
+            // The tool's argument is `persona`, the protocol's field `target`: check it here so a
+            // refusal names the argument the model actually wrote.
+            match a.remove("persona") {
+                Some(Value::String(p)) if !p.trim().is_empty() => {
+                    a.insert("target".into(), Value::String(p));
+                }
+                other => {
+                    let got = other.map_or_else(|| "nothing".to_string(), |v| v.to_string());
+                    return Err(ToolError(format!(
+                        "{name}: persona is required and must be a non-empty string, got {got}"
+                    )));
+                }
+            }
             ("persona_action", Value::Object(a))
         }
         other => return Err(ToolError(format!("unknown tool {other}"))),
