@@ -165,22 +165,20 @@ pub fn scan_text(text: &str) -> Vec<Scanned> {
                 i += 1;
             }
             Err(single_line_err) => {
-                // Maybe the object continues on the following lines.
-                let mut joined = String::from(line);
-                let mut parsed = None;
+                // Maybe the object continues on the following lines: read the first JSON value
+                // of the window of lines starting here. It is read once, not once per added
+                // line: that made text full of unclosed objects quadratic (2,000 such lines took
+                // 11 s in a release build).
                 let end = (i + MAX_OBJECT_LINES).min(lines.len());
-                for (j, next) in lines.iter().enumerate().take(end).skip(i + 1) {
-                    joined.push('\n');
-                    joined.push_str(strip_fence_noise(next));
-                    if let Ok(v) = serde_json::from_str::<Value>(&joined) {
-                        parsed = Some((v, j));
-                        break;
-                    }
-                }
-                match parsed {
-                    Some((v, j)) => {
-                        out.push(interpret(v, &joined));
-                        i = j + 1;
+                let joined = lines[i..end]
+                    .iter()
+                    .map(|l| strip_fence_noise(l))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                match first_value_ending_a_line(&joined) {
+                    Some((v, used)) => {
+                        out.push(interpret(v, &joined[..used]));
+                        i += joined[..used].matches('\n').count() + 1;
                     }
                     None => {
                         out.push(Err(ProtocolWarning {
@@ -195,6 +193,16 @@ pub fn scan_text(text: &str) -> Vec<Scanned> {
         }
     }
     out
+}
+
+/// The JSON value `text` starts with, and the bytes it takes, when it ends a line (nothing but
+/// whitespace follows it on that line), as an object written over several lines does.
+fn first_value_ending_a_line(text: &str) -> Option<(Value, usize)> {
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    let v = values.next()?.ok()?;
+    let used = values.byte_offset();
+    let rest_of_line = text[used..].split('\n').next().unwrap_or_default();
+    rest_of_line.trim().is_empty().then_some((v, used))
 }
 
 /// Removes markdown fence and quote decoration around a line, and surrounding whitespace.

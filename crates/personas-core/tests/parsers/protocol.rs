@@ -337,3 +337,24 @@ proptest! {
         prop_assert!(w.reason.contains("exactly one key"), "{}", w.reason);
     }
 }
+
+/// Text full of objects that never close (a model looping, or text written to stall the
+/// runner) gets one warning per object, and a message after them is still read. Each window of
+/// lines is parsed once; before, every added line re-parsed the window (quadratic: 2,000 such
+/// lines took 11 s in a release build).
+#[test]
+fn a_flood_of_unclosed_objects_is_warned_once_each_and_a_later_message_is_read() {
+    let n = 400;
+    let mut text = "{\"user_message\": {\"content\": \"x\",\n\"a\": [\n".repeat(n);
+    text.push_str("{\"emit_event\": {\"type\": \"done\"}}\n");
+    let all = scan_text(&text);
+    assert_eq!(all.len(), n + 1);
+    assert!(
+        all[..n]
+            .iter()
+            .all(|r| matches!(r, Err(w) if w.reason.contains("invalid JSON")))
+    );
+    assert!(
+        matches!(&all[n], Ok(ProtocolMessage::EmitEvent { event_type, .. }) if event_type == "done")
+    );
+}
