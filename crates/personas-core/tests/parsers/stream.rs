@@ -203,7 +203,7 @@ proptest! {
             return Err(TestCaseError::fail("not an api_retry line"));
         };
         prop_assert_eq!(r.attempt, attempt);
-        if delay.is_finite() && delay >= 0.0 && delay < 1e15 {
+        if (0.0..1e15).contains(&delay) {
             prop_assert_eq!(r.retry_delay_ms, delay as u64);
         }
     }
