@@ -290,6 +290,13 @@ impl<'s> RetentionRepo<'s> {
         Ok(conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?)
     }
 
+    /// Output lines stored, all executions together.
+    pub fn output_line_count(&self) -> Result<u64, StoreError> {
+        let conn = self.store.conn()?;
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM execution_output", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Database file plus WAL, in bytes.
     pub fn size(&self) -> u64 {
         let path = self.store.path();
@@ -403,4 +410,45 @@ fn reclaim(conn: &Connection) -> Result<(), StoreError> {
     // PASSIVE-then-TRUNCATE: a busy checkpoint (a reader in the way) is not an error.
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     Ok(())
+}
+
+impl RetentionRepo<'_> {
+    /// Benchmark support (`personas bench retention`): stores one ended, healed execution of
+    /// each persona as if it had run at `at_ms`, each with `lines` as its output, in one
+    /// transaction. Not for anything but simulating history.
+    #[doc(hidden)]
+    pub fn insert_history(
+        &self,
+        personas: &[(String, String)],
+        at_ms: i64,
+        lines: &[String],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.store.conn()?;
+        write_tx(&mut conn, |tx| {
+            let mut exec = tx.prepare_cached(
+                "INSERT INTO executions (id, persona_id, persona_name, status, trigger_kind,
+                    queued_at, started_at, finished_at, healed_at, output_lines, result_text)
+                 VALUES (?1, ?2, ?3, 'completed', 'schedule', ?4, ?4, ?5, ?5, ?6, 'done')",
+            )?;
+            let mut line = tx.prepare_cached(
+                "INSERT INTO execution_output (execution_id, seq, kind, text, at)
+                 VALUES (?1, ?2, 'assistant_text', ?3, ?4)",
+            )?;
+            for (persona_id, name) in personas {
+                let id = uuid::Uuid::now_v7().to_string();
+                exec.execute(params![
+                    id,
+                    persona_id,
+                    name,
+                    at_ms,
+                    at_ms + 60_000,
+                    lines.len()
+                ])?;
+                for (i, text) in lines.iter().enumerate() {
+                    line.execute(params![id, i as i64 + 1, text, at_ms])?;
+                }
+            }
+            Ok(())
+        })
+    }
 }
