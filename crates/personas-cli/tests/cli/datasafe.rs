@@ -163,14 +163,14 @@ fn exec_list(env: &Env, data: &Path) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_while_twenty_runs_stream_holds_every_committed_row_and_restores() {
     let env = Env::new().await;
-    let transcript = long_transcript(env.data_dir(), 300);
+    let transcript = long_transcript(env.data_dir(), 1_500);
     let vars = [
         (
             "PERSONAS_CLAUDE_PATH",
             fake_claude_bin().display().to_string(),
         ),
         ("PERSONAS_FAKE_TRANSCRIPT", transcript.display().to_string()),
-        ("PERSONAS_FAKE_LINES_PER_SEC", "100".to_string()),
+        ("PERSONAS_FAKE_LINES_PER_SEC", "50".to_string()),
         ("PERSONAS_MAX_CONCURRENT", "20".to_string()),
     ];
     let data = env.data_dir().join("live");
@@ -220,7 +220,26 @@ async fn backup_while_twenty_runs_stream_holds_every_committed_row_and_restores(
             .expect("count")
             < 20
     {
-        assert!(Instant::now() < deadline, "20 runs never streamed at once");
+        assert!(
+            Instant::now() < deadline,
+            "20 runs never streamed at once: {} streaming, {} running, {:?}",
+            count(
+                &store,
+                "SELECT COUNT(DISTINCT execution_id) FROM execution_output"
+            ),
+            store
+                .executions()
+                .count(ExecutionStatus::Running)
+                .expect("count"),
+            store
+                .executions()
+                .list(&Default::default())
+                .expect("list")
+                .iter()
+                .map(|e| (e.status, e.error_message.clone()))
+                .take(3)
+                .collect::<Vec<_>>()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = count(&store, "SELECT COUNT(*) FROM execution_output");
@@ -359,6 +378,8 @@ async fn a_closed_stdout_ends_the_cli_quietly() {
 /// Waits until another process holds the database's write lock (our own attempt is refused).
 fn wait_for_write_lock(db: &Path, child: &mut std::process::Child, within: Duration) -> bool {
     let probe = rusqlite::Connection::open(db).expect("probe");
+    // Fail at once when the lock is taken (rusqlite's default is to wait 5 s).
+    probe.busy_timeout(Duration::ZERO).expect("no wait");
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if child.try_wait().expect("wait").is_some() {
@@ -388,6 +409,7 @@ async fn sigkill_during_output_commits_loses_no_acknowledged_line() {
             .args(["run", "Streamer", "--follow"])
             .env("PERSONAS_CLAUDE_PATH", fake_claude_bin())
             .env("PERSONAS_FAKE_TRANSCRIPT", &transcript)
+            .env("PERSONAS_FAKE_LINES_PER_SEC", "2000")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -406,12 +428,16 @@ async fn sigkill_during_output_commits_loses_no_acknowledged_line() {
                 .collect::<Vec<String>>()
         });
         // Kill it while it holds the write lock, i.e. inside a commit.
-        std::thread::sleep(Duration::from_millis(300 + 200 * round));
+        std::thread::sleep(Duration::from_millis(500 + 700 * round));
         let in_commit = wait_for_write_lock(&db, &mut child, Duration::from_secs(20));
         let _ = child.kill();
         let _ = child.wait();
         let printed = printed.join().expect("reader");
-        assert!(in_commit, "round {round}: never caught a commit");
+        assert!(
+            in_commit,
+            "round {round}: never caught a commit ({} lines printed)",
+            printed.len()
+        );
         let store = Store::open_in_dir(env.data_dir()).expect("reopen");
         let exec = store
             .executions()
