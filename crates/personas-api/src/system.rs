@@ -20,8 +20,8 @@ pub enum CheckStatus {
 /// One check: what was looked at, how it went, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct Check {
-    /// Stable name: `claude cli`, `claude version`, `claude auth`, `data dir`, `store`, `vault`,
-    /// `runtime`.
+    /// Stable name: `claude cli`, `claude version`, `claude auth`, `data dir`, `permissions`,
+    /// `store`, `vault`, `runtime`.
     pub check: String,
     pub status: CheckStatus,
     pub detail: String,
@@ -117,7 +117,7 @@ pub async fn checks(
 
     let dir = &cfg.data_dir;
     let probe = dir.join(".doctor-probe");
-    let writable = std::fs::create_dir_all(dir)
+    let writable = personas_store::files::create_private_dir(dir)
         .and_then(|()| std::fs::write(&probe, b"ok"))
         .and_then(|()| std::fs::remove_file(&probe));
     out.push(match writable {
@@ -128,6 +128,33 @@ pub async fn checks(
             format!("{}: {e}", dir.display()),
             Some("choose another with --data-dir or PERSONAS_DATA_DIR"),
         ),
+    });
+
+    // Another local user must not read the store, the config or the token; what the user
+    // owns is fixed here, the rest is reported.
+    let modes = personas_store::files::secure_data_dir(dir);
+    out.push(if modes.is_empty() {
+        Check::new(
+            "permissions",
+            Good,
+            "data dir and its files are private to this user",
+            None,
+        )
+    } else {
+        let all_fixed = modes.iter().all(|m| m.fixed);
+        let detail = modes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        Check::new(
+            "permissions",
+            Warn,
+            detail,
+            (!all_fixed).then_some(
+                "make them private to you: chmod 700 on directories, 600 on files (or ask their owner)",
+            ),
+        )
     });
 
     let health = store
@@ -151,7 +178,7 @@ pub async fn checks(
             "store",
             Fail,
             format!("integrity check: {}", h.integrity),
-            Some("restore personas.db from a backup; `personas persona export` what is still readable"),
+            Some("`personas persona export` what is still readable, then `personas restore FILE` (a file `personas backup FILE` wrote) into a new --data-dir"),
         ),
         Err(e) => Check::new(
             "store",

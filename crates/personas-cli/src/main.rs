@@ -88,9 +88,16 @@ pub enum Command {
     Tool(cmd::tool::ToolCmd),
     /// MCP server on stdio: protocol tools for runs; persona control from Claude Code/Desktop.
     Mcp,
+    /// Copy the store to FILE (consistent while the runtime runs; the file is 0600).
+    Backup(cmd::data::BackupArgs),
+    /// Put a backup into an empty data dir (checked first: a Personas database, intact).
+    Restore(cmd::data::RestoreArgs),
+    /// Remove old output, executions, events, deliveries and messages per `[retention]`.
+    Gc(cmd::data::GcArgs),
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_output();
     let cli = Cli::parse();
     init_tracing(matches!(cli.command, Command::Up(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -113,6 +120,35 @@ fn main() -> ExitCode {
             ExitCode::from(e.code)
         }
     }
+}
+
+/// A closed stdout (`personas execution list --json | head -1`) ends the process quietly with
+/// exit code 0 instead of a panic message.
+///
+/// Rust ignores SIGPIPE, so a write to a closed pipe fails with `BrokenPipe` and `println!`
+/// panics. Restoring SIGPIPE's default action would need `unsafe` (this crate forbids it) and
+/// would kill the process with 141 mid-way through whatever it was doing (a run it started,
+/// a store write). Instead the panic hook recognises the failed print — on every print path,
+/// including ones added later — and exits; every other panic keeps the default report.
+fn quiet_on_closed_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        // "failed printing to stdout: Broken pipe (os error 32)"; Windows says "The pipe is
+        // being closed" / "The pipe has been ended".
+        let closed = (text.starts_with("failed printing to stdout")
+            || text.starts_with("failed printing to stderr"))
+            && text.to_ascii_lowercase().contains("pipe");
+        if closed {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// Logs go to stderr. Quiet by default for one-shot commands; `personas up` logs at info.

@@ -72,6 +72,8 @@ pub struct EngineConfig {
     pub budget: BudgetConfig,
     /// `[delivery]`: how messages reach notification channels.
     pub delivery: DeliveryConfig,
+    /// `[retention]`: how long output, events, deliveries, messages and executions are kept.
+    pub retention: crate::retention::RetentionConfig,
 }
 
 impl Default for EngineConfig {
@@ -107,6 +109,7 @@ impl Default for EngineConfig {
             healing: HealingConfig::default(),
             budget: BudgetConfig::default(),
             delivery: DeliveryConfig::default(),
+            retention: Default::default(),
         }
     }
 }

@@ -183,6 +183,10 @@ impl Engine {
             self.inner.owner.clone(),
             self.inner.shutdown.clone(),
         ));
+        self.inner.tasks.spawn(crate::retention::run(
+            self.inner.rt.clone(),
+            self.inner.shutdown.clone(),
+        ));
         Ok(())
     }
 

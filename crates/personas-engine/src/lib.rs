@@ -21,6 +21,8 @@
 //!   decision, and times reviews out.
 //! - [`healing`]: scheduled retries, circuit breakers and healing issues after each run.
 //! - [`delivery`]: sends messages and review requests to personas' notification channels.
+//! - [`retention`]: prunes old output, executions, events, deliveries and messages on a
+//!   schedule (and for `personas gc`).
 //!
 //! The engine knows nothing of HTTP, Tauri or terminals; hosts subscribe to [`EngineEvent`]s.
 #![forbid(unsafe_code)]
@@ -35,6 +37,7 @@ pub mod healing;
 pub mod locate;
 pub mod policy_config;
 pub mod reaper;
+pub mod retention;
 pub mod review;
 pub mod runner;
 pub mod scheduler;

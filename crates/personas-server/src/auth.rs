@@ -22,7 +22,7 @@ pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    std::fs::create_dir_all(data_dir)?;
+    personas_store::files::create_private_dir(data_dir)?;
     let token: String = (0..32)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
         .collect();
@@ -45,6 +45,17 @@ pub fn read_token(data_dir: &Path) -> Option<String> {
         .ok()
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110 §11.1), so `bearer` and `BEARER` are accepted too; one or more spaces follow it.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim_start_matches(' ');
+    (!token.is_empty()).then_some(token)
 }
 
 /// Compares in time independent of where the strings differ.
@@ -110,6 +121,16 @@ mod tests {
         assert!(!host_allowed("127.0.0.1.evil.example:9420", 9420));
         assert!(host_allowed("[::1]", 9420));
         assert!(!host_allowed("[::2]:9420", 9420));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Drop for InstanceLock {
 }
 
 fn open_lock(data_dir: &Path) -> std::io::Result<File> {
-    std::fs::create_dir_all(data_dir)?;
+    personas_store::files::create_private_dir(data_dir)?;
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -151,6 +151,11 @@ impl Host {
             "cannot create the API token in {}",
             data_dir.display()
         )))?;
+        // Another local user must not read the store, the config or the token: modes that
+        // became too wide (an old version, a copy, a restore from elsewhere) are fixed here.
+        for report in personas_store::files::secure_data_dir(&data_dir) {
+            tracing::warn!("data dir permissions: {report}");
+        }
         let listener = match TcpListener::bind(listen).await {
             Ok(l) => l,
             Err(e)

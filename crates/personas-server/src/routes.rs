@@ -220,7 +220,7 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
     if let Some(t) = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(auth::bearer_token)
     {
         return Some(t);
     }

@@ -577,6 +577,28 @@ async fn requests_without_token_from_foreign_hosts_or_origins_or_too_large_are_r
         .await
         .expect("send");
     assert_eq!(r.status(), 401, "the OpenAPI document needs the token too");
+    // The scheme is case-insensitive (RFC 9110): a lower-case `bearer` with the right token
+    // is let in, with a wrong one is not.
+    for (value, want) in [
+        (format!("bearer {}", s.token), 200),
+        (format!("BEARER {}", s.token), 200),
+        ("bearer wrong".to_string(), 401),
+    ] {
+        let r = s
+            .http
+            .post(&url)
+            .header("authorization", value.as_str())
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            r.status(),
+            want,
+            "{}",
+            value.split(' ').next().unwrap_or("")
+        );
+    }
 
     let r = s
         .http

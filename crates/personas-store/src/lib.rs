@@ -3,7 +3,10 @@
 //!
 //! - WAL journal, foreign keys on, a busy timeout, `synchronous=FULL` by default so a committed
 //!   write survives a crash (see [`Durability`]).
-//! - Schema through append-only refinery migrations in `migrations/`.
+//! - Schema through append-only refinery migrations in `migrations/`, applied under the write
+//!   lock (`migrate`), so concurrent first opens of a new data dir all succeed.
+//! - The data dir and the database files are private (`files`); `backup` copies the live
+//!   database with SQLite's online backup API and restores one; `retention` prunes old rows.
 //! - Repositories ([`Store::personas`], [`Store::executions`], [`Store::protocol`],
 //!   [`Store::credentials`] (sealed values only; the vault lives in the engine), [`Store::tools`],
 //!   [`Store::stats`], [`Store::bus`], [`Store::triggers`]) are thin views over the connection
@@ -15,17 +18,21 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod backup;
 pub mod bus;
 pub mod credentials;
 pub mod delivery;
 mod error;
 pub mod executions;
+pub mod files;
 pub mod healing;
 pub mod memories;
 pub mod metrics;
+mod migrate;
 pub mod personas;
 pub mod policies;
 pub mod protocol;
+pub mod retention;
 pub mod review;
 pub mod stats;
 mod time;
@@ -65,9 +72,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-mod embedded {
-    refinery::embed_migrations!("migrations");
-}
+pub use migrate::latest_version as latest_schema_version;
+pub use retention::{GcReport, RetentionPolicy};
 
 /// How hard a commit tries to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,12 +131,27 @@ impl Store {
 
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
-                path: dir.to_path_buf(),
-                source: e,
-            })?;
+        Self::open_at(path, opts, None)
+    }
+
+    /// Opens the database at `path` migrated only up to schema `version`: for tests of
+    /// upgrades (an old store migrated by a newer build).
+    #[doc(hidden)]
+    pub fn open_at_version(path: &Path, version: i32) -> Result<Store, StoreError> {
+        Self::open_at(path, StoreOptions::default(), Some(version))
+    }
+
+    fn open_at(path: &Path, opts: StoreOptions, target: Option<i32>) -> Result<Store, StoreError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            files::create_private_dir(dir).map_err(io(dir))?;
         }
+        // Created 0600 before SQLite sees it: SQLite would create it 0644 (less the umask), and
+        // it gives the WAL and SHM files the database file's mode.
+        files::create_private_file(path).map_err(io(path))?;
         let sync = match opts.durability {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
@@ -140,8 +161,12 @@ impl Store {
             Ordering::Relaxed,
         );
         let manager = SqliteConnectionManager::file(path).with_init(move |c| {
+            // auto_vacuum takes effect on a new database (before the first table) and at the
+            // next VACUUM of an old one: pruned pages can then be handed back to the file
+            // system a few at a time (`retention`) instead of by a full rewrite.
             c.execute_batch(&format!(
-                "PRAGMA journal_mode = WAL;
+                "PRAGMA auto_vacuum = INCREMENTAL;
+                 PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = {sync};
                  PRAGMA foreign_keys = ON;
                  PRAGMA temp_store = MEMORY;
@@ -163,19 +188,10 @@ impl Store {
             path: path.to_path_buf(),
             durability: opts.durability,
         };
-        store.migrate()?;
+        let mut conn = store.conn()?;
+        migrate::run(&mut conn, target)?;
+        drop(conn);
         Ok(store)
-    }
-
-    fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        // Two processes starting at once must not both apply a migration; IMMEDIATE takes the
-        // write lock up front and the loser waits on the busy timeout, then finds it done.
-        embedded::migrations::runner()
-            .set_grouped(true)
-            .run(&mut *conn)
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(())
     }
 
     /// The `synchronous` setting writes normally use.
@@ -248,6 +264,10 @@ impl Store {
 
     pub fn triggers(&self) -> TriggerRepo<'_> {
         TriggerRepo::new(self)
+    }
+
+    pub fn retention(&self) -> retention::RetentionRepo<'_> {
+        retention::RetentionRepo::new(self)
     }
 
     /// Integrity check and schema version, for `personas doctor`.

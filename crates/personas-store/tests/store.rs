@@ -688,4 +688,6 @@ mod vault_tables {
 }
 mod bus;
 
+mod datasafe;
+
 mod review;

@@ -6,7 +6,7 @@ import type { CheckStatus } from "./CheckStatus";
  */
 export type Check = { 
 /**
- * Stable name: `claude cli`, `claude version`, `claude auth`, `data dir`, `store`, `vault`,
- * `runtime`.
+ * Stable name: `claude cli`, `claude version`, `claude auth`, `data dir`, `permissions`,
+ * `store`, `vault`, `runtime`.
  */
 check: string, status: CheckStatus, detail: string, hint?: string, };

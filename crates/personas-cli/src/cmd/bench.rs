@@ -10,9 +10,14 @@
 //!   store with history, without and with budget caps (which sum the day's and month's spend),
 //!   and the time to read 30 days of metrics.
 //!
+//! - `retention`: a simulated year of hourly runs of 10 personas under the default retention
+//!   policy: database size and daily gc time (not part of the default set: it writes 17.5
+//!   million output lines).
+//!
 //! Each runs in a throwaway data dir and prints what it measured (JSON with `--json`).
 
 use super::bench_bus::{self, BusBenchArgs};
+use super::bench_retention;
 use super::print_json;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
@@ -47,6 +52,9 @@ pub struct BenchArgs {
     /// Ended executions in the store for `admission` (all within the current month).
     #[arg(long, default_value_t = 20_000)]
     pub history: usize,
+    /// Simulated days for `retention`.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +64,7 @@ pub enum Which {
     Startup,
     Bus,
     Admission,
+    Retention,
 }
 
 #[derive(Serialize, Default)]
@@ -69,6 +78,8 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     bus: Option<bench_bus::BusReport>,
     admission: Option<AdmissionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<bench_retention::RetentionReport>,
 }
 
 pub async fn run(ctx: &mut Context, args: BenchArgs) -> CliResult<ExitCode> {
@@ -139,6 +150,29 @@ pub async fn run(ctx: &mut Context, args: BenchArgs) -> CliResult<ExitCode> {
                     );
                 }
                 report.admission = Some(r);
+            }
+            Which::Retention => {
+                let days = args.days;
+                let r = tokio::task::spawn_blocking(move || bench_retention::run(days))
+                    .await
+                    .map_err(|e| CliError::runtime(e.to_string()))??;
+                if !ctx.json {
+                    println!(
+                        "retention: {} days of hourly runs of {} personas ({} lines of {} B each): database {:.0} MB at the end (peak {:.0} MB), {} executions and {} output lines kept; daily gc p50 {:.0} ms, max {:.0} ms (generated in {:.0} s)",
+                        r.days,
+                        r.personas,
+                        r.lines_per_run,
+                        r.line_bytes,
+                        r.final_db_mb,
+                        r.peak_db_mb,
+                        r.executions_kept,
+                        r.output_lines_kept,
+                        r.gc_ms_median,
+                        r.gc_ms_max,
+                        r.generate_s
+                    );
+                }
+                report.retention = Some(r);
             }
         }
     }

@@ -2,8 +2,10 @@
 
 pub mod bench;
 pub mod bench_bus;
+pub mod bench_retention;
 pub mod channel;
 pub mod credential;
+pub mod data;
 pub mod event;
 pub mod execution;
 pub mod healing;
@@ -45,6 +47,9 @@ pub async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
         Command::Vault(cmd) => credential::vault(&mut ctx, cmd).await,
         Command::Tool(cmd) => tool::run(&mut ctx, cmd).await,
         Command::Mcp => mcp(&mut ctx).await,
+        Command::Backup(args) => data::backup(&mut ctx, args).await,
+        Command::Restore(args) => data::restore(&mut ctx, args).await,
+        Command::Gc(args) => data::gc(&mut ctx, args).await,
     }
 }
 

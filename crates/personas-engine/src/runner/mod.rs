@@ -89,7 +89,17 @@ pub async fn run(rt: &Runtime, execution: Execution, stops: StopSignals) -> Exec
     {
         sink.redactor.redact_string(text);
     }
-    rt.writer.flush().await;
+    // Lines the writer had to drop were never acknowledged: the run must not end as if its
+    // output were complete.
+    if let Err(lost) = rt.writer.flush_execution(&execution.id).await {
+        tracing::error!(execution = %execution.id, %lost, "output lost");
+        outcome.status = ExecutionStatus::Failed;
+        outcome.error_class = Some(ErrorClass::Unknown);
+        outcome.error_message = Some(match outcome.error_message.take() {
+            Some(m) => format!("{lost}; {m}"),
+            None => lost.to_string(),
+        });
+    }
     {
         let store = rt.store.clone();
         let id = execution.id.to_string();
@@ -189,7 +199,10 @@ async fn drive(
         },
     };
     let cwd = rt.config.workspaces_dir().join(persona.id.as_str());
-    if let Err(e) = std::fs::create_dir_all(&cwd) {
+    // Private (0700): a run's files are its persona's, not other local users'.
+    if let Err(e) = personas_store::files::create_private_dir(&rt.config.workspaces_dir())
+        .and_then(|()| personas_store::files::create_private_dir(&cwd))
+    {
         let msg = format!("cannot create the working directory {}: {e}", cwd.display());
         sink.emit(LineKind::Engine, msg.clone()).await;
         return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
