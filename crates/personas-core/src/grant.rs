@@ -163,7 +163,12 @@ mod tests {
     use super::*;
     use crate::model::PermissionTemplate;
 
-    fn policy(mode: PermissionMode, allow: &[&str], deny: &[&str], personas: &[&str]) -> PermissionPolicy {
+    fn policy(
+        mode: PermissionMode,
+        allow: &[&str],
+        deny: &[&str],
+        personas: &[&str],
+    ) -> PermissionPolicy {
         let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
         PermissionPolicy {
             mode,
@@ -182,24 +187,41 @@ mod tests {
 
     #[test]
     fn the_same_policy_grants_nothing() {
-        let p = policy(PermissionMode::AcceptEdits, &["Read"], &["WebFetch"], &["Reviewer"]);
+        let p = policy(
+            PermissionMode::AcceptEdits,
+            &["Read"],
+            &["WebFetch"],
+            &["Reviewer"],
+        );
         let creds = vec!["github".to_string()];
         assert!(grants(holding(&p, &creds), &p, false).is_empty());
     }
 
     #[test]
     fn narrowing_grants_nothing() {
-        let before = policy(PermissionMode::AcceptEdits, &["Read", "Bash"], &[], &["A", "B"]);
+        let before = policy(
+            PermissionMode::AcceptEdits,
+            &["Read", "Bash"],
+            &[],
+            &["A", "B"],
+        );
         let after = policy(PermissionMode::DontAsk, &["Read"], &["WebFetch"], &["a"]);
-        assert_eq!(grants(holding(&before, &[]), &after, true), Grants::default());
+        assert_eq!(
+            grants(holding(&before, &[]), &after, true),
+            Grants::default()
+        );
     }
 
     #[test]
     fn a_new_persona_is_compared_with_the_default_policy() {
         assert!(grants(None, &PermissionPolicy::default(), true).is_empty());
-        assert!(grants(None, &PermissionTemplate::ReadOnly.policy(), true).0.iter().all(
-            |g| matches!(g, Grant::AllowedTools { .. })
-        ), "read-only's allow-list is still named");
+        assert!(
+            grants(None, &PermissionTemplate::ReadOnly.policy(), true)
+                .0
+                .iter()
+                .all(|g| matches!(g, Grant::AllowedTools { .. })),
+            "read-only's allow-list is still named"
+        );
         let full = grants(None, &PermissionTemplate::FullTrust.policy(), true);
         assert_eq!(
             full.0,
@@ -213,7 +235,12 @@ mod tests {
 
     #[test]
     fn every_kind_of_escalation_is_named() {
-        let before = policy(PermissionMode::Default, &["Read"], &["WebFetch", "Bash"], &["Reviewer"]);
+        let before = policy(
+            PermissionMode::Default,
+            &["Read"],
+            &["WebFetch", "Bash"],
+            &["Reviewer"],
+        );
         let after = policy(
             PermissionMode::AcceptEdits,
             &["Read", "Write", "Write"],

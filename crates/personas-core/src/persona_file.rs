@@ -217,8 +217,9 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(s.permissions.allow_personas, vec!["Reviewer".to_string()]);
-        let old = parse("format: personas/v1\nname: A\ninstructions: x\npermissions: {mode: plan}\n")
-            .expect("a file without allow_personas still imports");
+        let old =
+            parse("format: personas/v1\nname: A\ninstructions: x\npermissions: {mode: plan}\n")
+                .expect("a file without allow_personas still imports");
         assert!(old.permissions.allow_personas.is_empty());
     }
 

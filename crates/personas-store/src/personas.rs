@@ -93,10 +93,7 @@ fn with_target_ids(
             stmt.query_row([target], |r| r.get::<_, String>(0))
                 .optional()?
                 .ok_or_else(|| {
-                    StoreError::conflict(
-                        "allow_personas",
-                        format!("no persona named {target:?}"),
-                    )
+                    StoreError::conflict("allow_personas", format!("no persona named {target:?}"))
                 })?
         };
         if !ids.contains(&id) {
@@ -112,9 +109,8 @@ fn with_target_ids(
 /// Removes a deleted persona from every other persona's `allow_personas`, so no stale id is
 /// left behind in a policy.
 fn forget_target(tx: &rusqlite::Connection, deleted: &PersonaId) -> Result<(), StoreError> {
-    let mut stmt = tx.prepare(
-        "SELECT id, permissions FROM personas WHERE instr(permissions, ?1) > 0",
-    )?;
+    let mut stmt =
+        tx.prepare("SELECT id, permissions FROM personas WHERE instr(permissions, ?1) > 0")?;
     let rows = stmt
         .query_map([deleted.as_str()], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))

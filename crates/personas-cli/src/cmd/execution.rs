@@ -184,7 +184,10 @@ pub async fn run(ctx: &mut Context, cmd: ExecutionCmd) -> CliResult<ExitCode> {
                     }
                 }
                 if !e.persona_denials.is_empty() {
-                    println!("\n{}", st.yellow("denied persona starts (not in allow_personas):"));
+                    println!(
+                        "\n{}",
+                        st.yellow("denied persona starts (not in allow_personas):")
+                    );
                     for d in &e.persona_denials {
                         println!(
                             "  {} ({}) via {}{}",

@@ -22,7 +22,7 @@ pub enum PersonaCmd {
         #[arg(long)]
         prompt: String,
         #[command(flatten)]
-        settings: Settings,
+        settings: Box<Settings>,
     },
     /// List personas.
     List,
@@ -38,7 +38,7 @@ pub enum PersonaCmd {
         #[arg(long)]
         prompt: Option<String>,
         #[command(flatten)]
-        settings: Settings,
+        settings: Box<Settings>,
         /// Enable the persona.
         #[arg(long, conflicts_with = "disable")]
         enable: bool,

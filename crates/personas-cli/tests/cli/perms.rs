@@ -74,29 +74,50 @@ async fn a_persona_starts_only_the_personas_its_policy_allows() {
         store.personas().find("Vault").expect("vault"),
         store.personas().find("Intake").expect("intake"),
     );
-    assert_eq!(intake.permissions.allow_personas, vec![worker.id.to_string()]);
+    assert_eq!(
+        intake.permissions.allow_personas,
+        vec![worker.id.to_string()]
+    );
 
     let _daemon = Daemon::start(&env, &[]).await;
     let out = env.run(&["run", "Intake", "--follow"]);
-    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 
     // The allowed persona ran twice (tool call and protocol line)...
     let worked = wait_ended(&store, &worker.id, 2).await;
     assert!(
-        worked.iter().all(|e| e.status == ExecutionStatus::Completed),
+        worked
+            .iter()
+            .all(|e| e.status == ExecutionStatus::Completed),
         "{worked:#?}"
     );
     // ...the other never: no event was addressed to it, no execution exists, no request made.
     let exec = &runs_of(&store, &intake.id)[0];
     let events = store.protocol().events_of(&exec.id).expect("events");
     assert_eq!(events.len(), 2, "{events:#?}");
-    assert!(events.iter().all(|e| e.target_persona_id.as_ref() == Some(&worker.id)));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.target_persona_id.as_ref() == Some(&worker.id))
+    );
     assert!(runs_of(&store, &vault.id).is_empty());
-    assert!(!env.api.requests().iter().any(|r| r.all_text().contains("VAULT RAN")));
+    assert!(
+        !env.api
+            .requests()
+            .iter()
+            .any(|r| r.all_text().contains("VAULT RAN"))
+    );
 
     // Both denials are on the execution, with the target and how they came.
     let shown = env.json(&["execution", "show", exec.id.as_str()]);
-    let denials = shown["persona_denials"].as_array().expect("persona_denials");
+    let denials = shown["persona_denials"]
+        .as_array()
+        .expect("persona_denials");
     let summary: Vec<(&str, &str, &str)> = denials
         .iter()
         .map(|d| {
@@ -118,7 +139,10 @@ async fn a_persona_starts_only_the_personas_its_policy_allows() {
     assert!(plain.contains("denied persona starts"), "{plain}");
 
     // The model was told (tool error), and the run carries a warning line.
-    let lines = store.executions().output(&exec.id, 0, 1000).expect("output");
+    let lines = store
+        .executions()
+        .output(&exec.id, 0, 1000)
+        .expect("output");
     let denied_tool = lines
         .iter()
         .find(|l| l.kind == LineKind::ToolResult && l.text.contains("Vault"))
@@ -160,33 +184,76 @@ async fn a_persona_starts_only_the_personas_its_policy_allows() {
     );
     let after = store.executions().get(&exec.id).expect("exec");
     let last = after.persona_denials.last().expect("bus denial");
-    assert_eq!((last.via.as_str(), last.action.as_deref()), ("bus", Some("sneak")));
+    assert_eq!(
+        (last.via.as_str(), last.action.as_deref()),
+        ("bus", Some("sneak"))
+    );
     assert!(runs_of(&store, &vault.id).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_persona_star_is_warned_and_unknown_names_are_refused() {
     let env = Env::new().await;
-    let out = env.run(&["persona", "create", "--name", "Hub", "--prompt", "x", "--allow-persona", "*"]);
+    let out = env.run(&[
+        "persona",
+        "create",
+        "--name",
+        "Hub",
+        "--prompt",
+        "x",
+        "--allow-persona",
+        "*",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("may start every persona"), "{}", text(&out.stderr));
-    let out = env.run(&["persona", "create", "--name", "Spoke", "--prompt", "x", "--allow-persona", "Nobody"]);
+    assert!(
+        text(&out.stderr).contains("may start every persona"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.run(&[
+        "persona",
+        "create",
+        "--name",
+        "Spoke",
+        "--prompt",
+        "x",
+        "--allow-persona",
+        "Nobody",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("allow_personas") && err.contains("Nobody"), "{err}");
-    assert!(env.store().personas().find("Spoke").is_err(), "nothing half-made");
+    assert!(
+        err.contains("allow_personas") && err.contains("Nobody"),
+        "{err}"
+    );
+    assert!(
+        env.store().personas().find("Spoke").is_err(),
+        "nothing half-made"
+    );
 
     // Shown by name; --disallow-persona takes it away; deleting a target drops it everywhere.
     let out = env.run(&["persona", "create", "--name", "Spoke", "--prompt", "x"]);
     assert!(out.status.success());
-    let out = env.run(&["persona", "update", "Hub", "--disallow-persona", "*", "--allow-persona", "spoke"]);
+    let out = env.run(&[
+        "persona",
+        "update",
+        "Hub",
+        "--disallow-persona",
+        "*",
+        "--allow-persona",
+        "spoke",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let shown = env.json(&["persona", "show", "Hub"]);
     assert_eq!(shown["may_start"], json!(["Spoke"]));
     let out = env.run(&["persona", "delete", "Spoke"]);
     assert!(out.status.success());
     let hub = env.store().personas().find("Hub").expect("hub");
-    assert!(hub.permissions.allow_personas.is_empty(), "{:?}", hub.permissions);
+    assert!(
+        hub.permissions.allow_personas.is_empty(),
+        "{:?}",
+        hub.permissions
+    );
 }
 
 /// Every row of every table, as text: "nothing changed" means this is equal before and after.
@@ -202,7 +269,9 @@ fn dump(env: &Env) -> Vec<String> {
     tables.retain(|t| !t.starts_with("sqlite_"));
     let mut out = Vec::new();
     for t in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).expect("select");
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{t}\""))
+            .expect("select");
         let n = stmt.column_count();
         let rows = stmt
             .query_map([], |r| {
@@ -230,8 +299,19 @@ fn write_file(env: &Env, name: &str, body: &str) -> String {
 async fn an_import_that_would_escalate_needs_grant_and_changes_nothing_without_it() {
     let env = Env::new().await;
     for args in [
-        vec!["persona", "create", "--name", "Deployer", "--prompt", "deploy"],
-        vec!["persona", "create", "--name", "Writer", "--prompt", "write", "--allow-tool", "Read"],
+        vec![
+            "persona", "create", "--name", "Deployer", "--prompt", "deploy",
+        ],
+        vec![
+            "persona",
+            "create",
+            "--name",
+            "Writer",
+            "--prompt",
+            "write",
+            "--allow-tool",
+            "Read",
+        ],
     ] {
         let out = env.run(&args);
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -240,9 +320,20 @@ async fn an_import_that_would_escalate_needs_grant_and_changes_nothing_without_i
 
     // Re-importing the persona's own export grants nothing and needs no flag.
     let file = env.data_dir().join("writer.yaml");
-    let out = env.run(&["persona", "export", "Writer", "--output", file.to_str().expect("utf8")]);
+    let out = env.run(&[
+        "persona",
+        "export",
+        "Writer",
+        "--output",
+        file.to_str().expect("utf8"),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = env.run(&["persona", "import", file.to_str().expect("utf8"), "--replace"]);
+    let out = env.run(&[
+        "persona",
+        "import",
+        file.to_str().expect("utf8"),
+        "--replace",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let escalating = write_file(
@@ -255,7 +346,13 @@ async fn an_import_that_would_escalate_needs_grant_and_changes_nothing_without_i
     let out = env.run(&["persona", "import", &escalating, "--replace"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    for needle in ["full trust", "Bash", "Deployer", "credentials github", "--grant"] {
+    for needle in [
+        "full trust",
+        "Bash",
+        "Deployer",
+        "credentials github",
+        "--grant",
+    ] {
         assert!(err.contains(needle), "{needle} not named: {err}");
     }
     assert_eq!(dump(&env), before, "a refused import changed the store");
@@ -268,31 +365,56 @@ async fn an_import_that_would_escalate_needs_grant_and_changes_nothing_without_i
     );
     let out = env.run(&["persona", "import", &new_one]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("acceptEdits"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("acceptEdits"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(dump(&env), before);
 
     // With --grant it applies and says what it granted.
     let out = env.run(&["persona", "import", &escalating, "--replace", "--grant"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("granted Writer: full trust"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("granted Writer: full trust"),
+        "{}",
+        text(&out.stderr)
+    );
     let writer = env.store().personas().find("Writer").expect("writer");
     let deployer = env.store().personas().find("Deployer").expect("deployer");
-    assert_eq!(writer.permissions.mode, personas_core::PermissionMode::BypassPermissions);
-    assert_eq!(writer.permissions.allow_personas, vec![deployer.id.to_string()]);
+    assert_eq!(
+        writer.permissions.mode,
+        personas_core::PermissionMode::BypassPermissions
+    );
+    assert_eq!(
+        writer.permissions.allow_personas,
+        vec![deployer.id.to_string()]
+    );
     // Exported again, the target travels by name.
     let out = env.run(&["persona", "export", "Writer", "--format", "json"]);
     let exported: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(exported["permissions"]["allow_personas"], json!(["Deployer"]));
+    assert_eq!(
+        exported["permissions"]["allow_personas"],
+        json!(["Deployer"])
+    );
 }
 
 /// Adds a `github` credential (value on stdin) and links it to `persona`.
 fn link_credential(env: &Env, persona: &str) {
     let mut c = env.command();
-    c.args(["credential", "add", "github", "--type", "github", "--field", "token"])
-        .env("PERSONAS_VAULT_PASSPHRASE", "correct horse battery staple")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.args([
+        "credential",
+        "add",
+        "github",
+        "--type",
+        "github",
+        "--field",
+        "token",
+    ])
+    .env("PERSONAS_VAULT_PASSPHRASE", "correct horse battery staple")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn");
     child
         .stdin

@@ -191,7 +191,10 @@ impl Dispatcher {
             Ok(delivered) => {
                 // Recorded after the skip committed, so a retried round cannot record twice.
                 for (execution, denial) in denials {
-                    if let Err(e) = self.store.executions().add_persona_denial(&execution, &denial)
+                    if let Err(e) = self
+                        .store
+                        .executions()
+                        .add_persona_denial(&execution, &denial)
                     {
                         tracing::warn!(execution = %execution, error = %e, "cannot record a persona denial");
                     }
