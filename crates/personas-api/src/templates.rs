@@ -179,6 +179,7 @@ fn to_template(t: &T) -> PersonaTemplate {
         mode: PermissionMode::Default,
         allow: t.allow.iter().map(|s| s.to_string()).collect(),
         deny: Vec::new(),
+        allow_personas: Vec::new(),
     };
     PersonaTemplate {
         id: t.id.into(),

@@ -244,6 +244,19 @@ pub fn summary(e: &Execution, st: Style) -> String {
             names.join(", ")
         ));
     }
+    if !e.persona_denials.is_empty() {
+        let names: Vec<&str> = e
+            .persona_denials
+            .iter()
+            .map(|d| d.target.as_str())
+            .collect();
+        s.push_str(&format!(
+            "\n  {} {} persona start(s) denied (not in allow_personas): {}",
+            st.yellow("⚠"),
+            names.len(),
+            names.join(", ")
+        ));
+    }
     s
 }
 

@@ -13,6 +13,8 @@ use tokio::io::AsyncBufReadExt;
 
 const WAIT: Duration = Duration::from_secs(90);
 
+#[path = "cli/perms.rs"]
+mod perms;
 #[path = "cli/vault.rs"]
 mod vault;
 
@@ -152,7 +154,11 @@ async fn persona_lifecycle_and_file_round_trip() {
         assert!(text(&out.stderr).contains("already exists"));
         let out = env.run(&["persona", "delete", "Release notes writer"]);
         assert!(out.status.success());
-        let imported = env.json(&["persona", "import", file.to_str().expect("utf8")]);
+        // A new persona allowed a tool is more than the default policy: granted explicitly.
+        let out = env.run(&["persona", "import", file.to_str().expect("utf8")]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("allowed tools Read"));
+        let imported = env.json(&["persona", "import", file.to_str().expect("utf8"), "--grant"]);
         assert_eq!(imported["instructions"], "Be brief.");
         assert_eq!(imported["model"], "sonnet");
         assert_eq!(imported["timeout_secs"], 300);

@@ -8,6 +8,7 @@
 //! - [`cron`]: cron schedules in named time zones and what to fire after downtime.
 //! - [`decode`]: JSON/YAML decoding whose errors name the field at fault.
 //! - [`persona_file`]: the YAML/JSON file users share to move a persona between machines.
+//! - [`grant`]: what importing a persona file would grant beyond what the persona has.
 //! - [`review`]: review decisions and the message a paused session is resumed with.
 //! - [`secret`]: the [`Secret`] type credential values live in.
 //! - [`redact`]: replacing known secret values (and their encodings) in text.
@@ -20,6 +21,7 @@
 pub mod connector;
 pub mod cron;
 pub mod decode;
+pub mod grant;
 pub mod ids;
 pub mod model;
 pub mod persona_file;

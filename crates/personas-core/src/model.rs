@@ -150,6 +150,42 @@ pub struct PermissionPolicy {
     /// Tools removed from the run entirely, e.g. `WebFetch`.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Personas this one may start (`persona_action`, the MCP `run_persona` tool): persona ids
+    /// as stored (names are accepted on the way in and resolved by the store), or
+    /// [`ANY_PERSONA`] for every persona — an explicit, warned choice. Empty: none, so a run
+    /// handling untrusted input cannot be talked into starting a persona with more power.
+    #[serde(default)]
+    pub allow_personas: Vec<String>,
+}
+
+/// The `allow_personas` entry that lets a persona start every other persona.
+pub const ANY_PERSONA: &str = "*";
+
+impl PermissionPolicy {
+    /// True when a run of this persona may start `target`.
+    pub fn may_start(&self, target: &PersonaId) -> bool {
+        self.allow_personas
+            .iter()
+            .any(|a| a == ANY_PERSONA || a == target.as_str())
+    }
+
+    /// True when `allow_personas` holds [`ANY_PERSONA`].
+    pub fn allows_any_persona(&self) -> bool {
+        self.allow_personas.iter().any(|a| a == ANY_PERSONA)
+    }
+
+    /// How much a mode lets a run do, for telling a broader mode from a narrower one:
+    /// `dontAsk` (only what is pre-allowed) < `plan` (read-only exploration) < `default`
+    /// (reads plus the allow-list) < `acceptEdits` < `bypassPermissions`.
+    pub fn mode_rank(mode: PermissionMode) -> u8 {
+        match mode {
+            PermissionMode::DontAsk => 0,
+            PermissionMode::Plan => 1,
+            PermissionMode::Default => 2,
+            PermissionMode::AcceptEdits => 3,
+            PermissionMode::BypassPermissions => 4,
+        }
+    }
 }
 
 /// The CLI's `--permission-mode`.
@@ -207,7 +243,8 @@ impl FromStr for PermissionMode {
 }
 
 /// Ready-made permission policies, from least to most trust. Applying one replaces the mode and
-/// the allow/deny lists; rules given afterwards add to them.
+/// the allow/deny lists; rules given afterwards add to them. Templates are about tools: the
+/// personas a persona may start (`allow_personas`) are kept as they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
@@ -245,16 +282,19 @@ impl PermissionTemplate {
                 mode: PermissionMode::DontAsk,
                 allow: list(&["Read", "Glob", "Grep", "LS"]),
                 deny: Vec::new(),
+                allow_personas: Vec::new(),
             },
             PermissionTemplate::EditInWorkspace => PermissionPolicy {
                 mode: PermissionMode::AcceptEdits,
                 allow: list(&["Read", "Glob", "Grep", "LS", "Edit", "MultiEdit", "Write"]),
                 deny: list(&["WebFetch", "WebSearch"]),
+                allow_personas: Vec::new(),
             },
             PermissionTemplate::FullTrust => PermissionPolicy {
                 mode: PermissionMode::BypassPermissions,
                 allow: Vec::new(),
                 deny: Vec::new(),
+                allow_personas: Vec::new(),
             },
         }
     }
@@ -421,6 +461,23 @@ pub struct PermissionDenial {
     pub tool_input: serde_json::Value,
 }
 
+/// A persona this run tried to start (`persona_action`, the MCP `run_persona` tool) that its
+/// persona's `allow_personas` does not list. The target did not run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
+pub struct PersonaDenial {
+    /// The target as the run named it.
+    pub target: String,
+    /// The persona that name resolved to.
+    pub target_persona_id: PersonaId,
+    /// The `action` the run asked for, if any.
+    pub action: Option<String>,
+    /// Where the request came from: `protocol` (a JSON line), `mcp` (a tool call) or `bus`
+    /// (an addressed event held back by the dispatcher).
+    pub via: String,
+    pub at: DateTime<Utc>,
+}
+
 /// One run of a persona, from queue to end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
@@ -448,6 +505,8 @@ pub struct Execution {
     pub error_class: Option<ErrorClass>,
     pub error_message: Option<String>,
     pub permission_denials: Vec<PermissionDenial>,
+    /// Personas this run was refused permission to start.
+    pub persona_denials: Vec<PersonaDenial>,
     pub parse_warnings: u32,
     pub output_lines: u64,
     pub output_truncated: bool,

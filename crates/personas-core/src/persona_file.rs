@@ -11,9 +11,13 @@
 //!     body: Markdown bullets grouped by feat/fix.
 //! model: sonnet
 //! limits: { max_concurrent: 2, timeout_secs: 300, max_turns: 10, max_budget_usd: 0.5 }
-//! permissions: { mode: default, allow: [Read], deny: [WebFetch] }
+//! permissions: { mode: default, allow: [Read], deny: [WebFetch], allow_personas: [Reviewer] }
 //! enabled: true
 //! ```
+//!
+//! `permissions.allow_personas` names (never ids: ids differ between machines) the personas this
+//! one may start; files written before it existed import with none. Importing a file never
+//! grants more than the persona has without the importer saying so (see [`crate::grant`]).
 //!
 //! Unknown keys are rejected (a typo must not silently drop a limit), and the spec inside is
 //! validated with [`crate::validate::persona_spec`] before anything is stored.
@@ -209,6 +213,7 @@ mod tests {
         s.permissions.allow = vec!["Read".into(), "Bash(git *)".into()];
         s.permissions.deny = vec!["WebFetch".into()];
         s.permissions.mode = PermissionMode::AcceptEdits;
+        s.permissions.allow_personas = vec!["Reviewer".into(), "*".into()];
         s
     }
 
@@ -225,6 +230,19 @@ mod tests {
     fn minimal_file_gets_defaults() {
         let s = parse("format: personas/v1\nname: A\ninstructions: do it\n").expect("parses");
         assert_eq!(s, PersonaSpec::new("A", "do it"));
+    }
+
+    #[test]
+    fn allow_personas_travels_by_name_and_older_files_have_none() {
+        let s = parse(
+            "format: personas/v1\nname: A\ninstructions: x\npermissions: {allow_personas: [Reviewer]}\n",
+        )
+        .expect("parses");
+        assert_eq!(s.permissions.allow_personas, vec!["Reviewer".to_string()]);
+        let old =
+            parse("format: personas/v1\nname: A\ninstructions: x\npermissions: {mode: plan}\n")
+                .expect("a file without allow_personas still imports");
+        assert!(old.permissions.allow_personas.is_empty());
     }
 
     #[test]

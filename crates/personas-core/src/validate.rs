@@ -121,6 +121,20 @@ pub fn persona_spec(spec: &PersonaSpec) -> Result<(), ValidationError> {
             tool_rule(rule).map_err(|m| ValidationError::new(field, format!("{rule:?}: {m}")))?;
         }
     }
+    for target in &spec.permissions.allow_personas {
+        if target.trim().is_empty() || target.trim() != target {
+            return Err(ValidationError::new(
+                "allow_personas",
+                format!("{target:?}: must be a persona name or id, or '*' for every persona"),
+            ));
+        }
+        if target.chars().any(char::is_control) || target.chars().count() > MAX_NAME_LEN {
+            return Err(ValidationError::new(
+                "allow_personas",
+                format!("{target:?}: not a persona name"),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -296,6 +310,7 @@ mod tests {
     #[case::negative_budget(|s: &mut PersonaSpec| s.max_budget_usd = Some(-1.0), "max_budget_usd")]
     #[case::nan_budget(|s: &mut PersonaSpec| s.max_budget_usd = Some(f64::NAN), "max_budget_usd")]
     #[case::bad_tool(|s: &mut PersonaSpec| s.permissions.allow = vec!["Bash(".into()], "allow_tool")]
+    #[case::blank_target(|s: &mut PersonaSpec| s.permissions.allow_personas = vec![" ".into()], "allow_personas")]
     #[case::spaced_model(|s: &mut PersonaSpec| s.model = Some("my model".into()), "model")]
     fn bad_specs_name_their_field(#[case] edit: fn(&mut PersonaSpec), #[case] field: &str) {
         let mut s = spec();

@@ -287,7 +287,9 @@ async fn protocol_messages_land_in_their_tables_and_malformed_ones_warn() {
         r#"{"outcome_assessment": {"accomplished": true, "summary": "all good"}}"#,
     ]
     .join("\n");
-    let p = h.persona("Talker", vec![Step::text(&text)], |_| {});
+    let p = h.persona("Talker", vec![Step::text(&text)], |s| {
+        s.permissions.allow_personas = vec!["Reviewer".into()];
+    });
     let mut events = h.engine.subscribe();
     let exec = h
         .engine

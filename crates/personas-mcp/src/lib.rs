@@ -257,9 +257,15 @@ impl Server {
                 .personas()
                 .get(&exec.persona_id)
                 .map_err(|e| ToolError(e.to_string()))?;
-            let applied =
-                personas_engine::runner::protocol::apply(&store, &bus, &exec, &persona, &msg)
-                    .map_err(|e| ToolError(format!("{} could not be stored: {e}", msg.key())))?;
+            let applied = personas_engine::runner::protocol::apply_from(
+                personas_engine::runner::protocol::Origin::Mcp,
+                &store,
+                &bus,
+                &exec,
+                &persona,
+                &msg,
+            )
+            .map_err(|e| ToolError(format!("{} could not be stored: {e}", msg.key())))?;
             Ok::<_, ToolError>((applied, msg))
         })
         .await

@@ -9,7 +9,7 @@ use crate::time::{from_ms, now_ms, opt_from_ms};
 use crate::{Store, StoreError, write_tx};
 use personas_core::{
     ErrorClass, Execution, ExecutionId, ExecutionOutcome, ExecutionStatus, LineKind, OutputLine,
-    PersonaId, TokenUsage, TriggerKind,
+    PersonaDenial, PersonaId, TokenUsage, TriggerKind,
 };
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
@@ -67,7 +67,7 @@ const COLUMNS: &str = "id, persona_id, persona_name, status, priority, trigger_k
     cache_read_tokens, cache_creation_tokens, cost_usd, result_text, outcome_accomplished, \
     outcome_summary, error_class, error_message, permission_denials, parse_warnings, \
     output_lines, output_truncated, cancel_requested, queued_at, started_at, finished_at, \
-    heartbeat_at";
+    heartbeat_at, persona_denials";
 
 fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
     let input: Option<String> = r.get(7)?;
@@ -109,6 +109,7 @@ fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
         started_at: opt_from_ms(r.get(28)?),
         finished_at: opt_from_ms(r.get(29)?),
         heartbeat_at: opt_from_ms(r.get(30)?),
+        persona_denials: json_col("persona_denials", &r.get::<_, String>(31)?)?,
     })
 }
 
@@ -240,6 +241,7 @@ pub(crate) fn enqueue_for(
         error_class: None,
         error_message: None,
         permission_denials: Vec::new(),
+        persona_denials: Vec::new(),
         parse_warnings: 0,
         output_lines: 0,
         output_truncated: false,
@@ -435,6 +437,30 @@ impl<'s> ExecutionRepo<'s> {
         })
     }
 
+    /// Records that the execution was refused permission to start a persona. Appended in one
+    /// statement, so the runner and the run's MCP server (another process) never lose each
+    /// other's entries.
+    pub fn add_persona_denial(
+        &self,
+        id: &ExecutionId,
+        denial: &PersonaDenial,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.store.conn()?;
+        let entry = serde_json::to_string(denial)
+            .map_err(|e| StoreError::Corrupt(format!("persona denial: {e}")))?;
+        write_tx(&mut conn, |tx| {
+            let changed = tx.execute(
+                "UPDATE executions SET persona_denials = json_insert(persona_denials, '$[#]', json(?2))
+                 WHERE id = ?1",
+                params![id.as_str(), entry],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::not_found("execution", id.as_str()));
+            }
+            Ok(())
+        })
+    }
+
     /// Stores the agent's own assessment of whether it accomplished its task.
     pub fn set_outcome_assessment(
         &self,
@@ -495,7 +521,7 @@ impl<'s> ExecutionRepo<'s> {
                 "SELECT {COLUMNS}, owner FROM executions WHERE status = 'running'"
             ))?;
             let rows = stmt.query_map([], |r| {
-                Ok((row_to_execution(r)?, r.get::<_, Option<String>>(31)?))
+                Ok((row_to_execution(r)?, r.get::<_, Option<String>>(32)?))
             })?;
             let mut dead = Vec::new();
             for row in rows {

@@ -3,7 +3,9 @@
 use crate::error::json_col;
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError, write_tx};
-use personas_core::{Persona, PersonaId, PersonaSpec, PromptVersion, validate};
+use personas_core::{
+    ANY_PERSONA, PermissionPolicy, Persona, PersonaId, PersonaSpec, PromptVersion, validate,
+};
 use rusqlite::{OptionalExtension, Row, params};
 
 pub struct PersonaRepo<'s> {
@@ -74,6 +76,57 @@ fn name_conflict(e: rusqlite::Error, name: &str) -> StoreError {
     }
 }
 
+/// `policy` with its `allow_personas` entries (names or ids) replaced by persona ids, in order
+/// and without repeats; `*` stays. An entry naming no persona is refused, naming it.
+fn with_target_ids(
+    tx: &rusqlite::Connection,
+    policy: &PermissionPolicy,
+) -> Result<PermissionPolicy, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id FROM personas WHERE id = ?1 OR name = ?1 COLLATE NOCASE LIMIT 1",
+    )?;
+    let mut ids: Vec<String> = Vec::with_capacity(policy.allow_personas.len());
+    for target in &policy.allow_personas {
+        let id = if target == ANY_PERSONA {
+            target.clone()
+        } else {
+            stmt.query_row([target], |r| r.get::<_, String>(0))
+                .optional()?
+                .ok_or_else(|| {
+                    StoreError::conflict("allow_personas", format!("no persona named {target:?}"))
+                })?
+        };
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(PermissionPolicy {
+        allow_personas: ids,
+        ..policy.clone()
+    })
+}
+
+/// Removes a deleted persona from every other persona's `allow_personas`, so no stale id is
+/// left behind in a policy.
+fn forget_target(tx: &rusqlite::Connection, deleted: &PersonaId) -> Result<(), StoreError> {
+    let mut stmt =
+        tx.prepare("SELECT id, permissions FROM personas WHERE instr(permissions, ?1) > 0")?;
+    let rows = stmt
+        .query_map([deleted.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (id, text) in rows {
+        let mut policy: PermissionPolicy = json_col("permissions", &text)?;
+        policy.allow_personas.retain(|t| t != deleted.as_str());
+        tx.execute(
+            "UPDATE personas SET permissions = ?2 WHERE id = ?1",
+            params![id, to_json(&policy)],
+        )?;
+    }
+    Ok(())
+}
+
 impl<'s> PersonaRepo<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
         Self { store }
@@ -95,6 +148,7 @@ impl<'s> PersonaRepo<'s> {
         let now = now_ms();
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
+            let permissions = with_target_ids(tx, &spec.permissions)?;
             tx.execute(
                 &format!("INSERT INTO personas ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, ?13, ?13)"),
                 params![
@@ -108,7 +162,7 @@ impl<'s> PersonaRepo<'s> {
                     spec.timeout_secs,
                     spec.max_turns,
                     spec.max_budget_usd,
-                    to_json(&spec.permissions),
+                    to_json(&permissions),
                     spec.enabled,
                     now
                 ],
@@ -180,6 +234,7 @@ impl<'s> PersonaRepo<'s> {
         };
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
+            let permissions = with_target_ids(tx, &spec.permissions)?;
             let changed = tx
                 .execute(
                     "UPDATE personas SET name = ?2, description = ?3, instructions = ?4, sections = ?5,
@@ -198,7 +253,7 @@ impl<'s> PersonaRepo<'s> {
                         spec.timeout_secs,
                         spec.max_turns,
                         spec.max_budget_usd,
-                        to_json(&spec.permissions),
+                        to_json(&permissions),
                         spec.enabled,
                         new_version,
                         now,
@@ -251,9 +306,28 @@ impl<'s> PersonaRepo<'s> {
                 params![persona.id.as_str(), now_ms()],
             )?;
             tx.execute("DELETE FROM personas WHERE id = ?1", [persona.id.as_str()])?;
-            Ok(())
+            forget_target(tx, &persona.id)
         })?;
         Ok(persona)
+    }
+
+    /// The names of the personas a policy lets its persona start, in order (`*` stays `*`).
+    /// Ids of personas deleted meanwhile are left out.
+    pub fn target_names(&self, policy: &PermissionPolicy) -> Result<Vec<String>, StoreError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT name FROM personas WHERE id = ?1")?;
+        let mut out = Vec::new();
+        for target in &policy.allow_personas {
+            if target == ANY_PERSONA {
+                out.push(target.clone());
+            } else if let Some(name) = stmt
+                .query_row([target], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                out.push(name);
+            }
+        }
+        Ok(out)
     }
 
     /// Every prompt version of a persona, oldest first.

@@ -1,13 +1,15 @@
 // The persona editor's access cards: the permission policy (mode, allowed/denied rules, the
 // three templates as presets, with a clear warning on full trust) and the credentials and
-// tools its runs get.
+// tools its runs get, and the personas its runs may start (allow_personas).
 import { Plus, ShieldAlert, X } from "lucide-react";
 import { useEffect, useState } from "react";
 import { Link } from "react-router";
 import { backend } from "../backend";
 import type { PermissionMode, PermissionPolicy, PermissionTemplateInfo } from "../generated";
+import { ANY_PERSONA, withTarget } from "../lib/allow";
 import { useQuery } from "../lib/useQuery";
 import { TypeIcon } from "../pages/Credentials";
+import { usePersonas } from "../stores/personas";
 import { useCredentials } from "../stores/credentials";
 import { Badge, Button, Card, Field, cx, inputClass } from "./ui";
 
@@ -75,11 +77,54 @@ function Rules({ id, label, rules, onChange, error, hint }: { id: string; label:
   );
 }
 
-export function PermissionsCard({ policy, onChange, errors }: { policy: PermissionPolicy; onChange: (p: PermissionPolicy) => void; errors: Record<string, string> }) {
+/** Which personas this one's runs may start (persona_action, the MCP run_persona tool). */
+export function AllowPersonas({ policy, onChange, error, self }: { policy: PermissionPolicy; onChange: (p: PermissionPolicy) => void; error?: string; self?: string }) {
+  const personas = usePersonas((s) => s.list).filter((p) => p.id !== self);
+  const any = policy.allow_personas.includes(ANY_PERSONA);
+  return (
+    <fieldset data-allow-personas>
+      <legend className="text-sm font-medium">May start personas</legend>
+      <p className="text-xs text-zinc-500">A run may ask only these personas to act; any other request is denied and recorded on the execution.</p>
+      {error && (
+        <p role="alert" className="mt-1 text-xs text-red-600" data-field-error>
+          {error}
+        </p>
+      )}
+      <label className="mt-2 flex items-center gap-2 text-sm">
+        <input
+          type="checkbox"
+          checked={any}
+          data-allow-any
+          onChange={(e) => {
+            if (e.target.checked && !window.confirm("Let this persona start every persona? A run talked into it by untrusted input could then start personas with more tools and credentials.")) return;
+            onChange(withTarget(policy, ANY_PERSONA, e.target.checked));
+          }}
+        />
+        <span>Every persona</span>
+      </label>
+      {any && (
+        <p role="alert" data-any-persona-warning className="mt-1 flex gap-1.5 text-xs text-red-700 dark:text-red-300">
+          <ShieldAlert className="size-3.5 shrink-0" aria-hidden /> It may start every persona, including ones with full trust or credentials.
+        </p>
+      )}
+      <div className="mt-1 flex flex-wrap gap-x-4 gap-y-1">
+        {personas.map((p) => (
+          <label key={p.id} className="flex items-center gap-2 text-sm">
+            <input type="checkbox" checked={policy.allow_personas.includes(p.id)} data-allow-persona={p.name} onChange={(e) => onChange(withTarget(policy, p.id, e.target.checked))} />
+            <span>{p.name}</span>
+          </label>
+        ))}
+      </div>
+    </fieldset>
+  );
+}
+
+export function PermissionsCard({ policy, onChange, errors, self }: { policy: PermissionPolicy; onChange: (p: PermissionPolicy) => void; errors: Record<string, string>; self?: string }) {
   const templates = useQuery(() => backend().call("list_permission_templates", {}), []);
   const apply = (t: PermissionTemplateInfo) => {
     if (t.warning && !window.confirm(`${t.label}: ${t.warning}\n\nApply it?`)) return;
-    onChange({ mode: t.policy.mode, allow: [...t.policy.allow], deny: [...t.policy.deny] });
+    // Templates are about tools: the personas it may start stay as they are.
+    onChange({ mode: t.policy.mode, allow: [...t.policy.allow], deny: [...t.policy.deny], allow_personas: policy.allow_personas });
   };
   const same = (t: PermissionTemplateInfo) => t.policy.mode === policy.mode && t.policy.allow.join() === policy.allow.join() && t.policy.deny.join() === policy.deny.join();
   return (
@@ -134,6 +179,7 @@ export function PermissionsCard({ policy, onChange, errors }: { policy: Permissi
         </Field>
         <Rules id="allow" label="Allowed tools" rules={policy.allow} onChange={(allow) => onChange({ ...policy, allow })} error={errors.allow_tool} hint="Run without asking. Enter adds one." />
         <Rules id="deny" label="Denied tools" rules={policy.deny} onChange={(deny) => onChange({ ...policy, deny })} error={errors.deny_tool} hint="Removed from runs entirely." />
+        <AllowPersonas policy={policy} onChange={onChange} error={errors.allow_personas} self={self} />
       </div>
     </Card>
   );

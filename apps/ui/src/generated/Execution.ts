@@ -3,6 +3,7 @@ import type { ErrorClass } from "./ErrorClass";
 import type { ExecutionId } from "./ExecutionId";
 import type { ExecutionStatus } from "./ExecutionStatus";
 import type { PermissionDenial } from "./PermissionDenial";
+import type { PersonaDenial } from "./PersonaDenial";
 import type { PersonaId } from "./PersonaId";
 import type { TokenUsage } from "./TokenUsage";
 import type { TriggerKind } from "./TriggerKind";
@@ -23,4 +24,8 @@ prompt_version: number | null, session_id: string | null, model: string | null, 
 /**
  * The agent's own `outcome_assessment`, when it gave one.
  */
-outcome_accomplished: boolean | null, outcome_summary: string | null, error_class: ErrorClass | null, error_message: string | null, permission_denials: Array<PermissionDenial>, parse_warnings: number, output_lines: number, output_truncated: boolean, cancel_requested: boolean, queued_at: string, started_at: string | null, finished_at: string | null, heartbeat_at: string | null, };
+outcome_accomplished: boolean | null, outcome_summary: string | null, error_class: ErrorClass | null, error_message: string | null, permission_denials: Array<PermissionDenial>, 
+/**
+ * Personas this run was refused permission to start.
+ */
+persona_denials: Array<PersonaDenial>, parse_warnings: number, output_lines: number, output_truncated: boolean, cancel_requested: boolean, queued_at: string, started_at: string | null, finished_at: string | null, heartbeat_at: string | null, };

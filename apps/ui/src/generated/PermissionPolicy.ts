@@ -13,4 +13,11 @@ allow: Array<string>,
 /**
  * Tools removed from the run entirely, e.g. `WebFetch`.
  */
-deny: Array<string>, };
+deny: Array<string>, 
+/**
+ * Personas this one may start (`persona_action`, the MCP `run_persona` tool): persona ids
+ * as stored (names are accepted on the way in and resolved by the store), or
+ * [`ANY_PERSONA`] for every persona — an explicit, warned choice. Empty: none, so a run
+ * handling untrusted input cannot be talked into starting a persona with more power.
+ */
+allow_personas: Array<string>, };

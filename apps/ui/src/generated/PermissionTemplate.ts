@@ -2,6 +2,7 @@
 
 /**
  * Ready-made permission policies, from least to most trust. Applying one replaces the mode and
- * the allow/deny lists; rules given afterwards add to them.
+ * the allow/deny lists; rules given afterwards add to them. Templates are about tools: the
+ * personas a persona may start (`allow_personas`) are kept as they are.
  */
 export type PermissionTemplate = "read-only" | "edit-in-workspace" | "full-trust";

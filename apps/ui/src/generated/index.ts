@@ -81,6 +81,7 @@ export type * from "./PermissionTemplate";
 export type * from "./PermissionTemplateInfo";
 export type * from "./PermissionTemplateList";
 export type * from "./Persona";
+export type * from "./PersonaDenial";
 export type * from "./PersonaId";
 export type * from "./PersonaLinks";
 export type * from "./PersonaList";

@@ -1,7 +1,9 @@
-// The team canvas: personas as nodes, their event subscriptions and chains as edges. Drawing an
-// edge from A to B asks what it means — B subscribes to an event type A emits, or B runs after A
-// ends — and adds that trigger to B; deleting an edge (select it, then Delete/Backspace, or the
-// list below) removes the trigger. Node positions are saved with the `save_canvas` operation.
+// The team canvas: personas as nodes, their event subscriptions and chains as edges, and the
+// personas each one may start (its allow_personas) as "may start" edges. Drawing an edge from A
+// to B asks what it means — B subscribes to an event type A emits, B runs after A ends, or A may
+// start B — and adds that trigger to B or that target to A's policy; deleting an edge (select
+// it, then Delete/Backspace, or the list below) removes it. Node positions are saved with the
+// `save_canvas` operation.
 import {
   Background,
   type Connection,
@@ -15,24 +17,26 @@ import {
   applyNodeChanges,
 } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
-import { Link2, Network, Plus, Radio, Trash2 } from "lucide-react";
+import { Link2, Network, Plus, Radio, ShieldCheck, Trash2 } from "lucide-react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { BackendError, backend, errorMessage } from "../backend";
 import { Dialog } from "../components/Dialog";
 import { Badge, Button, Card, Empty, ErrorBox, Field, PageHeader, Spinner, cx, inputClass } from "../components/ui";
 import type { ChainOn, Persona } from "../generated";
+import { ANY_PERSONA, type AllowEdge, allowEdgesOf, parseAllowEdgeId, withTarget } from "../lib/allow";
 import { useApp } from "../stores/app";
-import { usePersonas } from "../stores/personas";
+import { toSpec, usePersonas } from "../stores/personas";
 import { type TriggerEdge, defaultEventType, edgeRequest, edgesOf, useTriggers } from "../stores/triggers";
 
 type Pending = { source: string; target: string };
 
 function ConnectDialog({ pending, personas, onClose }: { pending: Pending; personas: Persona[]; onClose: () => void }) {
   const add = useTriggers((s) => s.add);
+  const update = usePersonas((s) => s.update);
   const [source, setSource] = useState(pending.source);
   const [target, setTarget] = useState(pending.target);
   const name = (id: string) => personas.find((p) => p.id === id)?.name ?? "";
-  const [kind, setKind] = useState<"event" | "chain">("event");
+  const [kind, setKind] = useState<"event" | "chain" | "allow">("event");
   const [event, setEvent] = useState(() => (pending.source ? defaultEventType(name(pending.source)) : ""));
   const [on, setOn] = useState<ChainOn>("completed");
   const [errors, setErrors] = useState<Record<string, string>>({});
@@ -47,10 +51,15 @@ function ConnectDialog({ pending, personas, onClose }: { pending: Pending; perso
     if (Object.keys(local).length) return;
     setBusy(true);
     try {
-      await add(edgeRequest(source, target, kind === "event" ? { kind, event } : { kind, on }));
+      if (kind === "allow") {
+        const from = personas.find((p) => p.id === source);
+        if (from) await update(from.id, { ...toSpec(from), permissions: withTarget(from.permissions, target, true) });
+      } else {
+        await add(edgeRequest(source, target, kind === "event" ? { kind, event } : { kind, on }));
+      }
       onClose();
     } catch (e) {
-      if (e instanceof BackendError && e.field) setErrors({ [e.field === "chain" ? "source" : e.field]: e.message });
+      if (e instanceof BackendError && e.field) setErrors({ [e.field === "chain" || e.field === "allow_personas" ? "source" : e.field]: e.message });
       else setErrors({ general: errorMessage(e) });
     } finally {
       setBusy(false);
@@ -109,12 +118,19 @@ function ConnectDialog({ pending, personas, onClose }: { pending: Pending; perso
               <span className="block text-xs text-zinc-500">{name(target) || "The target"} runs after each run of {name(source) || "the source"} ends.</span>
             </span>
           </label>
+          <label className="flex items-start gap-2 text-sm">
+            <input type="radio" name="connect-kind" checked={kind === "allow"} onChange={() => setKind("allow")} className="mt-1" />
+            <span>
+              <span className="font-medium">May start</span>
+              <span className="block text-xs text-zinc-500">Runs of {name(source) || "the source"} may ask {name(target) || "the target"} to act (persona_action); without this they are denied.</span>
+            </span>
+          </label>
         </fieldset>
         {kind === "event" ? (
           <Field label="Event type" htmlFor="connect-event" error={errors.event} hint="Exact, or a prefix ending in *.">
             <input id="connect-event" className={cx(inputClass, "font-mono")} value={event} onChange={(e) => setEvent(e.target.value)} />
           </Field>
-        ) : (
+        ) : kind === "allow" ? null : (
           <Field label="When it" htmlFor="connect-on" error={errors.on}>
             <select id="connect-on" className={inputClass} value={on} onChange={(e) => setOn(e.target.value as ChainOn)}>
               <option value="completed">completes</option>
@@ -130,6 +146,20 @@ function ConnectDialog({ pending, personas, onClose }: { pending: Pending; perso
       </form>
     </Dialog>
   );
+}
+
+function toAllowEdge(e: AllowEdge): Edge {
+  const color = "#d97706";
+  return {
+    id: e.id,
+    source: e.source,
+    target: e.target,
+    label: "may start",
+    style: { stroke: color, strokeWidth: 1.5, strokeDasharray: "2 4" },
+    markerEnd: { type: MarkerType.ArrowClosed, color },
+    ariaLabel: "May start",
+    data: { kind: "allow" },
+  };
 }
 
 function toFlowEdge(e: TriggerEdge, dark: boolean): Edge {
@@ -206,15 +236,27 @@ export function Canvas() {
   );
 
   const links = useMemo(() => edgesOf(triggers.list), [triggers.list]);
+  const allowed = useMemo(() => allowEdgesOf(personas), [personas]);
   const [selected, setSelected] = useState<Set<string>>(new Set());
-  const edges = useMemo(() => links.map((l) => ({ ...toFlowEdge(l, dark), selected: selected.has(l.id) })), [links, dark, selected]);
+  const edges = useMemo(
+    () => [...links.map((l) => toFlowEdge(l, dark)), ...allowed.map(toAllowEdge)].map((e) => ({ ...e, selected: selected.has(e.id) })),
+    [links, allowed, dark, selected],
+  );
+  const update = usePersonas((s) => s.update);
   const removeLink = useCallback(
     (id: string) => {
       setError(null);
-      triggers.remove(id).catch((e) => setError(errorMessage(e)));
+      const allow = parseAllowEdgeId(id);
+      if (!allow) {
+        triggers.remove(id).catch((e) => setError(errorMessage(e)));
+        return;
+      }
+      const from = personas.find((p) => p.id === allow.source);
+      if (from) update(from.id, { ...toSpec(from), permissions: withTarget(from.permissions, allow.target, false) }).catch((e) => setError(errorMessage(e)));
     },
-    [triggers],
+    [triggers, personas, update],
   );
+  const anyStarters = personas.filter((p) => p.permissions.allow_personas.includes(ANY_PERSONA));
   const onEdgesChange = useCallback(
     (changes: EdgeChange[]) => {
       setSelected((cur) => {
@@ -278,7 +320,7 @@ export function Canvas() {
       </Card>
       {nodes && nodes.length > 0 && (
         <Card title="Connections" className="mt-6 p-0">
-          {links.length === 0 ? (
+          {links.length === 0 && allowed.length === 0 && anyStarters.length === 0 ? (
             <Empty title="No connections yet">Draw one on the canvas, or use New connection.</Empty>
           ) : (
             <ul className="divide-y divide-zinc-100 dark:divide-zinc-800" data-connections>
@@ -293,6 +335,25 @@ export function Canvas() {
                   <Button size="sm" variant="ghost" aria-label={`Remove connection ${name(l.source)} to ${name(l.target)}`} onClick={() => removeLink(l.id)}>
                     <Trash2 className="size-3.5" />
                   </Button>
+                </li>
+              ))}
+              {allowed.map((l) => (
+                <li key={l.id} className="flex items-center gap-2 px-4 py-2 text-sm" data-connection="allow" data-connection-id={l.id}>
+                  <ShieldCheck className="size-4 text-amber-600" aria-hidden />
+                  <span className="flex-1">
+                    <span className="font-medium">{name(l.source)}</span> may start <span className="font-medium">{name(l.target)}</span>
+                  </span>
+                  <Button size="sm" variant="ghost" aria-label={`Remove connection ${name(l.source)} to ${name(l.target)}`} onClick={() => removeLink(l.id)}>
+                    <Trash2 className="size-3.5" />
+                  </Button>
+                </li>
+              ))}
+              {anyStarters.map((p) => (
+                <li key={`any:${p.id}`} className="flex items-center gap-2 px-4 py-2 text-sm text-red-700 dark:text-red-300" data-connection="allow-any">
+                  <ShieldCheck className="size-4" aria-hidden />
+                  <span className="flex-1">
+                    <span className="font-medium">{p.name}</span> may start every persona (change it in its editor)
+                  </span>
                 </li>
               ))}
             </ul>

@@ -1,4 +1,4 @@
-import { ArrowLeft, OctagonX } from "lucide-react";
+import { ArrowLeft, OctagonX, ShieldAlert } from "lucide-react";
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 import { backend, errorMessage } from "../backend";
@@ -64,6 +64,21 @@ export function ExecutionView() {
         <Stat label="Cost" value={<span data-testid="execution-cost">{money(exec.cost_usd)}</span>} />
         <Stat label="Lines" value={w.model.lineCount} sub={exec.permission_denials.length ? `${exec.permission_denials.length} permission denial(s)` : undefined} />
       </div>
+      {exec.persona_denials.length > 0 && (
+        <div role="alert" data-persona-denials className="mb-4 rounded-lg bg-amber-50 p-3 text-sm text-amber-900 ring-1 ring-amber-200 dark:bg-amber-950 dark:text-amber-100 dark:ring-amber-900">
+          <p className="flex items-center gap-1.5 font-medium">
+            <ShieldAlert className="size-4" aria-hidden /> {exec.persona_denials.length} persona start(s) denied — not in this persona's “may start” list; they did not run.
+          </p>
+          <ul className="mt-1 list-disc pl-6 text-xs">
+            {exec.persona_denials.map((d, i) => (
+              <li key={i} data-persona-denial={d.target}>
+                <span className="font-medium">{d.target}</span>
+                {d.action ? ` (action ${d.action})` : ""} via {d.via}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
       {w.loading && w.model.items.length === 0 ? <Spinner label="Loading output…" /> : <Conversation items={w.model.items} version={w.version} />}
     </div>
   );

@@ -12,7 +12,7 @@ import { ChannelsCard, PersonaMemoriesCard, PolicyCard } from "../components/Per
 import type { Persona, PersonaSpec } from "../generated";
 import { diffLines } from "../lib/diff";
 import { useQuery } from "../lib/useQuery";
-import { usePersonas } from "../stores/personas";
+import { toSpec, usePersonas } from "../stores/personas";
 
 function emptySpec(): PersonaSpec {
   return {
@@ -25,15 +25,11 @@ function emptySpec(): PersonaSpec {
     timeout_secs: 600,
     max_turns: null,
     max_budget_usd: null,
-    permissions: { mode: "default", allow: [], deny: [] },
+    permissions: { mode: "default", allow: [], deny: [], allow_personas: [] },
     enabled: true,
   };
 }
 
-function toSpec(p: Persona): PersonaSpec {
-  const { name, description, instructions, sections, model, max_concurrent, timeout_secs, max_turns, max_budget_usd, permissions, enabled } = p;
-  return { name, description, instructions, sections, model, max_concurrent, timeout_secs, max_turns, max_budget_usd, permissions, enabled };
-}
 
 type Errors = Record<string, string>;
 
@@ -247,7 +243,7 @@ export function PersonaEditor() {
               </label>
             </div>
           </Card>
-          <PermissionsCard policy={spec.permissions} onChange={(p) => set("permissions", p)} errors={errors} />
+          <PermissionsCard policy={spec.permissions} onChange={(p) => set("permissions", p)} errors={errors} self={persona?.id} />
           <AccessCard
             links={links}
             onChange={(l) => {

@@ -17,6 +17,12 @@ type PersonasState = {
   remove(persona: string): Promise<void>;
 };
 
+/** The editable settings of a stored persona (what create/update take). */
+export function toSpec(p: Persona): PersonaSpec {
+  const { name, description, instructions, sections, model, max_concurrent, timeout_secs, max_turns, max_budget_usd, permissions, enabled } = p;
+  return { name, description, instructions, sections, model, max_concurrent, timeout_secs, max_turns, max_budget_usd, permissions, enabled };
+}
+
 function upsert(list: Persona[], p: Persona): Persona[] {
   const rest = list.filter((x) => x.id !== p.id);
   return [...rest, p].sort((a, b) => a.name.localeCompare(b.name, undefined, { sensitivity: "base" }));

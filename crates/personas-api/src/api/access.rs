@@ -157,6 +157,8 @@ pub(super) fn with_template(mut spec: PersonaSpec, t: Option<PermissionTemplate>
                 p.deny.push(r);
             }
         }
+        // Templates are about tools: the personas it may start stay as they are.
+        p.allow_personas = std::mem::take(&mut spec.permissions.allow_personas);
         spec.permissions = p;
     }
     spec

@@ -183,6 +183,24 @@ pub async fn run(ctx: &mut Context, cmd: ExecutionCmd) -> CliResult<ExitCode> {
                         println!("  {} {}", d.tool_name, d.tool_input);
                     }
                 }
+                if !e.persona_denials.is_empty() {
+                    println!(
+                        "\n{}",
+                        st.yellow("denied persona starts (not in allow_personas):")
+                    );
+                    for d in &e.persona_denials {
+                        println!(
+                            "  {} ({}) via {}{}",
+                            d.target,
+                            d.target_persona_id,
+                            d.via,
+                            d.action
+                                .as_deref()
+                                .map(|a| format!(", action {a}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
                 if let Some(r) = &e.result_text {
                     println!("\n{}\n{r}", st.bold("result"));
                 }

@@ -12,6 +12,7 @@ pub mod healing;
 pub mod memory;
 pub mod misc;
 pub mod persona;
+mod persona_import;
 pub mod policy;
 pub mod review;
 pub mod run;

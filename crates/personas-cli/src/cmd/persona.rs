@@ -5,7 +5,7 @@ use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::{Args, Subcommand};
-use personas_core::persona_file::{self, PersonaFile, Syntax};
+use personas_core::persona_file::{PersonaFile, Syntax};
 use personas_core::{PermissionMode, PermissionTemplate, Persona, PersonaSpec};
 use personas_store::{ExecutionFilter, PersonaLinks, Store};
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ pub enum PersonaCmd {
         #[arg(long)]
         prompt: String,
         #[command(flatten)]
-        settings: Settings,
+        settings: Box<Settings>,
     },
     /// List personas.
     List,
@@ -38,7 +38,7 @@ pub enum PersonaCmd {
         #[arg(long)]
         prompt: Option<String>,
         #[command(flatten)]
-        settings: Settings,
+        settings: Box<Settings>,
         /// Enable the persona.
         #[arg(long, conflicts_with = "disable")]
         enable: bool,
@@ -57,6 +57,9 @@ pub enum PersonaCmd {
         /// Detach a custom tool. Repeatable.
         #[arg(long = "remove-tool", value_name = "NAME")]
         remove_tool: Vec<String>,
+        /// No longer let this persona start NAME. Repeatable.
+        #[arg(long = "disallow-persona", value_name = "NAME")]
+        disallow_persona: Vec<String>,
     },
     /// Delete a persona (its past executions stay in history).
     Delete { persona: String },
@@ -77,12 +80,19 @@ pub enum PersonaCmd {
         #[command(flatten)]
         policy: super::policy::PolicyArgs,
     },
-    /// Create a persona from a file written by `export` (YAML or JSON).
+    /// Create a persona from a file written by `export` (YAML or JSON). A file that would grant
+    /// more than the persona has (a broader permission mode, new allowed tools, lifted denials,
+    /// new personas it may start, its credentials for new instructions) is refused with exit
+    /// code 2, naming each grant, unless --grant is given. A new persona counts as granting
+    /// everything above the default policy.
     Import {
         file: PathBuf,
         /// Update the persona of the same name instead of refusing.
         #[arg(long)]
         replace: bool,
+        /// Apply what the file grants (printed) instead of refusing.
+        #[arg(long)]
+        grant: bool,
     },
 }
 
@@ -111,6 +121,11 @@ pub struct Settings {
     /// Remove a tool from runs entirely, e.g. WebFetch. Repeatable.
     #[arg(long = "deny-tool", value_name = "RULE")]
     deny_tool: Vec<String>,
+    /// Let runs of this persona start persona NAME (persona_action, the MCP run_persona tool).
+    /// Repeatable; on update it adds. '*' allows every persona (warned: a prompt-injected run
+    /// could then start any of them).
+    #[arg(long = "allow-persona", value_name = "NAME")]
+    allow_persona: Vec<String>,
     /// default | acceptEdits | dontAsk | plan | bypassPermissions (full trust).
     #[arg(long)]
     permission_mode: Option<String>,
@@ -135,7 +150,10 @@ impl Settings {
             let t = t
                 .parse::<PermissionTemplate>()
                 .map_err(|e| CliError::usage(format!("--permissions-template: {e}")))?;
+            // Templates are about tools: the personas it may start stay as they are.
+            let targets = std::mem::take(&mut spec.permissions.allow_personas);
             spec.permissions = t.policy();
+            spec.permissions.allow_personas = targets;
         }
         if let Some(m) = self.model {
             spec.model = if m.is_empty() { None } else { Some(m) };
@@ -148,6 +166,12 @@ impl Settings {
         for rule in self.deny_tool {
             if !spec.permissions.deny.contains(&rule) {
                 spec.permissions.deny.push(rule);
+            }
+        }
+        // Names are resolved to ids by the store, which refuses one naming no persona.
+        for target in self.allow_persona {
+            if !spec.permissions.allow_personas.contains(&target) {
+                spec.permissions.allow_personas.push(target);
             }
         }
         if let Some(mode) = self.permission_mode {
@@ -187,6 +211,7 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             settings.apply(&mut spec)?;
             let p = store.personas().create_linked(&spec, &links)?;
             warn_full_trust(&p);
+            warn_any_persona(&p);
             if ctx.json {
                 print_json(&p);
             } else {
@@ -247,6 +272,7 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             if ctx.json {
                 print_json(
                     &serde_json::json!({"persona": p, "prompt_versions": versions, "recent_executions": recent, "credentials": creds, "tools": tools,
+                        "may_start": store.personas().target_names(&p.permissions)?,
                         "policy": store.policies().get(&p.id)?, "breaker": store.healing().persona_breaker(&p.id)?}),
                 );
             } else {
@@ -279,6 +305,7 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             clear_denied_tools,
             remove_credential,
             remove_tool,
+            disallow_persona,
         } => {
             let current = store.personas().find(&persona)?;
             let links = Links::resolve(
@@ -302,6 +329,19 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             if clear_denied_tools {
                 spec.permissions.deny.clear();
             }
+            for name in &disallow_persona {
+                let id = if name == personas_core::ANY_PERSONA {
+                    name.clone()
+                } else {
+                    store
+                        .personas()
+                        .find(name)
+                        .map_err(|e| CliError::usage(format!("--disallow-persona: {e}")))?
+                        .id
+                        .to_string()
+                };
+                spec.permissions.allow_personas.retain(|t| *t != id);
+            }
             settings.apply(&mut spec)?;
             if enable {
                 spec.enabled = true;
@@ -314,6 +354,9 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
                 .update_linked(current.id.as_str(), &spec, &links)?;
             if p.permissions.mode != current.permissions.mode {
                 warn_full_trust(&p);
+            }
+            if !current.permissions.allows_any_persona() {
+                warn_any_persona(&p);
             }
             if ctx.json {
                 print_json(&p);
@@ -347,7 +390,10 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
                 (None, None) if ctx.json => Syntax::Json,
                 (None, None) => Syntax::Yaml,
             };
-            let text = PersonaFile::from(&PersonaSpec::from(&p)).render(syntax);
+            // Files name the personas it may start: ids differ between machines.
+            let mut spec = PersonaSpec::from(&p);
+            spec.permissions.allow_personas = store.personas().target_names(&p.permissions)?;
+            let text = PersonaFile::from(&spec).render(syntax);
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| {
@@ -371,30 +417,12 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             let p = store.personas().find(&persona)?;
             super::policy::run(ctx, &store, &p, policy)?;
         }
-        PersonaCmd::Import { file, replace } => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
-            let spec = persona_file::parse(&text)
-                .map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
-            let p = match store.personas().find(&spec.name) {
-                Ok(existing) if replace => store.personas().update(existing.id.as_str(), &spec)?,
-                Ok(existing) => {
-                    return Err(CliError::usage(format!(
-                        "a persona named {:?} already exists",
-                        existing.name
-                    ))
-                    .with_hint("use --replace to update it from the file"));
-                }
-                Err(personas_store::StoreError::NotFound { .. }) => {
-                    store.personas().create(&spec)?
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if ctx.json {
-                print_json(&p);
-            } else {
-                println!("imported persona {} ({})", st.bold(&p.name), p.id);
-            }
+        PersonaCmd::Import {
+            file,
+            replace,
+            grant,
+        } => {
+            super::persona_import::run(ctx, &store, &file, replace, grant)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -478,6 +506,17 @@ fn warn_full_trust(p: &Persona) {
     }
 }
 
+/// Letting a persona start every persona is an explicit choice; say what it means.
+fn warn_any_persona(p: &Persona) {
+    if p.permissions.allows_any_persona() {
+        eprintln!(
+            "warning: {} may start every persona (--allow-persona '*'): a run talked into it by \
+             untrusted input can start personas holding more tools and credentials than it has",
+            p.name
+        );
+    }
+}
+
 /// "yes", "no", or "paused" when its circuit breaker is open.
 fn enabled_text(store: &personas_store::Store, p: &Persona) -> String {
     let paused = store
@@ -537,6 +576,14 @@ fn show(
                 "-".into()
             } else {
                 p.permissions.deny.join(", ")
+            },
+        ],
+        vec![
+            "may start".into(),
+            match store.personas().target_names(&p.permissions) {
+                Ok(names) if !names.is_empty() => names.join(", "),
+                Ok(_) => "-".into(),
+                Err(e) => format!("? ({e})"),
             },
         ],
         vec![

@@ -6,12 +6,20 @@
 //! notification whenever something here publishes, and otherwise polls slowly for events other
 //! processes wrote (the CLI, the MCP server). Leases of dispatchers that died are reaped at start
 //! and whenever one expires.
+//!
+//! An event a persona addressed to another (`persona_action`) was checked against the sender's
+//! `allow_personas` when it was published; it is checked again here, against the policy as it
+//! is now, so a grant revoked in between (or an event another writer stored) starts nothing: it
+//! is skipped with the reason and the denial is recorded on the sending execution.
 
 use super::matcher::SubscriptionIndex;
 use super::trigger_kind_for;
 use crate::config::EngineConfig;
 use crate::events::{EngineEvent, EventBus};
 use crate::runner::blocking;
+use chrono::Utc;
+use personas_core::trigger::SourceKind;
+use personas_core::{ExecutionId, PersonaDenial, PersonaId};
 use personas_store::bus::TARGETED;
 use personas_store::{Decision, Delivered, EventRow, Recipient, RetryPolicy, Store, StoreError};
 use std::collections::HashSet;
@@ -158,9 +166,10 @@ impl Dispatcher {
         if claimed.is_empty() {
             return Ok(Round::default());
         }
+        let mut denials = Vec::new();
         let decisions: Vec<(EventRow, Decision)> = claimed
             .iter()
-            .map(|e| self.decide(e).map(|d| (e.clone(), d)))
+            .map(|e| self.decide(e, &mut denials).map(|d| (e.clone(), d)))
             .collect::<Result<_, _>>()?;
         if let Some(pause) = self.fault_delay {
             std::thread::sleep(pause);
@@ -180,6 +189,16 @@ impl Dispatcher {
         );
         match outcome {
             Ok(delivered) => {
+                // Recorded after the skip committed, so a retried round cannot record twice.
+                for (execution, denial) in denials {
+                    if let Err(e) = self
+                        .store
+                        .executions()
+                        .add_persona_denial(&execution, &denial)
+                    {
+                        tracing::warn!(execution = %execution, error = %e, "cannot record a persona denial");
+                    }
+                }
                 for d in delivered {
                     round.queued += d.created.len();
                     self.announce(d);
@@ -209,11 +228,19 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Who receives an event.
-    fn decide(&self, event: &EventRow) -> Result<Decision, StoreError> {
+    /// Who receives an event. A persona's addressed event its policy does not allow is
+    /// skipped, and the denial to record is added to `denials`.
+    fn decide(
+        &self,
+        event: &EventRow,
+        denials: &mut Vec<(ExecutionId, PersonaDenial)>,
+    ) -> Result<Decision, StoreError> {
         let max = self.config.max_chain_depth;
         if event.depth >= max {
             return Ok(Decision::Skip(self.depth_stop_reason(event, max)?));
+        }
+        if let Some(reason) = self.denied(event, denials)? {
+            return Ok(Decision::Skip(reason));
         }
         Ok(Decision::Deliver(match &event.target_persona_id {
             Some(persona) => vec![Recipient {
@@ -223,6 +250,62 @@ impl Dispatcher {
             }],
             None => self.index.recipients(event),
         }))
+    }
+
+    /// Why a persona's addressed event may not start its target, if it may not.
+    fn denied(
+        &self,
+        event: &EventRow,
+        denials: &mut Vec<(ExecutionId, PersonaDenial)>,
+    ) -> Result<Option<String>, StoreError> {
+        let (Some(target), Ok(SourceKind::Persona)) = (
+            &event.target_persona_id,
+            event.source_kind.parse::<SourceKind>(),
+        ) else {
+            return Ok(None);
+        };
+        let personas = self.store.personas();
+        let sender = match &event.source_id {
+            Some(id) => match personas.get(&PersonaId::from_string(id.clone())) {
+                Ok(p) => Some(p),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        if sender
+            .as_ref()
+            .is_some_and(|p| p.permissions.may_start(target))
+        {
+            return Ok(None);
+        }
+        let target_name = personas
+            .get(target)
+            .map(|p| p.name)
+            .unwrap_or_else(|_| target.to_string());
+        let sender_name = sender
+            .map(|p| p.name)
+            .or_else(|| event.source_id.clone())
+            .unwrap_or_else(|| "an unknown persona".into());
+        if let Some(execution) = &event.source_execution_id {
+            denials.push((
+                execution.clone(),
+                PersonaDenial {
+                    target: target_name.clone(),
+                    target_persona_id: target.clone(),
+                    action: event
+                        .payload
+                        .get("action")
+                        .and_then(|a| a.as_str())
+                        .map(str::to_string),
+                    via: "bus".into(),
+                    at: Utc::now(),
+                },
+            ));
+        }
+        Ok(Some(format!(
+            "denied: {sender_name} may not start {target_name} (not in its allow_personas)"
+        )))
     }
 
     /// Names the chain that hit the depth limit and whether it is a cycle.

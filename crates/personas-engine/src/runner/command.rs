@@ -197,6 +197,7 @@ mod tests {
             error_class: None,
             error_message: None,
             permission_denials: vec![],
+            persona_denials: vec![],
             parse_warnings: 0,
             output_lines: 0,
             output_truncated: false,

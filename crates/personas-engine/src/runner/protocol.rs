@@ -1,11 +1,36 @@
 //! Applying persona-protocol messages found in a run's output: each lands in its table, linked
 //! to the execution, and is announced on the event channel. Routing beyond storage (the bus
 //! dispatcher, delivery channels, review pauses) reacts to those rows and events.
+//!
+//! A `persona_action` (also what the MCP `run_persona` tool becomes) starts another persona,
+//! so it is the one message checked against the persona's policy: the target must be in its
+//! `allow_personas`, read fresh from the store (a grant revoked mid-run holds at once). A
+//! refusal publishes nothing, is recorded on the execution with the target, and comes back as a
+//! warning.
 
 use crate::events::{EngineEvent, EventBus};
+use chrono::Utc;
 use personas_core::protocol::ProtocolMessage;
-use personas_core::{Execution, Persona};
+use personas_core::{Execution, Persona, PersonaDenial};
 use personas_store::{Store, StoreError};
+
+/// How a protocol message reached the platform; recorded with a denial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A JSON line in the run's answer text.
+    Protocol,
+    /// A tool call to the run's MCP server.
+    Mcp,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Protocol => "protocol",
+            Origin::Mcp => "mcp",
+        }
+    }
+}
 
 /// What the runner needs to know after a message was applied.
 #[derive(Debug, Default, PartialEq)]
@@ -18,10 +43,25 @@ pub struct Applied {
     pub published_event: bool,
     /// True when a review was requested.
     pub review_requested: bool,
+    /// True when a persona start was refused under the persona's policy (and recorded).
+    pub denied: bool,
 }
 
-/// Stores one protocol message. Runs on a blocking thread (synchronous store).
+/// Stores one protocol message found in a run's output. Runs on a blocking thread
+/// (synchronous store).
 pub fn apply(
+    store: &Store,
+    bus: &EventBus,
+    execution: &Execution,
+    persona: &Persona,
+    msg: &ProtocolMessage,
+) -> Result<Applied, StoreError> {
+    apply_from(Origin::Protocol, store, bus, execution, persona, msg)
+}
+
+/// As [`apply`], for a message that came by `origin`.
+pub fn apply_from(
+    origin: Origin,
     store: &Store,
     bus: &EventBus,
     execution: &Execution,
@@ -63,6 +103,23 @@ pub fn apply(
             action,
             input,
         } => match store.personas().find(target) {
+            Ok(target_persona) if !may_start(store, persona, &target_persona)? => {
+                let denial = PersonaDenial {
+                    target: target.clone(),
+                    target_persona_id: target_persona.id.clone(),
+                    action: action.clone(),
+                    via: origin.as_str().into(),
+                    at: Utc::now(),
+                };
+                store
+                    .executions()
+                    .add_persona_denial(&execution.id, &denial)?;
+                tracing::warn!(execution = %execution.id, persona = %persona.name,
+                    target = %target_persona.name, "persona start denied (allow_personas)");
+                applied.denied = true;
+                applied.warning = Some(denied_text(&persona.name, &target_persona.name));
+                return Ok(applied);
+            }
             Ok(target_persona) => {
                 let payload = serde_json::json!({
                     "action": action,
@@ -134,4 +191,23 @@ pub fn apply(
         message: msg.clone(),
     });
     Ok(applied)
+}
+
+/// True when `persona`'s policy, as stored now, lets it start `target`. A persona deleted
+/// meanwhile may start nothing.
+fn may_start(store: &Store, persona: &Persona, target: &Persona) -> Result<bool, StoreError> {
+    match store.personas().get(&persona.id) {
+        Ok(current) => Ok(current.permissions.may_start(&target.id)),
+        Err(StoreError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The warning a refused persona start leaves on the run (and the MCP tool's error).
+pub fn denied_text(persona: &str, target: &str) -> String {
+    format!(
+        "persona_action denied: {persona} may not start {target} (not in its allow_personas); \
+         the action was not sent. A person can allow it with `personas persona update \
+         {persona:?} --allow-persona {target:?}`"
+    )
 }

@@ -196,14 +196,14 @@ async fn an_emitted_event_runs_its_subscriber_which_sees_the_event_in_its_prompt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persona_action_runs_exactly_its_target() {
     let h = Harness::new(|_| {}).await;
+    let worker = h.persona("Worker", vec![Step::text("summary")], |_| {});
     let boss = h.persona(
         "Boss",
         vec![Step::text(
             "{\"persona_action\": {\"target\": \"Worker\", \"action\": \"summarise\", \"input\": {\"doc\": 7}}}",
         )],
-        |_| {},
+        |s| s.permissions.allow_personas = vec!["Worker".into()],
     );
-    let worker = h.persona("Worker", vec![Step::text("summary")], |_| {});
     let bystander = h.persona("Bystander", vec![], |_| {});
     subscribe(&h, &bystander, "*");
     let mut events = h.engine.subscribe();
