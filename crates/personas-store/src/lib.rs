@@ -48,6 +48,8 @@ pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
 pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
 pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
 pub use triggers::{NewTrigger, TriggerRepo, TriggerRow};
+pub mod webhooks;
+pub use webhooks::{Claim, SealedSecret, SealedWebhookSecret, WebhookRepo};
 
 pub use admission::{Admitted, GlobalCaps};
 pub use delivery::{ChannelRow, DeliveryRepo, DeliveryRow, DueDelivery, Notice};
@@ -248,6 +250,10 @@ impl Store {
 
     pub fn triggers(&self) -> TriggerRepo<'_> {
         TriggerRepo::new(self)
+    }
+
+    pub fn webhooks(&self) -> WebhookRepo<'_> {
+        WebhookRepo::new(self)
     }
 
     /// Integrity check and schema version, for `personas doctor`.
