@@ -393,7 +393,9 @@ mod tests {
         let secret = "s3cret";
         let body = b"{}";
         let [ts, sig] = signed_headers(secret, NOW, body);
-        let cases: Vec<(Vec<(&str, String)>, &str, &str)> = vec![
+        // (headers sent, the header blamed, the code)
+        type Case<'a> = (Vec<(&'a str, String)>, &'a str, &'a str);
+        let cases: Vec<Case<'_>> = vec![
             (vec![], TIMESTAMP_HEADER, "missing_signature"),
             (vec![ts.clone()], SIGNATURE_HEADER, "missing_signature"),
             (vec![sig.clone()], TIMESTAMP_HEADER, "missing_signature"),
