@@ -452,7 +452,7 @@ try {
     assert((await call("list_triggers", { persona: "Docs checker" })).triggers.length === 0, "no trigger stored");
   });
 
-  await step("a valid schedule previews its next fires and is added; a webhook shows its URL and secret", async () => {
+  await step("a valid schedule previews its next fires and is added; a webhook shows its URL, its secret once, and again on Reveal", async () => {
     await triggerForm.locator("#trigger-tz").fill("Europe/Prague");
     await triggerForm.locator("#trigger-cron").fill("0 8 * * 1-5");
     await cronError.waitFor({ state: "detached" });
@@ -468,10 +468,16 @@ try {
     await url.waitFor();
     const hook = (await call("list_triggers", { persona: "Docs checker" })).triggers.find((t) => t.trigger.kind === "webhook");
     assert((await url.innerText()) === hook.webhook.url && hook.webhook.url.endsWith(`/webhooks/${hook.trigger.id}`), `url ${hook.webhook.url}`);
-    assert(!(await page.content()).includes(hook.webhook.secret), "the secret is masked until asked for");
-    await page.getByRole("button", { name: "Show", exact: true }).click();
-    await page.locator("[data-webhook-secret]", { hasText: hook.webhook.secret }).waitFor();
+    assert(!JSON.stringify(hook).includes("secret\":"), "a listing never carries the secret");
+    // Shown once right after adding (with a copy button), then gone once hidden.
+    const { secret } = await call("reveal_webhook_secret", { id: hook.trigger.id });
+    await page.locator("[data-webhook-secret]", { hasText: secret }).waitFor();
     await shot("persona-triggers");
+    await page.getByRole("button", { name: "Hide", exact: true }).click();
+    await page.locator("[data-webhook-secret]").waitFor({ state: "detached" });
+    assert(!(await page.content()).includes(secret), "hidden means gone from the page");
+    await page.getByRole("button", { name: `Reveal secret of ${hook.summary}` }).click();
+    await page.locator("[data-webhook-secret]", { hasText: secret }).waitFor();
     await page.getByRole("button", { name: `Remove ${hook.summary}` }).click();
     await page.waitForSelector('[data-trigger="webhook"]', { state: "detached" });
     await page.getByRole("button", { name: `Remove ${cron.summary}` }).click();

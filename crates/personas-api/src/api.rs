@@ -450,6 +450,14 @@ impl Operations for Api {
         self.bus_add_trigger(req).await
     }
 
+    async fn reveal_webhook_secret(&self, req: TriggerRef) -> Result<WebhookSecretShown, ApiError> {
+        self.bus_reveal_webhook_secret(req).await
+    }
+
+    async fn rotate_webhook_secret(&self, req: TriggerRef) -> Result<WebhookSecretShown, ApiError> {
+        self.bus_rotate_webhook_secret(req).await
+    }
+
     async fn remove_trigger(&self, req: TriggerRef) -> Result<TriggerView, ApiError> {
         self.bus_remove_trigger(req).await
     }

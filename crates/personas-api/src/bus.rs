@@ -9,8 +9,9 @@
 use crate::Api;
 use crate::error::ApiError;
 use chrono::{DateTime, Utc};
-use personas_core::ExecutionId;
 use personas_core::cron::CronSchedule;
+use personas_core::trigger::TriggerConfig;
+use personas_core::{ExecutionId, Secret};
 use personas_engine::triggers::{self, TriggerSpec};
 use personas_store::{EventDeliveryRow, EventFilter, EventRow, TriggerRow};
 use schemars::JsonSchema;
@@ -18,9 +19,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use ts_rs::TS;
-
-/// The header a webhook caller signs with.
-pub const SIGNATURE_HEADER: &str = "X-Personas-Signature";
 
 const MAX_EVENTS: u32 = 500;
 const MAX_PREVIEW: u32 = 50;
@@ -43,16 +41,26 @@ pub struct TriggerList {
     pub triggers: Vec<TriggerView>,
 }
 
-/// Where a webhook trigger is called and how callers sign. Shown to the owner of this runtime
-/// (the API needs its token); the secret never appears in logs or events.
+/// Where a webhook trigger is called and how callers sign. Never its secret: that is shown
+/// once in the answer to `add_trigger`, and on request by `reveal_webhook_secret` /
+/// `rotate_webhook_secret`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct WebhookInfo {
     /// `POST` here, on the address this runtime serves on.
     pub url: String,
-    /// The HMAC-SHA256 key.
+    /// Signed as GitHub signs (`X-Hub-Signature-256`) instead of Personas' scheme.
+    pub github: bool,
+    /// How a caller signs a request (headers and what goes in them).
+    pub signing: String,
+}
+
+/// A webhook trigger's secret, shown to its owner on an explicit request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct WebhookSecretShown {
+    pub trigger_id: String,
+    /// The HMAC-SHA256 key callers sign with.
     pub secret: String,
-    /// The header carrying `sha256=<hex of HMAC-SHA256(secret, raw body)>`.
-    pub signature_header: String,
+    pub webhook: WebhookInfo,
 }
 
 /// A trigger as the app shows it.
@@ -65,8 +73,13 @@ pub struct TriggerView {
     pub next_fires: Vec<DateTime<Utc>>,
     /// The same times as read in the schedule's own zone.
     pub next_fires_local: Vec<String>,
-    /// A webhook's URL and secret.
+    /// A webhook's URL and how to sign (never its secret).
     pub webhook: Option<WebhookInfo>,
+    /// A new webhook trigger's secret: only in the answer to `add_trigger`, the one time it is
+    /// shown without asking (`reveal_webhook_secret` shows it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub secret: Option<String>,
 }
 
 /// What fires a new trigger. Each field is named like the CLI flag, and a refused value comes
@@ -88,8 +101,14 @@ pub enum TriggerInput {
         #[ts(optional)]
         missed: Option<String>,
     },
-    /// Signed calls to `POST /webhooks/<id>`; the secret is made for it.
-    Webhook,
+    /// Signed calls to `POST /webhooks/<id>`; the secret is made for it and shown once.
+    Webhook {
+        /// Signed as GitHub signs (`X-Hub-Signature-256`, `X-GitHub-Delivery`), so GitHub can
+        /// call it directly. Default false: Personas' timestamped `X-Personas-Signature`.
+        #[serde(default)]
+        #[ts(optional)]
+        github: Option<bool>,
+    },
     /// Bus events of a type: exact (`ticket.created`) or a prefix ending in `*`.
     Event {
         event: String,
@@ -233,6 +252,17 @@ pub struct EmitEvent {
     pub target: Option<String>,
 }
 
+fn webhook_info(base: &str, t: &TriggerRow) -> Option<WebhookInfo> {
+    match t.config {
+        TriggerConfig::Webhook { github } => Some(WebhookInfo {
+            url: triggers::webhook_url(base, t.id.as_str()),
+            github,
+            signing: triggers::signature_help(t).into(),
+        }),
+        _ => None,
+    }
+}
+
 fn view(base: &str, t: TriggerRow, now: DateTime<Utc>) -> TriggerView {
     let next_fires = triggers::next_fires(&t, NEXT_FIRES, now);
     let zone = t
@@ -248,15 +278,21 @@ fn view(base: &str, t: TriggerRow, now: DateTime<Utc>) -> TriggerView {
     };
     TriggerView {
         summary: triggers::describe(&t),
-        webhook: t.secret.as_ref().map(|s| WebhookInfo {
-            url: triggers::webhook_url(base, t.id.as_str()),
-            secret: s.expose().to_string(),
-            signature_header: SIGNATURE_HEADER.into(),
-        }),
+        webhook: webhook_info(base, &t),
         next_fires,
         next_fires_local,
         trigger: t,
+        secret: None,
     }
+}
+
+fn shown(base: &str, t: &TriggerRow, secret: &Secret) -> Result<WebhookSecretShown, ApiError> {
+    Ok(WebhookSecretShown {
+        trigger_id: t.id.to_string(),
+        secret: secret.expose().to_string(),
+        webhook: webhook_info(base, t)
+            .ok_or_else(|| ApiError::internal("not a webhook trigger"))?,
+    })
 }
 
 fn event_view(event: EventRow, deliveries: Vec<EventDeliveryRow>) -> EventView {
@@ -273,7 +309,9 @@ fn event_view(event: EventRow, deliveries: Vec<EventDeliveryRow>) -> EventView {
 fn spec(input: TriggerInput) -> Result<TriggerSpec, ApiError> {
     Ok(match input {
         TriggerInput::Manual => TriggerSpec::Manual,
-        TriggerInput::Webhook => TriggerSpec::Webhook,
+        TriggerInput::Webhook { github } => TriggerSpec::Webhook {
+            github: github.unwrap_or(false),
+        },
         TriggerInput::Cron { cron, tz, missed } => TriggerSpec::Cron {
             expr: cron,
             tz,
@@ -329,12 +367,36 @@ impl Api {
         }
         let spec = spec(req.trigger)?;
         let enabled = req.enabled.unwrap_or(true);
-        let row = self
-            .store(move |s| triggers::add(s, &req.persona, &spec, enabled, Utc::now()))
+        let added = self
+            .with_vault(move |s, unlock| {
+                triggers::add(s, &req.persona, &spec, enabled, Utc::now(), unlock)
+            })
             .await?;
         self.engine().triggers_changed();
         self.engine().wake();
-        Ok(view(&self.webhook_base(), row, Utc::now()))
+        let mut v = view(&self.webhook_base(), added.trigger, Utc::now());
+        v.secret = added.secret.map(|s| s.expose().to_string());
+        Ok(v)
+    }
+
+    pub(crate) async fn bus_reveal_webhook_secret(
+        &self,
+        req: TriggerRef,
+    ) -> Result<WebhookSecretShown, ApiError> {
+        let (t, secret) = self
+            .with_vault(move |s, unlock| triggers::reveal_secret(s, &req.id, unlock))
+            .await?;
+        shown(&self.webhook_base(), &t, &secret)
+    }
+
+    pub(crate) async fn bus_rotate_webhook_secret(
+        &self,
+        req: TriggerRef,
+    ) -> Result<WebhookSecretShown, ApiError> {
+        let (t, secret) = self
+            .with_vault(move |s, unlock| triggers::rotate_secret(s, &req.id, unlock))
+            .await?;
+        shown(&self.webhook_base(), &t, &secret)
     }
 
     pub(crate) async fn bus_remove_trigger(

@@ -88,10 +88,14 @@ macro_rules! for_each_operation {
             delete_memory: $crate::ops::MemoryRef => personas_store::MemoryRow,
             /// Review requests, oldest first.
             list_reviews: $crate::ops::ListReviews => $crate::ops::ReviewList,
-            /// Triggers of one persona or all, with schedules' next fires and webhooks' URL and secret.
+            /// Triggers of one persona or all, with schedules' next fires and webhooks' URL (never a secret).
             list_triggers: $crate::bus::ListTriggers => $crate::bus::TriggerList,
-            /// Adds a trigger: manual, cron, webhook, event subscription, chain or file watcher.
+            /// Adds a trigger: manual, cron, webhook, event subscription, chain or file watcher. A webhook's secret is in this answer only.
             add_trigger: $crate::bus::AddTrigger => $crate::bus::TriggerView,
+            /// Shows a webhook trigger's secret (sealed in the vault) to its owner.
+            reveal_webhook_secret: $crate::bus::TriggerRef => $crate::bus::WebhookSecretShown,
+            /// Gives a webhook trigger a new secret and shows it; the old one stops working at once.
+            rotate_webhook_secret: $crate::bus::TriggerRef => $crate::bus::WebhookSecretShown,
             /// Removes a trigger (events it fired stay in history).
             remove_trigger: $crate::bus::TriggerRef => $crate::bus::TriggerView,
             /// Turns a trigger on or off.

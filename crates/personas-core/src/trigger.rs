@@ -296,8 +296,14 @@ pub enum TriggerConfig {
         #[cfg_attr(feature = "schema", ts(type = "string"), schemars(with = "String"))]
         missed: MissedPolicy,
     },
-    /// `POST /webhooks/{trigger id}` with an HMAC-SHA256 signature (the secret is kept apart).
-    Webhook,
+    /// `POST /webhooks/{trigger id}` with an HMAC-SHA256 signature (the secret is sealed in the
+    /// vault, apart from the definition). `github`: signed as GitHub signs
+    /// (`X-Hub-Signature-256` over the body, replays refused by `X-GitHub-Delivery`) instead of
+    /// Personas' timestamped `X-Personas-Signature`.
+    Webhook {
+        #[serde(default)]
+        github: bool,
+    },
     /// A subscription to bus events whose type matches `pattern`.
     Event {
         pattern: String,
@@ -322,7 +328,7 @@ impl TriggerConfig {
         match self {
             TriggerConfig::Manual => TriggerType::Manual,
             TriggerConfig::Cron { .. } => TriggerType::Cron,
-            TriggerConfig::Webhook => TriggerType::Webhook,
+            TriggerConfig::Webhook { .. } => TriggerType::Webhook,
             TriggerConfig::Event { .. } => TriggerType::Event,
             TriggerConfig::Chain { .. } => TriggerType::Chain,
             TriggerConfig::Watch { .. } => TriggerType::Watch,
@@ -345,7 +351,9 @@ impl TriggerConfig {
                 }
                 Ok(())
             }
-            TriggerConfig::Manual | TriggerConfig::Webhook | TriggerConfig::Chain { .. } => Ok(()),
+            TriggerConfig::Manual | TriggerConfig::Webhook { .. } | TriggerConfig::Chain { .. } => {
+                Ok(())
+            }
         }
     }
 }
@@ -578,6 +586,14 @@ mod tests {
             serde_json::from_value::<TriggerConfig>(json).expect("back"),
             c
         );
+    }
+
+    #[test]
+    fn webhook_configs_stored_before_the_github_format_still_read() {
+        let old: TriggerConfig = serde_json::from_str(r#"{"kind":"webhook"}"#).expect("old");
+        assert_eq!(old, TriggerConfig::Webhook { github: false });
+        let gh = serde_json::to_value(TriggerConfig::Webhook { github: true }).expect("json");
+        assert_eq!(gh, serde_json::json!({"kind": "webhook", "github": true}));
     }
 
     #[test]

@@ -135,6 +135,7 @@ impl Engine {
     /// bus dispatcher, the scheduler, the review deadline timer and the notification sender.
     pub async fn start(&self) -> Result<(), EngineError> {
         self.recover().await?;
+        self.seal_legacy_webhook_secrets().await;
         crate::healing::sweep(&self.inner.rt).await;
         let mut dispatcher = Dispatcher::new(
             self.store().clone(),
@@ -197,6 +198,15 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         Ok(self.inner.publisher.publish(event).await?.0)
+    }
+
+    /// As [`Engine::publish`], with whether the event is new: `false` when its dedupe key was
+    /// published before (the earlier event is returned and nothing is stored).
+    pub async fn publish_once(&self, event: NewEvent) -> Result<(EventRow, bool), EngineError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        Ok(self.inner.publisher.publish(event).await?)
     }
 
     /// Pauses or resumes cron firing. While paused no cron trigger fires; on resume, the times
@@ -466,6 +476,37 @@ impl Engine {
             self.inner.rt.bus.send(EngineEvent::execution(e));
         }
         Ok(())
+    }
+
+    /// Moves webhook keys kept in plaintext by schema versions before 5 into the vault. When
+    /// the vault cannot be opened, says how to fix it and carries on: those webhooks answer
+    /// 503 until their key is sealed (or rotated).
+    async fn seal_legacy_webhook_secrets(&self) {
+        let store = self.store().clone();
+        let cell = Arc::clone(self.vault());
+        let moved = tokio::task::spawn_blocking(move || {
+            crate::triggers::seal_legacy_secrets(&store, &mut || cell.get_or_create(&store))
+        })
+        .await;
+        match moved {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(count = n, "moved webhook secrets into the vault"),
+            Ok(Err(e)) => {
+                let hint = match &e {
+                    crate::credentials::CredentialError::Vault(v) => {
+                        crate::vault::fix_hint(v).unwrap_or("")
+                    }
+                    _ => "",
+                };
+                tracing::warn!(
+                    error = %e,
+                    hint,
+                    "webhook secrets from an older version are still in plaintext; their \
+                     webhooks are refused until they can be moved into the vault"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "sealing old webhook secrets failed"),
+        }
     }
 
     /// Removes MCP config files of executions no longer running (left by a crash; their tokens

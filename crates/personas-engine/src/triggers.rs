@@ -8,12 +8,13 @@
 //! `on`, `watch`, `glob`, `type`, `payload` — which the CLI shows as `--field` and the API puts
 //! in its error's `field`.
 
+use crate::credentials::{CredentialError, Unlock};
 use crate::scheduler::watch::check_glob;
 use chrono::{DateTime, TimeDelta, Utc};
 use personas_core::trigger::{
     ChainOn, MissedPolicy, SourceFilter, SourceKind, TriggerConfig, validate_event_type,
 };
-use personas_core::{PersonaId, ValidationError};
+use personas_core::{PersonaId, Secret, TriggerId, ValidationError};
 use personas_store::{NewEvent, NewTrigger, Store, StoreError, TriggerRow};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -21,9 +22,22 @@ use std::path::PathBuf;
 /// The event type a trigger fired by hand publishes.
 pub const MANUAL_EVENT: &str = "trigger.fired";
 
-/// How a webhook caller signs its request (the header and what goes in it).
-pub const SIGNATURE_HELP: &str =
-    "X-Personas-Signature: sha256=<hex of HMAC-SHA256(secret, raw body)>";
+/// How a webhook caller signs its request (the headers and what goes in them).
+pub const SIGNATURE_HELP: &str = "X-Personas-Timestamp: <unix seconds>, and X-Personas-Signature: \
+     sha256=<hex of HMAC-SHA256(secret, \"<timestamp>.<raw body>\")>; a timestamp more than 300 s \
+     from now is refused, and so is a signature seen before";
+
+/// How GitHub signs the calls of a `--github` webhook trigger.
+pub const GITHUB_SIGNATURE_HELP: &str = "X-Hub-Signature-256: sha256=<hex of HMAC-SHA256(secret, \
+     raw body)>, with X-GitHub-Delivery; a delivery id seen before is refused";
+
+/// How a caller of `trigger` signs, for its kind of webhook.
+pub fn signature_help(trigger: &TriggerRow) -> &'static str {
+    match trigger.config {
+        TriggerConfig::Webhook { github: true } => GITHUB_SIGNATURE_HELP,
+        _ => SIGNATURE_HELP,
+    }
+}
 
 /// What fires a trigger, as given: personas by name or id, a path as typed, policies as text.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +51,8 @@ pub enum TriggerSpec {
         tz: Option<String>,
         missed: Option<String>,
     },
-    Webhook,
+    /// Signed HTTP calls; `github`: signed as GitHub signs (`X-Hub-Signature-256`).
+    Webhook { github: bool },
     /// Bus events whose type matches `pattern`, optionally only from `source` (a source kind
     /// or a persona's name or id).
     Event {
@@ -45,15 +60,9 @@ pub enum TriggerSpec {
         source: Option<String>,
     },
     /// After persona `after` ends as `on` says (default completed).
-    Chain {
-        after: String,
-        on: Option<String>,
-    },
+    Chain { after: String, on: Option<String> },
     /// Files under `path` (an existing directory), optionally only those matching `glob`.
-    Watch {
-        path: PathBuf,
-        glob: Option<String>,
-    },
+    Watch { path: PathBuf, glob: Option<String> },
 }
 
 /// This machine's IANA time zone, when it has one chrono-tz knows.
@@ -97,7 +106,7 @@ pub fn source_filter(store: &Store, s: &str) -> Result<SourceFilter, StoreError>
 pub fn resolve(store: &Store, spec: &TriggerSpec) -> Result<TriggerConfig, StoreError> {
     Ok(match spec {
         TriggerSpec::Manual => TriggerConfig::Manual,
-        TriggerSpec::Webhook => TriggerConfig::Webhook,
+        TriggerSpec::Webhook { github } => TriggerConfig::Webhook { github: *github },
         TriggerSpec::Event { pattern, source } => TriggerConfig::Event {
             pattern: pattern.clone(),
             source: source
@@ -159,25 +168,136 @@ pub fn resolve(store: &Store, spec: &TriggerSpec) -> Result<TriggerConfig, Store
     })
 }
 
+/// A trigger just added and, for a webhook, its secret: the one time it is handed out without
+/// an explicit [`reveal_secret`].
+#[derive(Debug)]
+pub struct Added {
+    pub trigger: TriggerRow,
+    pub secret: Option<Secret>,
+}
+
 /// Adds a trigger to `persona` (name or id). Nothing is stored unless all of it is valid.
-/// The caller wakes the scheduler (`Engine::triggers_changed`, or a running daemon).
+/// A webhook trigger gets a new random secret, sealed by the vault (`unlock` opens or creates
+/// it; no other kind touches the vault). The caller wakes the scheduler
+/// (`Engine::triggers_changed`, or a running daemon).
 pub fn add(
     store: &Store,
     persona: &str,
     spec: &TriggerSpec,
     enabled: bool,
     now: DateTime<Utc>,
-) -> Result<TriggerRow, StoreError> {
+    unlock: Unlock<'_>,
+) -> Result<Added, CredentialError> {
     let persona = store.personas().find(persona)?;
     let config = resolve(store, spec)?;
-    store.triggers().create(
-        &NewTrigger {
-            persona_id: persona.id,
-            config,
-            enabled,
-        },
-        now,
-    )
+    let new = NewTrigger {
+        persona_id: persona.id,
+        config,
+        enabled,
+    };
+    if !matches!(new.config, TriggerConfig::Webhook { .. }) {
+        return Ok(Added {
+            trigger: store.triggers().create(&new, now)?,
+            secret: None,
+        });
+    }
+    let vault = unlock()?;
+    let id = TriggerId::new();
+    let secret = new_secret();
+    let sealed = vault.seal_webhook(id.as_str(), &secret)?;
+    let trigger = store.triggers().create_webhook(&new, now, id, &sealed)?;
+    Ok(Added {
+        trigger,
+        secret: Some(secret),
+    })
+}
+
+/// 32 random bytes as hex: the HMAC key of a webhook trigger.
+fn new_secret() -> Secret {
+    Secret::new(hex::encode(rand::random::<[u8; 32]>()))
+}
+
+/// The webhook trigger `id_or_prefix` names, or an error saying it is some other kind.
+fn webhook_trigger(store: &Store, id_or_prefix: &str) -> Result<TriggerRow, CredentialError> {
+    let t = store.triggers().find(id_or_prefix)?;
+    if !matches!(t.config, TriggerConfig::Webhook { .. }) {
+        return Err(ValidationError::new(
+            "id",
+            format!(
+                "trigger {} is a {} trigger; only webhook triggers have a secret",
+                t.id, t.kind
+            ),
+        )
+        .into());
+    }
+    Ok(t)
+}
+
+/// A webhook trigger's secret, opened from the vault: `Ok(None)` while it has none sealed
+/// (a key from before schema version 5 not yet moved into the vault).
+pub fn open_secret(
+    store: &Store,
+    trigger: &TriggerRow,
+    unlock: Unlock<'_>,
+) -> Result<Option<Secret>, CredentialError> {
+    let Some(sealed) = store.webhooks().secret(&trigger.id)? else {
+        return Ok(None);
+    };
+    Ok(Some(unlock()?.open_webhook(trigger.id.as_str(), &sealed)?))
+}
+
+/// Shows a webhook trigger's secret to its owner (the explicit "reveal" action).
+pub fn reveal_secret(
+    store: &Store,
+    id_or_prefix: &str,
+    unlock: Unlock<'_>,
+) -> Result<(TriggerRow, Secret), CredentialError> {
+    let t = webhook_trigger(store, id_or_prefix)?;
+    match open_secret(store, &t, unlock)? {
+        Some(secret) => Ok((t, secret)),
+        None => Err(StoreError::conflict(
+            "trigger",
+            format!(
+                "the secret of trigger {} has not been moved into the vault yet; start                  `personas up` with the vault available, or rotate the secret",
+                t.id
+            ),
+        )
+        .into()),
+    }
+}
+
+/// Gives a webhook trigger a new random secret; the old one stops working at once.
+pub fn rotate_secret(
+    store: &Store,
+    id_or_prefix: &str,
+    unlock: Unlock<'_>,
+) -> Result<(TriggerRow, Secret), CredentialError> {
+    let t = webhook_trigger(store, id_or_prefix)?;
+    let vault = unlock()?;
+    let secret = new_secret();
+    let sealed = vault.seal_webhook(t.id.as_str(), &secret)?;
+    if store.webhooks().secret(&t.id)?.is_some() {
+        store.webhooks().replace_secret(&t.id, &sealed)?;
+    } else {
+        // A legacy trigger whose plaintext key was never moved: the new key replaces it.
+        store.webhooks().seal_legacy(&t.id, &sealed)?;
+    }
+    Ok((t, secret))
+}
+
+/// Moves webhook keys stored in plaintext before schema version 5 into the vault and empties
+/// the old column. Returns how many were moved. Unlocks the vault only when there are any.
+pub fn seal_legacy_secrets(store: &Store, unlock: Unlock<'_>) -> Result<usize, CredentialError> {
+    let legacy = store.webhooks().legacy_plaintext()?;
+    if legacy.is_empty() {
+        return Ok(0);
+    }
+    let vault = unlock()?;
+    for (id, plain) in &legacy {
+        let sealed = vault.seal_webhook(id.as_str(), &Secret::new(plain.expose()))?;
+        store.webhooks().seal_legacy(id, &sealed)?;
+    }
+    Ok(legacy.len())
 }
 
 /// The event that fires `trigger` by hand with `payload`, from `who` (a user name). Refused
@@ -249,7 +369,8 @@ pub fn describe(t: &TriggerRow) -> String {
     match &t.config {
         TriggerConfig::Manual => "by hand".into(),
         TriggerConfig::Cron { expr, tz, missed } => format!("cron {expr} ({tz}), missed: {missed}"),
-        TriggerConfig::Webhook => "webhook".into(),
+        TriggerConfig::Webhook { github: false } => "webhook".into(),
+        TriggerConfig::Webhook { github: true } => "webhook (GitHub)".into(),
         TriggerConfig::Event { pattern, source } => match source {
             None => format!("event {pattern}"),
             Some(SourceFilter { kind, id: None }) => format!("event {pattern} from {kind}"),
@@ -274,8 +395,31 @@ pub fn describe(t: &TriggerRow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vault::{Vault, VaultOptions};
     use personas_core::PersonaSpec;
     use serde_json::json;
+    use std::sync::Arc;
+
+    fn vault(store: &Store) -> Arc<Vault> {
+        let opts = VaultOptions {
+            passphrase: Some(Secret::new("correct horse battery")),
+            ..VaultOptions::default()
+        };
+        Arc::new(Vault::open_or_create(store, &opts).expect("vault"))
+    }
+
+    /// `add` for kinds that never touch the vault.
+    fn add_plain(
+        store: &Store,
+        persona: &str,
+        spec: &TriggerSpec,
+        now: DateTime<Utc>,
+    ) -> Result<TriggerRow, CredentialError> {
+        add(store, persona, spec, true, now, &mut || {
+            panic!("only a webhook trigger unlocks the vault")
+        })
+        .map(|a| a.trigger)
+    }
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -415,8 +559,10 @@ mod tests {
                 "glob",
             ),
         ] {
-            match add(&store, "B", &spec, true, Utc::now()) {
-                Err(StoreError::Invalid(v)) => assert_eq!(v.field, field, "{spec:?}: {v}"),
+            match add_plain(&store, "B", &spec, Utc::now()) {
+                Err(CredentialError::Store(StoreError::Invalid(v))) => {
+                    assert_eq!(v.field, field, "{spec:?}: {v}")
+                }
                 other => panic!("{spec:?}: expected an invalid {field}, got {other:?}"),
             }
         }
@@ -426,7 +572,7 @@ mod tests {
     #[test]
     fn firing_by_hand_targets_the_persona_and_refuses_a_disabled_trigger() {
         let (_d, store) = store();
-        let t = add(&store, "B", &TriggerSpec::Manual, true, Utc::now()).expect("add");
+        let t = add_plain(&store, "B", &TriggerSpec::Manual, Utc::now()).expect("add");
         let e = fire_event(&t, json!({"v": 1}), Some("ana".into())).expect("event");
         assert_eq!(e.event_type, MANUAL_EVENT);
         assert_eq!(e.target_persona_id.as_ref(), Some(&t.persona_id));
@@ -443,7 +589,7 @@ mod tests {
     fn a_schedule_previews_its_next_fires_in_its_zone() {
         let (_d, store) = store();
         let now = Utc::now();
-        let t = add(
+        let t = add_plain(
             &store,
             "A",
             &TriggerSpec::Cron {
@@ -451,7 +597,6 @@ mod tests {
                 tz: Some("Europe/Prague".into()),
                 missed: None,
             },
-            true,
             now,
         )
         .expect("add");
@@ -461,7 +606,17 @@ mod tests {
         assert_eq!(Some(next[0]), t.next_fire_at);
         assert!(in_zone(next[0], "Europe/Prague").contains("08:00:00"));
         assert_eq!(describe(&t), "cron 0 8 * * * (Europe/Prague), missed: skip");
-        let hook = add(&store, "A", &TriggerSpec::Webhook, true, now).expect("hook");
+        let v = vault(&store);
+        let hook = add(
+            &store,
+            "A",
+            &TriggerSpec::Webhook { github: false },
+            true,
+            now,
+            &mut || Ok(Arc::clone(&v)),
+        )
+        .expect("hook")
+        .trigger;
         assert!(next_fires(&hook, 3, now).is_empty());
         assert_eq!(
             webhook_url("http://127.0.0.1:9/", hook.id.as_str()),
@@ -474,5 +629,128 @@ mod tests {
         let e = user_event("ticket.*", json!({}), None, None).expect_err("wildcard");
         assert_eq!(e.field, "type");
         assert!(user_event("ticket.created", json!({}), None, Some(String::new())).is_ok());
+    }
+
+    #[test]
+    fn a_webhook_secret_is_sealed_revealed_and_rotated() {
+        let (_d, store) = store();
+        let v = vault(&store);
+        let mut unlock = || Ok(Arc::clone(&v));
+        let added = add(
+            &store,
+            "A",
+            &TriggerSpec::Webhook { github: true },
+            true,
+            Utc::now(),
+            &mut unlock,
+        )
+        .expect("hook");
+        let secret = added.secret.expect("shown at creation");
+        assert_eq!(secret.expose().len(), 64, "32 random bytes as hex");
+        assert_eq!(describe(&added.trigger), "webhook (GitHub)");
+        assert_eq!(signature_help(&added.trigger), GITHUB_SIGNATURE_HELP);
+        let sealed = store
+            .webhooks()
+            .secret(&added.trigger.id)
+            .expect("read")
+            .expect("sealed");
+        assert!(
+            !sealed
+                .sealed
+                .windows(secret.expose().len())
+                .any(|w| w == secret.expose().as_bytes()),
+            "ciphertext, not the key"
+        );
+        let (_, shown) =
+            reveal_secret(&store, added.trigger.id.as_str(), &mut unlock).expect("reveal");
+        assert_eq!(shown.expose(), secret.expose());
+        let (_, rotated) =
+            rotate_secret(&store, added.trigger.id.as_str(), &mut unlock).expect("rotate");
+        assert_ne!(rotated.expose(), secret.expose());
+        let (_, shown) =
+            reveal_secret(&store, added.trigger.id.as_str(), &mut unlock).expect("reveal");
+        assert_eq!(
+            shown.expose(),
+            rotated.expose(),
+            "the new key replaced the old"
+        );
+
+        let manual = add_plain(&store, "B", &TriggerSpec::Manual, Utc::now()).expect("manual");
+        match reveal_secret(&store, manual.id.as_str(), &mut unlock) {
+            Err(CredentialError::Invalid(e)) => {
+                assert_eq!(e.field, "id");
+                assert!(e.message.contains("only webhook triggers"), "{e}");
+            }
+            other => panic!("expected an invalid id, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_vault_rotation_reseals_webhook_secrets() {
+        let (_d, store) = store();
+        let opts = VaultOptions {
+            passphrase: Some(Secret::new("correct horse battery")),
+            ..VaultOptions::default()
+        };
+        let v = Arc::new(Vault::open_or_create(&store, &opts).expect("vault"));
+        let added = add(
+            &store,
+            "A",
+            &TriggerSpec::Webhook { github: false },
+            true,
+            Utc::now(),
+            &mut || Ok(Arc::clone(&v)),
+        )
+        .expect("hook");
+        let mut rotating = Vault::open(&store, &opts).expect("open").expect("exists");
+        rotating.rotate(&opts).expect("rotate the vault");
+        let after = Arc::new(rotating);
+        let (_, shown) = reveal_secret(&store, added.trigger.id.as_str(), &mut || {
+            Ok(Arc::clone(&after))
+        })
+        .expect("opens under the new key");
+        assert_eq!(
+            Some(shown.expose()),
+            added.secret.as_ref().map(Secret::expose)
+        );
+    }
+
+    #[test]
+    fn plaintext_secrets_from_before_the_vault_are_sealed_and_the_column_emptied() {
+        let (dir, store) = store();
+        let t = add_plain(&store, "A", &TriggerSpec::Manual, Utc::now()).expect("trigger");
+        let legacy = "legacy-plaintext-webhook-key-0123456789abcdef";
+        {
+            // As a version-4 database had it: the key in triggers.secret (the V5 guard that
+            // now refuses this is lifted for the test's own connection only).
+            let db = rusqlite::Connection::open(store.path()).expect("open");
+            db.execute_batch(&format!(
+                "DROP TRIGGER triggers_secret_update_refused;
+                 UPDATE triggers SET kind = 'webhook', config = '{{\"kind\":\"webhook\"}}',
+                     secret = '{legacy}' WHERE id = '{}';",
+                t.id
+            ))
+            .expect("legacy row");
+        }
+        let v = vault(&store);
+        let mut unlock = || Ok(Arc::clone(&v));
+        assert_eq!(seal_legacy_secrets(&store, &mut unlock).expect("seal"), 1);
+        assert!(
+            store
+                .webhooks()
+                .legacy_plaintext()
+                .expect("read")
+                .is_empty()
+        );
+        assert_eq!(seal_legacy_secrets(&store, &mut unlock).expect("again"), 0);
+        let (_, shown) = reveal_secret(&store, t.id.as_str(), &mut unlock).expect("reveal");
+        assert_eq!(shown.expose(), legacy, "senders keep their key");
+        for file in ["personas.db", "personas.db-wal"] {
+            let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+            assert!(
+                !bytes.windows(legacy.len()).any(|w| w == legacy.as_bytes()),
+                "{file} still holds the plaintext key"
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::error::json_col;
 use crate::time::{from_ms, now_ms, opt_from_ms};
+use crate::webhooks::SealedWebhookSecret;
 use crate::{Store, StoreError, write_tx};
 use chrono::{DateTime, Utc};
 use personas_core::{PersonaId, validate};
@@ -423,6 +424,18 @@ impl<'s> CredentialRepo<'s> {
         record: &VaultRecord,
         resealed: &[Resealed],
     ) -> Result<(), StoreError> {
+        self.rotate_all(from_generation, record, resealed, &[])
+    }
+
+    /// [`CredentialRepo::rotate`], with every webhook key re-sealed too (all of them, or
+    /// nothing changes).
+    pub fn rotate_all(
+        &self,
+        from_generation: i64,
+        record: &VaultRecord,
+        resealed: &[Resealed],
+        webhooks: &[SealedWebhookSecret],
+    ) -> Result<(), StoreError> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
             let current: i64 =
@@ -462,6 +475,32 @@ impl<'s> CredentialRepo<'s> {
                     return Err(StoreError::conflict(
                         "vault",
                         "credentials changed during the rotation; nothing was changed, run it again",
+                    ));
+                }
+            }
+            let webhooks_now: i64 =
+                tx.query_row("SELECT COUNT(*) FROM webhook_secrets", [], |r| r.get(0))?;
+            if webhooks_now != webhooks.len() as i64 {
+                return Err(StoreError::conflict(
+                    "vault",
+                    "webhook secrets changed during the rotation; nothing was changed, run it again",
+                ));
+            }
+            for w in webhooks {
+                let n = tx.execute(
+                    "UPDATE webhook_secrets SET sealed = ?2, generation = ?3
+                     WHERE trigger_id = ?1 AND generation = ?4",
+                    params![
+                        w.trigger_id.as_str(),
+                        w.secret.sealed,
+                        record.generation,
+                        from_generation
+                    ],
+                )?;
+                if n != 1 {
+                    return Err(StoreError::conflict(
+                        "vault",
+                        "webhook secrets changed during the rotation; nothing was changed, run it again",
                     ));
                 }
             }

@@ -55,6 +55,8 @@ pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
 pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
 pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
 pub use triggers::{NewTrigger, TriggerRepo, TriggerRow};
+pub mod webhooks;
+pub use webhooks::{Claim, SealedSecret, SealedWebhookSecret, WebhookRepo};
 
 pub use admission::{Admitted, GlobalCaps};
 pub use delivery::{ChannelRow, DeliveryRepo, DeliveryRow, DueDelivery, Notice};
@@ -268,6 +270,10 @@ impl Store {
 
     pub fn retention(&self) -> retention::RetentionRepo<'_> {
         retention::RetentionRepo::new(self)
+    }
+
+    pub fn webhooks(&self) -> WebhookRepo<'_> {
+        WebhookRepo::new(self)
     }
 
     /// Integrity check and schema version, for `personas doctor`.

@@ -3,16 +3,17 @@
 //! A trigger row holds its kind's JSON definition. An `event` trigger also gets a subscription
 //! row with its pattern normalised for the matcher; a `chain` trigger records the persona it
 //! waits for in an indexed column; a `cron` trigger keeps its next due time; a `webhook`
-//! trigger keeps the HMAC key its senders sign with.
+//! trigger's HMAC key is stored sealed beside it (`webhooks`), never in plaintext.
 
 use crate::bus::{NewEvent, get_event_in, insert_event_in};
 use crate::error::{enum_col, json_col};
 use crate::protocol::EventRow;
 use crate::time::{from_ms, now_ms, opt_from_ms};
+use crate::webhooks::{SealedSecret, check_vault_generation};
 use crate::{Store, StoreError, write_tx};
 use chrono::{DateTime, Utc};
 use personas_core::cron::CronSchedule;
-use personas_core::trigger::{EventPattern, TriggerConfig, TriggerType, WebhookSecret};
+use personas_core::trigger::{EventPattern, TriggerConfig, TriggerType};
 use personas_core::{PersonaId, TriggerId};
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
@@ -29,7 +30,7 @@ pub struct NewTrigger {
     pub enabled: bool,
 }
 
-/// A stored trigger. The webhook secret is never serialised with it.
+/// A stored trigger. A webhook's secret is not part of it (see `WebhookRepo`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct TriggerRow {
@@ -48,9 +49,6 @@ pub struct TriggerRow {
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
-    #[serde(skip)]
-    #[cfg_attr(feature = "schema", ts(skip), schemars(skip))]
-    pub secret: Option<WebhookSecret>,
 }
 
 impl TriggerRow {
@@ -64,8 +62,7 @@ impl TriggerRow {
 }
 
 const COLUMNS: &str = "t.id, t.persona_id, p.name, t.kind, t.config, a.name, t.enabled, \
-    t.next_fire_at, t.last_fired_at, t.fire_count, t.last_error, t.last_error_at, t.created_at, \
-    t.secret";
+    t.next_fire_at, t.last_fired_at, t.fire_count, t.last_error, t.last_error_at, t.created_at";
 
 const FROM: &str = "FROM triggers t JOIN personas p ON p.id = t.persona_id \
     LEFT JOIN personas a ON a.id = t.after_persona_id";
@@ -86,7 +83,6 @@ fn row_to_trigger(r: &Row<'_>) -> rusqlite::Result<TriggerRow> {
         last_error: r.get(10)?,
         last_error_at: opt_from_ms(r.get(11)?),
         created_at: from_ms(r.get(12)?),
-        secret: r.get::<_, Option<String>>(13)?.map(WebhookSecret::new),
     })
 }
 
@@ -97,35 +93,59 @@ fn get_in(conn: &rusqlite::Connection, id: &str) -> Result<Option<TriggerRow>, S
         .optional()?)
 }
 
-/// 32 random bytes as hex: the HMAC key of a webhook trigger.
-fn new_secret() -> String {
-    rand::random::<[u8; 32]>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 impl<'s> TriggerRepo<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
         Self { store }
     }
 
     /// Validates and stores a trigger. `now` is when a cron schedule starts counting (its
-    /// first due time is the next occurrence after it).
+    /// first due time is the next occurrence after it). A webhook trigger needs its secret
+    /// sealed first: see [`TriggerRepo::create_webhook`].
     pub fn create(&self, new: &NewTrigger, now: DateTime<Utc>) -> Result<TriggerRow, StoreError> {
+        self.insert(new, now, TriggerId::new(), None)
+    }
+
+    /// Stores a webhook trigger under `id` with its secret sealed (for `id`) by the vault,
+    /// provided the vault is still at the generation it was sealed under.
+    pub fn create_webhook(
+        &self,
+        new: &NewTrigger,
+        now: DateTime<Utc>,
+        id: TriggerId,
+        secret: &SealedSecret,
+    ) -> Result<TriggerRow, StoreError> {
+        self.insert(new, now, id, Some(secret))
+    }
+
+    fn insert(
+        &self,
+        new: &NewTrigger,
+        now: DateTime<Utc>,
+        id: TriggerId,
+        secret: Option<&SealedSecret>,
+    ) -> Result<TriggerRow, StoreError> {
         new.config.validate()?;
         let kind = new.config.trigger_type();
-        let id = TriggerId::new();
         let mut next_fire_at = None;
         let mut after_persona_id = None;
-        let mut secret = None;
         let mut subscription = None;
+        let is_webhook = matches!(new.config, TriggerConfig::Webhook { .. });
+        if is_webhook != secret.is_some() {
+            return Err(StoreError::Invalid(personas_core::ValidationError::new(
+                "webhook",
+                if is_webhook {
+                    "a webhook trigger needs a secret sealed by the vault"
+                } else {
+                    "only a webhook trigger has a secret"
+                },
+            )));
+        }
         match &new.config {
             TriggerConfig::Cron { expr, tz, .. } => {
                 let schedule = CronSchedule::parse(expr, tz)?;
                 next_fire_at = schedule.next_after(now).map(|t| t.timestamp_millis());
             }
-            TriggerConfig::Webhook => secret = Some(new_secret()),
+            TriggerConfig::Webhook { .. } => {}
             TriggerConfig::Chain {
                 after_persona_id: after,
                 ..
@@ -149,21 +169,28 @@ impl<'s> TriggerRepo<'s> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
             tx.execute(
-                "INSERT INTO triggers (id, persona_id, kind, config, after_persona_id, secret,
+                "INSERT INTO triggers (id, persona_id, kind, config, after_persona_id,
                     enabled, next_fire_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
                 params![
                     id.as_str(),
                     persona.id.as_str(),
                     kind.as_str(),
                     config,
                     after_persona_id.as_ref().map(|p: &PersonaId| p.as_str()),
-                    secret,
                     new.enabled,
                     next_fire_at,
                     created
                 ],
             )?;
+            if let Some(secret) = secret {
+                check_vault_generation(tx, secret.generation)?;
+                tx.execute(
+                    "INSERT INTO webhook_secrets (trigger_id, sealed, generation, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![id.as_str(), secret.sealed, secret.generation, created],
+                )?;
+            }
             if let Some((raw, pattern, source)) = &subscription {
                 tx.execute(
                     "INSERT INTO subscriptions (trigger_id, persona_id, pattern, match_key,

@@ -1,7 +1,8 @@
-// A persona's triggers in its editor: the list (enable/disable, remove, next fires, webhook URL and
-// secret to copy) and a form to add a cron schedule (with a live next-fire preview and an inline
-// error while the expression is invalid), a webhook, an event subscription or a chain.
-import { Check, Clock, Copy, Link2, Plus, Radio, Trash2, Webhook } from "lucide-react";
+// A persona's triggers in its editor: the list (enable/disable, remove, next fires, a webhook's URL
+// and how to sign; its secret shown once after creation, then only on Reveal or Rotate) and a form
+// to add a cron schedule (with a live next-fire preview and an inline error while the expression
+// is invalid), a webhook (Personas- or GitHub-signed), an event subscription or a chain.
+import { Check, Clock, Copy, Eye, Link2, Plus, Radio, RefreshCw, Trash2, Webhook } from "lucide-react";
 import { useEffect, useState } from "react";
 import { BackendError, backend, errorMessage } from "../backend";
 import type { ChainOn, CronPreview, Persona, TriggerInput, TriggerView } from "../generated";
@@ -30,10 +31,63 @@ function CopyButton({ text, label }: { text: string; label: string }) {
   );
 }
 
+/** A webhook's URL, how to sign, and its secret while it is on screen (with Reveal / Rotate). */
+function WebhookDetails({ v }: { v: TriggerView }) {
+  const { shown, reveal, rotate, hideSecret } = useTriggers();
+  const [err, setErr] = useState<string | null>(null);
+  const [confirmRotate, setConfirmRotate] = useState(false);
+  const t = v.trigger;
+  const hook = v.webhook;
+  if (!hook) return null;
+  const mine = shown?.triggerId === t.id ? shown : null;
+  const act = (f: () => Promise<unknown>) => () => {
+    setErr(null);
+    f().catch((e) => setErr(errorMessage(e)));
+  };
+  return (
+    <div className="space-y-1 pl-6 text-xs">
+      <div className="flex items-center gap-1">
+        <code className="flex-1 truncate rounded bg-zinc-50 px-1.5 py-0.5 dark:bg-zinc-950" data-webhook-url>{hook.url}</code>
+        <CopyButton text={hook.url} label="Copy webhook URL" />
+      </div>
+      {mine ? (
+        <div className="space-y-1 rounded-md bg-amber-50 p-2 ring-1 ring-amber-200 dark:bg-amber-950/30 dark:ring-amber-900" data-webhook-secret-panel>
+          <p className="font-medium">
+            {mine.why === "created" ? "Secret — shown once: copy it now." : mine.why === "rotated" ? "New secret — the old one no longer works." : "Secret"}
+          </p>
+          <div className="flex items-center gap-1">
+            <code className="flex-1 truncate rounded bg-white px-1.5 py-0.5 dark:bg-zinc-950" data-webhook-secret>{mine.secret}</code>
+            <CopyButton text={mine.secret} label="Copy webhook secret" />
+            <Button size="sm" variant="ghost" onClick={hideSecret}>Hide</Button>
+          </div>
+        </div>
+      ) : (
+        <div className="flex items-center gap-1">
+          <span className="flex-1 text-zinc-500">Secret kept encrypted in the vault.</span>
+          <Button size="sm" variant="ghost" aria-label={`Reveal secret of ${v.summary}`} onClick={act(() => reveal(t.id))}>
+            <Eye className="size-3.5" /> Reveal
+          </Button>
+          {confirmRotate ? (
+            <>
+              <Button size="sm" variant="danger" onClick={act(async () => (setConfirmRotate(false), await rotate(t.id)))}>Rotate: the old secret stops working</Button>
+              <Button size="sm" variant="ghost" onClick={() => setConfirmRotate(false)}>Cancel</Button>
+            </>
+          ) : (
+            <Button size="sm" variant="ghost" aria-label={`Rotate secret of ${v.summary}`} onClick={() => setConfirmRotate(true)}>
+              <RefreshCw className="size-3.5" /> Rotate
+            </Button>
+          )}
+        </div>
+      )}
+      <p className="text-zinc-500" data-webhook-signing>Sign each request: {hook.signing}</p>
+      {err && <p role="alert" className="text-red-600">{err}</p>}
+    </div>
+  );
+}
+
 function Row({ v }: { v: TriggerView }) {
   const { setEnabled, remove } = useTriggers();
   const [err, setErr] = useState<string | null>(null);
-  const [reveal, setReveal] = useState(false);
   const t = v.trigger;
   const icon = { cron: Clock, webhook: Webhook, event: Radio, chain: Link2 }[t.kind as Kind] ?? Radio;
   const Icon = icon;
@@ -56,22 +110,7 @@ function Row({ v }: { v: TriggerView }) {
       {v.next_fires_local.length > 0 && t.enabled && (
         <p className="pl-6 text-xs text-zinc-500">Next: {v.next_fires_local.slice(0, 2).join(" · ")}</p>
       )}
-      {v.webhook && (
-        <div className="space-y-1 pl-6 text-xs">
-          <div className="flex items-center gap-1">
-            <code className="flex-1 truncate rounded bg-zinc-50 px-1.5 py-0.5 dark:bg-zinc-950" data-webhook-url>{v.webhook.url}</code>
-            <CopyButton text={v.webhook.url} label="Copy webhook URL" />
-          </div>
-          <div className="flex items-center gap-1">
-            <code className="flex-1 truncate rounded bg-zinc-50 px-1.5 py-0.5 dark:bg-zinc-950" data-webhook-secret>
-              {reveal ? v.webhook.secret : "•".repeat(24)}
-            </code>
-            <Button size="sm" variant="ghost" onClick={() => setReveal(!reveal)}>{reveal ? "Hide" : "Show"}</Button>
-            <CopyButton text={v.webhook.secret} label="Copy webhook secret" />
-          </div>
-          <p className="text-zinc-500">Sign the raw body: {v.webhook.signature_header}: sha256=&lt;HMAC-SHA256 hex&gt;</p>
-        </div>
-      )}
+      <WebhookDetails v={v} />
       {t.last_error && <p className="pl-6 text-xs text-red-600 dark:text-red-400">{t.last_error}</p>}
       {err && <p role="alert" className="pl-6 text-xs text-red-600">{err}</p>}
     </li>
@@ -112,6 +151,7 @@ function AddForm({ persona, others }: { persona: Persona; others: Persona[] }) {
   const [source, setSource] = useState("");
   const [chain, setChain] = useState("");
   const [on, setOn] = useState<ChainOn>("completed");
+  const [github, setGithub] = useState(false);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
   const { preview, error: cronError } = useCronPreview(kind === "cron" ? cron : "", tz);
@@ -124,7 +164,7 @@ function AddForm({ persona, others }: { persona: Persona; others: Persona[] }) {
       else if (cronError) local.cron = cronError;
       trigger = tz.trim() ? { kind: "cron", cron, tz } : { kind: "cron", cron };
     } else if (kind === "webhook") {
-      trigger = { kind: "webhook" };
+      trigger = github ? { kind: "webhook", github: true } : { kind: "webhook" };
     } else if (kind === "event") {
       if (!event.trim()) local.event = "Name the event type, e.g. ticket.created or ticket.*";
       trigger = source ? { kind: "event", event, source } : { kind: "event", event };
@@ -189,7 +229,14 @@ function AddForm({ persona, others }: { persona: Persona; others: Persona[] }) {
           </Field>
         </>
       )}
-      {kind === "webhook" && <p className="text-xs text-zinc-500">A URL and a signing secret are made for it; both are shown here once added.</p>}
+      {kind === "webhook" && (
+        <div className="space-y-1 text-xs text-zinc-500">
+          <p>A URL and a signing secret are made for it. The secret is shown once when added (Reveal shows it again).</p>
+          <label className="flex items-center gap-1.5">
+            <input type="checkbox" checked={github} onChange={(e) => setGithub(e.target.checked)} /> Signed by GitHub (X-Hub-Signature-256), for a repository's webhook
+          </label>
+        </div>
+      )}
       {kind === "event" && (
         <>
           <Field label="Event type" htmlFor="trigger-event" error={errors.event} hint="Exact, or a prefix ending in *.">

@@ -10,4 +10,4 @@ export type TriggerConfig = { "kind": "manual" } | { "kind": "cron", expr: strin
 /**
  * `skip`, `once` or `catch-up:N`.
  */
-missed: string, } | { "kind": "webhook" } | { "kind": "event", pattern: string, source?: SourceFilter | null, } | { "kind": "chain", after_persona_id: PersonaId, on: ChainOn, } | { "kind": "watch", path: string, glob?: string | null, };
+missed: string, } | { "kind": "webhook", github: boolean, } | { "kind": "event", pattern: string, source?: SourceFilter | null, } | { "kind": "chain", after_persona_id: PersonaId, on: ChainOn, } | { "kind": "watch", path: string, glob?: string | null, };

@@ -12,7 +12,12 @@ tz?: string,
 /**
  * Runs missed while Personas was down: `skip` (default), `once` or `catch-up:N`.
  */
-missed?: string, } | { "kind": "webhook" } | { "kind": "event", event: string, 
+missed?: string, } | { "kind": "webhook", 
+/**
+ * Signed as GitHub signs (`X-Hub-Signature-256`, `X-GitHub-Delivery`), so GitHub can
+ * call it directly. Default false: Personas' timestamped `X-Personas-Signature`.
+ */
+github?: boolean, } | { "kind": "event", event: string, 
 /**
  * Only from this source: a kind (persona, webhook, schedule, user, chain, watcher,
  * system) or a persona's name or id.

@@ -5,7 +5,7 @@ import type { TriggerId } from "./TriggerId";
 import type { TriggerType } from "./TriggerType";
 
 /**
- * A stored trigger. The webhook secret is never serialised with it.
+ * A stored trigger. A webhook's secret is not part of it (see `WebhookRepo`).
  */
 export type TriggerRow = { id: TriggerId, persona_id: PersonaId, persona_name: string, kind: TriggerType, config: TriggerConfig, 
 /**

@@ -19,6 +19,11 @@ next_fires: Array<string>,
  */
 next_fires_local: Array<string>, 
 /**
- * A webhook's URL and secret.
+ * A webhook's URL and how to sign (never its secret).
  */
-webhook: WebhookInfo | null, };
+webhook: WebhookInfo | null, 
+/**
+ * A new webhook trigger's secret: only in the answer to `add_trigger`, the one time it is
+ * shown without asking (`reveal_webhook_secret` shows it again).
+ */
+secret?: string, };

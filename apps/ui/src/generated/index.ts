@@ -137,4 +137,5 @@ export type * from "./Updated";
 export type * from "./VaultMode";
 export type * from "./VaultStatus";
 export type * from "./WebhookInfo";
+export type * from "./WebhookSecretShown";
 export type * from "./serde_json/JsonValue";

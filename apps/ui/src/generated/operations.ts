@@ -80,6 +80,7 @@ import type { UpdatePolicy } from "./UpdatePolicy";
 import type { UpdateSettings } from "./UpdateSettings";
 import type { Updated } from "./Updated";
 import type { VaultStatus } from "./VaultStatus";
+import type { WebhookSecretShown } from "./WebhookSecretShown";
 
 /** Every operation: its request and response types. */
 export interface Operations {
@@ -129,10 +130,14 @@ export interface Operations {
   delete_memory: { request: MemoryRef; response: MemoryRow };
   /** Review requests, oldest first. */
   list_reviews: { request: ListReviews; response: ReviewList };
-  /** Triggers of one persona or all, with schedules' next fires and webhooks' URL and secret. */
+  /** Triggers of one persona or all, with schedules' next fires and webhooks' URL (never a secret). */
   list_triggers: { request: ListTriggers; response: TriggerList };
-  /** Adds a trigger: manual, cron, webhook, event subscription, chain or file watcher. */
+  /** Adds a trigger: manual, cron, webhook, event subscription, chain or file watcher. A webhook's secret is in this answer only. */
   add_trigger: { request: AddTrigger; response: TriggerView };
+  /** Shows a webhook trigger's secret (sealed in the vault) to its owner. */
+  reveal_webhook_secret: { request: TriggerRef; response: WebhookSecretShown };
+  /** Gives a webhook trigger a new secret and shows it; the old one stops working at once. */
+  rotate_webhook_secret: { request: TriggerRef; response: WebhookSecretShown };
   /** Removes a trigger (events it fired stay in history). */
   remove_trigger: { request: TriggerRef; response: TriggerView };
   /** Turns a trigger on or off. */
@@ -234,6 +239,8 @@ export const OPERATION_NAMES: OperationName[] = [
   "list_reviews",
   "list_triggers",
   "add_trigger",
+  "reveal_webhook_secret",
+  "rotate_webhook_secret",
   "remove_trigger",
   "set_trigger_enabled",
   "fire_trigger",

@@ -218,9 +218,9 @@ describe("canvas edges from triggers", () => {
   });
 
   it("keeps the list current from each change's answer", async () => {
-    const a = trig(1, "B", { kind: "webhook" });
+    const a = trig(1, "B", { kind: "webhook", github: false });
     expect(upsertTrigger([], a)).toEqual([a]);
-    const off = trig(1, "B", { kind: "webhook" }, false);
+    const off = trig(1, "B", { kind: "webhook", github: false }, false);
     expect(upsertTrigger([a], off)).toEqual([off]);
     const calls: { op: string; req: Record<string, unknown> }[] = [];
     setBackend(

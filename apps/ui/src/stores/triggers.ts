@@ -1,9 +1,11 @@
 // Triggers of every persona, as the editor's Triggers section and the team canvas show them.
 // One list for the whole runtime (it is small); each change answers with the trigger, which
 // replaces or removes its row, so the views never re-read after their own change.
+// A webhook's secret is never part of the list: it is held apart (`shown`) only while the
+// person who created, revealed or rotated it looks at it, and dropped when they hide it.
 import { create } from "zustand";
 import { backend } from "../backend";
-import type { AddTrigger, ChainOn, TriggerView } from "../generated";
+import type { AddTrigger, ChainOn, TriggerView, WebhookSecretShown } from "../generated";
 
 /** A canvas edge: persona `source` → persona `target`, made by one trigger of `target`. */
 export type TriggerEdge = {
@@ -56,8 +58,19 @@ export function upsertTrigger(list: TriggerView[], v: TriggerView): TriggerView[
   return next;
 }
 
+/** A row without the one-time secret an `add_trigger` answer carries. */
+export function withoutSecret(v: TriggerView): TriggerView {
+  const { secret: _, ...rest } = v;
+  return rest;
+}
+
+/** A webhook secret on screen: which trigger, the secret, and why it is shown. */
+export type ShownSecret = { triggerId: string; secret: string; why: "created" | "revealed" | "rotated" };
+
 type TriggersState = {
   list: TriggerView[];
+  /** The one webhook secret on screen, if any. */
+  shown: ShownSecret | null;
   loaded: boolean;
   error: string | null;
   load(): Promise<void>;
@@ -67,12 +80,19 @@ type TriggersState = {
   add(req: AddTrigger): Promise<TriggerView>;
   remove(id: string): Promise<void>;
   setEnabled(id: string, enabled: boolean): Promise<void>;
+  /** Shows a webhook's secret again (`reveal_webhook_secret`). */
+  reveal(id: string): Promise<WebhookSecretShown>;
+  /** Gives a webhook a new secret and shows it; the old one stops working. */
+  rotate(id: string): Promise<WebhookSecretShown>;
+  /** Takes the secret off the screen. */
+  hideSecret(): void;
 };
 
 let reading = false;
 
 export const useTriggers = create<TriggersState>((set, get) => ({
   list: [],
+  shown: null,
   loaded: false,
   error: null,
   load: async () => {
@@ -92,12 +112,31 @@ export const useTriggers = create<TriggersState>((set, get) => ({
   },
   add: async (req) => {
     const v = await backend().call("add_trigger", req);
-    set({ list: upsertTrigger(get().list, v) });
-    return v;
+    const row = withoutSecret(v);
+    set({
+      list: upsertTrigger(get().list, row),
+      shown: v.secret ? { triggerId: v.trigger.id, secret: v.secret, why: "created" } : get().shown,
+    });
+    return row;
   },
+  reveal: async (id) => {
+    const r = await backend().call("reveal_webhook_secret", { id });
+    set({ shown: { triggerId: r.trigger_id, secret: r.secret, why: "revealed" } });
+    return r;
+  },
+  rotate: async (id) => {
+    const r = await backend().call("rotate_webhook_secret", { id });
+    set({ shown: { triggerId: r.trigger_id, secret: r.secret, why: "rotated" } });
+    return r;
+  },
+  hideSecret: () => set({ shown: null }),
   remove: async (id) => {
     const v = await backend().call("remove_trigger", { id });
-    set({ list: get().list.filter((x) => x.trigger.id !== v.trigger.id) });
+    const shown = get().shown;
+    set({
+      list: get().list.filter((x) => x.trigger.id !== v.trigger.id),
+      shown: shown?.triggerId === v.trigger.id ? null : shown,
+    });
   },
   setEnabled: async (id, enabled) => {
     const v = await backend().call("set_trigger_enabled", { id, enabled });

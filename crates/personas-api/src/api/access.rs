@@ -209,7 +209,7 @@ impl Api {
 
     /// Runs blocking credential work with the engine's vault (unlocked once per process).
     /// When another process rotated the key since, it unlocks again and retries once.
-    async fn with_vault<T: Send + 'static>(
+    pub(crate) async fn with_vault<T: Send + 'static>(
         &self,
         f: impl Fn(&Store, Unlock<'_>) -> Result<T, CredentialError> + Send + 'static,
     ) -> Result<T, ApiError> {

@@ -94,7 +94,7 @@ impl From<VaultError> for CliError {
     }
 }
 
-fn vault_options() -> VaultOptions {
+pub(crate) fn vault_options() -> VaultOptions {
     VaultOptions::from_env(|k| std::env::var(k).ok())
 }
 

@@ -1,9 +1,14 @@
-//! `personas trigger add|list|remove|enable|disable`: what starts a persona besides a person.
+//! `personas trigger add|list|remove|enable|disable|reveal|rotate`: what starts a persona
+//! besides a person.
+//!
+//! A webhook trigger's secret is sealed in the vault: printed once by `add`, and again only by
+//! `reveal` or `rotate`; `list` never shows it.
 //!
 //! Triggers are written to the store directly (safe beside a running daemon); a running daemon is
 //! then woken so its scheduler and dispatcher pick the change up at once. What a flag means and
 //! which values are refused is `personas_engine::triggers`, shared with the app's API.
 
+use super::credential::vault_options;
 use super::print_json;
 use crate::context::Context;
 use crate::daemon::{self, Client};
@@ -11,13 +16,17 @@ use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use chrono::Utc;
 use clap::{ArgGroup, Args, Subcommand};
-use personas_core::ValidationError;
 use personas_core::cron::CronSchedule;
+use personas_core::trigger::TriggerConfig;
+use personas_core::{Secret, ValidationError};
+use personas_engine::credentials::CredentialError;
 use personas_engine::triggers::{self, TriggerSpec};
+use personas_engine::vault::{Vault, VaultError};
 use personas_store::{Store, StoreError, TriggerRow};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Subcommand, Debug)]
 pub enum TriggerCmd {
@@ -39,6 +48,16 @@ pub enum TriggerCmd {
     Enable { id: String },
     /// Turn a trigger off without removing it.
     Disable { id: String },
+    /// Show a webhook trigger's secret (kept encrypted in the vault).
+    Reveal {
+        /// Trigger id (or a unique prefix of it).
+        id: String,
+    },
+    /// Give a webhook trigger a new secret and show it; the old one stops working at once.
+    Rotate {
+        /// Trigger id (or a unique prefix of it).
+        id: String,
+    },
     /// Fire a trigger by hand now: its persona runs with this payload (any kind of trigger;
     /// the way to use a --manual one).
     Fire {
@@ -75,9 +94,18 @@ pub struct AddArgs {
     /// Runs missed while Personas was not running: skip, once, or catch-up:N. Default: skip.
     #[arg(long, requires = "cron", value_name = "POLICY")]
     pub missed: Option<String>,
-    /// Run on signed HTTP calls to POST /webhooks/<id> (prints the URL and the secret).
+    /// Run on signed HTTP calls to POST /webhooks/<id>. Prints the URL and the secret (once;
+    /// `personas trigger reveal ID` shows it again). Callers send X-Personas-Timestamp: <unix
+    /// seconds> and X-Personas-Signature: sha256=<hex of HMAC-SHA256(secret,
+    /// "<timestamp>.<raw body>")>; a timestamp more than 300 s off is refused (401), and so is
+    /// the same signature twice (409).
     #[arg(long)]
     pub webhook: bool,
+    /// With --webhook: signed as GitHub signs (X-Hub-Signature-256: sha256=<hex of
+    /// HMAC-SHA256(secret, raw body)>), so a GitHub repository's webhook can call it directly;
+    /// a repeated X-GitHub-Delivery is refused (409).
+    #[arg(long, requires = "webhook")]
+    pub github: bool,
     /// Run after this persona ends (its output becomes this run's input).
     #[arg(long, value_name = "PERSONA")]
     pub chain: Option<String>,
@@ -138,7 +166,9 @@ fn spec_of(args: &AddArgs) -> CliResult<TriggerSpec> {
         });
     }
     if args.webhook {
-        return Ok(TriggerSpec::Webhook);
+        return Ok(TriggerSpec::Webhook {
+            github: args.github,
+        });
     }
     if args.manual {
         return Ok(TriggerSpec::Manual);
@@ -170,18 +200,54 @@ fn webhook_url(ctx: &Context, id: &str) -> String {
     triggers::webhook_url(&base, id)
 }
 
-/// A trigger as `--json` shows it: the stored row, plus the webhook URL and secret, or the
-/// next fire times of a schedule.
+/// A trigger as `--json` shows it: the stored row, plus a webhook's URL (never its secret), or
+/// the next fire times of a schedule.
 fn to_json(ctx: &Context, t: &TriggerRow) -> Value {
     let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-    if let Some(secret) = &t.secret {
+    if matches!(t.config, TriggerConfig::Webhook { .. }) {
         v["url"] = json!(webhook_url(ctx, t.id.as_str()));
-        v["secret"] = json!(secret.expose());
     }
     if t.schedule().is_some() {
         v["next_fires"] = json!(triggers::next_fires(t, 3, Utc::now()));
     }
     v
+}
+
+/// Bad input names its flag; vault trouble says how to fix it.
+fn trigger_error(e: CredentialError) -> CliError {
+    match e {
+        CredentialError::Store(s) => store_error(s),
+        CredentialError::Invalid(v) if v.field == "id" => CliError::usage(v.message),
+        CredentialError::Invalid(v) => flag_error(v),
+        CredentialError::Vault(v) => {
+            let hint = personas_engine::vault::fix_hint(&v);
+            let err = CliError::from(v);
+            match hint {
+                Some(h) => err.with_hint(h),
+                None => err,
+            }
+        }
+    }
+}
+
+/// Opens the vault for a webhook secret (creating it for the first secret stored).
+fn unlock(store: &Store) -> Result<Arc<Vault>, VaultError> {
+    Vault::open_or_create(store, &vault_options()).map(Arc::new)
+}
+
+/// Prints a webhook's secret with where to send and how to sign.
+fn print_secret(ctx: &Context, t: &TriggerRow, secret: &Secret) {
+    let url = webhook_url(ctx, t.id.as_str());
+    if ctx.json {
+        let mut v = to_json(ctx, t);
+        v["url"] = json!(url);
+        v["secret"] = json!(secret.expose());
+        print_json(&v);
+    } else {
+        println!("  url:    {url}");
+        println!("  secret: {}", secret.expose());
+        println!("  sign each request: {}", triggers::signature_help(t));
+    }
 }
 
 fn when(t: Option<chrono::DateTime<Utc>>, schedule: Option<&CronSchedule>) -> String {
@@ -209,11 +275,22 @@ pub async fn run(ctx: &mut Context, cmd: TriggerCmd) -> CliResult<ExitCode> {
     match cmd {
         TriggerCmd::Add(args) => {
             let spec = spec_of(&args)?;
-            let t = triggers::add(&store, &args.persona, &spec, !args.disabled, Utc::now())
-                .map_err(store_error)?;
+            let added = triggers::add(
+                &store,
+                &args.persona,
+                &spec,
+                !args.disabled,
+                Utc::now(),
+                &mut || unlock(&store),
+            )
+            .map_err(trigger_error)?;
+            let t = added.trigger;
             wake_daemon(ctx).await;
             if ctx.json {
-                print_json(&to_json(ctx, &t));
+                match &added.secret {
+                    Some(secret) => print_secret(ctx, &t, secret),
+                    None => print_json(&to_json(ctx, &t)),
+                }
             } else {
                 println!(
                     "added {} trigger {} for {}: {}",
@@ -225,12 +302,30 @@ pub async fn run(ctx: &mut Context, cmd: TriggerCmd) -> CliResult<ExitCode> {
                 if let Some(Ok(s)) = t.schedule() {
                     println!("  next: {}", when(t.next_fire_at, Some(&s)));
                 }
-                if let Some(secret) = &t.secret {
-                    println!("  url:    {}", webhook_url(ctx, t.id.as_str()));
-                    println!("  secret: {}", secret.expose());
-                    println!("  sign each request: {}", triggers::SIGNATURE_HELP);
+                if let Some(secret) = &added.secret {
+                    print_secret(ctx, &t, secret);
+                    println!(
+                        "  the secret is shown once; `personas trigger reveal {}` shows it again",
+                        t.id
+                    );
                 }
             }
+        }
+        TriggerCmd::Reveal { id } => {
+            let (t, secret) = triggers::reveal_secret(&store, &id, &mut || unlock(&store))
+                .map_err(trigger_error)?;
+            print_secret(ctx, &t, &secret);
+        }
+        TriggerCmd::Rotate { id } => {
+            let (t, secret) = triggers::rotate_secret(&store, &id, &mut || unlock(&store))
+                .map_err(trigger_error)?;
+            if !ctx.json {
+                println!(
+                    "new secret for trigger {} (the old one no longer works):",
+                    t.id
+                );
+            }
+            print_secret(ctx, &t, &secret);
         }
         TriggerCmd::List { persona } => {
             let persona_id = match persona {

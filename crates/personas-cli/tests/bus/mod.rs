@@ -28,6 +28,26 @@ fn count(store: &Store, status: &str) -> u64 {
     store.bus().count(status).expect("count")
 }
 
+/// The vault's passphrase, as a user without an OS keychain sets it for webhook secrets.
+const VAULT: [(&str, &str); 2] = [
+    ("PERSONAS_VAULT_PASSPHRASE", "correct horse battery staple"),
+    ("PERSONAS_VAULT_KEYCHAIN", "off"),
+];
+
+fn with_vault_out(env: &Env, args: &[&str]) -> std::process::Output {
+    env.command()
+        .args(args)
+        .envs(VAULT)
+        .output()
+        .expect("run personas")
+}
+
+fn with_vault(env: &Env, args: &[&str]) -> Value {
+    let out = with_vault_out(env, args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
     let env = Env::new().await;
@@ -54,7 +74,7 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
         "catch-up:2",
     ]);
     assert_eq!(cron["config"]["missed"], "catch-up:2");
-    let hook = env.json(&["trigger", "add", "Digest", "--webhook"]);
+    let hook = with_vault(&env, &["trigger", "add", "Digest", "--webhook", "--json"]);
     let id = hook["id"].as_str().expect("id");
     assert!(
         hook["url"]
@@ -107,15 +127,70 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
         .iter()
         .find(|t| t["kind"] == "webhook")
         .expect("hook");
-    assert_eq!(
-        listed_hook["secret"], hook["secret"],
-        "the JSON listing carries the secret"
+    let secret = hook["secret"].as_str().expect("secret");
+    assert!(listed_hook.get("secret").is_none(), "{listed_hook}");
+    assert_eq!(listed_hook["url"], hook["url"]);
+    assert!(
+        !list.to_string().contains(secret),
+        "the JSON listing never carries the secret"
     );
     let human = env.run(&["trigger", "list"]);
-    assert!(
-        !text(&human.stdout).contains(hook["secret"].as_str().expect("secret")),
-        "the table does not"
+    assert!(!text(&human.stdout).contains(secret), "nor does the table");
+    // Shown again on request, and replaced by a rotation.
+    let revealed = with_vault(&env, &["trigger", "reveal", id, "--json"]);
+    assert_eq!(revealed["secret"], secret);
+    let rotated = with_vault(&env, &["trigger", "rotate", id, "--json"]);
+    let new_secret = rotated["secret"].as_str().expect("new secret");
+    assert_eq!(new_secret.len(), 64);
+    assert_ne!(new_secret, secret);
+    assert_eq!(
+        with_vault(&env, &["trigger", "reveal", id, "--json"])["secret"],
+        new_secret
     );
+    // The vault's passphrase is needed to see it: without, a clear error and no secret.
+    let locked = env.run(&["trigger", "reveal", id]);
+    assert!(!locked.status.success());
+    assert!(
+        text(&locked.stderr).contains("PERSONAS_VAULT_PASSPHRASE"),
+        "{}",
+        text(&locked.stderr)
+    );
+    let gh = with_vault(
+        &env,
+        &[
+            "trigger",
+            "add",
+            "Digest",
+            "--webhook",
+            "--github",
+            "--json",
+        ],
+    );
+    assert_eq!(gh["config"], json!({"kind": "webhook", "github": true}));
+    assert_eq!(gh["secret"].as_str().map(str::len), Some(64));
+    let out = with_vault_out(&env, &["trigger", "add", "Digest", "--github"]);
+    assert_eq!(out.status.code(), Some(2), "--github needs --webhook");
+    let out = with_vault_out(
+        &env,
+        &["trigger", "reveal", &cron["id"].as_str().expect("id")[..28]],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("only webhook triggers have a secret"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.run(&["trigger", "remove", gh["id"].as_str().expect("id")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for db in ["personas.db", "personas.db-wal"] {
+        let bytes = std::fs::read(env.data_dir().join(db)).unwrap_or_default();
+        for k in [secret, new_secret] {
+            assert!(
+                !bytes.windows(k.len()).any(|w| w == k.as_bytes()),
+                "{db} holds a webhook secret in plaintext"
+            );
+        }
+    }
     assert!(
         text(&human.stdout).contains("cron 0 8 * * 1-5 (Europe/Prague)"),
         "{}",

@@ -9,8 +9,8 @@
 //!   clear error, nothing decrypted, nothing written.
 //!
 //! With neither a working keychain nor a passphrase, creating the vault is refused — there is no
-//! plaintext fallback. [`Vault::rotate`] re-seals every value under a fresh key in one store
-//! transaction (see `CredentialRepo::rotate`).
+//! plaintext fallback. [`Vault::rotate`] re-seals every value (credential fields and webhook
+//! keys) under a fresh key in one store transaction (see `CredentialRepo::rotate_all`).
 
 pub mod cipher;
 pub mod keychain;
@@ -20,7 +20,7 @@ use base64::engine::general_purpose::STANDARD;
 use cipher::{CipherError, KdfParams, Key};
 use keychain::KeyStore;
 use personas_core::Secret;
-use personas_store::{Resealed, Store, StoreError, VaultRecord};
+use personas_store::{Resealed, SealedSecret, SealedWebhookSecret, Store, StoreError, VaultRecord};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -172,6 +172,10 @@ fn wrap_aad(vault_id: &str, generation: i64) -> String {
 
 fn value_aad(vault_id: &str, generation: i64, credential_id: &str, field: &str) -> String {
     format!("personas/v1/cred/{vault_id}/g{generation}/{credential_id}/{field}")
+}
+
+fn webhook_aad(vault_id: &str, generation: i64, trigger_id: &str) -> String {
+    format!("personas/v1/webhook/{vault_id}/g{generation}/{trigger_id}")
 }
 
 fn strong(p: &Secret, var: &'static str) -> Result<(), VaultError> {
@@ -389,6 +393,38 @@ impl Vault {
         Ok(Secret::new(text))
     }
 
+    /// Seals the HMAC key of webhook trigger `trigger_id` (bound to that trigger: a sealed key
+    /// moved to another trigger does not open).
+    pub fn seal_webhook(
+        &self,
+        trigger_id: &str,
+        value: &Secret,
+    ) -> Result<SealedSecret, VaultError> {
+        let aad = webhook_aad(&self.vault_id, self.generation, trigger_id);
+        Ok(SealedSecret {
+            sealed: cipher::seal(&self.key, value.expose().as_bytes(), &aad)?,
+            generation: self.generation,
+        })
+    }
+
+    /// Opens the sealed HMAC key of webhook trigger `trigger_id`.
+    pub fn open_webhook(
+        &self,
+        trigger_id: &str,
+        sealed: &SealedSecret,
+    ) -> Result<Secret, VaultError> {
+        if sealed.generation != self.generation {
+            return Err(VaultError::Stale);
+        }
+        let damaged = || VaultError::Damaged {
+            what: format!("the webhook secret of trigger {trigger_id}"),
+        };
+        let aad = webhook_aad(&self.vault_id, sealed.generation, trigger_id);
+        let plain = cipher::open(&self.key, &sealed.sealed, &aad).map_err(|_| damaged())?;
+        let text = std::str::from_utf8(&plain).map_err(|_| damaged())?;
+        Ok(Secret::new(text))
+    }
+
     /// Re-seals every value under a fresh data key (and, with a new passphrase, re-keys the
     /// vault). All or nothing. Returns how many values were re-sealed.
     pub fn rotate(&mut self, opts: &VaultOptions) -> Result<usize, VaultError> {
@@ -436,7 +472,19 @@ impl Vault {
                     sealed: cipher::seal(&keyed.key, plain.expose().as_bytes(), &aad)?,
                 });
             }
-            repo.rotate(self.generation, &keyed.record, &resealed)?;
+            let mut webhooks = Vec::new();
+            for w in self.store.webhooks().all_sealed()? {
+                let plain = self.open_webhook(w.trigger_id.as_str(), &w.secret)?;
+                let aad = webhook_aad(&self.vault_id, next, w.trigger_id.as_str());
+                webhooks.push(SealedWebhookSecret {
+                    secret: SealedSecret {
+                        sealed: cipher::seal(&keyed.key, plain.expose().as_bytes(), &aad)?,
+                        generation: next,
+                    },
+                    trigger_id: w.trigger_id,
+                });
+            }
+            repo.rotate_all(self.generation, &keyed.record, &resealed, &webhooks)?;
             Ok::<_, VaultError>(())
         })();
         if let Err(e) = result {

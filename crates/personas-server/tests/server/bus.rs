@@ -4,7 +4,7 @@
 //! persona's event running its subscriber with the real CLI, a dead letter retried by hand.
 
 use super::{Server, Ws, read_until};
-use personas_server::webhook::{SIGNATURE_HEADER, sign};
+use personas_server::webhook::signed_headers;
 use personas_testkit::api::Step;
 use serde_json::{Value, json};
 
@@ -177,33 +177,73 @@ pub(super) async fn round_trips(s: &Server, ws: &mut Ws) {
         Some(format!("{}/webhooks/{hook_id}", s.base).as_str()),
         "the URL is this server's real address"
     );
-    assert_eq!(hook["webhook"]["signature_header"], "X-Personas-Signature");
-    let secret = hook["webhook"]["secret"]
+    assert_eq!(hook["webhook"]["github"], false);
+    assert!(
+        hook["webhook"]["signing"]
+            .as_str()
+            .is_some_and(|h| h.contains("X-Personas-Timestamp")),
+        "{hook}"
+    );
+    let secret = hook["secret"]
         .as_str()
-        .expect("secret")
+        .expect("the secret, shown once at creation")
         .to_string();
     assert!(
-        hook["trigger"].get("secret").is_none(),
+        hook["trigger"].get("secret").is_none() && hook["webhook"].get("secret").is_none(),
         "the secret is not part of the row"
     );
+    // Shown again only on request; a rotation replaces it.
+    let revealed = s.ok("reveal_webhook_secret", json!({"id": hook_id})).await;
+    assert_eq!(revealed["secret"], secret.as_str());
+    let rotated = s.ok("rotate_webhook_secret", json!({"id": hook_id})).await;
+    let old_secret = secret;
+    let secret = rotated["secret"].as_str().expect("new secret").to_string();
+    assert_ne!(secret, old_secret);
+    assert_eq!(rotated["webhook"]["url"], hook["webhook"]["url"]);
+    refused(
+        s,
+        "reveal_webhook_secret",
+        json!({"id": manual["trigger"]["id"]}),
+        (400, "invalid", Some("id")),
+    )
+    .await;
 
-    // The webhook answers at that URL with that secret.
+    // The webhook answers at that URL with that secret, and not with the rotated-out one.
     let body = br#"{"ref":"main"}"#;
-    let resp = s
-        .http
-        .post(hook["webhook"]["url"].as_str().expect("url"))
-        .header(SIGNATURE_HEADER, sign(&secret, body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("send");
+    let now = chrono::Utc::now().timestamp();
+    let send = |secret: String| {
+        let url = hook["webhook"]["url"].as_str().expect("url").to_string();
+        let http = s.http.clone();
+        async move {
+            let mut req = http.post(url).body(body.to_vec());
+            for (k, v) in signed_headers(&secret, now, body) {
+                req = req.header(k, v);
+            }
+            req.send().await.expect("send")
+        }
+    };
+    assert_eq!(send(old_secret.clone()).await.status(), 401);
+    let resp = send(secret.clone()).await;
     assert_eq!(resp.status(), 202);
     let hook_event = resp.json::<Value>().await.expect("json")["event_id"]
         .as_str()
         .expect("event id")
         .to_string();
     // Downstream runs for it; wait so later counts are settled.
-    let d = bus_frame(ws, "bus_delivered", &hook_event).await;
+    // Every frame streamed since the webhook was added, up to its event's delivery: none
+    // carries a secret.
+    let seen = read_until(ws, |f| {
+        f["event"]["type"] == "bus_delivered" && f["event"]["event"]["id"] == hook_event.as_str()
+    })
+    .await;
+    for f in &seen {
+        let f = f.to_string();
+        assert!(
+            !f.contains(&secret) && !f.contains(&old_secret),
+            "a stream frame carries a secret: {f}"
+        );
+    }
+    let d = seen.last().expect("the frame")["event"].clone();
     let hook_run = d["executions"][0].as_str().expect("execution").to_string();
     assert_eq!(finished(ws, &hook_run).await["status"], "completed");
 
@@ -215,8 +255,15 @@ pub(super) async fn round_trips(s: &Server, ws: &mut Ws) {
     assert_eq!(
         listed.iter().filter(|t| !t["webhook"].is_null()).count(),
         1,
-        "only the webhook has URL and secret"
+        "only the webhook has a URL"
     );
+    let all = s.ok("list_triggers", json!({})).await.to_string();
+    for k in [&secret, &old_secret] {
+        assert!(
+            !all.contains(k.as_str()),
+            "a listing never carries a secret"
+        );
+    }
     assert_eq!(
         s.ok("list_triggers", json!({"persona": "Upstream"})).await["triggers"],
         json!([])

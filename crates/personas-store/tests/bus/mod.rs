@@ -7,8 +7,8 @@ use personas_core::trigger::{ChainOn, MissedPolicy, SourceFilter, SourceKind, Tr
 use personas_core::{ExecutionOutcome, ExecutionStatus, TriggerKind};
 use personas_store::bus::TARGETED;
 use personas_store::{
-    Decision, EventFilter, NewEvent, NewExecution, NewTrigger, Recipient, RetryPolicy, Store,
-    StoreError,
+    Claim, Decision, EventFilter, NewEvent, NewExecution, NewTrigger, Recipient, RetryPolicy,
+    Store, StoreError,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -500,28 +500,35 @@ fn triggers_validate_before_storing_and_keep_their_secret_private() {
         )
         .expect("cron");
     assert!(cron.next_fire_at.is_some_and(|t| t > now));
-    let hook = store
+    // A webhook trigger's secret is sealed by the engine's vault first (`create_webhook`); the
+    // store makes none without one, and the pre-vault plaintext column takes nothing any more.
+    let refused = store
         .triggers()
         .create(
             &NewTrigger {
                 persona_id: p.id.clone(),
-                config: TriggerConfig::Webhook,
+                config: TriggerConfig::Webhook { github: false },
                 enabled: true,
             },
             now,
         )
-        .expect("webhook");
-    let secret = hook.secret.clone().expect("secret");
-    assert_eq!(secret.expose().len(), 64);
-    let json = serde_json::to_string(&hook).expect("json");
+        .expect_err("no sealed secret");
     assert!(
-        !json.contains(secret.expose()),
-        "the secret is not serialised"
+        matches!(&refused, StoreError::Invalid(v) if v.field == "webhook"),
+        "{refused}"
     );
+    let db = rusqlite::Connection::open(store.path()).expect("open");
+    let plaintext = db
+        .execute(
+            "UPDATE triggers SET secret = 'plaintext-key' WHERE id = ?1",
+            [cron.id.as_str()],
+        )
+        .expect_err("refused");
     assert!(
-        !format!("{hook:?}").contains(secret.expose()),
-        "nor debug-printed"
+        plaintext.to_string().contains("never in triggers.secret"),
+        "{plaintext}"
     );
+    drop(db);
 
     let sub = store
         .triggers()
@@ -560,7 +567,7 @@ fn triggers_validate_before_storing_and_keep_their_secret_private() {
         .triggers()
         .remove(&sub.id.as_str()[..28])
         .expect("remove by prefix");
-    assert_eq!(store.triggers().list(None).expect("list").len(), 2);
+    assert_eq!(store.triggers().list(None).expect("list").len(), 1);
 }
 
 #[test]
@@ -607,4 +614,49 @@ fn a_scheduled_fire_happens_once_even_if_two_schedulers_race() {
     );
     let t = store.triggers().get(&t.id).expect("get");
     assert_eq!((t.fire_count, t.next_fire_at), (1, next));
+}
+
+#[test]
+fn a_webhook_delivery_is_claimed_once_and_forgotten_after_its_window() {
+    let (_d, store) = store();
+    let p = store.personas().create(&spec("Hooked", 1)).expect("p");
+    let t = store
+        .triggers()
+        .create(
+            &NewTrigger {
+                persona_id: p.id.clone(),
+                config: TriggerConfig::Manual,
+                enabled: true,
+            },
+            Utc::now(),
+        )
+        .expect("trigger");
+    let hooks = store.webhooks();
+    let later = Utc::now().timestamp_millis() + 300_000;
+    assert_eq!(
+        hooks.claim_delivery(&t.id, "sig:aa", later).expect("claim"),
+        Claim::New
+    );
+    assert_eq!(
+        hooks.claim_delivery(&t.id, "sig:aa", later).expect("again"),
+        Claim::Replayed
+    );
+    // A failed publish releases its claim: the sender's retry is not a replay.
+    hooks.release_delivery(&t.id, "sig:aa").expect("release");
+    assert_eq!(
+        hooks.claim_delivery(&t.id, "sig:aa", later).expect("retry"),
+        Claim::New
+    );
+    // A key whose window has passed is pruned by the next claim.
+    let past = Utc::now().timestamp_millis() - 1;
+    assert_eq!(
+        hooks.claim_delivery(&t.id, "sig:old", past).expect("old"),
+        Claim::New
+    );
+    assert_eq!(hooks.delivery_count().expect("count"), 2);
+    hooks.claim_delivery(&t.id, "sig:bb", later).expect("next");
+    assert_eq!(hooks.delivery_count().expect("count"), 2, "sig:old pruned");
+    // Removing the trigger removes what it remembered.
+    store.triggers().remove(t.id.as_str()).expect("remove");
+    assert_eq!(hooks.delivery_count().expect("count"), 0);
 }
