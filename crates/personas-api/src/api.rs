@@ -131,12 +131,24 @@ fn limit(given: Option<u32>, default: u32, max: u32) -> u32 {
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a crash leaves either the
-/// old or the new content, never half of one.
+/// old or the new content, never half of one. The file is private to the user (0600):
+/// `config.toml` can hold `[env]` values that are secrets.
 fn write_atomic(path: &std::path::Path, text: &str) -> Result<(), ApiError> {
+    use std::io::Write as _;
     let tmp = path.with_extension("tmp");
     let io =
         |e: std::io::Error| ApiError::internal(format!("cannot write {}: {e}", path.display()));
-    std::fs::write(&tmp, text).map_err(io)?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(io)?;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(io)?;

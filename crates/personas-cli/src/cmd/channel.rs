@@ -61,15 +61,17 @@ pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
                 CliError::usage(format!("--config is not valid JSON: {e}"))
                     .with_hint(r#"quote it for the shell, e.g. --config '{"webhook_url": "env:SLACK_WEBHOOK_URL"}'"#)
             })?;
-            channel::parse(&kind, &value).map_err(|e| {
-                let what = if e.field == "type" {
-                    "--type".to_string()
-                } else {
-                    format!("--config {}", e.field)
-                };
-                CliError::usage(format!("{what}: {}", e.message))
-                    .with_hint("`personas channel add --help` shows an example of each type")
-            })?;
+            channel::parse(&kind, &value)
+                .and_then(|c| c.check_env_refs(&ctx.config.channel_env_allow))
+                .map_err(|e| {
+                    let what = if e.field == "type" {
+                        "--type".to_string()
+                    } else {
+                        format!("--config {}", e.field)
+                    };
+                    CliError::usage(format!("{what}: {}", e.message))
+                        .with_hint("`personas channel add --help` shows an example of each type")
+                })?;
             let name = name.trim();
             if name.is_empty() {
                 return Err(CliError::usage("--name: must not be empty"));
@@ -138,7 +140,18 @@ pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
                     CliError::usage(format!("channel not found: {name}"))
                         .with_hint(format!("`personas channel list --persona \"{}\"`", p.name))
                 })?;
-            let sent = personas_engine::delivery::send_test(&ctx.config, &p.name, &p.id, &c).await;
+            let vault = std::sync::Arc::new(personas_engine::vault::VaultCell::new(
+                personas_engine::vault::VaultOptions::from_env(|k| std::env::var(k).ok()),
+            ));
+            let sent = personas_engine::delivery::send_test(
+                &ctx.config,
+                &store,
+                &vault,
+                &p.name,
+                &p.id,
+                &c,
+            )
+            .await;
             match sent {
                 Ok(()) if c.kind == "desktop" => println!(
                     "desktop notifications are shown by a running app; the channel config is valid"

@@ -115,6 +115,7 @@ pub fn build(
             .iter()
             .map(|(k, v)| (k.as_str(), v.expose())),
         &config.env,
+        &config.channel_env_allow,
         &run_vars,
         &inv.secret_env,
     );

@@ -163,22 +163,24 @@ pub fn is_inherited(name: &str) -> bool {
 }
 
 /// Builds a run's environment. `inherited` is the runtime's own environment; `config_env` the
-/// `[env]` table; `run_vars` the run's own variables (harmless by construction: ids and flags);
+/// `[env]` table, less the names in `withheld` (`channel_env_allow`: channel secrets never reach
+/// a run); `run_vars` the run's own variables (harmless by construction: ids and flags);
 /// `credentials` the persona's decrypted credentials.
 pub fn build<'a>(
     inherited: impl IntoIterator<Item = (&'a str, &'a str)>,
     config_env: &BTreeMap<String, String>,
+    withheld: &[String],
     run_vars: &[(String, String)],
     credentials: &[(String, Secret)],
 ) -> RunEnv {
     // name -> (value, secret?); later layers replace earlier ones.
     let mut vars: BTreeMap<String, (Secret, bool)> = BTreeMap::new();
     for (k, v) in inherited {
-        if is_inherited(k) {
+        if is_inherited(k) && !withheld.iter().any(|w| w.eq_ignore_ascii_case(k)) {
             vars.insert(k.to_string(), (Secret::new(v), !is_harmless(k)));
         }
     }
-    for (k, v) in config_env {
+    for (k, v) in config_env.iter().filter(|(k, _)| !withheld.contains(k)) {
         vars.insert(k.clone(), (Secret::new(v.as_str()), !is_harmless(k)));
     }
     for (k, v) in run_vars {
@@ -231,7 +233,7 @@ mod tests {
             ("LD_PRELOAD", "/tmp/evil.so"),
             ("SystemRoot", "C:\\Windows"),
         ];
-        let e = build(inherited, &BTreeMap::new(), &[], &[]);
+        let e = build(inherited, &BTreeMap::new(), &[], &[], &[]);
         assert_eq!(
             names(&e),
             [
@@ -270,7 +272,7 @@ mod tests {
             "GITHUB_TOKEN".to_string(),
             Secret::new("ghp_from_the_vault"),
         )];
-        let e = build([("PATH", "/bin")], &config, &run, &creds);
+        let e = build([("PATH", "/bin")], &config, &[], &run, &creds);
         let plain: BTreeMap<&str, &str> = e
             .plain
             .iter()
@@ -296,9 +298,29 @@ mod tests {
     #[test]
     fn short_values_reach_the_child_but_not_the_redactor() {
         let config = BTreeMap::from([("FEATURE".to_string(), "on".to_string())]);
-        let e = build([], &config, &[], &[]);
+        let e = build([], &config, &[], &[], &[]);
         assert_eq!(e.secret.len(), 1);
         assert!(e.redaction_pairs().is_empty());
+    }
+
+    #[test]
+    fn channel_variables_are_withheld_from_runs() {
+        let config = BTreeMap::from([
+            (
+                "SLACK_URL".to_string(),
+                "https://hooks.slack.com/services/T/B/xyz".to_string(),
+            ),
+            ("OTHER".to_string(), "kept-for-the-run".to_string()),
+        ]);
+        let withheld = ["SLACK_URL".to_string(), "HTTPS_PROXY".to_string()];
+        let e = build(
+            [("HTTPS_PROXY", "http://u:p@proxy:1")],
+            &config,
+            &withheld,
+            &[],
+            &[],
+        );
+        assert_eq!(names(&e), ["OTHER"]);
     }
 
     #[test]
