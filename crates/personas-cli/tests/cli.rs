@@ -16,6 +16,9 @@ const WAIT: Duration = Duration::from_secs(90);
 #[path = "cli/vault.rs"]
 mod vault;
 
+#[path = "cli/leak.rs"]
+mod leak;
+
 struct Env {
     api: ScriptedApi,
     claude_env: IsolatedEnv,

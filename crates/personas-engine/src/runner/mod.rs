@@ -169,8 +169,16 @@ async fn drive(
             return ExecutionOutcome::failed(ErrorClass::CredentialUnavailable, msg);
         }
     };
-    // From here on every line, note and stored field passes the run's redactor.
-    sink.redactor = Arc::new(creds.redactor);
+    // From here on every line, note and stored field passes the run's redactor: the persona's
+    // credentials and its channels' secrets.
+    let channel_secrets = persona_channel_secrets(rt, &persona).await;
+    sink.redactor = Arc::new(
+        creds.redactor.with_secrets(
+            channel_secrets
+                .iter()
+                .map(|(label, value)| (label.as_str(), value)),
+        ),
+    );
     let prompt_text = match resume {
         // The session already holds the prompt; the decision is the next user message.
         Some(r) => {
@@ -245,6 +253,42 @@ async fn drive(
     .await;
     drop(tools);
     outcome
+}
+
+/// The resolved secrets of the persona's notification channels, labelled
+/// `channel.<name>.<reference>`. A channel whose secrets cannot be resolved now (a locked vault,
+/// an unset variable) contributes nothing: it cannot deliver either.
+async fn persona_channel_secrets(
+    rt: &Runtime,
+    persona: &Persona,
+) -> Vec<(String, personas_core::Secret)> {
+    let (store, cell, config, id) = (
+        rt.store.clone(),
+        Arc::clone(&rt.vault),
+        Arc::clone(&rt.config),
+        persona.id.clone(),
+    );
+    blocking(move || {
+        let mut out = Vec::new();
+        for c in store.deliveries().channels(Some(&id)).unwrap_or_default() {
+            let Ok(parsed) = crate::delivery::channel::parse(&c.kind, &c.config) else {
+                continue;
+            };
+            if parsed.secret_refs().is_empty() {
+                continue;
+            }
+            if let Ok(resolved) = crate::delivery::resolve_secrets(&store, &cell, &config, &parsed)
+            {
+                out.extend(
+                    resolved
+                        .values()
+                        .map(|(r, v)| (format!("channel.{}.{r}", c.name), v.clone())),
+                );
+            }
+        }
+        out
+    })
+    .await
 }
 
 /// Opens the persona's linked credentials (none: the vault is not touched).
