@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_bus;
+pub mod bench_redact;
 pub mod channel;
 pub mod credential;
 pub mod event;
