@@ -80,6 +80,20 @@ impl Api {
     }
 
     /// Runs synchronous store work on the blocking pool.
+    /// Every secret the runtime knows (vault, channels, `[env]`, its own environment), for text
+    /// a client submits that is stored: the same gate a run's output passes
+    /// (`personas_engine::known`).
+    pub(crate) async fn known_secrets(&self) -> personas_core::redact::Redactor {
+        let store = self.inner.engine.store().clone();
+        let vault = Arc::clone(self.inner.engine.vault());
+        let config = self.config().clone();
+        tokio::task::spawn_blocking(move || {
+            personas_engine::known::runtime_redactor(&store, &vault, &config)
+        })
+        .await
+        .unwrap_or_default()
+    }
+
     pub(crate) async fn store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
@@ -321,8 +335,11 @@ impl Operations for Api {
         self.store(move |s| s.personas().create(&spec)).await
     }
 
-    async fn run_persona(&self, req: RunPersona) -> Result<Execution, ApiError> {
+    async fn run_persona(&self, mut req: RunPersona) -> Result<Execution, ApiError> {
         let p = self.persona(req.persona).await?;
+        if let Some(input) = req.input.as_mut() {
+            personas_core::redact::redact_json(&self.known_secrets().await, input);
+        }
         Ok(self
             .inner
             .engine
@@ -408,7 +425,10 @@ impl Operations for Api {
         Ok(MemoryList { memories })
     }
 
-    async fn add_memory(&self, req: AddMemory) -> Result<MemoryRow, ApiError> {
+    async fn add_memory(&self, mut req: AddMemory) -> Result<MemoryRow, ApiError> {
+        let known = self.known_secrets().await;
+        known.redact_string(&mut req.title);
+        known.redact_string(&mut req.content);
         let category = req.category.unwrap_or_else(|| "general".into());
         let importance = req.importance.unwrap_or(3);
         check_memory_fields(&req.title, &req.content, &category, importance)?;
@@ -420,7 +440,10 @@ impl Operations for Api {
         .await
     }
 
-    async fn update_memory(&self, req: UpdateMemory) -> Result<MemoryRow, ApiError> {
+    async fn update_memory(&self, mut req: UpdateMemory) -> Result<MemoryRow, ApiError> {
+        let known = self.known_secrets().await;
+        known.redact_string(&mut req.title);
+        known.redact_string(&mut req.content);
         check_memory_fields(&req.title, &req.content, &req.category, req.importance)?;
         self.store(move |s| {
             s.protocol().update_memory(
@@ -486,7 +509,10 @@ impl Operations for Api {
         self.bus_get_event(req).await
     }
 
-    async fn emit_event(&self, req: EmitEvent) -> Result<EventRow, ApiError> {
+    async fn emit_event(&self, mut req: EmitEvent) -> Result<EventRow, ApiError> {
+        if let Some(payload) = req.payload.as_mut() {
+            personas_core::redact::redact_json(&self.known_secrets().await, payload);
+        }
         self.bus_emit_event(req).await
     }
 
@@ -494,7 +520,10 @@ impl Operations for Api {
         self.bus_retry_event(req).await
     }
 
-    async fn decide_review(&self, req: DecideReview) -> Result<DecidedReview, ApiError> {
+    async fn decide_review(&self, mut req: DecideReview) -> Result<DecidedReview, ApiError> {
+        if let Some(note) = req.note.as_mut() {
+            self.known_secrets().await.redact_string(note);
+        }
         let decision = req
             .decision
             .parse::<personas_core::review::Decision>()

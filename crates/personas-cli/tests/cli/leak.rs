@@ -287,8 +287,23 @@ async fn a_secret_seeded_anywhere_never_reaches_storage_the_api_the_stream_or_a_
         "the channel got the redacted notices"
     );
 
-    // Everything readable through the API, and through the CLI's exports and listings.
+    // Text a client submits through the API passes the runtime's redactor before it is stored.
     let mut answers: Vec<(String, String)> = Vec::new();
+    for (op, body) in [
+        (
+            "emit_event",
+            json!({"type": "api.leak", "payload": {"all": all(), VAULT: [CONFIG]}}),
+        ),
+        (
+            "add_memory",
+            json!({"persona": "Echo", "title": format!("t {VAULT}"), "content": all()}),
+        ),
+    ] {
+        let answer = call(op, body).await;
+        assert!(answer.contains("[redacted:"), "{op}: {answer}");
+        answers.push((format!("API {op}"), answer));
+    }
+    // Everything readable through the API, and through the CLI's exports and listings.
     for (op, body) in [
         ("list_executions", json!({})),
         ("get_execution", json!({"id": id})),
