@@ -1,8 +1,9 @@
 //! `personas channel add|list|remove|test`: where a persona's messages and review requests are
 //! delivered (Slack, Telegram, email, signed webhook, desktop).
 //!
-//! Secret fields are given as `env:NAME` and read from the runtime's environment when sending,
-//! so no secret is ever stored.
+//! Secret fields are given as `credential:NAME.FIELD` (a vault credential's field) or `env:NAME`
+//! (a variable `channel_env_allow` in config.toml lists) and resolved when sending, so no secret
+//! is ever stored.
 
 use super::print_json;
 use crate::context::Context;
@@ -31,7 +32,8 @@ pub enum ChannelCmd {
         /// slack, telegram, email, webhook or desktop.
         #[arg(long = "type", value_name = "TYPE")]
         kind: String,
-        /// The channel's settings as a JSON object; secrets as "env:NAME".
+        /// The channel's settings as a JSON object; secrets as "credential:NAME.FIELD" (or
+        /// "env:NAME" for a variable channel_env_allow in config.toml lists).
         #[arg(long, default_value = "{}")]
         config: String,
     },
