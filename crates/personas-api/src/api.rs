@@ -80,6 +80,20 @@ impl Api {
     }
 
     /// Runs synchronous store work on the blocking pool.
+    /// Every secret the runtime knows (vault, channels, `[env]`, its own environment), for text
+    /// a client submits that is stored: the same gate a run's output passes
+    /// (`personas_engine::known`).
+    pub(crate) async fn known_secrets(&self) -> personas_core::redact::Redactor {
+        let store = self.inner.engine.store().clone();
+        let vault = Arc::clone(self.inner.engine.vault());
+        let config = self.config().clone();
+        tokio::task::spawn_blocking(move || {
+            personas_engine::known::runtime_redactor(&store, &vault, &config)
+        })
+        .await
+        .unwrap_or_default()
+    }
+
     pub(crate) async fn store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
@@ -131,12 +145,24 @@ fn limit(given: Option<u32>, default: u32, max: u32) -> u32 {
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a crash leaves either the
-/// old or the new content, never half of one.
+/// old or the new content, never half of one. The file is private to the user (0600):
+/// `config.toml` can hold `[env]` values that are secrets.
 fn write_atomic(path: &std::path::Path, text: &str) -> Result<(), ApiError> {
+    use std::io::Write as _;
     let tmp = path.with_extension("tmp");
     let io =
         |e: std::io::Error| ApiError::internal(format!("cannot write {}: {e}", path.display()));
-    std::fs::write(&tmp, text).map_err(io)?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(io)?;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(io)?;
@@ -309,8 +335,11 @@ impl Operations for Api {
         self.store(move |s| s.personas().create(&spec)).await
     }
 
-    async fn run_persona(&self, req: RunPersona) -> Result<Execution, ApiError> {
+    async fn run_persona(&self, mut req: RunPersona) -> Result<Execution, ApiError> {
         let p = self.persona(req.persona).await?;
+        if let Some(input) = req.input.as_mut() {
+            personas_core::redact::redact_json(&self.known_secrets().await, input);
+        }
         Ok(self
             .inner
             .engine
@@ -396,7 +425,10 @@ impl Operations for Api {
         Ok(MemoryList { memories })
     }
 
-    async fn add_memory(&self, req: AddMemory) -> Result<MemoryRow, ApiError> {
+    async fn add_memory(&self, mut req: AddMemory) -> Result<MemoryRow, ApiError> {
+        let known = self.known_secrets().await;
+        known.redact_string(&mut req.title);
+        known.redact_string(&mut req.content);
         let category = req.category.unwrap_or_else(|| "general".into());
         let importance = req.importance.unwrap_or(3);
         check_memory_fields(&req.title, &req.content, &category, importance)?;
@@ -408,7 +440,10 @@ impl Operations for Api {
         .await
     }
 
-    async fn update_memory(&self, req: UpdateMemory) -> Result<MemoryRow, ApiError> {
+    async fn update_memory(&self, mut req: UpdateMemory) -> Result<MemoryRow, ApiError> {
+        let known = self.known_secrets().await;
+        known.redact_string(&mut req.title);
+        known.redact_string(&mut req.content);
         check_memory_fields(&req.title, &req.content, &req.category, req.importance)?;
         self.store(move |s| {
             s.protocol().update_memory(
@@ -482,7 +517,10 @@ impl Operations for Api {
         self.bus_get_event(req).await
     }
 
-    async fn emit_event(&self, req: EmitEvent) -> Result<EventRow, ApiError> {
+    async fn emit_event(&self, mut req: EmitEvent) -> Result<EventRow, ApiError> {
+        if let Some(payload) = req.payload.as_mut() {
+            personas_core::redact::redact_json(&self.known_secrets().await, payload);
+        }
         self.bus_emit_event(req).await
     }
 
@@ -490,7 +528,10 @@ impl Operations for Api {
         self.bus_retry_event(req).await
     }
 
-    async fn decide_review(&self, req: DecideReview) -> Result<DecidedReview, ApiError> {
+    async fn decide_review(&self, mut req: DecideReview) -> Result<DecidedReview, ApiError> {
+        if let Some(note) = req.note.as_mut() {
+            self.known_secrets().await.redact_string(note);
+        }
         let decision = req
             .decision
             .parse::<personas_core::review::Decision>()

@@ -148,7 +148,7 @@ macro_rules! for_each_operation {
             get_persona_links: $crate::ops::PersonaRef => $crate::ops::PersonaLinks,
             /// The permission policy templates (read-only, edit-in-workspace, full-trust).
             list_permission_templates: $crate::ops::Empty => $crate::ops::PermissionTemplateList,
-            /// Notification channels of one persona or all (secret fields are `env:NAME` references).
+            /// Notification channels of one persona or all (secret fields are references, never values).
             list_channels: $crate::ops::ListChannels => $crate::ops::ChannelList,
             /// Adds a notification channel (Slack, Telegram, email, webhook, desktop) to a persona.
             add_channel: $crate::ops::AddChannel => $crate::ops::Channel,

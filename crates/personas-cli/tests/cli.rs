@@ -20,6 +20,8 @@ mod vault;
 
 #[path = "cli/datasafe.rs"]
 mod datasafe;
+#[path = "cli/leak.rs"]
+mod leak;
 
 struct Env {
     api: ScriptedApi,

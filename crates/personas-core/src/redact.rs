@@ -70,8 +70,16 @@ impl Redactor {
 
     /// This redactor plus one more value.
     pub fn with_secret(&self, label: &str, secret: &Secret) -> Self {
+        self.with_secrets([(label, secret)])
+    }
+
+    /// This redactor plus more values; a value it already knows keeps its first label.
+    pub fn with_secrets<'a>(
+        &self,
+        secrets: impl IntoIterator<Item = (&'a str, &'a Secret)>,
+    ) -> Self {
         let known: HashMap<String, String> = self.patterns.iter().cloned().collect();
-        Self::build(known, [(label, secret)])
+        Self::build(known, secrets)
     }
 
     fn build<'a>(
@@ -146,6 +154,36 @@ impl Redactor {
                 true
             }
         }
+    }
+}
+
+/// Redacts every string (object keys included) inside a JSON value, in place; returns true
+/// when something was replaced. Text that arrives as JSON (a tool call's arguments, an event
+/// payload) is redacted after decoding, so escapes cannot hide a value.
+pub fn redact_json(redactor: &Redactor, value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    if redactor.is_empty() {
+        return false;
+    }
+    match value {
+        Value::String(s) => redactor.redact_string(s),
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, v| redact_json(redactor, v) | changed),
+        Value::Object(map) => {
+            let mut changed = false;
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for k in keys {
+                let new_key = redactor.redact(&k).into_owned();
+                if let Some(mut v) = map.remove(&k) {
+                    changed |= redact_json(redactor, &mut v);
+                    changed |= new_key != k;
+                    map.insert(new_key, v);
+                }
+            }
+            changed
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 
@@ -312,6 +350,25 @@ mod tests {
         let r = red(&[("k.pem", pem)]);
         let out = r.redact("line: MIIEvQIBADANBgkqhkiG9w0BAQEFAASC");
         assert_eq!(out, "line: [redacted:k.pem]");
+    }
+
+    #[test]
+    fn json_strings_and_keys_are_redacted_after_decoding() {
+        let r = red(&[("slack.url", "https://hooks.example/T0/B0/secret")]);
+        let mut v: serde_json::Value = serde_json::from_str(
+            r#"{"u": "https:\/\/hooks.example\/T0\/B0\/secret", "list": [1, "x https://hooks.example/T0/B0/secret"],
+                "https://hooks.example/T0/B0/secret": true}"#,
+        )
+        .expect("json");
+        assert!(redact_json(&r, &mut v));
+        let text = v.to_string();
+        assert!(
+            !text.contains("B0/secret") && !text.contains("B0\\/secret"),
+            "{text}"
+        );
+        assert_eq!(v["u"], "[redacted:slack.url]");
+        assert_eq!(v["list"][0], 1);
+        assert_eq!(v["[redacted:slack.url]"], true);
     }
 
     proptest! {

@@ -57,9 +57,15 @@ pub struct EngineConfig {
     pub webhook_max_body_bytes: usize,
     /// File changes to one path within this window become one event.
     pub watch_debounce_ms: u64,
-    /// Extra environment for every run, on top of the inherited one (e.g. `ANTHROPIC_BASE_URL`
-    /// for a bring-your-own-model gateway). Secrets belong in the vault, not here.
+    /// Extra environment for every run (e.g. `ANTHROPIC_BASE_URL` for a bring-your-own-model
+    /// gateway). A run's environment is otherwise built from an allow-list
+    /// (`runner::environment`); every value here whose name is not on its harmless list is
+    /// taught to the run's redactor. Secrets belong in the vault, not here.
     pub env: std::collections::BTreeMap<String, String>,
+    /// Variables notification channels may read through `env:NAME` references (from `[env]`,
+    /// then the runtime's environment). Never a `PERSONAS_*` name; these variables are withheld
+    /// from runs. Prefer `credential:NAME.FIELD` references to the vault.
+    pub channel_env_allow: Vec<String>,
     /// The `personas` binary a run's CLI starts as its MCP server (`personas mcp`) for the
     /// protocol tools. Unset: runs get no MCP server (the JSON-line protocol still works).
     /// The `personas` binary sets it to itself.
@@ -104,6 +110,7 @@ impl Default for EngineConfig {
             webhook_max_body_bytes: 1024 * 1024,
             watch_debounce_ms: 300,
             env: Default::default(),
+            channel_env_allow: Vec::new(),
             mcp_command: None,
             review: ReviewConfig::default(),
             healing: HealingConfig::default(),
@@ -225,6 +232,16 @@ impl EngineConfig {
         if self.bus_poll_ms == 0 {
             return Err(bad("bus_poll_ms", "must be at least 1"));
         }
+        if let Some(name) = self
+            .channel_env_allow
+            .iter()
+            .find(|n| crate::delivery::channel::is_reserved_env(n))
+        {
+            return Err(bad(
+                "channel_env_allow",
+                &format!("{name} is one of Personas' own variables; channels cannot read it"),
+            ));
+        }
         self.review.check().map_err(|m| bad("review", &m))?;
         self.healing.check().map_err(|m| bad("healing", &m))?;
         self.budget.check().map_err(|m| bad("budget", &m))?;
@@ -300,5 +317,16 @@ mod tests {
         std::fs::write(config_file(dir.path()), "max_concurrent = 0\n").expect("write");
         let e = EngineConfig::load(dir.path(), |_| None).expect_err("zero");
         assert!(e.to_string().contains("max_concurrent"), "{e}");
+        std::fs::write(
+            config_file(dir.path()),
+            "channel_env_allow = [\"SLACK_URL\", \"PERSONAS_VAULT_PASSPHRASE\"]\n",
+        )
+        .expect("write");
+        let e = EngineConfig::load(dir.path(), |_| None).expect_err("reserved");
+        assert!(
+            e.to_string().contains("channel_env_allow")
+                && e.to_string().contains("PERSONAS_VAULT_PASSPHRASE"),
+            "{e}"
+        );
     }
 }

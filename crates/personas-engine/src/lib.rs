@@ -34,6 +34,7 @@ pub mod delivery;
 pub mod engine;
 pub mod events;
 pub mod healing;
+pub mod known;
 pub mod locate;
 pub mod policy_config;
 pub mod reaper;

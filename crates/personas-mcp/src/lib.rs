@@ -3,11 +3,13 @@
 //! Two scopes, chosen at start:
 //! - **Run** — started by a run's CLI through the `--mcp-config` file the runner wrote, with
 //!   `PERSONAS_MCP_EXECUTION_ID` and `PERSONAS_MCP_TOKEN` in its environment. It offers the
-//!   protocol tools (`emit_event`, `send_message`, `request_review`, `remember`, `run_persona`),
-//!   each turned into the same [`ProtocolMessage`] the JSON-line protocol produces, checked by the
-//!   same parser and stored by the same handler (`runner::protocol::apply`), linked to that
-//!   execution. Every call re-checks the token: it must hash to the one issued for that
-//!   execution, which must still be running.
+//!   protocol tools (`emit_event`, `send_message`, `request_review`, `remember`, `run_persona`).
+//!   It stores nothing itself: every call is checked against the store (the token must hash to
+//!   the one issued for that execution, which must still be running) and then forwarded over
+//!   the run's tool channel (`PERSONAS_MCP_ENDPOINT`, loopback, token-authenticated) to the
+//!   runner, which redacts the arguments with the run's redactor and applies them as the same
+//!   `ProtocolMessage` the JSON-line protocol produces (`runner::mcp::apply_call`). So the
+//!   secrets a run can see never have to reach this process.
 //! - **Standalone** — started by a person from Claude Code or Claude Desktop: persona control
 //!   (list personas, run one, recent executions, one execution, pending reviews).
 //!
@@ -17,9 +19,7 @@
 
 mod tools;
 
-use personas_core::protocol::ProtocolMessage;
-use personas_engine::events::EventBus;
-use personas_engine::runner::mcp::{EXECUTION_VAR, TOKEN_VAR, token_hash};
+use personas_engine::runner::mcp::{ENDPOINT_VAR, EXECUTION_VAR, TOKEN_VAR, token_hash};
 use personas_store::Store;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
@@ -32,8 +32,13 @@ const MAX_LINE: usize = 8 * 1024 * 1024;
 /// Which tools the server offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    /// Acting for one run; the token is checked on every call.
-    Run { execution_id: String, token: String },
+    /// Acting for one run; the token is checked on every call, which goes to the run's tool
+    /// channel at `endpoint`.
+    Run {
+        execution_id: String,
+        token: String,
+        endpoint: Option<String>,
+    },
     /// A person controlling personas.
     Standalone,
 }
@@ -45,6 +50,7 @@ impl Scope {
             (Some(e), Some(t)) if !e.is_empty() && !t.is_empty() => Ok(Scope::Run {
                 execution_id: e,
                 token: t,
+                endpoint: env(ENDPOINT_VAR).filter(|s| !s.is_empty()),
             }),
             (None, None) => Ok(Scope::Standalone),
             _ => Err(format!(
@@ -57,7 +63,6 @@ impl Scope {
 /// The server state.
 pub struct Server {
     store: Store,
-    bus: EventBus,
     scope: Scope,
 }
 
@@ -67,11 +72,7 @@ pub struct ToolError(pub String);
 
 impl Server {
     pub fn new(store: Store, scope: Scope) -> Self {
-        Server {
-            store,
-            bus: EventBus::new(),
-            scope,
-        }
+        Server { store, scope }
     }
 
     /// Serves until the input closes.
@@ -203,7 +204,11 @@ impl Server {
             Scope::Run {
                 execution_id,
                 token,
-            } => self.run_tool(execution_id, token, name, args).await,
+                endpoint,
+            } => {
+                self.run_tool(execution_id, token, endpoint.as_deref(), name, args)
+                    .await
+            }
             Scope::Standalone => tools::standalone(&self.store, name, args).await,
         };
         Ok(match outcome {
@@ -214,67 +219,52 @@ impl Server {
         })
     }
 
-    /// A protocol tool, for the run the token proves.
+    /// A protocol tool, for the run the token proves, applied by that run's runner.
     async fn run_tool(
         &self,
         execution_id: &str,
         token: &str,
+        endpoint: Option<&str>,
         name: &str,
         args: Value,
     ) -> Result<String, ToolError> {
-        let msg: ProtocolMessage = tools::protocol_message(name, args)?;
-        let (store, bus, exec_id, hash) = (
+        let (store, exec_id, hash) = (
             self.store.clone(),
-            self.bus.clone(),
             execution_id.to_string(),
             token_hash(token),
         );
-        let applied = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let owner = store
                 .credentials()
                 .run_token_execution(&hash)
                 .map_err(|e| ToolError(format!("cannot check the run token: {e}")))?;
             match owner {
-                Some(o) if o == exec_id => {}
-                Some(_) => {
-                    return Err(ToolError(format!(
-                        "rejected: this token belongs to another execution, not {exec_id}"
-                    )));
-                }
-                None => {
-                    return Err(ToolError(
-                        "rejected: the run token is not valid (unknown, or its execution is no \
-                         longer running)"
-                            .into(),
-                    ));
-                }
+                Some(o) if o == exec_id => Ok(()),
+                Some(_) => Err(ToolError(format!(
+                    "rejected: this token belongs to another execution, not {exec_id}"
+                ))),
+                None => Err(ToolError(
+                    "rejected: the run token is not valid (unknown, or its execution is no \
+                     longer running)"
+                        .into(),
+                )),
             }
-            let exec = store
-                .executions()
-                .get(&personas_core::ExecutionId::from_string(exec_id.clone()))
-                .map_err(|e| ToolError(e.to_string()))?;
-            let persona = store
-                .personas()
-                .get(&exec.persona_id)
-                .map_err(|e| ToolError(e.to_string()))?;
-            let applied = personas_engine::runner::protocol::apply_from(
-                personas_engine::runner::protocol::Origin::Mcp,
-                &store,
-                &bus,
-                &exec,
-                &persona,
-                &msg,
-            )
-            .map_err(|e| ToolError(format!("{} could not be stored: {e}", msg.key())))?;
-            Ok::<_, ToolError>((applied, msg))
         })
         .await
         .map_err(|e| ToolError(format!("the tool call failed: {e}")))??;
-        let (applied, msg) = applied;
-        if let Some(w) = applied.warning {
-            return Err(ToolError(w));
+        let endpoint = endpoint.ok_or_else(|| {
+            ToolError(format!(
+                "rejected: {ENDPOINT_VAR} is not set, so there is no run to apply the call"
+            ))
+        })?;
+        let reply = personas_engine::runner::mcp::forward(endpoint, token, name, args)
+            .await
+            .map_err(ToolError)?;
+        if reply.ok {
+            Ok(reply.text)
+        } else {
+            Err(ToolError(reply.text))
         }
-        Ok(tools::confirmation(&msg))
     }
 }
 

@@ -44,6 +44,49 @@ impl Fixture {
     }
 }
 
+/// Plays the runner's part: opens the run's tool channel and applies what arrives, through the
+/// same `apply_call` the runner uses, with a redactor that knows `secret`.
+async fn runner(store: &Store, exec: &str, token: &str, secret: &str) -> String {
+    use personas_engine::runner::mcp::{CallReply, ToolChannel, apply_call, confirmation};
+    let mut ch = ToolChannel::listen(&personas_core::Secret::new(token))
+        .await
+        .expect("listen");
+    let endpoint = ch.addr().to_string();
+    let store = store.clone();
+    let exec = store
+        .executions()
+        .get(&personas_core::ExecutionId::from_string(exec))
+        .expect("execution");
+    let persona = store.personas().get(&exec.persona_id).expect("persona");
+    let redactor = personas_core::redact::Redactor::new([(
+        "vault.token",
+        &personas_core::Secret::new(secret),
+    )]);
+    let bus = personas_engine::events::EventBus::new();
+    tokio::spawn(async move {
+        loop {
+            let call = ch.next().await;
+            let reply = match apply_call(
+                &store,
+                &bus,
+                &exec,
+                &persona,
+                &redactor,
+                &call.tool,
+                call.arguments,
+            ) {
+                Ok((msg, a)) => match a.warning {
+                    Some(w) => CallReply::err(w),
+                    None => CallReply::ok(confirmation(&msg)),
+                },
+                Err(e) => CallReply::err(e),
+            };
+            let _ = call.reply.send(reply);
+        }
+    });
+    endpoint
+}
+
 async fn call(server: &Server, id: u64, method: &str, params: Value) -> Value {
     let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
     server.handle_line(&line).await.expect("a reply")
@@ -71,11 +114,14 @@ async fn tool(server: &Server, name: &str, args: Value) -> (bool, String) {
 async fn a_run_scoped_server_lists_protocol_tools_with_schemas_and_stores_linked_rows() {
     let f = Fixture::new();
     let (exec, token) = f.running("Emitter");
+    const SECRET: &str = "ghp_McpArgumentSecret0123456789";
+    let endpoint = runner(&f.store, &exec, &token, SECRET).await;
     let s = Server::new(
         f.store.clone(),
         Scope::Run {
             execution_id: exec.clone(),
             token,
+            endpoint: Some(endpoint),
         },
     );
     let init = call(
@@ -127,6 +173,14 @@ async fn a_run_scoped_server_lists_protocol_tools_with_schemas_and_stores_linked
     )
     .await;
     assert!(!err);
+    // A secret in a tool's arguments is stored redacted, however it was escaped in the JSON.
+    let (err, _) = tool(
+        &s,
+        "send_message",
+        json!({"title": "leak", "content": format!("token {SECRET}"), "priority": "high"}),
+    )
+    .await;
+    assert!(!err);
     let (err, _) = tool(
         &s,
         "remember",
@@ -145,7 +199,13 @@ async fn a_run_scoped_server_lists_protocol_tools_with_schemas_and_stores_linked
         ("notes.ready", &json!({"v": 1}))
     );
     assert_eq!(events[0].source_execution_id.as_ref(), Some(&id));
-    assert_eq!(proto.messages(Some(&id), 5).expect("m")[0].content, "done");
+    let messages = proto.messages(Some(&id), 5).expect("m");
+    assert!(messages.iter().any(|m| m.content == "done"));
+    let leak = messages
+        .iter()
+        .find(|m| m.title.as_deref() == Some("leak"))
+        .expect("leak");
+    assert_eq!(leak.content, "token [redacted:vault.token]");
     assert_eq!(
         proto.reviews(None, Some(&id)).expect("r")[0].title,
         "Merge?"
@@ -180,6 +240,7 @@ async fn another_runs_token_or_a_finished_runs_token_is_rejected() {
         Scope::Run {
             execution_id: exec_b.clone(),
             token: token_a.clone(),
+            endpoint: None,
         },
     );
     let (err, text) = tool(&s, "emit_event", json!({"type": "x.y"})).await;
@@ -193,6 +254,7 @@ async fn another_runs_token_or_a_finished_runs_token_is_rejected() {
         Scope::Run {
             execution_id: exec_a.clone(),
             token: "f".repeat(64),
+            endpoint: None,
         },
     );
     let (err, text) = tool(&s, "emit_event", json!({"type": "x.y"})).await;
@@ -210,6 +272,7 @@ async fn another_runs_token_or_a_finished_runs_token_is_rejected() {
         Scope::Run {
             execution_id: exec_a.clone(),
             token: token_a,
+            endpoint: None,
         },
     );
     let (err, text) = tool(&s, "emit_event", json!({"type": "x.y"})).await;

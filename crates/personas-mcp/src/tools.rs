@@ -2,7 +2,6 @@
 //! [`ProtocolMessage`], and the persona-control tools of the standalone scope.
 
 use super::{Scope, ToolError};
-use personas_core::protocol::{self, ProtocolMessage};
 use personas_core::{ExecutionId, ExecutionStatus};
 use personas_store::{ExecutionFilter, NewExecution, Store};
 use serde_json::{Map, Value, json};
@@ -144,49 +143,6 @@ fn object(args: Value) -> Result<Map<String, Value>, ToolError> {
         other => Err(ToolError(format!(
             "arguments must be an object, got {other}"
         ))),
-    }
-}
-
-/// The protocol message a run-scope tool call stands for, checked by the protocol's parser.
-pub fn protocol_message(name: &str, args: Value) -> Result<ProtocolMessage, ToolError> {
-    let mut a = object(args)?;
-    let (key, body) = match name {
-        "emit_event" => ("emit_event", Value::Object(a)),
-        "send_message" => ("user_message", Value::Object(a)),
-        "request_review" => ("manual_review", Value::Object(a)),
-        "remember" => ("agent_memory", Value::Object(a)),
-        "run_persona" => {
-            // The tool's argument is `persona`, the protocol's field `target`: check it here so a
-            // refusal names the argument the model actually wrote.
-            match a.remove("persona") {
-                Some(Value::String(p)) if !p.trim().is_empty() => {
-                    a.insert("target".into(), Value::String(p));
-                }
-                other => {
-                    let got = other.map_or_else(|| "nothing".to_string(), |v| v.to_string());
-                    return Err(ToolError(format!(
-                        "{name}: persona is required and must be a non-empty string, got {got}"
-                    )));
-                }
-            }
-            ("persona_action", Value::Object(a))
-        }
-        other => return Err(ToolError(format!("unknown tool {other}"))),
-    };
-    protocol::parse_message(key, body).map_err(|e| ToolError(format!("{name}: {e}")))
-}
-
-/// What the model is told after a protocol tool worked.
-pub fn confirmation(msg: &ProtocolMessage) -> String {
-    match msg {
-        ProtocolMessage::EmitEvent { event_type, .. } => format!("event {event_type} published"),
-        ProtocolMessage::UserMessage { .. } => "message delivered to the inbox".into(),
-        ProtocolMessage::ManualReview { title, .. } => {
-            format!("review requested: {title}")
-        }
-        ProtocolMessage::AgentMemory { title, .. } => format!("remembered: {title}"),
-        ProtocolMessage::PersonaAction { target, .. } => format!("{target} was asked to act"),
-        ProtocolMessage::OutcomeAssessment { .. } => "noted".into(),
     }
 }
 

@@ -28,7 +28,8 @@ pub struct ChannelRow {
     pub name: String,
     /// slack, telegram, email, webhook or desktop.
     pub kind: String,
-    /// Kind-specific settings; secret fields hold references (`env:NAME`), never values.
+    /// Kind-specific settings; secret fields hold references (`credential:NAME.FIELD`,
+    /// `env:NAME`), never values.
     pub config: Value,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,

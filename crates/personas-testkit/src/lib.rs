@@ -8,6 +8,8 @@
 //! - [`smtp`]: [`SmtpSink`], a small real SMTP server that records mail (email channels).
 //! - [`http_sink`]: [`HttpSink`], a recording HTTP server with scripted replies (Slack,
 //!   Telegram and webhook endpoints).
+//! - [`leak`]: searching everything a test can read — files, every text column of every table,
+//!   responses, streams, sinks — for a secret in any of its encodings.
 //! - The binary `personas-fake-claude` replays a recorded `stream-json` transcript instantly; it
 //!   measures our own overhead without paying for the real CLI's ~0.7 s start-up and ~315 MiB RSS.
 //!
@@ -18,6 +20,7 @@
 pub mod api;
 pub mod claude;
 pub mod http_sink;
+pub mod leak;
 pub mod smtp;
 
 pub use api::{HangPoint, RecordedRequest, ScriptedApi, Step, ToolCall};

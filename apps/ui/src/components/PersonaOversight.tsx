@@ -10,12 +10,12 @@ import { ago } from "../lib/format";
 import { useQuery } from "../lib/useQuery";
 import { Badge, Button, Card, ErrorBox, Field, Spinner, inputClass } from "./ui";
 
-/** Example settings per channel kind; secret fields are `env:NAME` references. */
+/** Example settings per channel kind; secret fields are `credential:NAME.FIELD` references to the vault. */
 export const CHANNEL_EXAMPLES: Record<string, object> = {
-  slack: { webhook_url: "env:SLACK_WEBHOOK_URL" },
-  telegram: { bot_token: "env:TELEGRAM_BOT_TOKEN", chat_id: "12345" },
-  email: { url: "smtps://smtp.example.com", username: "me", password: "env:SMTP_PASSWORD", from: "me@example.com", to: ["me@example.com"] },
-  webhook: { url: "https://example.com/hook", secret: "env:HOOK_SECRET" },
+  slack: { webhook_url: "credential:slack.url" },
+  telegram: { bot_token: "credential:telegram.token", chat_id: "12345" },
+  email: { url: "smtps://smtp.example.com", username: "me", password: "credential:smtp.password", from: "me@example.com", to: ["me@example.com"] },
+  webhook: { url: "https://example.com/hook", secret: "credential:hook.token" },
   desktop: {},
 };
 
@@ -128,7 +128,7 @@ export function ChannelsCard({ persona }: { persona: Persona }) {
                 </select>
               </Field>
             </div>
-            <Field label="Settings (JSON)" htmlFor="channel-config" error={configError} hint={<>Secrets are never stored: give them as <code>env:NAME</code>, read from the runtime's environment (<code>[env]</code> in config.toml) when sending.</>}>
+            <Field label="Settings (JSON)" htmlFor="channel-config" error={configError} hint={<>Secrets are never stored: add them as a credential and give <code>credential:NAME.FIELD</code> (or <code>env:NAME</code> for a variable <code>channel_env_allow</code> in config.toml lists), resolved when sending.</>}>
               <textarea id="channel-config" rows={5} className={`${inputClass} font-mono text-xs`} value={config} onChange={(e) => setConfig(e.target.value)} />
             </Field>
             <div className="flex gap-2">

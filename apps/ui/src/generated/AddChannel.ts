@@ -2,8 +2,9 @@
 
 /**
  * Adds a channel to a persona. Secret fields (Slack webhook URL or bot token, Telegram bot
- * token, SMTP password, webhook secret) must be `env:NAME` references; a plain value is
- * refused naming the field.
+ * token, SMTP password, webhook secret) must be `credential:NAME.FIELD` references (or
+ * `env:NAME` for a variable `channel_env_allow` in config.toml lists, never `PERSONAS_*`); a
+ * plain value is refused naming the field.
  */
 export type AddChannel = { persona: string, 
 /**

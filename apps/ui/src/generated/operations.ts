@@ -190,7 +190,7 @@ export interface Operations {
   get_persona_links: { request: PersonaRef; response: PersonaLinks };
   /** The permission policy templates (read-only, edit-in-workspace, full-trust). */
   list_permission_templates: { request: Empty; response: PermissionTemplateList };
-  /** Notification channels of one persona or all (secret fields are `env:NAME` references). */
+  /** Notification channels of one persona or all (secret fields are references, never values). */
   list_channels: { request: ListChannels; response: ChannelList };
   /** Adds a notification channel (Slack, Telegram, email, webhook, desktop) to a persona. */
   add_channel: { request: AddChannel; response: Channel };

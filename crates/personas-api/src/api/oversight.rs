@@ -117,14 +117,16 @@ impl Api {
         let config = req
             .config
             .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-        channel::parse(&req.kind, &config).map_err(|e| {
-            let field = if e.field == "type" {
-                "kind".to_string()
-            } else {
-                format!("config.{}", e.field)
-            };
-            ApiError::invalid(field, e.message)
-        })?;
+        channel::parse(&req.kind, &config)
+            .and_then(|c| c.check_env_refs(&self.config().channel_env_allow))
+            .map_err(|e| {
+                let field = if e.field == "type" {
+                    "kind".to_string()
+                } else {
+                    format!("config.{}", e.field)
+                };
+                ApiError::invalid(field, e.message)
+            })?;
         let kind = req.kind;
         self.store(move |s| {
             let c = s.deliveries().add_channel(&p.id, &name, &kind, &config)?;
@@ -162,7 +164,15 @@ impl Api {
 
     pub(super) async fn channel_test(&self, req: ChannelRef) -> Result<ChannelTest, ApiError> {
         let (p, c) = self.find_channel(req).await?;
-        let sent = delivery::send_test(self.config(), &p.name, &p.id, &c).await;
+        let sent = delivery::send_test(
+            self.config(),
+            self.inner.engine.store(),
+            self.inner.engine.vault(),
+            &p.name,
+            &p.id,
+            &c,
+        )
+        .await;
         Ok(match sent {
             Ok(()) if c.kind == "desktop" => ChannelTest {
                 ok: true,

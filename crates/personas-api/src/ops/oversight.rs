@@ -1,8 +1,9 @@
 //! Request and response types of what watches over a persona: its notification channels,
 //! its review/budget/healing policy, healing issues and circuit breakers.
 //!
-//! A channel's config never holds a secret: secret fields are references (`env:NAME`) read
-//! from the runtime's environment when sending, so a channel can be listed as stored.
+//! A channel's config never holds a secret: secret fields are references
+//! (`credential:NAME.FIELD` to the vault, or `env:NAME` for a variable `channel_env_allow`
+//! lists) resolved when sending, so a channel can be listed as stored.
 
 use chrono::{DateTime, Utc};
 use personas_store::IssueRow;
@@ -21,7 +22,8 @@ pub struct ListChannels {
     pub persona: Option<String>,
 }
 
-/// A persona's notification channel, as stored (secret fields are `env:NAME` references).
+/// A persona's notification channel, as stored (secret fields are `credential:NAME.FIELD` or
+/// `env:NAME` references).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct Channel {
     pub id: String,
@@ -42,8 +44,9 @@ pub struct ChannelList {
 }
 
 /// Adds a channel to a persona. Secret fields (Slack webhook URL or bot token, Telegram bot
-/// token, SMTP password, webhook secret) must be `env:NAME` references; a plain value is
-/// refused naming the field.
+/// token, SMTP password, webhook secret) must be `credential:NAME.FIELD` references (or
+/// `env:NAME` for a variable `channel_env_allow` in config.toml lists, never `PERSONAS_*`); a
+/// plain value is refused naming the field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct AddChannel {
     pub persona: String,

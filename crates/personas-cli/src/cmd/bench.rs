@@ -9,7 +9,8 @@
 //! - `admission`: the admission transaction's latency (claiming one queued execution) over a
 //!   store with history, without and with budget caps (which sum the day's and month's spend),
 //!   and the time to read 30 days of metrics.
-//!
+//! - `redact`: redaction throughput with 100 secrets, the run environment's allow-list build,
+//!   and a tool call over a run's tool channel (see `bench_redact`).
 //! - `retention`: a simulated year of hourly runs of 10 personas under the default retention
 //!   policy: database size and daily gc time (not part of the default set: it writes 17.5
 //!   million output lines).
@@ -65,6 +66,7 @@ pub enum Which {
     Bus,
     Admission,
     Retention,
+    Redact,
 }
 
 #[derive(Serialize, Default)]
@@ -80,6 +82,8 @@ struct Report {
     admission: Option<AdmissionReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retention: Option<bench_retention::RetentionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redact: Option<super::bench_redact::RedactReport>,
 }
 
 pub async fn run(ctx: &mut Context, args: BenchArgs) -> CliResult<ExitCode> {
@@ -89,6 +93,7 @@ pub async fn run(ctx: &mut Context, args: BenchArgs) -> CliResult<ExitCode> {
             Which::Pipeline,
             Which::Startup,
             Which::Admission,
+            Which::Redact,
         ]
     } else {
         args.which.clone()
@@ -133,6 +138,24 @@ pub async fn run(ctx: &mut Context, args: BenchArgs) -> CliResult<ExitCode> {
                     );
                 }
                 report.startup = Some(r);
+            }
+            Which::Redact => {
+                let r = super::bench_redact::run(transcript_lines(&args.fixtures)?).await?;
+                if !ctx.json {
+                    println!(
+                        "redact: {} secrets ({:.1} ms to build): {:.0} MB/s on clean lines, {:.0} MB/s with a secret in one line of ten ({:.1} MB corpus); run environment {:.1} µs + redactor {:.0} µs; tool call over the run's channel p50 {:.0} µs, p99 {:.0} µs",
+                        r.secrets,
+                        r.patterns_build_ms,
+                        r.clean_mb_per_s,
+                        r.with_secrets_mb_per_s,
+                        r.corpus_bytes as f64 / 1e6,
+                        r.env_build_us,
+                        r.env_redactor_us,
+                        r.tool_call_us_p50,
+                        r.tool_call_us_p99
+                    );
+                }
+                report.redact = Some(r);
             }
             Which::Bus => report.bus = Some(bench_bus::run(ctx, args.bus.clone()).await?),
             Which::Admission => {
@@ -191,29 +214,7 @@ struct ParseReport {
 }
 
 fn parse(dir: &Path) -> CliResult<ParseReport> {
-    let mut lines: Vec<Vec<u8>> = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        CliError::usage(format!("cannot read fixtures at {}: {e}", dir.display()))
-            .with_hint("run from the repository root, or pass --fixtures DIR")
-    })?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.to_string_lossy().ends_with(".stdout.jsonl") {
-            let text = std::fs::read(&path)
-                .map_err(|e| CliError::runtime(format!("{}: {e}", path.display())))?;
-            lines.extend(
-                text.split(|b| *b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .map(<[u8]>::to_vec),
-            );
-        }
-    }
-    if lines.is_empty() {
-        return Err(CliError::usage(format!(
-            "no *.stdout.jsonl transcripts in {}",
-            dir.display()
-        )));
-    }
+    let lines = transcript_lines(dir)?;
     let bytes: usize = lines.iter().map(Vec::len).sum();
     // Warm up, then parse for about two seconds.
     let mut parsed = 0usize;
@@ -239,6 +240,34 @@ fn parse(dir: &Path) -> CliResult<ParseReport> {
         passes,
         mb_per_s: (bytes * passes) as f64 / secs / 1e6,
     })
+}
+
+/// Every line of the recorded `*.stdout.jsonl` transcripts in `dir`.
+fn transcript_lines(dir: &Path) -> CliResult<Vec<Vec<u8>>> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        CliError::usage(format!("cannot read fixtures at {}: {e}", dir.display()))
+            .with_hint("run from the repository root, or pass --fixtures DIR")
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.to_string_lossy().ends_with(".stdout.jsonl") {
+            let text = std::fs::read(&path)
+                .map_err(|e| CliError::runtime(format!("{}: {e}", path.display())))?;
+            lines.extend(
+                text.split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec),
+            );
+        }
+    }
+    if lines.is_empty() {
+        return Err(CliError::usage(format!(
+            "no *.stdout.jsonl transcripts in {}",
+            dir.display()
+        )));
+    }
+    Ok(lines)
 }
 
 #[derive(Serialize)]

@@ -1,8 +1,9 @@
 //! `personas channel add|list|remove|test`: where a persona's messages and review requests are
 //! delivered (Slack, Telegram, email, signed webhook, desktop).
 //!
-//! Secret fields are given as `env:NAME` and read from the runtime's environment when sending,
-//! so no secret is ever stored.
+//! Secret fields are given as `credential:NAME.FIELD` (a vault credential's field) or `env:NAME`
+//! (a variable `channel_env_allow` in config.toml lists) and resolved when sending, so no secret
+//! is ever stored.
 
 use super::print_json;
 use crate::context::Context;
@@ -31,7 +32,8 @@ pub enum ChannelCmd {
         /// slack, telegram, email, webhook or desktop.
         #[arg(long = "type", value_name = "TYPE")]
         kind: String,
-        /// The channel's settings as a JSON object; secrets as "env:NAME".
+        /// The channel's settings as a JSON object; secrets as "credential:NAME.FIELD" (or
+        /// "env:NAME" for a variable channel_env_allow in config.toml lists).
         #[arg(long, default_value = "{}")]
         config: String,
     },
@@ -61,15 +63,17 @@ pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
                 CliError::usage(format!("--config is not valid JSON: {e}"))
                     .with_hint(r#"quote it for the shell, e.g. --config '{"webhook_url": "env:SLACK_WEBHOOK_URL"}'"#)
             })?;
-            channel::parse(&kind, &value).map_err(|e| {
-                let what = if e.field == "type" {
-                    "--type".to_string()
-                } else {
-                    format!("--config {}", e.field)
-                };
-                CliError::usage(format!("{what}: {}", e.message))
-                    .with_hint("`personas channel add --help` shows an example of each type")
-            })?;
+            channel::parse(&kind, &value)
+                .and_then(|c| c.check_env_refs(&ctx.config.channel_env_allow))
+                .map_err(|e| {
+                    let what = if e.field == "type" {
+                        "--type".to_string()
+                    } else {
+                        format!("--config {}", e.field)
+                    };
+                    CliError::usage(format!("{what}: {}", e.message))
+                        .with_hint("`personas channel add --help` shows an example of each type")
+                })?;
             let name = name.trim();
             if name.is_empty() {
                 return Err(CliError::usage("--name: must not be empty"));
@@ -138,7 +142,18 @@ pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
                     CliError::usage(format!("channel not found: {name}"))
                         .with_hint(format!("`personas channel list --persona \"{}\"`", p.name))
                 })?;
-            let sent = personas_engine::delivery::send_test(&ctx.config, &p.name, &p.id, &c).await;
+            let vault = std::sync::Arc::new(personas_engine::vault::VaultCell::new(
+                personas_engine::vault::VaultOptions::from_env(|k| std::env::var(k).ok()),
+            ));
+            let sent = personas_engine::delivery::send_test(
+                &ctx.config,
+                &store,
+                &vault,
+                &p.name,
+                &p.id,
+                &c,
+            )
+            .await;
             match sent {
                 Ok(()) if c.kind == "desktop" => println!(
                     "desktop notifications are shown by a running app; the channel config is valid"

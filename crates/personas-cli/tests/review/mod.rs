@@ -169,7 +169,7 @@ async fn bad_input_is_refused_with_exit_2_and_names_what_is_wrong() {
                 "--config",
                 r#"{"webhook_url": "https://hooks.slack.com/services/T/B/x"}"#,
             ],
-            "--config webhook_url: holds a secret: give it as env:NAME",
+            "--config webhook_url: holds a secret: store it in the vault",
         ),
         (
             &[
@@ -347,6 +347,12 @@ async fn memories_channels_and_policies_are_managed_from_the_cli() {
     // A signed webhook channel, tested for real; a broken one reports the failure (exit 1).
     let hook = HttpSink::start(vec![Reply::status(200)]).await;
     let broken = HttpSink::start(vec![Reply::text(500, "down")]).await;
+    // env: references name only variables config.toml lets channels read.
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        "channel_env_allow = [\"CLI_TEST_HOOK_KEY\"]\n",
+    )
+    .expect("config");
     for (name, url) in [("hook", hook.base_url()), ("broken", broken.base_url())] {
         let config = serde_json::json!({"url": url, "secret": "env:CLI_TEST_HOOK_KEY"}).to_string();
         env.json(&[

@@ -3,9 +3,12 @@
 //!
 //! A channel's config is stored, so it must never hold a secret. Secret fields (Slack webhook
 //! URL and bot token, Telegram bot token, SMTP password, webhook signing key) are therefore
-//! references, `env:NAME`, read from the runtime's environment (`config.toml` `[env]`, then the
-//! process environment) at send time, into a [`Secret`]. Seam for the vault: a
-//! `credential:NAME.FIELD` reference resolved through it plugs into [`SecretRef`] and [`resolve`].
+//! references resolved at send time into a [`Secret`]:
+//! - `credential:NAME.FIELD` — a field of a credential in the vault (the way to store one);
+//! - `env:NAME` — a variable of the runtime's environment (`config.toml` `[env]`, then the
+//!   process environment), only when `NAME` is listed in `channel_env_allow` in `config.toml`,
+//!   and never a `PERSONAS_*` variable (the vault passphrase and the API token are ours). Those
+//!   variables are also withheld from runs (`runner::environment`).
 
 pub use personas_core::secret::Secret;
 use serde_json::{Map, Value};
@@ -32,40 +35,110 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> ChannelError {
 }
 
 /// Where a secret comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SecretRef {
-    /// An environment variable of the runtime.
+    /// An environment variable of the runtime (allowed by `channel_env_allow`).
     Env(String),
+    /// A field of a credential in the vault.
+    Credential { credential: String, field: String },
 }
 
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SecretRef::Env(name) => write!(f, "env:{name}"),
+            SecretRef::Credential { credential, field } => {
+                write!(f, "credential:{credential}.{field}")
+            }
         }
     }
 }
 
+/// True for names no channel may read: the runtime's own variables (the vault passphrase, the
+/// API token, the run token).
+pub fn is_reserved_env(name: &str) -> bool {
+    name.to_ascii_uppercase().starts_with("PERSONAS_")
+}
+
+/// Checks an `env:NAME` reference against `channel_env_allow`.
+pub fn check_env_allowed(name: &str, field: &str, allow: &[String]) -> Result<(), String> {
+    if is_reserved_env(name) {
+        return Err(format!(
+            "{field}: env:{name} names one of Personas' own variables; channels cannot read those"
+        ));
+    }
+    if !allow.iter().any(|a| a == name) {
+        return Err(format!(
+            "{field}: env:{name} is not in channel_env_allow in config.toml; store the secret in \
+             the vault and give credential:NAME.FIELD, or add {name:?} to channel_env_allow"
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a secret reference. `env` is the runtime's configured environment, which wins over the
-/// process environment.
+/// process environment; `allow` is `channel_env_allow`; `credential` opens a vault field.
 pub fn resolve(
     r: &SecretRef,
     field: &str,
     env: &BTreeMap<String, String>,
+    allow: &[String],
+    credential: &mut dyn FnMut(&str, &str) -> Result<Secret, String>,
 ) -> Result<Secret, String> {
     match r {
-        SecretRef::Env(name) => env
-            .get(name)
+        SecretRef::Env(name) => {
+            check_env_allowed(name, field, allow)?;
+            env.get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok())
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+                .ok_or_else(|| {
+                    format!(
+                        "{field}: the environment variable {name} is not set for the runtime \
+                         (set it in config.toml [env] or in the environment of `personas up`)"
+                    )
+                })
+        }
+        SecretRef::Credential {
+            credential: name,
+            field: f,
+        } => credential(name, f).map_err(|e| format!("{field}: {r}: {e}")),
+    }
+}
+
+/// A channel's secrets, resolved before sending (resolving may unlock the vault, which blocks).
+#[derive(Default)]
+pub struct Resolved(BTreeMap<SecretRef, Secret>);
+
+impl Resolved {
+    /// Resolves every reference of `config`; the first that cannot be resolved is the error.
+    pub fn of(
+        config: &ChannelConfig,
+        env: &BTreeMap<String, String>,
+        allow: &[String],
+        credential: &mut dyn FnMut(&str, &str) -> Result<Secret, String>,
+    ) -> Result<Resolved, String> {
+        let mut out = BTreeMap::new();
+        for (field, r) in config.secret_refs() {
+            if !out.contains_key(r) {
+                out.insert(r.clone(), resolve(r, field, env, allow, credential)?);
+            }
+        }
+        Ok(Resolved(out))
+    }
+
+    /// The value of `r` (resolved by [`Resolved::of`]).
+    pub fn get(&self, r: &SecretRef, field: &str) -> Result<Secret, String> {
+        self.0
+            .get(r)
             .cloned()
-            .or_else(|| std::env::var(name).ok())
-            .filter(|v| !v.is_empty())
-            .map(Secret::new)
-            .ok_or_else(|| {
-                format!(
-                    "{field}: the environment variable {name} is not set for the runtime (set it \
-                     in config.toml [env] or in the environment of `personas up`)"
-                )
-            }),
+            .ok_or_else(|| format!("{field}: {r} was not resolved"))
+    }
+
+    /// Every resolved value.
+    pub fn values(&self) -> impl Iterator<Item = (&SecretRef, &Secret)> {
+        self.0.iter()
     }
 }
 
@@ -213,13 +286,73 @@ pub enum ChannelConfig {
     Desktop,
 }
 
-/// Reads an `env:NAME` reference; a plain value in a secret field is refused (it would be
-/// stored in plaintext).
+impl ChannelConfig {
+    /// Every secret reference, with the field it fills.
+    pub fn secret_refs(&self) -> Vec<(&'static str, &SecretRef)> {
+        match self {
+            ChannelConfig::SlackWebhook { webhook_url } => vec![("webhook_url", webhook_url)],
+            ChannelConfig::SlackBot { bot_token, .. }
+            | ChannelConfig::Telegram { bot_token, .. } => {
+                vec![("bot_token", bot_token)]
+            }
+            ChannelConfig::Email(e) => e.password.iter().map(|p| ("password", p)).collect(),
+            ChannelConfig::Webhook { url, secret } => {
+                let mut v = vec![("secret", secret)];
+                if let Text::Secret(r) = url {
+                    v.push(("url", r));
+                }
+                v
+            }
+            ChannelConfig::Desktop => Vec::new(),
+        }
+    }
+
+    /// Refuses `env:` references that `channel_env_allow` does not list (checked when a channel
+    /// is added, so a bad one is refused then rather than at its first send).
+    pub fn check_env_refs(&self, allow: &[String]) -> Result<(), ChannelError> {
+        for (field, r) in self.secret_refs() {
+            if let SecretRef::Env(name) = r {
+                check_env_allowed(name, field, allow).map_err(|m| ChannelError {
+                    field: field.to_string(),
+                    message: m
+                        .strip_prefix(&format!("{field}: "))
+                        .unwrap_or(&m)
+                        .to_string(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a `credential:NAME.FIELD` or `env:NAME` reference; a plain value in a secret field is
+/// refused (it would be stored in plaintext), and so is any `PERSONAS_*` variable.
 fn secret_ref(field: &str, v: &Value) -> Result<SecretRef, ChannelError> {
     let s = v
         .as_str()
-        .ok_or_else(|| err(field, "must be a string like \"env:NAME\""))?;
+        .ok_or_else(|| err(field, "must be a string like \"credential:NAME.FIELD\""))?;
+    if let Some(rest) = s.strip_prefix("credential:") {
+        return match rest.split_once('.') {
+            Some((c, f)) if valid_credential_part(c) && valid_credential_part(f) => {
+                Ok(SecretRef::Credential {
+                    credential: c.to_string(),
+                    field: f.to_string(),
+                })
+            }
+            _ => Err(err(
+                field,
+                format!(
+                    "{s:?} is not a credential reference; give credential:NAME.FIELD, e.g. \
+                     credential:slack.webhook_url"
+                ),
+            )),
+        };
+    }
     match s.strip_prefix("env:") {
+        Some(name) if is_reserved_env(name) => Err(err(
+            field,
+            format!("env:{name} names one of Personas' own variables; channels cannot read those"),
+        )),
         Some(name) if valid_env_name(name) => Ok(SecretRef::Env(name.to_string())),
         Some(name) => Err(err(
             field,
@@ -227,10 +360,17 @@ fn secret_ref(field: &str, v: &Value) -> Result<SecretRef, ChannelError> {
         )),
         None => Err(err(
             field,
-            "holds a secret: give it as env:NAME (read from the runtime's environment when \
-             sending), not the value itself, so it is never stored",
+            "holds a secret: store it in the vault and give credential:NAME.FIELD (or env:NAME \
+             for a variable listed in channel_env_allow), not the value itself, so it is never \
+             stored",
         )),
     }
+}
+
+fn valid_credential_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }
 
 fn valid_env_name(name: &str) -> bool {
@@ -379,9 +519,9 @@ pub fn parse(kind: &str, config: &Value) -> Result<ChannelConfig, ChannelError> 
         "webhook" => {
             only(kind, obj, &["url", "secret"])?;
             let raw = string("url", get("url").ok_or_else(|| err("url", "is required"))?)?;
-            let url = match raw.strip_prefix("env:") {
-                Some(_) => Text::Secret(secret_ref("url", &Value::String(raw.clone()))?),
-                None => {
+            let url = match raw.starts_with("env:") || raw.starts_with("credential:") {
+                true => Text::Secret(secret_ref("url", &Value::String(raw.clone()))?),
+                false => {
                     let parsed = reqwest::Url::parse(&raw)
                         .map_err(|e| err("url", format!("{raw:?} is not a valid URL ({e})")))?;
                     if !matches!(parsed.scheme(), "http" | "https") {
@@ -535,21 +675,89 @@ mod tests {
         assert!("smtp://[::1]:25?tls=none".parse::<SmtpUrl>().is_ok());
     }
 
+    fn no_vault(_: &str, _: &str) -> Result<Secret, String> {
+        Err("no vault here".into())
+    }
+
     #[test]
-    fn secrets_resolve_from_config_env_first_and_never_print() {
-        let env = BTreeMap::from([("PERSONAS_TEST_SECRET_A".to_string(), "s3cret".to_string())]);
-        let v = resolve(&SecretRef::Env("PERSONAS_TEST_SECRET_A".into()), "x", &env).expect("set");
+    fn env_secrets_resolve_only_when_allowed_from_config_env_first_and_never_print() {
+        let env = BTreeMap::from([("CHANNEL_TEST_SECRET_A".to_string(), "s3cret".to_string())]);
+        let allow = vec![
+            "CHANNEL_TEST_SECRET_A".to_string(),
+            "CHANNEL_TEST_SECRET_UNSET".to_string(),
+        ];
+        let a = SecretRef::Env("CHANNEL_TEST_SECRET_A".into());
+        let v = resolve(&a, "x", &env, &allow, &mut no_vault).expect("set");
         assert_eq!(v.expose(), "s3cret");
         assert!(!format!("{v:?}").contains("s3cret"));
         let e = resolve(
-            &SecretRef::Env("PERSONAS_TEST_SECRET_UNSET".into()),
+            &SecretRef::Env("CHANNEL_TEST_SECRET_UNSET".into()),
             "bot_token",
             &env,
+            &allow,
+            &mut no_vault,
         )
         .expect_err("unset");
         assert!(
-            e.contains("bot_token") && e.contains("PERSONAS_TEST_SECRET_UNSET"),
+            e.contains("bot_token") && e.contains("CHANNEL_TEST_SECRET_UNSET"),
             "{e}"
         );
+        // Not on the allow-list: refused, with the way out.
+        let e = resolve(&a, "secret", &env, &[], &mut no_vault).expect_err("not allowed");
+        assert!(
+            e.contains("channel_env_allow") && e.contains("credential:"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn personas_own_variables_are_never_a_channel_secret() {
+        for name in [
+            "PERSONAS_VAULT_PASSPHRASE",
+            "personas_api_token",
+            "PERSONAS_MCP_TOKEN",
+        ] {
+            let e = parse("slack", &json!({"webhook_url": format!("env:{name}")}))
+                .expect_err("reserved");
+            assert_eq!(e.field, "webhook_url");
+            assert!(e.message.contains("Personas' own"), "{e}");
+            // Even when a config lists it, resolving refuses.
+            let allow = vec![name.to_string()];
+            let e = resolve(
+                &SecretRef::Env(name.into()),
+                "password",
+                &BTreeMap::new(),
+                &allow,
+                &mut no_vault,
+            )
+            .expect_err("reserved");
+            assert!(e.contains("Personas' own"), "{e}");
+        }
+    }
+
+    #[test]
+    fn credential_references_resolve_through_the_vault() {
+        let c = parse(
+            "webhook",
+            &json!({"url": "credential:hook.url", "secret": "credential:hook.signing_key"}),
+        )
+        .expect("parse");
+        let refs: Vec<String> = c.secret_refs().iter().map(|(_, r)| r.to_string()).collect();
+        assert_eq!(refs, ["credential:hook.signing_key", "credential:hook.url"]);
+        let mut vault = |name: &str, field: &str| -> Result<Secret, String> {
+            Ok(Secret::new(format!("{name}/{field}/value")))
+        };
+        let r = Resolved::of(&c, &BTreeMap::new(), &[], &mut vault).expect("resolved");
+        let (_, url) = c.secret_refs()[1];
+        assert_eq!(r.get(url, "url").expect("url").expose(), "hook/url/value");
+        for bad in ["credential:hook", "credential:.x", "credential:a b.c"] {
+            let e = parse("slack", &json!({"webhook_url": bad})).expect_err(bad);
+            assert!(e.message.contains("credential:NAME.FIELD"), "{bad}: {e}");
+        }
+        // env: references are checked against the allow-list when a channel is added.
+        let c = parse("slack", &json!({"webhook_url": "env:SLACK_URL"})).expect("parse");
+        let e = c.check_env_refs(&[]).expect_err("not allowed");
+        assert_eq!(e.field, "webhook_url");
+        assert!(c.check_env_refs(&["SLACK_URL".to_string()]).is_ok());
     }
 }

@@ -108,9 +108,40 @@ async fn attempt(rt: &Runtime, http: &reqwest::Client, d: DueDelivery) {
             retry_after: None,
         }),
         Ok(config) => {
+            let (store, vault, cfg_all, parsed) = (
+                rt.store.clone(),
+                std::sync::Arc::clone(&rt.vault),
+                std::sync::Arc::clone(&rt.config),
+                config.clone(),
+            );
+            let prepared = blocking(move || {
+                let secrets = resolve_secrets(&store, &vault, &cfg_all, &parsed)?;
+                Ok::<_, String>((
+                    secrets,
+                    crate::known::runtime_redactor(&store, &vault, &cfg_all),
+                ))
+            })
+            .await;
+            let (secrets, redactor) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    return record(
+                        rt,
+                        &d,
+                        number,
+                        Err(SendError {
+                            message: e,
+                            permanent: true,
+                            retry_after: None,
+                        }),
+                    )
+                    .await;
+                }
+            };
             let ctx = SendContext {
                 http,
-                env: &rt.config.env,
+                secrets: &secrets,
+                redactor: &redactor,
                 slack_api_url: &cfg.slack_api_url,
                 telegram_api_url: &cfg.telegram_api_url,
                 timeout: cfg.timeout(),
@@ -121,6 +152,12 @@ async fn attempt(rt: &Runtime, http: &reqwest::Client, d: DueDelivery) {
             send::send(&ctx, &config, &d.notice).await
         }
     };
+    record(rt, &d, number, result).await
+}
+
+/// Records how an attempt went.
+async fn record(rt: &Runtime, d: &DueDelivery, number: u32, result: Result<(), SendError>) {
+    let cfg = &rt.config.delivery;
     let (error, retry_at) = match &result {
         Ok(()) => (None, None),
         Err(e) => {
@@ -155,12 +192,35 @@ async fn attempt(rt: &Runtime, http: &reqwest::Client, d: DueDelivery) {
     }
 }
 
+/// Resolves a channel's secret references: `credential:` ones through the vault (unlocking it
+/// if needed), `env:` ones from `[env]`/the environment when `channel_env_allow` lists them.
+/// Blocking.
+pub fn resolve_secrets(
+    store: &personas_store::Store,
+    vault: &crate::vault::VaultCell,
+    config: &crate::EngineConfig,
+    channel: &channel::ChannelConfig,
+) -> Result<channel::Resolved, String> {
+    let mut lookup = |name: &str, field: &str| -> Result<channel::Secret, String> {
+        let opened = crate::credentials::open_named(store, name, &mut || vault.get(store))
+            .map_err(|e| e.to_string())?;
+        opened
+            .values
+            .get(field)
+            .cloned()
+            .ok_or_else(|| format!("the credential {name} has no field {field:?}"))
+    };
+    channel::Resolved::of(channel, &config.env, &config.channel_env_allow, &mut lookup)
+}
+
 /// Sends a test notification through one of `persona_name`'s channels now, with the runtime's
 /// delivery settings (`[delivery]`, `[env]` for `env:NAME` secrets). Shared by
 /// `personas channel test` and the API's `test_channel`. A desktop channel only validates: a
 /// running app shows those.
 pub async fn send_test(
     config: &crate::EngineConfig,
+    store: &personas_store::Store,
+    vault: &std::sync::Arc<crate::vault::VaultCell>,
     persona_name: &str,
     persona_id: &personas_core::PersonaId,
     row: &personas_store::ChannelRow,
@@ -170,6 +230,15 @@ pub async fn send_test(
         permanent: true,
         retry_after: None,
     })?;
+    let (s, v, c, p) = (
+        store.clone(),
+        std::sync::Arc::clone(vault),
+        config.clone(),
+        parsed.clone(),
+    );
+    let secrets = blocking(move || resolve_secrets(&s, &v, &c, &p))
+        .await
+        .map_err(SendError::permanent_message)?;
     let cfg = &config.delivery;
     let http = reqwest::Client::builder()
         .timeout(cfg.timeout())
@@ -198,7 +267,8 @@ pub async fn send_test(
     send::send(
         &SendContext {
             http: &http,
-            env: &config.env,
+            secrets: &secrets,
+            redactor: &personas_core::redact::Redactor::none(),
             slack_api_url: &cfg.slack_api_url,
             telegram_api_url: &cfg.telegram_api_url,
             timeout: cfg.timeout(),

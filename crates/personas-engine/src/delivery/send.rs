@@ -5,13 +5,12 @@
 //! Errors never carry a secret: URLs are stripped from HTTP errors (a Slack webhook URL and the
 //! Telegram API path contain tokens) and every resolved secret is redacted from the text.
 
-use super::channel::{ChannelConfig, EmailConfig, Secret, SmtpSecurity, Text, resolve};
+use super::channel::{ChannelConfig, EmailConfig, Resolved, Secret, SmtpSecurity, Text};
 use crate::events::{EngineEvent, EventBus};
 use hmac::{Hmac, KeyInit, Mac};
 use personas_store::Notice;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Header names of a signed webhook delivery.
@@ -38,6 +37,10 @@ impl SendError {
             retry_after: None,
         }
     }
+    /// A failure retrying cannot fix (a secret that cannot be resolved, a bad config).
+    pub fn permanent_message(message: String) -> Self {
+        Self::permanent(message)
+    }
     fn permanent(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
@@ -50,7 +53,11 @@ impl SendError {
 /// What a send needs besides the channel and the notice.
 pub struct SendContext<'a> {
     pub http: &'a reqwest::Client,
-    pub env: &'a BTreeMap<String, String>,
+    /// The channel's secrets, resolved beforehand ([`super::resolve_secrets`]).
+    pub secrets: &'a Resolved,
+    /// Every secret the runtime knows: applied to the notice before it leaves, so text stored
+    /// before a value was known (or through a path that missed one) is still not sent.
+    pub redactor: &'a personas_core::redact::Redactor,
     pub slack_api_url: &'a str,
     pub telegram_api_url: &'a str,
     pub timeout: Duration,
@@ -186,7 +193,21 @@ pub async fn send(
     channel: &ChannelConfig,
     notice: &Notice,
 ) -> Result<(), SendError> {
-    let secret = |r, field: &str| resolve(r, field, ctx.env).map_err(SendError::permanent);
+    let secret = |r, field: &str| ctx.secrets.get(r, field).map_err(SendError::permanent);
+    let redacted;
+    let notice = if ctx.redactor.is_empty() {
+        notice
+    } else {
+        let mut n = notice.clone();
+        for t in n.title.iter_mut().chain(std::iter::once(&mut n.body)) {
+            ctx.redactor.redact_string(t);
+        }
+        for a in &mut n.suggested_actions {
+            ctx.redactor.redact_string(a);
+        }
+        redacted = n;
+        &redacted
+    };
     let (subject, body) = render_text(notice);
     match channel {
         ChannelConfig::Desktop => {
@@ -349,7 +370,10 @@ async fn send_email(
     let mut builder = builder.port(cfg.url.port).timeout(Some(ctx.timeout));
     let mut password = None;
     if let (Some(user), Some(pass)) = (&cfg.username, &cfg.password) {
-        let p = resolve(pass, "password", ctx.env).map_err(SendError::permanent)?;
+        let p = ctx
+            .secrets
+            .get(pass, "password")
+            .map_err(SendError::permanent)?;
         builder = builder.credentials(Credentials::new(user.clone(), p.expose().to_string()));
         password = Some(p);
     }

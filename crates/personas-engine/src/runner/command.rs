@@ -1,39 +1,25 @@
 //! The exact CLI invocation for one run: arguments from the persona's limits and permission
-//! policy, environment inherited from the user minus a deny-list, plus the run's marker.
+//! policy, and an environment built from an allow-list ([`super::environment`]) plus the run's
+//! marker and the persona's credentials.
 //!
 //! Pure apart from reading the process uid; unit-tested below. The prompt never appears here:
 //! it goes to stdin (fixtures README §3.8), so it is not visible in the process table and has no
 //! argv length limit.
 
+use super::environment::{self, RunEnv};
 use crate::config::EngineConfig;
 use crate::reaper::MARKER_VAR;
 use personas_core::{Execution, PermissionMode, Persona, Secret};
 use std::path::{Path, PathBuf};
-
-/// Variables never passed to a run: our own secrets, and markers that would make the CLI
-/// believe it runs nested inside another Claude Code session.
-pub const ENV_DENY_LIST: &[&str] = &[
-    "PERSONAS_API_TOKEN",
-    "PERSONAS_VAULT_PASSPHRASE",
-    "PERSONAS_VAULT_NEW_PASSPHRASE",
-    "PERSONAS_MCP_TOKEN",
-    "PERSONAS_MCP_EXECUTION_ID",
-    "CLAUDECODE",
-    "CLAUDE_CODE_ENTRYPOINT",
-    "CLAUDE_CODE_SSE_PORT",
-];
 
 /// A fully specified CLI invocation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CliCommand {
     pub program: PathBuf,
     pub args: Vec<String>,
-    /// Variables set on top of the inherited environment.
-    pub env_set: Vec<(String, String)>,
-    /// Decrypted credential values, set last. Kept apart so no `Debug` of a command prints them.
-    pub secret_env: Vec<(String, Secret)>,
-    /// Inherited variables removed.
-    pub env_remove: Vec<String>,
+    /// The child's whole environment (it starts empty): harmless variables in `plain`, every
+    /// other value in `secret`, so no `Debug` of a command prints one.
+    pub env: RunEnv,
     pub cwd: PathBuf,
 }
 
@@ -54,6 +40,8 @@ pub struct Invocation {
     pub extra_allowed_tools: Vec<String>,
     /// True when the process runs as root (decides `IS_SANDBOX` for full trust).
     pub as_root: bool,
+    /// The runtime's own environment (`std::env::vars`); only allow-listed names are passed on.
+    pub inherited_env: Vec<(String, Secret)>,
 }
 
 pub fn build(
@@ -107,35 +95,45 @@ pub fn build(
     }
     args.extend(inv.extra_args.iter().cloned());
 
-    let mut env_set: Vec<(String, String)> = config
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    env_set.extend([
+    let mut run_vars: Vec<(String, String)> = vec![
         (MARKER_VAR.to_string(), execution.id.to_string()),
         ("PERSONAS_PERSONA_ID".to_string(), persona.id.to_string()),
         // Unattended runs must not update the binary under a running engine.
         ("DISABLE_AUTOUPDATER".to_string(), "1".to_string()),
-    ]);
+    ];
     if let Some(retries) = config.cli_max_retries {
-        env_set.push(("CLAUDE_CODE_MAX_RETRIES".into(), retries.to_string()));
+        run_vars.push(("CLAUDE_CODE_MAX_RETRIES".into(), retries.to_string()));
     }
     // As root the CLI refuses bypassPermissions unless told it runs in a sandbox (README §3.3).
-    // Only a persona explicitly set to full trust gets this.
+    // Only a persona explicitly set to full trust gets this; it is never inherited.
     if policy.mode == PermissionMode::BypassPermissions && inv.as_root {
-        env_set.push(("IS_SANDBOX".into(), "1".into()));
+        run_vars.push(("IS_SANDBOX".into(), "1".into()));
     }
-    env_set.extend(inv.extra_env.iter().cloned());
+    run_vars.extend(inv.extra_env.iter().cloned());
+    let env = environment::build(
+        inv.inherited_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose())),
+        &config.env,
+        &config.channel_env_allow,
+        &run_vars,
+        &inv.secret_env,
+    );
 
     CliCommand {
         program: claude.to_path_buf(),
         args,
-        env_set,
-        secret_env: inv.secret_env.clone(),
-        env_remove: ENV_DENY_LIST.iter().map(|s| s.to_string()).collect(),
+        env,
         cwd,
     }
+}
+
+/// The runtime's own environment, for [`Invocation::inherited_env`] (values as secrets: any of
+/// them may be one). Variables that are not valid Unicode are left out.
+pub fn inherited_env() -> Vec<(String, Secret)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, Secret::new(v.into_string().ok()?))))
+        .collect()
 }
 
 /// True when this process runs as root.
@@ -249,13 +247,13 @@ mod tests {
         assert_eq!(&c.args[allow + 1..allow + 3], ["Read", "Bash(git *)"]);
         assert_eq!(value_after(&c.args, "--disallowedTools"), Some("WebFetch"));
         assert!(!c.args.iter().any(|a| a.contains("dangerously")));
-        assert!(c.env_set.contains(&(MARKER_VAR.into(), e.id.to_string())));
+        assert!(c.env.plain.contains(&(MARKER_VAR.into(), e.id.to_string())));
         assert!(
-            c.env_set
+            c.env
+                .plain
                 .contains(&("CLAUDE_CODE_MAX_RETRIES".into(), "1".into()))
         );
-        assert!(!c.env_set.iter().any(|(k, _)| k == "IS_SANDBOX"));
-        assert!(c.env_remove.iter().any(|k| k == "PERSONAS_API_TOKEN"));
+        assert!(!c.env.plain.iter().any(|(k, _)| k == "IS_SANDBOX"));
     }
 
     #[test]
@@ -269,7 +267,7 @@ mod tests {
             ..Invocation::default()
         };
         let c = build(&p, &e, &cfg, Path::new("claude"), "/w".into(), &root);
-        assert!(c.env_set.contains(&("IS_SANDBOX".into(), "1".into())));
+        assert!(c.env.plain.contains(&("IS_SANDBOX".into(), "1".into())));
         assert_eq!(
             value_after(&c.args, "--permission-mode"),
             Some("bypassPermissions")
@@ -282,7 +280,17 @@ mod tests {
             "/w".into(),
             &Invocation::default(),
         );
-        assert!(!c.env_set.iter().any(|(k, _)| k == "IS_SANDBOX"));
+        assert!(!c.env.plain.iter().any(|(k, _)| k == "IS_SANDBOX"));
+        // An IS_SANDBOX in the runtime's own environment never reaches a run.
+        let mut p = persona();
+        p.permissions.mode = PermissionMode::Default;
+        let inherited = Invocation {
+            inherited_env: vec![("IS_SANDBOX".into(), Secret::new("1"))],
+            ..Invocation::default()
+        };
+        let c = build(&p, &e, &cfg, Path::new("claude"), "/w".into(), &inherited);
+        assert!(!c.env.plain.iter().any(|(k, _)| k == "IS_SANDBOX"));
+        assert!(!c.env.secret.iter().any(|(k, _)| k == "IS_SANDBOX"));
     }
 
     #[test]
@@ -305,7 +313,7 @@ mod tests {
             !c.args.iter().any(|a| a.contains("ghp_topsecret")),
             "never argv"
         );
-        assert_eq!(c.secret_env[0].1.expose(), "ghp_topsecret");
+        assert_eq!(c.env.secret[0].1.expose(), "ghp_topsecret");
         assert!(!format!("{c:?}").contains("ghp_topsecret"));
         assert_eq!(
             value_after(&c.args, "--allowedTools"),

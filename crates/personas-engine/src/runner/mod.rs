@@ -9,6 +9,7 @@
 //! Success is decided from the `result` line ([`outcome::decide`]), never the exit code.
 
 pub mod command;
+pub mod environment;
 pub mod lines;
 pub mod mcp;
 pub mod outcome;
@@ -178,8 +179,16 @@ async fn drive(
             return ExecutionOutcome::failed(ErrorClass::CredentialUnavailable, msg);
         }
     };
-    // From here on every line, note and stored field passes the run's redactor.
-    sink.redactor = Arc::new(creds.redactor);
+    // From here on every line, note and stored field passes the run's redactor: the persona's
+    // credentials and its channels' secrets.
+    let channel_secrets = persona_channel_secrets(rt, &persona).await;
+    sink.redactor = Arc::new(
+        creds.redactor.with_secrets(
+            channel_secrets
+                .iter()
+                .map(|(label, value)| (label.as_str(), value)),
+        ),
+    );
     let prompt_text = match resume {
         // The session already holds the prompt; the decision is the next user message.
         Some(r) => {
@@ -211,16 +220,20 @@ async fn drive(
         as_root: command::running_as_root(),
         resume_session: resume.map(|r| r.session_id.clone()),
         secret_env: creds.env,
+        inherited_env: command::inherited_env(),
         ..Invocation::default()
     };
-    // Kept alive until the CLI has exited; dropping it removes the file.
-    let mcp_file = match mcp::prepare(rt, execution).await {
-        Ok(Some((file, token))) => {
+    // Kept alive until the CLI has exited; dropping it removes the file and closes the channel.
+    let mut tools = match mcp::prepare(rt, execution).await {
+        Ok(Some(prepared)) => {
             // The agent can read its own config file; keep the token out of the output too.
-            sink.redactor = Arc::new(sink.redactor.with_secret("personas.mcp_token", &token));
-            inv.extra_args.extend(file.args());
+            sink.redactor = Arc::new(
+                sink.redactor
+                    .with_secret("personas.mcp_token", &prepared.token),
+            );
+            inv.extra_args.extend(prepared.file.args());
             inv.extra_allowed_tools.push(mcp::ALLOW_RULE.into());
-            Some(file)
+            Some(prepared)
         }
         Ok(None) => None,
         Err(msg) => {
@@ -229,9 +242,66 @@ async fn drive(
         }
     };
     let cmd = command::build(&persona, execution, &rt.config, &claude, cwd, &inv);
-    let outcome = supervise(rt, execution, &persona, cmd, prompt_text, stops, sink).await;
-    drop(mcp_file);
+    // Every value of the run's environment that is not known to be harmless — `[env]` entries,
+    // the CLI's own credentials — is a secret the run can print.
+    sink.redactor = Arc::new(
+        sink.redactor.with_secrets(
+            cmd.env
+                .redaction_pairs()
+                .iter()
+                .map(|(label, value)| (label.as_str(), *value)),
+        ),
+    );
+    let channel = tools.as_mut().map(|p| &mut p.channel);
+    let outcome = supervise(
+        rt,
+        execution,
+        &persona,
+        cmd,
+        prompt_text,
+        stops,
+        sink,
+        channel,
+    )
+    .await;
+    drop(tools);
     outcome
+}
+
+/// The resolved secrets of the persona's notification channels, labelled
+/// `channel.<name>.<reference>`. A channel whose secrets cannot be resolved now (a locked vault,
+/// an unset variable) contributes nothing: it cannot deliver either.
+async fn persona_channel_secrets(
+    rt: &Runtime,
+    persona: &Persona,
+) -> Vec<(String, personas_core::Secret)> {
+    let (store, cell, config, id) = (
+        rt.store.clone(),
+        Arc::clone(&rt.vault),
+        Arc::clone(&rt.config),
+        persona.id.clone(),
+    );
+    blocking(move || {
+        let mut out = Vec::new();
+        for c in store.deliveries().channels(Some(&id)).unwrap_or_default() {
+            let Ok(parsed) = crate::delivery::channel::parse(&c.kind, &c.config) else {
+                continue;
+            };
+            if parsed.secret_refs().is_empty() {
+                continue;
+            }
+            if let Ok(resolved) = crate::delivery::resolve_secrets(&store, &cell, &config, &parsed)
+            {
+                out.extend(
+                    resolved
+                        .values()
+                        .map(|(r, v)| (format!("channel.{}.{r}", c.name), v.clone())),
+                );
+            }
+        }
+        out
+    })
+    .await
 }
 
 /// Opens the persona's linked credentials (none: the vault is not touched).
@@ -314,6 +384,7 @@ async fn supervise(
     prompt_text: String,
     stops: &StopSignals,
     sink: &mut Sink<'_>,
+    mut tools: Option<&mut mcp::ToolChannel>,
 ) -> ExecutionOutcome {
     let mut c = tokio::process::Command::new(&cmd.program);
     c.args(&cmd.args)
@@ -322,13 +393,12 @@ async fn supervise(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    for k in &cmd.env_remove {
-        c.env_remove(k);
-    }
-    for (k, v) in &cmd.env_set {
+    // Built from an allow-list: nothing of our own environment is inherited implicitly.
+    c.env_clear();
+    for (k, v) in &cmd.env.plain {
         c.env(k, v);
     }
-    for (k, v) in &cmd.secret_env {
+    for (k, v) in &cmd.env.secret {
         c.env(k, v.expose());
     }
     // Its own process group: a Ctrl-C in the user's terminal reaches us, and we decide how the
@@ -429,6 +499,10 @@ async fn supervise(
                     sink.emit(LineKind::Engine, format!("reading the CLI's output failed: {e}")).await;
                     out_done = true;
                 }
+            },
+            call = next_tool_call(&mut tools) => {
+                last_activity = Instant::now();
+                handle_tool_call(rt, execution, persona, call, &mut st, sink).await;
             },
             frame = err.next(), if !err_done => match frame {
                 Ok(Some(Frame::Line(bytes))) => {
@@ -544,6 +618,61 @@ fn describe_exit(s: std::process::ExitStatus) -> String {
         Some(c) => format!("exit code {c}"),
         None => "unknown exit".into(),
     }
+}
+
+/// The next call on the run's tool channel; pending forever without one.
+async fn next_tool_call(tools: &mut Option<&mut mcp::ToolChannel>) -> mcp::ToolCall {
+    match tools {
+        Some(ch) => ch.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A protocol tool call the run's MCP server forwarded: redacted, applied and recorded exactly
+/// like a protocol line, then answered.
+async fn handle_tool_call(
+    rt: &Runtime,
+    execution: &Execution,
+    persona: &Persona,
+    call: mcp::ToolCall,
+    st: &mut StreamState,
+    sink: &mut Sink<'_>,
+) {
+    let (store, bus, exec, pers, redactor) = (
+        rt.store.clone(),
+        rt.bus.clone(),
+        execution.clone(),
+        persona.clone(),
+        Arc::clone(&sink.redactor),
+    );
+    let (tool, args) = (call.tool, call.arguments);
+    let applied =
+        blocking(move || mcp::apply_call(&store, &bus, &exec, &pers, &redactor, &tool, args)).await;
+    let reply = match applied {
+        Ok((msg, applied)) => {
+            let json = serde_json::to_string(&msg).unwrap_or_default();
+            sink.emit(LineKind::Protocol, json).await;
+            if applied.accomplished.is_some() {
+                st.accomplished = applied.accomplished;
+            }
+            if applied.published_event {
+                rt.bus_wakeup.notify_one();
+            }
+            match applied.warning {
+                Some(w) => {
+                    sink.emit(LineKind::Warning, w.clone()).await;
+                    mcp::CallReply::err(w)
+                }
+                None => mcp::CallReply::ok(mcp::confirmation(&msg)),
+            }
+        }
+        Err(e) => {
+            let e = sink.redactor.redact(&e).into_owned();
+            sink.emit(LineKind::Warning, e.clone()).await;
+            mcp::CallReply::err(e)
+        }
+    };
+    let _ = call.reply.send(reply);
 }
 
 async fn sleep_until_opt(t: Option<Instant>) {

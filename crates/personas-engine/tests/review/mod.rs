@@ -366,6 +366,7 @@ async fn messages_reach_every_channel_and_a_failing_endpoint_is_retried_then_fai
             ("T_SMTP_PASS", "mail-pass"),
         ] {
             c.env.insert(k.into(), v.into());
+            c.channel_env_allow.push(k.into());
         }
     })
     .await;

@@ -20,7 +20,7 @@ pub async fn round_trips(s: &Server) {
     )
     .await;
 
-    // Notification channels: secrets only as env:NAME, bad input names the field.
+    // Notification channels: secrets only as references, bad input names the field.
     let sink = HttpSink::start(vec![Reply::status(200)]).await;
     assert_eq!(
         s.ok("list_channels", json!({"persona": "Watched"})).await["channels"],
@@ -39,6 +39,29 @@ pub async fn round_trips(s: &Server) {
         "{e}"
     );
     assert!(!e.to_string().contains("plain-secret-value"), "{e}");
+    // The runtime's own variables are never a channel secret (the vault passphrase could
+    // otherwise be mailed anywhere), and other env: names need channel_env_allow.
+    for (secret, says) in [
+        ("env:PERSONAS_VAULT_PASSPHRASE", "Personas' own variables"),
+        ("env:SOME_SHELL_SECRET", "channel_env_allow"),
+    ] {
+        let (st, e) = s
+            .call(
+                "add_channel",
+                json!({"persona": "Watched", "name": "hook", "kind": "webhook",
+                    "config": {"url": format!("{}/hook", sink.base_url()), "secret": secret}}),
+            )
+            .await;
+        assert_eq!(
+            (st, e["field"].as_str()),
+            (400, Some("config.secret")),
+            "{e}"
+        );
+        assert!(
+            e["message"].as_str().is_some_and(|m| m.contains(says)),
+            "{e}"
+        );
+    }
     let (st, e) = s
         .call(
             "add_channel",
@@ -57,7 +80,7 @@ pub async fn round_trips(s: &Server) {
         .ok(
             "add_channel",
             json!({"persona": "Watched", "name": "hook", "kind": "webhook",
-                "config": {"url": format!("{}/hook", sink.base_url()), "secret": "env:PERSONAS_TEST_HOOK_SECRET"}}),
+                "config": {"url": format!("{}/hook", sink.base_url()), "secret": "credential:hook.signing_key"}}),
         )
         .await;
     assert_eq!(
@@ -85,7 +108,7 @@ pub async fn round_trips(s: &Server) {
         .find(|c| c["name"] == "hook")
         .cloned()
         .expect("hook listed");
-    assert_eq!(stored["config"]["secret"], "env:PERSONAS_TEST_HOOK_SECRET");
+    assert_eq!(stored["config"]["secret"], "credential:hook.signing_key");
     // The secret's variable is not set in this runtime: the test says so, naming it.
     let t = s
         .ok(
@@ -97,7 +120,7 @@ pub async fn round_trips(s: &Server) {
     assert!(
         t["message"]
             .as_str()
-            .is_some_and(|m| m.contains("PERSONAS_TEST_HOOK_SECRET")),
+            .is_some_and(|m| m.contains("credential:hook.signing_key")),
         "{t}"
     );
     let t = s
