@@ -48,19 +48,21 @@ fn fixture() -> &'static Fixture {
             .credentials()
             .issue_run_token(e.id.as_str(), &token_hash(&token))
             .expect("issue");
-        let run = Server::new(
-            store.clone(),
-            Scope::Run {
-                execution_id: e.id.to_string(),
-                token,
-            },
-        );
-        let standalone = Server::new(store.clone(), Scope::Standalone);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
+        let endpoint = rt.block_on(apply_like_the_runner(&store, &e.id, &token));
+        let run = Server::new(
+            store.clone(),
+            Scope::Run {
+                execution_id: e.id.to_string(),
+                token,
+                endpoint: Some(endpoint),
+            },
+        );
+        let standalone = Server::new(store.clone(), Scope::Standalone);
         Fixture {
             _dir: dir,
             store,
@@ -70,6 +72,43 @@ fn fixture() -> &'static Fixture {
             rt,
         }
     })
+}
+
+/// Plays the runner's part for the run: opens its tool channel and applies each call through
+/// the runner's own `apply_call` (no secrets known), answering as the runner does.
+async fn apply_like_the_runner(store: &Store, exec: &ExecutionId, token: &str) -> String {
+    use personas_engine::runner::mcp::{CallReply, ToolChannel, apply_call, confirmation};
+    let mut ch = ToolChannel::listen(&personas_core::Secret::new(token))
+        .await
+        .expect("listen");
+    let endpoint = ch.addr().to_string();
+    let store = store.clone();
+    let exec = store.executions().get(exec).expect("execution");
+    let persona = store.personas().get(&exec.persona_id).expect("persona");
+    let redactor = personas_core::redact::Redactor::none();
+    let bus = personas_engine::events::EventBus::new();
+    tokio::spawn(async move {
+        loop {
+            let call = ch.next().await;
+            let reply = match apply_call(
+                &store,
+                &bus,
+                &exec,
+                &persona,
+                &redactor,
+                &call.tool,
+                call.arguments,
+            ) {
+                Ok((msg, applied)) => match applied.warning {
+                    Some(w) => CallReply::err(w),
+                    None => CallReply::ok(confirmation(&msg)),
+                },
+                Err(e) => CallReply::err(e),
+            };
+            let _ = call.reply.send(reply);
+        }
+    });
+    endpoint
 }
 
 fn config(cases: u32) -> ProptestConfig {
