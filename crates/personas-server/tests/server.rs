@@ -315,6 +315,31 @@ async fn every_operation_round_trips_through_the_server() {
     assert_eq!(got["id"], created["id"]);
     let (st, _) = s.call("get_persona", json!({"persona": "Nobody"})).await;
     assert_eq!(st, 404);
+    // The personas a persona may start travel by name and are stored as ids.
+    let starter = s
+        .ok(
+            "create_persona",
+            json!({"spec": {"name": "Starter", "instructions": "x",
+                "permissions": {"allow_personas": ["checker"]}}}),
+        )
+        .await;
+    assert_eq!(
+        starter["permissions"]["allow_personas"],
+        json!([created["id"]])
+    );
+    let (st, e) = s
+        .call(
+            "create_persona",
+            json!({"spec": {"name": "Starter 2", "instructions": "x",
+                "permissions": {"allow_personas": ["Nobody"]}}}),
+        )
+        .await;
+    assert_eq!(
+        (st, e["code"].as_str(), e["field"].as_str()),
+        (400, Some("invalid"), Some("allow_personas")),
+        "{e}"
+    );
+    s.ok("delete_persona", json!({"persona": "Starter"})).await;
 
     let mut spec2 = spec.clone();
     spec2["instructions"] = json!(format!("Follow script {key}. Be brief."));

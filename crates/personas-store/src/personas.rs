@@ -93,7 +93,10 @@ fn with_target_ids(
             stmt.query_row([target], |r| r.get::<_, String>(0))
                 .optional()?
                 .ok_or_else(|| {
-                    StoreError::conflict("allow_personas", format!("no persona named {target:?}"))
+                    StoreError::Invalid(validate::ValidationError::new(
+                        "allow_personas",
+                        format!("no persona named {target:?}"),
+                    ))
                 })?
         };
         if !ids.contains(&id) {
