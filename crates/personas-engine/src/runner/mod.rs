@@ -217,10 +217,48 @@ async fn drive(
             return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
         }
     };
+    if let Err(msg) = keep_session_files(rt, execution, &mut inv, sink) {
+        sink.emit(LineKind::Engine, msg.clone()).await;
+        return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
+    }
     let cmd = command::build(&persona, execution, &rt.config, &claude, cwd, &inv);
     let outcome = supervise(rt, execution, &persona, cmd, prompt_text, stops, sink).await;
     drop(mcp_file);
+    seal_session_files(rt, execution, sink).await;
     outcome
+}
+
+/// Points the CLI's own session files (transcript, todos, backups) at the execution's dir under
+/// the data dir, keeping the user's login where it is ([`crate::transcripts`]).
+fn keep_session_files(
+    rt: &Runtime,
+    execution: &Execution,
+    inv: &mut Invocation,
+    sink: &mut Sink<'_>,
+) -> Result<(), String> {
+    let prepared = crate::transcripts::prepare(&rt.config, execution.id.as_str())
+        .map_err(|e| format!("cannot create the CLI's session directory: {e}"))?;
+    inv.extra_env.extend(prepared.env);
+    if let Some(key) = prepared.login_key {
+        sink.redactor = Arc::new(sink.redactor.with_secret("claude.login_key", &key));
+        inv.secret_env.push(("ANTHROPIC_API_KEY".into(), key));
+    }
+    Ok(())
+}
+
+/// Redacts and restricts what the CLI wrote for this segment of the run.
+async fn seal_session_files(rt: &Runtime, execution: &Execution, sink: &mut Sink<'_>) {
+    let data_dir = rt.config.data_dir.clone();
+    let id = execution.id.to_string();
+    let redactor = Arc::clone(&sink.redactor);
+    let sealed = blocking(move || crate::transcripts::seal(&data_dir, &id, &redactor)).await;
+    if let Err(e) = sealed {
+        sink.emit(
+            LineKind::Warning,
+            format!("cannot redact the CLI's session files: {e}"),
+        )
+        .await;
+    }
 }
 
 /// Opens the persona's linked credentials (none: the vault is not touched).
