@@ -202,7 +202,11 @@ mod tests {
     fn this_process_is_alive_and_a_reaped_child_is_not() {
         assert!(pid_alive(std::process::id()));
         let mut child = std::process::Command::new(if cfg!(windows) { "cmd" } else { "true" })
-            .args(if cfg!(windows) { &["/C", "exit"][..] } else { &[][..] })
+            .args(if cfg!(windows) {
+                &["/C", "exit"][..]
+            } else {
+                &[][..]
+            })
             .spawn()
             .expect("spawn");
         let pid = child.id();
@@ -248,7 +252,10 @@ mod linux_tests {
             std::thread::yield_now();
         }
         // The portable reader (macOS, Windows) sees exactly what /proc shows.
-        assert_eq!(find_marked_with_sysinfo(&[&id]), find_marked_in_proc(&[&id]));
+        assert_eq!(
+            find_marked_with_sysinfo(&[&id]),
+            find_marked_in_proc(&[&id])
+        );
         assert_eq!(reap(&[&id]), 3);
         let _ = child.wait();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -89,7 +89,10 @@ fn login_key(config: &EngineConfig, user_dir: Option<&str>) -> Option<Secret> {
     let file = if legacy.exists() {
         legacy
     } else {
-        user_dir.map(PathBuf::from).unwrap_or(home).join(".claude.json")
+        user_dir
+            .map(PathBuf::from)
+            .unwrap_or(home)
+            .join(".claude.json")
     };
     let text = std::fs::read_to_string(file).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -204,7 +207,9 @@ mod tests {
         )
         .expect("write");
         let mut config = EngineConfig::for_data_dir(data.path());
-        config.env.insert("HOME".into(), home.path().display().to_string());
+        config
+            .env
+            .insert("HOME".into(), home.path().display().to_string());
         config.env.remove("ANTHROPIC_API_KEY");
         // Only meaningful when the daemon itself has no key or custom config dir.
         if std::env::var_os("ANTHROPIC_API_KEY").is_some()
@@ -215,8 +220,14 @@ mod tests {
         let p = prepare(&config, "e1").expect("prepare");
         let own = dir(data.path(), "e1");
         assert!(own.is_dir());
-        assert!(p.env.contains(&("CLAUDE_CONFIG_DIR".into(), own.display().to_string())));
-        assert!(p.env.contains(&("CLAUDE_SECURESTORAGE_CONFIG_DIR".into(), String::new())));
+        assert!(
+            p.env
+                .contains(&("CLAUDE_CONFIG_DIR".into(), own.display().to_string()))
+        );
+        assert!(
+            p.env
+                .contains(&("CLAUDE_SECURESTORAGE_CONFIG_DIR".into(), String::new()))
+        );
         assert_eq!(p.login_key.expect("key").expose(), "sk-ant-console-key");
         // A key in the run's environment already wins.
         config.env.insert("ANTHROPIC_API_KEY".into(), "k".into());
@@ -229,8 +240,11 @@ mod tests {
         for id in ["e1", "e2"] {
             let nested = dir(data.path(), id).join("projects").join("-w");
             std::fs::create_dir_all(&nested).expect("mkdir");
-            std::fs::write(nested.join("s.jsonl"), "{\"text\":\"token hunter2-secret\"}\n")
-                .expect("write");
+            std::fs::write(
+                nested.join("s.jsonl"),
+                "{\"text\":\"token hunter2-secret\"}\n",
+            )
+            .expect("write");
         }
         let secret = Secret::new("hunter2-secret");
         let redactor = Redactor::new([("cred.token", &secret)]);

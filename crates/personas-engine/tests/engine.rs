@@ -1,5 +1,10 @@
 //! End-to-end engine tests: the real Claude Code CLI against the scripted Messages API, a real
 //! SQLite store in a temp dir, real processes. Waits are on engine events, never sleeps.
+//!
+//! Linux only: they need the pinned CLI (`scripts/install-claude.sh`) and look at processes
+//! with Linux tools (`ps`, `setsid`, `/proc`). On macOS and Windows the release workflow runs
+//! the engine's unit tests, which cover the per-OS process code there.
+#![cfg(target_os = "linux")]
 
 use personas_core::{ErrorClass, Execution, ExecutionId, ExecutionStatus, LineKind, PersonaSpec};
 use personas_engine::{Engine, EngineConfig, EngineEvent, reaper, transcripts};
@@ -519,13 +524,15 @@ async fn the_cli_transcript_stays_under_the_data_dir_until_purged() {
     let own = transcripts::dir(h.dir.path(), done.id.as_str());
     let transcript = find_file(&own, &format!("{session}.jsonl")).expect("the transcript");
     let text = std::fs::read_to_string(&transcript).expect("read");
-    assert!(text.contains("hello there"), "it is the session's transcript");
+    assert!(
+        text.contains("hello there"),
+        "it is the session's transcript"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &std::path::Path| {
-            std::fs::metadata(p).expect("meta").permissions().mode() & 0o777
-        };
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode(&transcript), 0o600);
         let mut d = transcript.parent().expect("parent");
         while d.starts_with(h.dir.path().join(transcripts::DIR)) {

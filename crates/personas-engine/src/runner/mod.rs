@@ -356,7 +356,10 @@ async fn supervise(
     };
     let mut st = StreamState::default();
     let timeout = Duration::from_secs(persona.timeout_secs);
-    let watched = watch(rt, execution, persona, &mut cli, pipes, timeout, stops, &mut st, sink).await;
+    let watched = watch(
+        rt, execution, persona, &mut cli, pipes, timeout, stops, &mut st, sink,
+    )
+    .await;
     // Whatever is still in the CLI's group (or Windows job) goes now; tools run in process
     // groups of their own and may outlive the CLI, on abnormal ends too.
     cli.kill_container();
@@ -376,7 +379,12 @@ async fn supervise(
         .exit
         .map(describe_exit)
         .unwrap_or_else(|| "unknown exit".into());
-    let stderr_tail = st.stderr_tail.iter().cloned().collect::<Vec<_>>().join("\n");
+    let stderr_tail = st
+        .stderr_tail
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut decided = outcome::decide(&Observed {
         result: st.result.as_ref(),
         stop: watched.stop,
@@ -480,7 +488,11 @@ async fn watch(
     let inactivity = rt.config.inactivity_timeout();
     let mut last_activity = Instant::now();
     let mut stopper = process::Stopper::new(rt.config.cancel_grace());
-    let mut w = Watched { exit: None, stop: None, reaped: false };
+    let mut w = Watched {
+        exit: None,
+        stop: None,
+        reaped: false,
+    };
     let mut drain_until: Option<Instant> = None;
     while !(out_done && err_done && w.exit.is_some()) {
         let watching = w.stop.is_none() && w.exit.is_none();
@@ -554,7 +566,10 @@ async fn watch(
 async fn handle_stderr(frame: Frame, st: &mut StreamState, sink: &mut Sink<'_>) {
     match frame {
         Frame::Line(bytes) => {
-            let text = sink.redactor.redact(&String::from_utf8_lossy(&bytes)).into_owned();
+            let text = sink
+                .redactor
+                .redact(&String::from_utf8_lossy(&bytes))
+                .into_owned();
             if st.stderr_tail.len() == STDERR_TAIL_LINES {
                 st.stderr_tail.pop_front();
             }
