@@ -333,6 +333,7 @@ struct StreamState {
 }
 
 /// How the supervision loop ended.
+#[derive(Default)]
 struct Watched {
     exit: Option<std::process::ExitStatus>,
     stop: Option<StopReason>,
@@ -478,22 +479,14 @@ async fn watch(
     st: &mut StreamState,
     sink: &mut Sink<'_>,
 ) -> Watched {
-    let mut out = LineReader::new(
-        BufReader::with_capacity(64 * 1024, pipes.stdout),
-        rt.config.output_line_cap_bytes,
-    );
+    let cap = rt.config.output_line_cap_bytes;
+    let mut out = LineReader::new(BufReader::with_capacity(64 * 1024, pipes.stdout), cap);
     let mut err = LineReader::new(BufReader::new(pipes.stderr), STDERR_LINE_CAP);
     let (mut out_done, mut err_done) = (false, false);
-    let deadline = Instant::now() + timeout;
-    let inactivity = rt.config.inactivity_timeout();
-    let mut last_activity = Instant::now();
+    let (deadline, inactivity) = (Instant::now() + timeout, rt.config.inactivity_timeout());
+    let (mut last_activity, mut drain_until) = (Instant::now(), None);
     let mut stopper = process::Stopper::new(rt.config.cancel_grace());
-    let mut w = Watched {
-        exit: None,
-        stop: None,
-        reaped: false,
-    };
-    let mut drain_until: Option<Instant> = None;
+    let mut w = Watched::default();
     while !(out_done && err_done && w.exit.is_some()) {
         let watching = w.stop.is_none() && w.exit.is_none();
         let idle_at = last_activity + inactivity;
@@ -516,10 +509,7 @@ async fn watch(
                 Ok(None) | Err(_) => err_done = true,
             },
             status = cli.wait(), if w.exit.is_none() => {
-                w.exit = Some(status.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "waiting for the CLI failed");
-                    std::process::ExitStatus::default()
-                }));
+                w.exit = Some(status.unwrap_or_default());
                 drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
             },
             _ = stops.cancel.cancelled(), if watching => {
@@ -545,10 +535,7 @@ async fn watch(
                 if w.reaped {
                     break;
                 }
-                cli.kill_container();
-                let id = execution.id.to_string();
-                let n = blocking(move || reaper::reap(&[&id])).await;
-                sink.emit(LineKind::Engine, format!("the CLI exited but its output stayed open; killed {n} leftover process(es)")).await;
+                reap_while_draining(cli, execution, sink).await;
                 w.reaped = true;
                 drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
             },
@@ -561,6 +548,22 @@ async fn watch(
         }
     }
     w
+}
+
+/// The CLI has exited but something still holds its pipes: kill what it left behind.
+async fn reap_while_draining(
+    cli: &mut process::CliProcess,
+    execution: &Execution,
+    sink: &mut Sink<'_>,
+) {
+    cli.kill_container();
+    let id = execution.id.to_string();
+    let n = blocking(move || reaper::reap(&[&id])).await;
+    sink.emit(
+        LineKind::Engine,
+        format!("the CLI exited but its output stayed open; killed {n} leftover process(es)"),
+    )
+    .await;
 }
 
 async fn handle_stderr(frame: Frame, st: &mut StreamState, sink: &mut Sink<'_>) {
