@@ -169,6 +169,28 @@ pub fn purge_transcripts(data_dir: &Path, execution_id: &str) -> std::io::Result
     }
 }
 
+/// Removes the session files of every execution `exists` no longer knows (deleted with their
+/// persona, or by retention in another process). Returns how many were removed.
+pub fn purge_orphaned_transcripts(
+    data_dir: &Path,
+    exists: impl Fn(&str) -> bool,
+) -> std::io::Result<usize> {
+    let root = data_dir.join(DIR);
+    let entries = match std::fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut purged = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() && !exists(&name) && purge_transcripts(data_dir, &name)? {
+            purged += 1;
+        }
+    }
+    Ok(purged)
+}
+
 #[cfg(unix)]
 fn restrict_dir(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -263,6 +285,15 @@ mod tests {
         assert!(!dir(data.path(), "e1").exists());
         assert!(dir(data.path(), "e2").exists());
         assert!(!purge_transcripts(data.path(), "e1").expect("purge again"));
+        assert_eq!(
+            purge_orphaned_transcripts(data.path(), |id| id == "e2").expect("sweep"),
+            0
+        );
+        assert_eq!(
+            purge_orphaned_transcripts(data.path(), |_| false).expect("sweep"),
+            1
+        );
+        assert!(!dir(data.path(), "e2").exists());
         assert!(purge_transcripts(data.path(), "..").is_err());
         assert!(purge_transcripts(data.path(), "a/b").is_err());
     }
