@@ -11,10 +11,9 @@
 //! How the marker is read: on Linux straight from `/proc/<pid>/environ` (measured ~5× faster
 //! than `sysinfo`, which reads the same files plus each process's `stat`: 9 ms against 45–56 ms
 //! for 140 processes, `benches/reaper.rs`); on macOS and Windows through `sysinfo`, which reads
-//! the environment
-//! of the user's own processes (`KERN_PROCARGS2`, the process block on Windows). On Windows a
-//! run is also held in a Job Object ([`crate::runner::process`]), so the reaper there only
-//! matters for what escaped the job and for runs of a daemon that crashed.
+//! the environment of the user's own processes (`KERN_PROCARGS2`, the process block on
+//! Windows). On Windows a run is also held in a Job Object ([`crate::runner::process`]), so the
+//! reaper there only matters for what escaped the job and for runs of a daemon that crashed.
 
 use std::collections::HashMap;
 

@@ -268,3 +268,40 @@ mod tests {
         p.kill_container();
     }
 }
+
+#[cfg(all(test, windows))]
+mod windows_tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn the_first_stage_terminates_the_job_with_everything_in_it() {
+        // cmd starts a second cmd running ping for minutes: both hold the stdout pipe.
+        let cmd = CliCommand {
+            program: "cmd".into(),
+            args: vec!["/C".into(), "cmd /C ping -n 300 127.0.0.1".into()],
+            env_set: vec![],
+            secret_env: vec![],
+            env_remove: vec![],
+            cwd: std::env::temp_dir(),
+        };
+        let (mut p, mut pipes) = spawn(&cmd).expect("spawn");
+        // Running: ping has printed its first line.
+        let mut first = [0u8; 1];
+        pipes.stdout.read_exact(&mut first).await.expect("output");
+        let mut stopper = Stopper::new(Duration::from_secs(60));
+        stopper.begin(&mut p);
+        assert!(!stopper.pending(), "nothing left to escalate on Windows");
+        let status = tokio::time::timeout(Duration::from_secs(30), p.wait())
+            .await
+            .expect("the CLI stopped")
+            .expect("wait");
+        assert!(!status.success());
+        // The pipe closes only when every process holding it is gone.
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), pipes.stdout.read_to_end(&mut rest))
+            .await
+            .expect("every process of the job ended")
+            .expect("read");
+    }
+}
