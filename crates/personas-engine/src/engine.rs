@@ -451,6 +451,7 @@ impl Engine {
     /// Marks executions of vanished owners failed/interrupted and kills their processes.
     async fn recover(&self) -> Result<(), EngineError> {
         self.remove_stale_mcp_configs().await;
+        self.remove_orphaned_transcripts().await;
         let store = self.store().clone();
         let me = self.clone();
         let recovered = blocking(move || {
@@ -534,6 +535,25 @@ impl Engine {
             }
         })
         .await;
+    }
+
+    /// Removes the CLI session files of executions the store no longer has (deleted with their
+    /// persona); the others go with their execution's retention.
+    async fn remove_orphaned_transcripts(&self) {
+        let data_dir = self.config().data_dir.clone();
+        let store = self.store().clone();
+        let purged = blocking(move || {
+            crate::transcripts::purge_orphaned_transcripts(&data_dir, |id| {
+                !matches!(
+                    store.executions().get(&ExecutionId::from_string(id)),
+                    Err(personas_store::StoreError::NotFound { .. })
+                )
+            })
+        })
+        .await;
+        if let Err(e) = purged {
+            tracing::warn!(error = %e, "cannot remove orphaned CLI session files");
+        }
     }
 
     fn owner_alive(&self, owner: &str, heartbeat: Option<DateTime<Utc>>) -> bool {

@@ -43,6 +43,7 @@ pub mod review;
 pub mod runner;
 pub mod scheduler;
 pub mod tools;
+pub mod transcripts;
 pub mod triggers;
 pub mod vault;
 pub mod writer;

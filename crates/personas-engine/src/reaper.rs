@@ -1,11 +1,19 @@
-//! Finding and killing the processes a run leaves behind.
+//! Finding and killing the processes a run leaves behind, and telling whether a pid is alive,
+//! on Linux, macOS and Windows.
 //!
 //! The CLI's Bash tool runs commands in their own process groups, and they survive SIGTERM or
 //! SIGKILL of the CLI (fixtures README §3.7), reparented away from us. So every run's CLI gets
-//! `PERSONAS_EXECUTION_ID=<id>` in its environment, which its descendants inherit; on Linux the
-//! reaper finds them by that marker in `/proc/<pid>/environ` — wherever they were reparented,
-//! and even after the daemon itself crashed and restarted. Each one found is killed together
-//! with its process group.
+//! `PERSONAS_EXECUTION_ID=<id>` in its environment, which its descendants inherit, and the
+//! reaper finds them by that marker — wherever they were reparented, and even after the daemon
+//! itself crashed and restarted. Each one found is killed (on Unix together with its process
+//! group).
+//!
+//! How the marker is read: on Linux straight from `/proc/<pid>/environ` (measured ~5× faster
+//! than `sysinfo`, which reads the same files plus each process's `stat`: 9 ms against 45–56 ms
+//! for 140 processes, `benches/reaper.rs`); on macOS and Windows through `sysinfo`, which reads
+//! the environment of the user's own processes (`KERN_PROCARGS2`, the process block on
+//! Windows). On Windows a run is also held in a Job Object ([`crate::runner::process`]), so the
+//! reaper there only matters for what escaped the job and for runs of a daemon that crashed.
 
 use std::collections::HashMap;
 
@@ -17,6 +25,7 @@ pub fn pid_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
         use nix::errno::Errno;
+        // Signal 0 checks existence and permission without sending anything: one syscall.
         let Ok(raw) = i32::try_from(pid) else {
             return false;
         };
@@ -28,58 +37,106 @@ pub fn pid_alive(pid: u32) -> bool {
     }
     #[cfg(not(unix))]
     {
-        let _ = pid;
-        false
+        use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+        let pid = Pid::from_u32(pid);
+        let mut system = System::new();
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[pid]),
+            true,
+            ProcessRefreshKind::nothing(),
+        );
+        system.process(pid).is_some()
     }
 }
 
 /// Processes carrying the marker of one of `execution_ids`: pid → execution id.
 pub fn find_marked(execution_ids: &[&str]) -> HashMap<u32, String> {
-    let mut found = HashMap::new();
+    if execution_ids.is_empty() {
+        return HashMap::new();
+    }
     #[cfg(target_os = "linux")]
     {
-        if execution_ids.is_empty() {
-            return found;
-        }
-        let me = std::process::id();
-        let needles: Vec<(Vec<u8>, &str)> = execution_ids
-            .iter()
-            .map(|id| (format!("{MARKER_VAR}={id}").into_bytes(), *id))
-            .collect();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return found;
-        };
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if pid == me {
-                continue;
-            }
-            // Unreadable (other users' processes, or gone already): not ours.
-            let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-                continue;
-            };
-            for var in env.split(|b| *b == 0) {
-                if let Some((_, id)) = needles.iter().find(|(n, _)| n.as_slice() == var) {
-                    found.insert(pid, (*id).to_string());
-                    break;
-                }
-            }
-        }
+        find_marked_in_proc(execution_ids)
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = execution_ids;
+        find_marked_with_sysinfo(execution_ids)
+    }
+}
+
+/// The marker entries to look for, each with the execution it names.
+fn needles<'a>(execution_ids: &[&'a str]) -> Vec<(String, &'a str)> {
+    execution_ids
+        .iter()
+        .map(|id| (format!("{MARKER_VAR}={id}"), *id))
+        .collect()
+}
+
+/// Linux: every readable `/proc/<pid>/environ`.
+#[cfg(target_os = "linux")]
+pub fn find_marked_in_proc(execution_ids: &[&str]) -> HashMap<u32, String> {
+    let mut found = HashMap::new();
+    let me = std::process::id();
+    let needles = needles(execution_ids);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // Unreadable (other users' processes, or gone already): not ours.
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        for var in env.split(|b| *b == 0) {
+            if let Some((_, id)) = needles.iter().find(|(n, _)| n.as_bytes() == var) {
+                found.insert(pid, (*id).to_string());
+                break;
+            }
+        }
     }
     found
 }
 
-/// SIGKILLs each process and, when it leads a process group other than ours, its whole group.
+/// Every OS: the process table and environments as `sysinfo` reads them.
+pub fn find_marked_with_sysinfo(execution_ids: &[&str]) -> HashMap<u32, String> {
+    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+    let mut found = HashMap::new();
+    let me = std::process::id();
+    let needles = needles(execution_ids);
+    let mut system = System::new();
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::All,
+        true,
+        ProcessRefreshKind::nothing().with_environ(UpdateKind::Always),
+    );
+    for (pid, process) in system.processes() {
+        let pid = pid.as_u32();
+        if pid == me {
+            continue;
+        }
+        let hit = process.environ().iter().find_map(|var| {
+            let var = var.to_str()?;
+            needles.iter().find(|(n, _)| n == var).map(|(_, id)| *id)
+        });
+        if let Some(id) = hit {
+            found.insert(pid, id.to_string());
+        }
+    }
+    found
+}
+
+/// Kills each process — on Unix with SIGKILL and, when it leads a process group other than
+/// ours, its whole group (a Bash tool's shell leads the group of what it started). Returns how
+/// many were killed.
 pub fn kill_all(pids: impl IntoIterator<Item = u32>) -> usize {
     let mut killed = 0;
     #[cfg(unix)]
@@ -105,7 +162,21 @@ pub fn kill_all(pids: impl IntoIterator<Item = u32>) -> usize {
     }
     #[cfg(not(unix))]
     {
-        let _ = pids;
+        // Windows has no process groups to signal: each marked process is terminated on its
+        // own, and every one of them carries the marker, so none is missed.
+        use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+        let pids: Vec<Pid> = pids.into_iter().map(Pid::from_u32).collect();
+        let mut system = System::new();
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&pids),
+            true,
+            ProcessRefreshKind::nothing(),
+        );
+        for pid in &pids {
+            if system.process(*pid).is_some_and(|p| p.kill()) {
+                killed += 1;
+            }
+        }
     }
     killed
 }
@@ -123,8 +194,38 @@ pub fn reap(execution_ids: &[&str]) -> usize {
     found.len()
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_not() {
+        assert!(pid_alive(std::process::id()));
+        let mut child = std::process::Command::new(if cfg!(windows) { "cmd" } else { "true" })
+            .args(if cfg!(windows) {
+                &["/C", "exit"][..]
+            } else {
+                &[][..]
+            })
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        child.wait().expect("wait");
+        // Reaped: the pid names no process (unless reused within these microseconds, which a
+        // fresh pid space makes vanishingly unlikely).
+        assert!(!pid_alive(pid));
+        assert!(!pid_alive(u32::MAX - 1));
+    }
+
+    #[test]
+    fn no_execution_ids_find_nothing() {
+        assert!(find_marked(&[]).is_empty());
+        assert!(find_marked_with_sysinfo(&["not-an-execution"]).is_empty());
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod linux_tests {
     use super::*;
     use std::process::{Command, Stdio};
 
@@ -150,6 +251,11 @@ mod tests {
             );
             std::thread::yield_now();
         }
+        // The portable reader (macOS, Windows) sees exactly what /proc shows.
+        assert_eq!(
+            find_marked_with_sysinfo(&[&id]),
+            find_marked_in_proc(&[&id])
+        );
         assert_eq!(reap(&[&id]), 3);
         let _ = child.wait();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -1,8 +1,13 @@
 //! End-to-end engine tests: the real Claude Code CLI against the scripted Messages API, a real
 //! SQLite store in a temp dir, real processes. Waits are on engine events, never sleeps.
+//!
+//! Linux only: they need the pinned CLI (`scripts/install-claude.sh`) and look at processes
+//! with Linux tools (`ps`, `setsid`, `/proc`). On macOS and Windows the release workflow runs
+//! the engine's unit tests, which cover the per-OS process code there.
+#![cfg(target_os = "linux")]
 
 use personas_core::{ErrorClass, Execution, ExecutionId, ExecutionStatus, LineKind, PersonaSpec};
-use personas_engine::{Engine, EngineConfig, EngineEvent, reaper};
+use personas_engine::{Engine, EngineConfig, EngineEvent, reaper, transcripts};
 use personas_store::{NewExecution, Store};
 use personas_testkit::api::{HangPoint, ScriptedApi, Step, ToolCall};
 use personas_testkit::claude::{IsolatedEnv, claude_bin, isolated_env};
@@ -14,8 +19,8 @@ const WAIT: Duration = Duration::from_secs(90);
 
 struct Harness {
     api: ScriptedApi,
-    _env: IsolatedEnv,
-    _dir: tempfile::TempDir,
+    env: IsolatedEnv,
+    dir: tempfile::TempDir,
     engine: Engine,
 }
 
@@ -34,10 +39,22 @@ impl Harness {
         engine.start().await.expect("start");
         Harness {
             api,
-            _env: env,
-            _dir: dir,
+            env,
+            dir,
             engine,
         }
+    }
+
+    /// The run's stored output, one line each, for failure messages.
+    fn output_text(&self, id: &ExecutionId) -> String {
+        self.store()
+            .executions()
+            .output(id, 0, 10_000)
+            .expect("output")
+            .iter()
+            .map(|l| format!("{:?} {}", l.kind, l.text))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn store(&self) -> &Store {
@@ -413,21 +430,52 @@ async fn a_stream_that_hangs_is_ended_by_the_watchdog_as_timed_out() {
     );
 }
 
+/// How a test stops a run that is busy in a Bash tool.
+#[derive(Clone, Copy, Debug)]
+enum StopBy {
+    Cancel,
+    Timeout,
+    Inactivity,
+}
+
+/// The CLI and every process its Bash tool started are gone after the run is stopped, including
+/// one that left the tool's process group and session (`setsid`), which only the run's marker
+/// finds.
+#[rstest::rstest]
+#[case::cancel(StopBy::Cancel)]
+#[case::timeout(StopBy::Timeout)]
+#[case::inactivity(StopBy::Inactivity)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_during_a_bash_tool_leaves_no_process_behind() {
-    let h = Harness::new(|c| c.cancel_grace_secs = 3).await;
+async fn stopping_a_run_leaves_no_process_behind(#[case] by: StopBy) {
+    // Deadlines leave room for a slow CLI start on a loaded machine: each must fire only once
+    // the tool is running.
+    let h = Harness::new(|c| {
+        c.cancel_grace_secs = 3;
+        if matches!(by, StopBy::Inactivity) {
+            c.inactivity_timeout_secs = 10;
+        }
+    })
+    .await;
     let marker = format!("personas-sleep-{}", uuid::Uuid::new_v4().simple());
-    let p = h.persona(
-        "Sleeper",
-        vec![
-            Step::tool_use(vec![ToolCall::bash(
-                "s1",
-                format!("exec -a {marker} sleep 300"),
-            )]),
+    let escaped = format!("setsid -f bash -c 'exec -a {marker}-escaped sleep 300'");
+    let steps = match by {
+        // Busy in the tool when stopped: the tool's own sleep and the escaped one.
+        StopBy::Cancel | StopBy::Timeout => vec![
+            Step::bash("s1", format!("{escaped}; exec -a {marker} sleep 300")),
             Step::text("woke"),
         ],
-        |s| s.permissions.allow = vec!["Bash".into()],
-    );
+        // The tool returns at once; then the API hangs and the watchdog fires.
+        StopBy::Inactivity => vec![
+            Step::bash("s1", escaped.clone()),
+            Step::hang(HangPoint::MessageStart),
+        ],
+    };
+    let p = h.persona("Sleeper", steps, |s| {
+        s.permissions.allow = vec!["Bash".into()];
+        if matches!(by, StopBy::Timeout) {
+            s.timeout_secs = 20;
+        }
+    });
     let mut events = h.engine.subscribe();
     let exec = h
         .engine
@@ -435,26 +483,87 @@ async fn cancelling_during_a_bash_tool_leaves_no_process_behind() {
         .await
         .expect("enqueue");
     wait_output(&mut events, &exec.id, |l| l.kind == LineKind::ToolUse).await;
-    // The tool's process exists before we cancel (the proof that there was something to kill).
+    // The processes exist before the stop (the proof that there was something to kill).
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !process_table_has(&marker) {
+    while !process_table_has(&format!("{marker}-escaped")) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the Bash tool never started"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    h.engine.cancel(&exec.id).await.expect("cancel");
+    if matches!(by, StopBy::Cancel) {
+        h.engine.cancel(&exec.id).await.expect("cancel");
+    }
     let done = wait_terminal(&mut events, &exec.id).await;
+    let expected = match by {
+        StopBy::Cancel => (ExecutionStatus::Cancelled, Some(ErrorClass::Cancelled)),
+        StopBy::Timeout => (ExecutionStatus::TimedOut, Some(ErrorClass::Timeout)),
+        StopBy::Inactivity => (ExecutionStatus::TimedOut, Some(ErrorClass::Inactivity)),
+    };
     assert_eq!(
         (done.status, done.error_class),
-        (ExecutionStatus::Cancelled, Some(ErrorClass::Cancelled))
+        expected,
+        "{}",
+        h.output_text(&exec.id)
     );
     assert!(
         !process_table_has(&marker),
-        "the tool's sleep survived the cancel"
+        "a process of the tool survived the stop"
     );
     assert!(reaper::find_marked(&[exec.id.as_str()]).is_empty());
+}
+
+/// The CLI's own session transcript (what review resume needs) is written under the data dir,
+/// owner-only, never under the user's `~/.claude`; purging removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_transcript_stays_under_the_data_dir_until_purged() {
+    let h = Harness::new(|_| {}).await;
+    let p = h.persona("Talker", vec![Step::text("hello there")], |_| {});
+    let done = h.run(&p, None).await;
+    assert_eq!(done.status, ExecutionStatus::Completed);
+    let session = done.session_id.clone().expect("session id");
+    let own = transcripts::dir(h.dir.path(), done.id.as_str());
+    let transcript = find_file(&own, &format!("{session}.jsonl")).expect("the transcript");
+    let text = std::fs::read_to_string(&transcript).expect("read");
+    assert!(
+        text.contains("hello there"),
+        "it is the session's transcript"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&transcript), 0o600);
+        let mut d = transcript.parent().expect("parent");
+        while d.starts_with(h.dir.path().join(transcripts::DIR)) {
+            assert_eq!(mode(d), 0o700, "{}", d.display());
+            d = d.parent().expect("parent");
+        }
+    }
+    let user_projects = h.env.home.path().join(".claude").join("projects");
+    assert!(
+        !user_projects.exists(),
+        "the CLI wrote under the user's config dir"
+    );
+    assert!(transcripts::purge_transcripts(h.dir.path(), done.id.as_str()).expect("purge"));
+    assert!(!own.exists());
+}
+
+/// The first file named `name` under `dir`.
+fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if entry.file_name() == name {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// True when `ps` lists a process whose command line contains `needle`.

@@ -3,8 +3,10 @@
 //! Modelled on a log-source exec: spawn, frame stdout by newline with a size cap, parse each
 //! line, persist and broadcast it, and watch the process with a deadline and an inactivity
 //! watchdog of our own (the CLI has none that fires in practice, fixtures README §3.6).
-//! Stopping is SIGINT → grace → SIGTERM → grace → SIGKILL, then the reaper kills any
-//! descendant left behind (Bash tool processes survive their CLI, §3.7).
+//! The CLI runs in a process group (Unix) or Job Object (Windows) of its own; stopping it is
+//! staged ([`process::Stopper`]: SIGINT → grace → SIGTERM → grace → SIGKILL to the group; on
+//! Windows the job is terminated), then the reaper kills any descendant left behind (Bash tool
+//! processes survive their CLI, §3.7).
 //!
 //! Success is decided from the `result` line ([`outcome::decide`]), never the exit code.
 
@@ -13,6 +15,7 @@ pub mod environment;
 pub mod lines;
 pub mod mcp;
 pub mod outcome;
+pub mod process;
 pub mod protocol;
 
 use crate::config::EngineConfig;
@@ -33,7 +36,6 @@ use personas_core::{ErrorClass, Execution, ExecutionOutcome, ExecutionStatus, Li
 use personas_store::review::Resume;
 use personas_store::{NewLine, Store};
 use std::collections::{HashSet, VecDeque};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -90,17 +92,7 @@ pub async fn run(rt: &Runtime, execution: Execution, stops: StopSignals) -> Exec
     {
         sink.redactor.redact_string(text);
     }
-    // Lines the writer had to drop were never acknowledged: the run must not end as if its
-    // output were complete.
-    if let Err(lost) = rt.writer.flush_execution(&execution.id).await {
-        tracing::error!(execution = %execution.id, %lost, "output lost");
-        outcome.status = ExecutionStatus::Failed;
-        outcome.error_class = Some(ErrorClass::Unknown);
-        outcome.error_message = Some(match outcome.error_message.take() {
-            Some(m) => format!("{lost}; {m}"),
-            None => lost.to_string(),
-        });
-    }
+    rt.writer.flush().await;
     {
         let store = rt.store.clone();
         let id = execution.id.to_string();
@@ -208,10 +200,7 @@ async fn drive(
         },
     };
     let cwd = rt.config.workspaces_dir().join(persona.id.as_str());
-    // Private (0700): a run's files are its persona's, not other local users'.
-    if let Err(e) = personas_store::files::create_private_dir(&rt.config.workspaces_dir())
-        .and_then(|()| personas_store::files::create_private_dir(&cwd))
-    {
+    if let Err(e) = std::fs::create_dir_all(&cwd) {
         let msg = format!("cannot create the working directory {}: {e}", cwd.display());
         sink.emit(LineKind::Engine, msg.clone()).await;
         return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
@@ -241,6 +230,10 @@ async fn drive(
             return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
         }
     };
+    if let Err(msg) = keep_session_files(rt, execution, &mut inv, sink) {
+        sink.emit(LineKind::Engine, msg.clone()).await;
+        return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
+    }
     let cmd = command::build(&persona, execution, &rt.config, &claude, cwd, &inv);
     // Every value of the run's environment that is not known to be harmless — `[env]` entries,
     // the CLI's own credentials — is a secret the run can print.
@@ -265,6 +258,7 @@ async fn drive(
     )
     .await;
     drop(tools);
+    seal_session_files(rt, execution, sink).await;
     outcome
 }
 
@@ -302,6 +296,39 @@ async fn persona_channel_secrets(
         out
     })
     .await
+}
+
+/// Points the CLI's own session files (transcript, todos, backups) at the execution's dir under
+/// the data dir, keeping the user's login where it is ([`crate::transcripts`]).
+fn keep_session_files(
+    rt: &Runtime,
+    execution: &Execution,
+    inv: &mut Invocation,
+    sink: &mut Sink<'_>,
+) -> Result<(), String> {
+    let prepared = crate::transcripts::prepare(&rt.config, execution.id.as_str())
+        .map_err(|e| format!("cannot create the CLI's session directory: {e}"))?;
+    inv.extra_env.extend(prepared.env);
+    if let Some(key) = prepared.login_key {
+        sink.redactor = Arc::new(sink.redactor.with_secret("claude.login_key", &key));
+        inv.secret_env.push(("ANTHROPIC_API_KEY".into(), key));
+    }
+    Ok(())
+}
+
+/// Redacts and restricts what the CLI wrote for this segment of the run.
+async fn seal_session_files(rt: &Runtime, execution: &Execution, sink: &mut Sink<'_>) {
+    let data_dir = rt.config.data_dir.clone();
+    let id = execution.id.to_string();
+    let redactor = Arc::clone(&sink.redactor);
+    let sealed = blocking(move || crate::transcripts::seal(&data_dir, &id, &redactor)).await;
+    if let Err(e) = sealed {
+        sink.emit(
+            LineKind::Warning,
+            format!("cannot redact the CLI's session files: {e}"),
+        )
+        .await;
+    }
 }
 
 /// Opens the persona's linked credentials (none: the vault is not touched).
@@ -375,6 +402,15 @@ struct StreamState {
     stderr_tail: VecDeque<String>,
 }
 
+/// How the supervision loop ended.
+#[derive(Default)]
+struct Watched {
+    exit: Option<std::process::ExitStatus>,
+    stop: Option<StopReason>,
+    /// The leftovers were already reaped while draining the pipes.
+    reaped: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn supervise(
     rt: &Runtime,
@@ -384,29 +420,69 @@ async fn supervise(
     prompt_text: String,
     stops: &StopSignals,
     sink: &mut Sink<'_>,
-    mut tools: Option<&mut mcp::ToolChannel>,
+    tools: Option<&mut mcp::ToolChannel>,
 ) -> ExecutionOutcome {
-    let mut c = tokio::process::Command::new(&cmd.program);
-    c.args(&cmd.args)
-        .current_dir(&cmd.cwd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    // Built from an allow-list: nothing of our own environment is inherited implicitly.
-    c.env_clear();
-    for (k, v) in &cmd.env.plain {
-        c.env(k, v);
+    let (mut cli, pipes) = match start_cli(rt, execution, &cmd, prompt_text, sink).await {
+        Ok(started) => started,
+        Err(failed) => return failed,
+    };
+    let mut st = StreamState::default();
+    let timeout = Duration::from_secs(persona.timeout_secs);
+    let watched = watch(
+        rt, execution, persona, &mut cli, pipes, timeout, stops, &mut st, sink, tools,
+    )
+    .await;
+    // Whatever is still in the CLI's group (or Windows job) goes now; tools run in process
+    // groups of their own and may outlive the CLI, on abnormal ends too.
+    cli.kill_container();
+    let exit_ok = watched.exit.is_some_and(|s| s.success());
+    if !watched.reaped && (st.used_tools || watched.stop.is_some() || !exit_ok) {
+        let id = execution.id.to_string();
+        let n = blocking(move || reaper::reap(&[&id])).await;
+        if n > 0 {
+            sink.emit(
+                LineKind::Engine,
+                format!("killed {n} process(es) the run left behind"),
+            )
+            .await;
+        }
     }
-    for (k, v) in &cmd.env.secret {
-        c.env(k, v.expose());
+    let exit_text = watched
+        .exit
+        .map(describe_exit)
+        .unwrap_or_else(|| "unknown exit".into());
+    let stderr_tail = st
+        .stderr_tail
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut decided = outcome::decide(&Observed {
+        result: st.result.as_ref(),
+        stop: watched.stop,
+        exit: exit_text,
+        stderr_tail: &stderr_tail,
+        last_retry: st.last_retry.as_ref(),
+        accomplished: st.accomplished,
+        timeout_secs: timeout.as_secs(),
+        inactivity_secs: rt.config.inactivity_timeout().as_secs(),
+    });
+    if decided.session_id.is_none() {
+        decided.session_id = st.session_id.clone();
     }
-    // Its own process group: a Ctrl-C in the user's terminal reaches us, and we decide how the
-    // CLI is stopped.
-    #[cfg(unix)]
-    c.process_group(0);
-    let mut child = match c.spawn() {
-        Ok(child) => child,
+    decided
+}
+
+/// Starts the CLI, records its pid and hands it the prompt; a failure is the run's outcome.
+async fn start_cli(
+    rt: &Runtime,
+    execution: &Execution,
+    cmd: &command::CliCommand,
+    prompt_text: String,
+    sink: &mut Sink<'_>,
+) -> Result<(process::CliProcess, process::Pipes), ExecutionOutcome> {
+    let (cli, mut pipes) = match process::spawn(cmd) {
+        Ok(started) => started,
         Err(e) => {
             let (class, msg) = if e.kind() == std::io::ErrorKind::NotFound {
                 (
@@ -423,10 +499,10 @@ async fn supervise(
                 )
             };
             sink.emit(LineKind::Engine, msg.clone()).await;
-            return ExecutionOutcome::failed(class, msg);
+            return Err(ExecutionOutcome::failed(class, msg));
         }
     };
-    let pid = child.id().unwrap_or(0);
+    let pid = cli.pid();
     {
         // Informational only (the reaper finds processes by marker), so not awaited: the run
         // does not wait for a disk sync before reading the CLI's first line.
@@ -447,10 +523,9 @@ async fn supervise(
         ),
     )
     .await;
-
     // The prompt goes to stdin, which is then closed (fixtures README §3.8). Written from its own
     // task so a CLI that dies before reading cannot block us.
-    if let Some(mut stdin) = child.stdin.take() {
+    if let Some(mut stdin) = pipes.stdin.take() {
         tokio::spawn(async move {
             if let Err(e) = stdin.write_all(prompt_text.as_bytes()).await {
                 tracing::debug!(error = %e, "the CLI did not take the whole prompt");
@@ -458,41 +533,42 @@ async fn supervise(
             let _ = stdin.shutdown().await;
         });
     }
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return ExecutionOutcome::failed(
-            ErrorClass::SpawnFailed,
-            "the CLI's output pipes were not available",
-        );
-    };
-    let mut out = LineReader::new(
-        BufReader::with_capacity(64 * 1024, stdout),
-        rt.config.output_line_cap_bytes,
-    );
-    let mut err = LineReader::new(BufReader::new(stderr), STDERR_LINE_CAP);
+    Ok((cli, pipes))
+}
+
+/// Reads the CLI's output until it has exited and its pipes are closed, stopping it on cancel,
+/// shutdown, timeout or inactivity.
+#[allow(clippy::too_many_arguments)]
+async fn watch(
+    rt: &Runtime,
+    execution: &Execution,
+    persona: &Persona,
+    cli: &mut process::CliProcess,
+    pipes: process::Pipes,
+    timeout: Duration,
+    stops: &StopSignals,
+    st: &mut StreamState,
+    sink: &mut Sink<'_>,
+    mut tools: Option<&mut mcp::ToolChannel>,
+) -> Watched {
+    let cap = rt.config.output_line_cap_bytes;
+    let mut out = LineReader::new(BufReader::with_capacity(64 * 1024, pipes.stdout), cap);
+    let mut err = LineReader::new(BufReader::new(pipes.stderr), STDERR_LINE_CAP);
     let (mut out_done, mut err_done) = (false, false);
-
-    let mut st = StreamState::default();
-    let timeout = Duration::from_secs(persona.timeout_secs);
-    let deadline = Instant::now() + timeout;
-    let inactivity = rt.config.inactivity_timeout();
-    let mut last_activity = Instant::now();
-    let mut stop: Option<StopReason> = None;
-    let mut stopper = Stopper::new(pid, rt.config.cancel_grace());
-    let mut exit: Option<std::process::ExitStatus> = None;
-    let mut drain_until: Option<Instant> = None;
-    let mut reaped_for_drain = false;
-
-    loop {
-        if out_done && err_done && exit.is_some() {
-            break;
-        }
-        let watching = stop.is_none() && exit.is_none();
+    let (deadline, inactivity) = (Instant::now() + timeout, rt.config.inactivity_timeout());
+    let (mut last_activity, mut drain_until) = (Instant::now(), None);
+    let mut stopper = process::Stopper::new(rt.config.cancel_grace());
+    let mut w = Watched::default();
+    while !(out_done && err_done && w.exit.is_some()) {
+        let watching = w.stop.is_none() && w.exit.is_none();
         let idle_at = last_activity + inactivity;
+        // Set by a branch that asks the CLI to stop, with the note saying why.
+        let mut stop_now: Option<(StopReason, String)> = None;
         tokio::select! {
             frame = out.next(), if !out_done => match frame {
                 Ok(Some(frame)) => {
                     last_activity = Instant::now();
-                    handle_stdout(rt, execution, persona, frame, &mut st, sink).await;
+                    handle_stdout(rt, execution, persona, frame, st, sink).await;
                 }
                 Ok(None) => out_done = true,
                 Err(e) => {
@@ -502,108 +578,91 @@ async fn supervise(
             },
             call = next_tool_call(&mut tools) => {
                 last_activity = Instant::now();
-                handle_tool_call(rt, execution, persona, call, &mut st, sink).await;
+                handle_tool_call(rt, execution, persona, call, st, sink).await;
             },
             frame = err.next(), if !err_done => match frame {
-                Ok(Some(Frame::Line(bytes))) => {
-                    let text = sink.redactor.redact(&String::from_utf8_lossy(&bytes)).into_owned();
-                    if st.stderr_tail.len() == STDERR_TAIL_LINES {
-                        st.stderr_tail.pop_front();
-                    }
-                    st.stderr_tail.push_back(text.clone());
-                    sink.emit(LineKind::Stderr, text).await;
-                }
-                Ok(Some(Frame::Oversize(n))) => {
-                    sink.emit(LineKind::Warning, format!("a stderr line of {n} bytes was too long to keep")).await;
-                }
+                Ok(Some(frame)) => handle_stderr(frame, st, sink).await,
                 Ok(None) | Err(_) => err_done = true,
             },
-            status = child.wait(), if exit.is_none() => {
-                match status {
-                    Ok(s) => exit = Some(s),
-                    Err(e) => {
-                        sink.emit(LineKind::Engine, format!("waiting for the CLI failed: {e}")).await;
-                        exit = Some(std::process::ExitStatus::default());
-                    }
-                }
+            status = cli.wait(), if w.exit.is_none() => {
+                w.exit = Some(status.unwrap_or_default());
                 drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
             },
             _ = stops.cancel.cancelled(), if watching => {
-                stop = Some(StopReason::Cancelled);
-                sink.emit(LineKind::Engine, "cancel requested: interrupting the CLI (SIGINT)".into()).await;
-                stopper.begin();
+                stop_now = Some((StopReason::Cancelled, "cancel requested".into()));
             },
             _ = stops.shutdown.cancelled(), if watching => {
-                stop = Some(StopReason::Shutdown);
-                sink.emit(LineKind::Engine, "the runtime is shutting down: interrupting the CLI (SIGINT)".into()).await;
-                stopper.begin();
+                stop_now = Some((StopReason::Shutdown, "the runtime is shutting down".into()));
             },
             _ = tokio::time::sleep_until(deadline), if watching => {
-                stop = Some(StopReason::Timeout);
-                sink.emit(LineKind::Engine, format!("timeout of {} s reached: stopping the CLI", timeout.as_secs())).await;
-                stopper.begin();
+                stop_now = Some((StopReason::Timeout, format!("timeout of {} s reached", timeout.as_secs())));
             },
             _ = tokio::time::sleep_until(idle_at), if watching && st.pending_tools.is_empty() => {
-                stop = Some(StopReason::Inactivity);
-                sink.emit(LineKind::Engine, format!("no output for {} s: stopping the CLI", inactivity.as_secs())).await;
-                stopper.begin();
+                stop_now = Some((StopReason::Inactivity, format!("no output for {} s", inactivity.as_secs())));
             },
-            _ = stopper.next_step(), if exit.is_none() && stopper.pending() => {
-                if let Some(note) = stopper.escalate() {
+            _ = stopper.next_step(), if w.exit.is_none() && stopper.pending() => {
+                if let Some(note) = stopper.escalate(cli) {
                     sink.emit(LineKind::Engine, note).await;
                 }
             },
             _ = sleep_until_opt(drain_until), if drain_until.is_some() => {
                 // The CLI is gone but something still holds its pipes: a left-behind tool
                 // process. Reap, give the pipes one more moment, then stop reading.
-                if reaped_for_drain {
+                if w.reaped {
                     break;
                 }
-                let id = execution.id.to_string();
-                let n = blocking(move || reaper::reap(&[&id])).await;
-                sink.emit(LineKind::Engine, format!("the CLI exited but its output stayed open; killed {n} leftover process(es)")).await;
-                reaped_for_drain = true;
+                reap_while_draining(cli, execution, sink).await;
+                w.reaped = true;
                 drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
             },
         }
+        if let Some((reason, why)) = stop_now {
+            w.stop = Some(reason);
+            let how = process::Stopper::first_stage_note();
+            sink.emit(LineKind::Engine, format!("{why}: {how}")).await;
+            stopper.begin(cli);
+        }
     }
+    w
+}
 
-    // Tools run in their own process groups and may outlive the CLI; abnormal ends too.
-    let exit_ok = exit.is_some_and(|s| s.success());
-    if !reaped_for_drain && (st.used_tools || stop.is_some() || !exit_ok) {
-        let id = execution.id.to_string();
-        let n = blocking(move || reaper::reap(&[&id])).await;
-        if n > 0 {
+/// The CLI has exited but something still holds its pipes: kill what it left behind.
+async fn reap_while_draining(
+    cli: &mut process::CliProcess,
+    execution: &Execution,
+    sink: &mut Sink<'_>,
+) {
+    cli.kill_container();
+    let id = execution.id.to_string();
+    let n = blocking(move || reaper::reap(&[&id])).await;
+    sink.emit(
+        LineKind::Engine,
+        format!("the CLI exited but its output stayed open; killed {n} leftover process(es)"),
+    )
+    .await;
+}
+
+async fn handle_stderr(frame: Frame, st: &mut StreamState, sink: &mut Sink<'_>) {
+    match frame {
+        Frame::Line(bytes) => {
+            let text = sink
+                .redactor
+                .redact(&String::from_utf8_lossy(&bytes))
+                .into_owned();
+            if st.stderr_tail.len() == STDERR_TAIL_LINES {
+                st.stderr_tail.pop_front();
+            }
+            st.stderr_tail.push_back(text.clone());
+            sink.emit(LineKind::Stderr, text).await;
+        }
+        Frame::Oversize(n) => {
             sink.emit(
-                LineKind::Engine,
-                format!("killed {n} process(es) the run left behind"),
+                LineKind::Warning,
+                format!("a stderr line of {n} bytes was too long to keep"),
             )
             .await;
         }
     }
-    let exit_text = exit
-        .map(describe_exit)
-        .unwrap_or_else(|| "unknown exit".into());
-    let stderr_tail = st
-        .stderr_tail
-        .iter()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut decided = outcome::decide(&Observed {
-        result: st.result.as_ref(),
-        stop,
-        exit: exit_text,
-        stderr_tail: &stderr_tail,
-        last_retry: st.last_retry.as_ref(),
-        accomplished: st.accomplished,
-        timeout_secs: timeout.as_secs(),
-        inactivity_secs: inactivity.as_secs(),
-    });
-    if decided.session_id.is_none() {
-        decided.session_id = st.session_id.clone();
-    }
-    decided
 }
 
 fn describe_exit(s: std::process::ExitStatus) -> String {
@@ -899,90 +958,4 @@ impl<'r> Sink<'r> {
             })
             .await;
     }
-}
-
-/// The stop sequence: SIGINT, then SIGTERM, then SIGKILL, `grace` apart.
-struct Stopper {
-    pid: u32,
-    grace: Duration,
-    step: u8,
-    next_at: Option<Instant>,
-}
-
-impl Stopper {
-    fn new(pid: u32, grace: Duration) -> Self {
-        Self {
-            pid,
-            grace,
-            step: 0,
-            next_at: None,
-        }
-    }
-
-    fn pending(&self) -> bool {
-        self.next_at.is_some()
-    }
-
-    /// Sends SIGINT (the CLI then stops its tools and prints a result) and arms escalation.
-    fn begin(&mut self) {
-        if self.step == 0 {
-            self.signal(Sig::Int);
-            self.step = 1;
-            self.next_at = Some(Instant::now() + self.grace);
-        }
-    }
-
-    async fn next_step(&self) {
-        sleep_until_opt(self.next_at).await
-    }
-
-    fn escalate(&mut self) -> Option<String> {
-        match self.step {
-            1 => {
-                self.signal(Sig::Term);
-                self.step = 2;
-                self.next_at = Some(Instant::now() + self.grace);
-                Some(format!(
-                    "the CLI did not stop within {} s of SIGINT: sent SIGTERM",
-                    self.grace.as_secs()
-                ))
-            }
-            2 => {
-                self.signal(Sig::Kill);
-                self.step = 3;
-                self.next_at = None;
-                Some("the CLI did not stop after SIGTERM: sent SIGKILL".into())
-            }
-            _ => {
-                self.next_at = None;
-                None
-            }
-        }
-    }
-
-    fn signal(&self, sig: Sig) {
-        #[cfg(unix)]
-        {
-            use nix::sys::signal::{Signal, kill};
-            let s = match sig {
-                Sig::Int => Signal::SIGINT,
-                Sig::Term => Signal::SIGTERM,
-                Sig::Kill => Signal::SIGKILL,
-            };
-            if let Ok(raw) = i32::try_from(self.pid) {
-                let _ = kill(nix::unistd::Pid::from_raw(raw), s);
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = sig;
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Sig {
-    Int,
-    Term,
-    Kill,
 }
