@@ -335,8 +335,12 @@ proptest! {
                 prop_assert_eq!(e.code, Code::Invalid);
                 if let Some(field) = &e.field {
                     let seg = first_segment(field);
+                    // A persona spec's fields are named without their `spec.` wrapper.
+                    let in_spec = input.get("spec").is_some_and(|s| s.get(seg).is_some())
+                        || op.shape.properties.iter().any(|(p, _)| p == "spec");
                     let known = op.shape.properties.iter().any(|(p, _)| p == seg)
-                        || input.get(seg).is_some();
+                        || input.get(seg).is_some()
+                        || in_spec;
                     prop_assert!(known, "{}: {} -> {:?}", op.name, input, e);
                 }
             }

@@ -38,10 +38,15 @@ pub fn parse_request<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, 
         // The message must not echo a value: a request can carry a secret (a credential
         // field), and a secret in the wrong place would otherwise come back in the error.
         let text = without_values(&e.to_string());
+        // A persona spec is the form the UI edits: its fields are named as validation names
+        // them (`name`, `sections[0].title`), without the `spec.` wrapper.
+        let field = e
+            .field
+            .map(|f| f.strip_prefix("spec.").map_or(f.clone(), str::to_string));
         ApiError {
             code: Code::Invalid,
             message: format!("invalid request: {text}"),
-            field: e.field,
+            field,
         }
     })
 }

@@ -59,7 +59,9 @@ fn located<E: fmt::Display>(e: serde_path_to_error::Error<E>) -> DecodeError {
     if let Some(rest) = message.strip_prefix(&format!("{path}: ")) {
         message = rest.to_string();
     }
-    let parent = (path != ".").then_some(path);
+    // "." is the document itself; "" is a key that is empty or not text (YAML's `? ` with no
+    // key): neither names a field.
+    let parent = (path != "." && !path.is_empty()).then_some(path);
     // serde reports a missing field at its parent; the field itself is what a person fixes.
     let missing = message
         .strip_prefix("missing field `")
@@ -124,6 +126,12 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("items[0].count"), "{e}");
         let e = from_json_value::<Outer>(json!({"name": "a", "itemz": []})).expect_err("x");
         assert_eq!(e.field.as_deref(), Some("itemz"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_yaml_key_names_no_field() {
+        let e = from_yaml_str::<Outer>("?\nname: a\n").expect_err("empty key");
+        assert_eq!(e.field, None, "{e}");
     }
 
     #[test]
