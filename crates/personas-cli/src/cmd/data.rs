@@ -115,13 +115,13 @@ pub async fn restore(ctx: &mut Context, args: RestoreArgs) -> CliResult<ExitCode
 pub async fn gc(ctx: &mut Context, args: GcArgs) -> CliResult<ExitCode> {
     let store = ctx.store()?;
     let data_dir = ctx.config.data_dir.clone();
-    if args.vacuum {
-        if let Some(info) = daemon::running(&data_dir)? {
-            return Err(CliError::usage(format!(
-                "--vacuum rewrites the whole database and needs the runtime stopped (pid {} is running)",
-                info.pid
-            )));
-        }
+    if args.vacuum
+        && let Some(info) = daemon::running(&data_dir)?
+    {
+        return Err(CliError::usage(format!(
+            "--vacuum rewrites the whole database and needs the runtime stopped (pid {} is running)",
+            info.pid
+        )));
     }
     let policy = ctx.config.retention.policy();
     let started = Instant::now();
