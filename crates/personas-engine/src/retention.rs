@@ -84,13 +84,22 @@ pub fn gc(
     Ok(report)
 }
 
-/// Removes what pruned executions left under the data dir. THE single place files of pruned
-/// executions go: today `<data dir>/run/<id>*` leftovers (MCP configs a crash left behind);
-/// the CLI session transcripts kept under the data dir are to be purged from here too.
-/// Returns how many entries were removed.
+/// Removes what pruned executions left under the data dir — the one place files of pruned
+/// executions go: the CLI's session files (`<data dir>/claude/<id>`, see
+/// [`crate::transcripts`]) and `<data dir>/run/<id>*` leftovers (MCP configs a crash left
+/// behind). Returns how many entries were removed.
 pub fn purge_execution_files(data_dir: &Path, executions: &[ExecutionId]) -> usize {
     let ids: HashSet<&str> = executions.iter().map(ExecutionId::as_str).collect();
     let mut removed = 0;
+    for id in &ids {
+        match crate::transcripts::purge_transcripts(data_dir, id) {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(execution = %id, error = %e, "cannot remove a pruned execution's session files")
+            }
+        }
+    }
     let Ok(entries) = std::fs::read_dir(data_dir.join("run")) else {
         return 0;
     };
@@ -164,8 +173,13 @@ mod tests {
         std::fs::create_dir_all(run.join("aaa.transcripts")).expect("dir");
         std::fs::write(run.join("aaa.mcp.json"), "{}").expect("file");
         std::fs::write(run.join("bbb.mcp.json"), "{}").expect("file");
+        let sessions = dir.path().join("claude");
+        std::fs::create_dir_all(sessions.join("aaa").join("projects")).expect("dir");
+        std::fs::create_dir_all(sessions.join("bbb")).expect("dir");
         let n = purge_execution_files(dir.path(), &[ExecutionId::from_string("aaa")]);
-        assert_eq!(n, 2);
+        assert_eq!(n, 3);
+        assert!(!sessions.join("aaa").exists(), "its session files are gone");
+        assert!(sessions.join("bbb").exists(), "another execution's stay");
         assert!(run.join("bbb.mcp.json").exists());
         assert!(!run.join("aaa.mcp.json").exists());
     }
