@@ -16,7 +16,7 @@ fn event_type() -> impl Strategy<Value = String> {
 fn config_value() -> impl Strategy<Value = TriggerConfig> {
     prop_oneof![
         Just(TriggerConfig::Manual),
-        Just(TriggerConfig::Webhook),
+        any::<bool>().prop_map(|github| TriggerConfig::Webhook { github }),
         (
             awkward_text(),
             awkward_text(),
