@@ -149,6 +149,17 @@ fn long_transcript(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
+/// Points the CLI stand-in at `transcript` through `config.toml [env]`: a run's environment is
+/// built from an allow-list, so variables exported to the runtime never reach the stand-in.
+fn stand_in_config(data: &Path, transcript: &Path, lines_per_sec: u32) {
+    std::fs::create_dir_all(data).expect("data dir");
+    let config = format!(
+        "[env]\nPERSONAS_FAKE_TRANSCRIPT = {:?}\nPERSONAS_FAKE_LINES_PER_SEC = \"{lines_per_sec}\"\n",
+        transcript.display().to_string()
+    );
+    std::fs::write(data.join("config.toml"), config).expect("config.toml");
+}
+
 fn exec_list(env: &Env, data: &Path) -> Value {
     let out = env
         .command()
@@ -169,11 +180,10 @@ async fn backup_while_twenty_runs_stream_holds_every_committed_row_and_restores(
             "PERSONAS_CLAUDE_PATH",
             fake_claude_bin().display().to_string(),
         ),
-        ("PERSONAS_FAKE_TRANSCRIPT", transcript.display().to_string()),
-        ("PERSONAS_FAKE_LINES_PER_SEC", "50".to_string()),
         ("PERSONAS_MAX_CONCURRENT", "20".to_string()),
     ];
     let data = env.data_dir().join("live");
+    stand_in_config(&data, &transcript, 50);
     let mut cmd = env.command();
     cmd.env("PERSONAS_DATA_DIR", &data);
     let out = cmd
@@ -401,6 +411,7 @@ async fn sigkill_during_output_commits_loses_no_acknowledged_line() {
         "persona", "create", "--name", "Streamer", "--prompt", "stream",
     ]);
     let db = env.data_dir().join("personas.db");
+    stand_in_config(env.data_dir(), &transcript, 2000);
     for round in 0..3 {
         // `run --follow` without a daemon: this process runs the CLI stand-in and commits its
         // output; it prints a line only after the writer stored and broadcast it.
@@ -408,8 +419,6 @@ async fn sigkill_during_output_commits_loses_no_acknowledged_line() {
             .command()
             .args(["run", "Streamer", "--follow"])
             .env("PERSONAS_CLAUDE_PATH", fake_claude_bin())
-            .env("PERSONAS_FAKE_TRANSCRIPT", &transcript)
-            .env("PERSONAS_FAKE_LINES_PER_SEC", "2000")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

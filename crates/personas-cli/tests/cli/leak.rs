@@ -148,12 +148,20 @@ async fn a_secret_seeded_anywhere_never_reaches_storage_the_api_the_stream_or_a_
             json!({"emit_event": {"type": "leak.line", "data": {"v": all()}}}),
         )),
     ];
+    // Leaky may start Echo (persona-to-persona permission), so its secrets can travel there.
+    env.persona("Echo", vec![Step::text("echoed")], &[]);
     env.persona(
         "Leaky",
         leaky_steps,
-        &["--allow-tool", "Bash", "--credential", "github"],
+        &[
+            "--allow-tool",
+            "Bash",
+            "--credential",
+            "github",
+            "--allow-persona",
+            "Echo",
+        ],
     );
-    env.persona("Echo", vec![Step::text("echoed")], &[]);
     let hook =
         json!({"url": format!("{}/hook", sink.base_url()), "secret": "env:LEAK_CHANNEL_KEY"})
             .to_string();
@@ -402,6 +410,9 @@ fn allowed(name: &str) -> bool {
             "GITHUB_TOKEN",
             "GITHUB_API_URL",
             "LEAK_CONFIG_TOKEN",
+            // The run's own: its CLI session files under the data dir, the login where it was.
+            "CLAUDE_CONFIG_DIR",
+            "CLAUDE_SECURESTORAGE_CONFIG_DIR",
         ]
         .contains(&name)
 }
