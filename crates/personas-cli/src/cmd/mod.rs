@@ -2,8 +2,8 @@
 
 pub mod bench;
 pub mod bench_bus;
-pub mod bench_retention;
 pub mod bench_redact;
+pub mod bench_retention;
 pub mod channel;
 pub mod credential;
 pub mod data;

@@ -429,7 +429,7 @@ pub fn apply_call(
         persona,
         &msg,
     )
-        .map_err(|e| format!("{} could not be stored: {e}", msg.key()))?;
+    .map_err(|e| format!("{} could not be stored: {e}", msg.key()))?;
     Ok((msg, applied))
 }
 
