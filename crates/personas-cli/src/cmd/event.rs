@@ -135,7 +135,8 @@ pub async fn run(ctx: &mut Context, cmd: EventCmd) -> CliResult<ExitCode> {
             target,
         } => {
             validate_event_type(&event_type).map_err(|e| CliError::usage(e.to_string()))?;
-            let payload = parse_payload(payload.as_deref())?;
+            let mut payload = parse_payload(payload.as_deref())?;
+            personas_core::redact::redact_json(&super::known_secrets(ctx, &store), &mut payload);
             let target = match target {
                 Some(t) => Some(store.personas().find(&t)?.id),
                 None => None,

@@ -128,6 +128,8 @@ pub async fn run(ctx: &mut Context, cmd: MemoryCmd) -> CliResult<ExitCode> {
             importance,
         } => {
             let p = store.personas().find(&persona)?;
+            let known = super::known_secrets(ctx, &store);
+            let (title, content) = (known.redact(&title), known.redact(&content));
             let m = mems.add(&p.id, &title, &content, &category, importance)?;
             show(&m, "added");
         }
@@ -143,6 +145,9 @@ pub async fn run(ctx: &mut Context, cmd: MemoryCmd) -> CliResult<ExitCode> {
                     "nothing to change: give --title, --content, --category or --importance",
                 ));
             }
+            let known = super::known_secrets(ctx, &store);
+            let title = title.map(|t| known.redact(&t).into_owned());
+            let content = content.map(|c| known.redact(&c).into_owned());
             let m = mems
                 .edit(
                     &id,

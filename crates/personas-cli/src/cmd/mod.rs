@@ -79,3 +79,14 @@ pub fn print_json<T: serde::Serialize>(v: &T) {
         Err(e) => eprintln!("error: cannot encode output as JSON: {e}"),
     }
 }
+
+/// Every secret this data dir's runtime knows (vault values when the vault opens, channel
+/// secrets, non-harmless `[env]` values), for text the CLI stores on the user's behalf: the same
+/// gate the API's submitted text and a run's output pass (`personas_engine::known`).
+pub fn known_secrets(
+    ctx: &Context,
+    store: &personas_store::Store,
+) -> personas_core::redact::Redactor {
+    let vault = personas_engine::vault::VaultCell::new(credential::vault_options());
+    personas_engine::known::runtime_redactor(store, &vault, &ctx.config)
+}

@@ -311,6 +311,24 @@ async fn a_secret_seeded_anywhere_never_reaches_storage_the_api_the_stream_or_a_
         assert!(answer.contains("[redacted:"), "{op}: {answer}");
         answers.push((format!("API {op}"), answer));
     }
+    // And text the CLI stores on the user's behalf passes the same gate.
+    let payload = json!({"all": all(), VAULT: [CONFIG]}).to_string();
+    let memory = format!("m {}", all());
+    for args in [
+        vec!["event", "emit", "cli.leak", "--payload", payload.as_str()],
+        vec![
+            "memory",
+            "add",
+            "Echo",
+            "--title",
+            VAULT,
+            "--content",
+            &memory,
+        ],
+    ] {
+        let out = run_with(&env, &args, "");
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
     // Everything readable through the API, and through the CLI's exports and listings.
     for (op, body) in [
         ("list_executions", json!({})),
