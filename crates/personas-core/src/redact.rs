@@ -15,7 +15,9 @@
 //!   three possible alignments.
 //!
 //! Matching is one Aho-Corasick pass, leftmost-longest, so overlapping values redact to the
-//! longest one and the cost per line does not grow with the number of secrets.
+//! longest one and the cost per line does not grow with the number of secrets. A Bloom filter
+//! over each pattern's first bytes ([`window`]) first rejects the text that cannot hold any
+//! pattern — nearly every line — several times faster than the automaton would.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
@@ -24,6 +26,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::secret::Secret;
+
+mod window;
+use window::WindowFilter;
 
 /// Values shorter than this are not redacted in encoded forms (too likely to match by chance).
 const MIN_ENCODED_LEN: usize = 6;
@@ -38,6 +43,9 @@ pub const MIN_SECRET_LEN: usize = 3;
 #[derive(Clone, Default)]
 pub struct Redactor {
     matcher: Option<AhoCorasick>,
+    /// Rejects most text that cannot contain a pattern before the automaton runs
+    /// ([`window`]); `None` when some pattern is too short to filter on.
+    filter: Option<WindowFilter>,
     /// Replacement text per pattern index.
     markers: Vec<String>,
     /// Every (pattern, label), kept so a redactor can be extended with one more value.
@@ -104,6 +112,7 @@ impl Redactor {
         {
             Ok(ac) => Redactor {
                 matcher: Some(ac),
+                filter: WindowFilter::new(pats.iter().copied()),
                 markers: list.iter().map(|(_, l)| marker(l)).collect(),
                 patterns: list,
             },
@@ -111,6 +120,7 @@ impl Redactor {
             // a redactor that cannot match must not let text through unredacted.
             Err(_) => Redactor {
                 matcher: None,
+                filter: None,
                 markers: vec![marker("all")],
                 patterns: list,
             },
@@ -129,6 +139,11 @@ impl Redactor {
             // Fail closed (see `new`).
             None => Cow::Owned(self.markers[0].clone()),
             Some(ac) => {
+                if let Some(f) = &self.filter
+                    && !f.may_match(text.as_bytes())
+                {
+                    return Cow::Borrowed(text);
+                }
                 if !ac.is_match(text) {
                     return Cow::Borrowed(text);
                 }
