@@ -215,11 +215,6 @@ async fn drive(
     // Kept alive until the CLI has exited; dropping it removes the file and closes the channel.
     let mut tools = match mcp::prepare(rt, execution).await {
         Ok(Some(prepared)) => {
-            // The agent can read its own config file; keep the token out of the output too.
-            sink.redactor = Arc::new(
-                sink.redactor
-                    .with_secret("personas.mcp_token", &prepared.token),
-            );
             inv.extra_args.extend(prepared.file.args());
             inv.extra_allowed_tools.push(mcp::ALLOW_RULE.into());
             Some(prepared)
@@ -230,17 +225,22 @@ async fn drive(
             return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
         }
     };
-    if let Err(msg) = keep_session_files(rt, execution, &mut inv, sink) {
+    if let Err(msg) = keep_session_files(rt, execution, &mut inv) {
         sink.emit(LineKind::Engine, msg.clone()).await;
         return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
     }
     let cmd = command::build(&persona, execution, &rt.config, &claude, cwd, &inv);
     // Every value of the run's environment that is not known to be harmless — `[env]` entries,
-    // the CLI's own credentials — is a secret the run can print.
+    // the CLI's own credentials (a Console login key among them) — is a secret the run can
+    // print; so is the MCP token, since the agent can read its own config file. One rebuild of
+    // the automaton for all of them: with many secrets each build costs milliseconds.
+    let mut run_secrets = cmd.env.redaction_pairs();
+    if let Some(p) = &tools {
+        run_secrets.push(("personas.mcp_token".into(), &p.token));
+    }
     sink.redactor = Arc::new(
         sink.redactor.with_secrets(
-            cmd.env
-                .redaction_pairs()
+            run_secrets
                 .iter()
                 .map(|(label, value)| (label.as_str(), *value)),
         ),
@@ -304,13 +304,12 @@ fn keep_session_files(
     rt: &Runtime,
     execution: &Execution,
     inv: &mut Invocation,
-    sink: &mut Sink<'_>,
 ) -> Result<(), String> {
     let prepared = crate::transcripts::prepare(&rt.config, execution.id.as_str())
         .map_err(|e| format!("cannot create the CLI's session directory: {e}"))?;
     inv.extra_env.extend(prepared.env);
+    // A secret of the run's environment, so the run's redactor learns it with the others.
     if let Some(key) = prepared.login_key {
-        sink.redactor = Arc::new(sink.redactor.with_secret("claude.login_key", &key));
         inv.secret_env.push(("ANTHROPIC_API_KEY".into(), key));
     }
     Ok(())
