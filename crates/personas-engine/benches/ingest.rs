@@ -29,7 +29,8 @@ fn knob(name: &str, default: u64) -> u64 {
 /// benchmark builds it).
 fn transcript(dir: &Path, lines: u64) -> PathBuf {
     let fixture = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/claude-code/01-text.stdout.jsonl"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/claude-code/01-text.stdout.jsonl"),
     )
     .expect("fixture");
     let parsed: Vec<Value> = fixture
@@ -68,7 +69,7 @@ fn transcript(dir: &Path, lines: u64) -> PathBuf {
 struct Pass {
     /// Lines the CLI wrote (stdout lines of the transcript).
     written: u64,
-    stored: i64,
+    stored: u64,
     delivered: u64,
     /// First to last output line the subscriber received.
     span: Duration,
@@ -112,7 +113,11 @@ async fn pass(lines: u64, rate: u64) -> Pass {
     loop {
         match events.recv().await {
             Ok(EngineEvent::Output { line }) if line.execution_id == exec.id => {
-                assert_eq!(line.seq, last_seq + 1, "lines arrive in order, none missing");
+                assert_eq!(
+                    line.seq,
+                    last_seq + 1,
+                    "lines arrive in order, none missing"
+                );
                 last_seq = line.seq;
                 delivered += 1;
                 last_at = Instant::now();
@@ -170,15 +175,12 @@ fn report(label: &str, lines: u64, rate: u64, p: &Pass) {
         );
     }
     assert!(
-        p.stored >= p.written as i64,
+        p.stored >= p.written,
         "lines lost before the store: {} < {}",
         p.stored,
         p.written
     );
-    assert_eq!(
-        p.delivered, p.stored as u64,
-        "every stored line is streamed once"
-    );
+    assert_eq!(p.delivered, p.stored, "every stored line is streamed once");
 }
 
 #[tokio::main]

@@ -3,11 +3,11 @@
 //! Events are sent only after what they describe is committed to the store, so a subscriber
 //! that sees an event can always read it back.
 
+use crate::metrics::{Event, Metrics};
 use personas_core::protocol::ProtocolMessage;
 use personas_core::{Execution, OutputLine};
 use personas_store::{DeliveryRow, EventRow, HealingReport, MemoryRow, MessageRow, ReviewRow};
 use serde::Serialize;
-use crate::metrics::{Event, Metrics};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 

@@ -127,24 +127,59 @@ impl Counter {
 /// A named internal event: what happened, with the closed label value it is counted under.
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
-    ExecutionQueued { execution: &'a str },
-    ExecutionStarted { execution: &'a str },
-    ExecutionFinished { execution: &'a str, status: ExecutionStatus },
+    ExecutionQueued {
+        execution: &'a str,
+    },
+    ExecutionStarted {
+        execution: &'a str,
+    },
+    ExecutionFinished {
+        execution: &'a str,
+        status: ExecutionStatus,
+    },
     /// A writer transaction committed these lines.
-    WriterBatchCommitted { lines: u64 },
+    WriterBatchCommitted {
+        lines: u64,
+    },
     /// The writer gave up on a batch.
-    OutputLinesLost { lines: u64 },
-    EventPublished { event: &'a str },
-    EventDelivered { event: &'a str, executions: u64 },
-    EventFailed { event: &'a str },
-    EventDeadLettered { event: &'a str },
-    DeliverySent { delivery: &'a str },
-    DeliveryFailed { delivery: &'a str },
-    TriggerFired { trigger: &'a str, kind: TriggerType },
-    ReviewRequested { review: &'a str },
-    ReviewTimedOut { review: &'a str },
-    ReapedProcesses { count: u64 },
-    ExecutionsRecovered { count: u64 },
+    OutputLinesLost {
+        lines: u64,
+    },
+    EventPublished {
+        event: &'a str,
+    },
+    EventDelivered {
+        event: &'a str,
+        executions: u64,
+    },
+    EventFailed {
+        event: &'a str,
+    },
+    EventDeadLettered {
+        event: &'a str,
+    },
+    DeliverySent {
+        delivery: &'a str,
+    },
+    DeliveryFailed {
+        delivery: &'a str,
+    },
+    TriggerFired {
+        trigger: &'a str,
+        kind: TriggerType,
+    },
+    ReviewRequested {
+        review: &'a str,
+    },
+    ReviewTimedOut {
+        review: &'a str,
+    },
+    ReapedProcesses {
+        count: u64,
+    },
+    ExecutionsRecovered {
+        count: u64,
+    },
 }
 
 /// The engine's counters: one atomic per (counter, label value).
@@ -193,32 +228,62 @@ impl Metrics {
                 self.add(Counter::ExecutionsStarted, 0, 1);
             }
             Event::ExecutionFinished { execution, status } => {
-                tracing::info!(event = "execution_finished", execution, status = status.as_str(), "execution ended");
+                tracing::info!(
+                    event = "execution_finished",
+                    execution,
+                    status = status.as_str(),
+                    "execution ended"
+                );
                 self.add_labelled(Counter::ExecutionsFinished, status.as_str(), 1);
             }
             Event::WriterBatchCommitted { lines } => {
-                tracing::trace!(event = "writer_batch_committed", lines, "output batch committed");
+                tracing::trace!(
+                    event = "writer_batch_committed",
+                    lines,
+                    "output batch committed"
+                );
                 self.add(Counter::WriterBatchesCommitted, 0, 1);
                 self.add(Counter::OutputLinesStored, 0, lines);
             }
             Event::OutputLinesLost { lines } => {
-                tracing::error!(event = "output_lines_lost", lines, "output lines could not be stored");
+                tracing::error!(
+                    event = "output_lines_lost",
+                    lines,
+                    "output lines could not be stored"
+                );
                 self.add(Counter::OutputLinesLost, 0, lines);
             }
             Event::EventPublished { event } => {
-                tracing::debug!(event = "event_published", bus_event = event, "bus event stored");
+                tracing::debug!(
+                    event = "event_published",
+                    bus_event = event,
+                    "bus event stored"
+                );
                 self.add(Counter::EventsPublished, 0, 1);
             }
             Event::EventDelivered { event, executions } => {
-                tracing::debug!(event = "event_delivered", bus_event = event, executions, "bus event delivered");
+                tracing::debug!(
+                    event = "event_delivered",
+                    bus_event = event,
+                    executions,
+                    "bus event delivered"
+                );
                 self.add(Counter::EventsDelivered, 0, 1);
             }
             Event::EventFailed { event } => {
-                tracing::warn!(event = "event_failed", bus_event = event, "bus event delivery failed; retried later");
+                tracing::warn!(
+                    event = "event_failed",
+                    bus_event = event,
+                    "bus event delivery failed; retried later"
+                );
                 self.add(Counter::EventsFailed, 0, 1);
             }
             Event::EventDeadLettered { event } => {
-                tracing::warn!(event = "event_dead_lettered", bus_event = event, "bus event ran out of attempts");
+                tracing::warn!(
+                    event = "event_dead_lettered",
+                    bus_event = event,
+                    "bus event ran out of attempts"
+                );
                 self.add(Counter::EventsDeadLettered, 0, 1);
             }
             Event::DeliverySent { delivery } => {
@@ -226,27 +291,52 @@ impl Metrics {
                 self.add(Counter::DeliveriesSent, 0, 1);
             }
             Event::DeliveryFailed { delivery } => {
-                tracing::warn!(event = "delivery_failed", delivery, "notification attempt failed");
+                tracing::warn!(
+                    event = "delivery_failed",
+                    delivery,
+                    "notification attempt failed"
+                );
                 self.add(Counter::DeliveriesFailed, 0, 1);
             }
             Event::TriggerFired { trigger, kind } => {
-                tracing::info!(event = "trigger_fired", trigger, kind = kind.as_str(), "trigger fired");
+                tracing::info!(
+                    event = "trigger_fired",
+                    trigger,
+                    kind = kind.as_str(),
+                    "trigger fired"
+                );
                 self.add_labelled(Counter::TriggersFired, kind.as_str(), 1);
             }
             Event::ReviewRequested { review } => {
-                tracing::info!(event = "review_requested", review, "run paused for a review");
+                tracing::info!(
+                    event = "review_requested",
+                    review,
+                    "run paused for a review"
+                );
                 self.add(Counter::ReviewsRequested, 0, 1);
             }
             Event::ReviewTimedOut { review } => {
-                tracing::info!(event = "review_timed_out", review, "review decided by its deadline");
+                tracing::info!(
+                    event = "review_timed_out",
+                    review,
+                    "review decided by its deadline"
+                );
                 self.add(Counter::ReviewsTimedOut, 0, 1);
             }
             Event::ReapedProcesses { count } => {
-                tracing::info!(event = "reaped_process", count, "killed processes a run left behind");
+                tracing::info!(
+                    event = "reaped_process",
+                    count,
+                    "killed processes a run left behind"
+                );
                 self.add(Counter::ProcessesReaped, 0, count);
             }
             Event::ExecutionsRecovered { count } => {
-                tracing::warn!(event = "executions_recovered", count, "marked executions of a vanished runtime as interrupted");
+                tracing::warn!(
+                    event = "executions_recovered",
+                    count,
+                    "marked executions of a vanished runtime as interrupted"
+                );
                 self.add(Counter::ExecutionsRecovered, 0, count);
             }
         }
@@ -338,9 +428,8 @@ mod tests {
             .collect();
         assert_eq!(finished.len(), 5, "one series per terminal status");
         assert!(
-            all.iter()
-                .all(|c| c.counter.name().starts_with("personas_")
-                    && c.counter.name().ends_with("_total"))
+            all.iter().all(|c| c.counter.name().starts_with("personas_")
+                && c.counter.name().ends_with("_total"))
         );
     }
 }

@@ -183,9 +183,11 @@ pub async fn expire_due(rt: &Runtime) -> (Option<i64>, bool) {
         match blocking(move || store.reviews().expire(&id, action, waited, default)).await {
             Ok(decided) => {
                 tracing::info!(review = %decided.review.id, %action, "applying the review's timeout action");
-                rt.bus.metrics().record(crate::metrics::Event::ReviewTimedOut {
-                    review: &decided.review.id,
-                });
+                rt.bus
+                    .metrics()
+                    .record(crate::metrics::Event::ReviewTimedOut {
+                        review: &decided.review.id,
+                    });
                 requeued |= decided.effect == Effect::Resumed;
                 announce(rt, &decided).await;
             }

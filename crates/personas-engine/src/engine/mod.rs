@@ -16,8 +16,8 @@ mod loops;
 
 use crate::bus::{self, Dispatcher, Publisher};
 use crate::component::{Component, Host};
-use crate::config::EngineConfig;
 use crate::component::{Wake, due_in, sleep_until};
+use crate::config::EngineConfig;
 use crate::events::{EngineEvent, EventBus};
 use crate::metrics::{Event, Metrics};
 use crate::reaper;
@@ -182,9 +182,16 @@ impl Engine {
         // Start order; they stop in reverse: the writer outlives the runs, the heartbeat
         // keeps stamping while the runs stop.
         let components: Vec<Box<dyn Component>> = vec![
-            Box::new(crate::writer::WriterComponent::new(rt.writer.clone(), writer_thread)),
-            Box::new(loops::Heartbeat { engine: self.clone() }),
-            Box::new(loops::RunnerPool { engine: self.clone() }),
+            Box::new(crate::writer::WriterComponent::new(
+                rt.writer.clone(),
+                writer_thread,
+            )),
+            Box::new(loops::Heartbeat {
+                engine: self.clone(),
+            }),
+            Box::new(loops::RunnerPool {
+                engine: self.clone(),
+            }),
             Box::new(bus::dispatcher::DispatcherComponent {
                 dispatcher,
                 wakeup: Arc::clone(&rt.bus_wakeup),
@@ -203,8 +210,12 @@ impl Engine {
                 rt: rt.clone(),
                 owner: self.inner.owner.clone(),
             }),
-            Box::new(loops::Reaper { engine: self.clone() }),
-            Box::new(loops::Healing { engine: self.clone() }),
+            Box::new(loops::Reaper {
+                engine: self.clone(),
+            }),
+            Box::new(loops::Healing {
+                engine: self.clone(),
+            }),
             Box::new(crate::retention::Retention { rt: rt.clone() }),
         ];
         self.inner.host.start(components);
@@ -319,7 +330,10 @@ impl Engine {
     pub async fn run_foreground(&self, id: &ExecutionId) -> Result<Execution, EngineError> {
         let stop_heartbeat = CancellationToken::new();
         let heartbeat = tokio::spawn(
-            Box::new(loops::Heartbeat { engine: self.clone() }).run(stop_heartbeat.clone()),
+            Box::new(loops::Heartbeat {
+                engine: self.clone(),
+            })
+            .run(stop_heartbeat.clone()),
         );
         let result = async {
             let limit = self.config().max_concurrent;

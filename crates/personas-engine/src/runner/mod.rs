@@ -35,8 +35,8 @@ use crate::writer::OutputWriter;
 use command::Invocation;
 use personas_core::prompt::{self, MemoryDoc, PromptInput, ToolDoc};
 use personas_core::{ErrorClass, Execution, ExecutionOutcome, ExecutionStatus, LineKind, Persona};
-use personas_store::review::Resume;
 use personas_store::Store;
+use personas_store::review::Resume;
 use sink::Sink;
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,7 +172,14 @@ async fn drive(
         return fail(sink, ErrorClass::SpawnFailed, msg).await;
     }
     let persona = &ready.persona;
-    let cmd = command::build(persona, execution, &rt.config, &ready.claude, ready.cwd, &inv);
+    let cmd = command::build(
+        persona,
+        execution,
+        &rt.config,
+        &ready.claude,
+        ready.cwd,
+        &inv,
+    );
     // Every value of the run's environment that is not known to be harmless — `[env]` entries,
     // the CLI's own credentials (a Console login key among them) — is a secret the run can
     // print; so is the MCP token, since the agent can read its own config file. One rebuild of

@@ -77,9 +77,10 @@ async fn reap(execution: &Execution, sink: &Sink<'_>) -> usize {
     let id = execution.id.to_string();
     let n = blocking(move || reaper::reap(&[&id])).await;
     if n > 0 {
-        sink.rt.bus.metrics().record(Event::ReapedProcesses {
-            count: n as u64,
-        });
+        sink.rt
+            .bus
+            .metrics()
+            .record(Event::ReapedProcesses { count: n as u64 });
     }
     n
 }

@@ -15,9 +15,13 @@ pub async fn round_trips(s: &Server) {
             .is_some_and(|n| n.starts_with("personas_"))),
         "{m}"
     );
-    assert!(series.iter().any(|x| x["name"] == "personas_executions_started_total"
-        && x["kind"] == "counter"
-        && x["value"].as_f64() >= Some(1.0)));
+    assert!(
+        series
+            .iter()
+            .any(|x| x["name"] == "personas_executions_started_total"
+                && x["kind"] == "counter"
+                && x["value"].as_f64() >= Some(1.0))
+    );
     assert!(
         series
             .iter()
@@ -137,9 +141,7 @@ async fn metrics_parse_as_prometheus_text_and_count_real_runs() {
         ),
         0.0
     );
-    let page = s
-        .ok("list_executions", json!({"persona": "Counter"}))
-        .await;
+    let page = s.ok("list_executions", json!({"persona": "Counter"})).await;
     let stored: f64 = page["executions"]
         .as_array()
         .expect("executions")
