@@ -31,8 +31,15 @@ impl<'r> Sink<'r> {
         }
     }
 
+    /// Redacts `text` and stores it as the run's next line.
     pub(super) async fn emit(&mut self, kind: LineKind, mut text: String) {
         self.redactor.redact_string(&mut text);
+        self.emit_redacted(kind, text).await;
+    }
+
+    /// Stores `text`, which already passed this sink's redactor (the CLI's stdout lines are
+    /// redacted before they are parsed; a second pass over every line would be wasted).
+    pub(super) async fn emit_redacted(&mut self, kind: LineKind, text: String) {
         // Results, protocol, warnings and engine notes are always kept: they explain the run.
         let essential = matches!(
             kind,

@@ -309,18 +309,24 @@ async fn watch(
     w
 }
 
+/// A line of the CLI as text (invalid UTF-8 replaced) through the run's redactor; a valid
+/// line is not copied.
+fn redacted_text(bytes: Vec<u8>, sink: &Sink<'_>) -> String {
+    let mut text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    sink.redactor.redact_string(&mut text);
+    text
+}
+
 async fn handle_stderr(frame: Frame, st: &mut StreamState, sink: &mut Sink<'_>) {
     match frame {
         Frame::Line(bytes) => {
-            let text = sink
-                .redactor
-                .redact(&String::from_utf8_lossy(&bytes))
-                .into_owned();
+            let text = redacted_text(bytes, sink);
             if st.stderr_tail.len() == STDERR_TAIL_LINES {
                 st.stderr_tail.pop_front();
             }
             st.stderr_tail.push_back(text.clone());
-            sink.emit(LineKind::Stderr, text).await;
+            sink.emit_redacted(LineKind::Stderr, text).await;
         }
         Frame::Oversize(n) => {
             sink.emit(
@@ -414,15 +420,12 @@ async fn handle_stdout(
     }
     // Redacted before it is parsed, so nothing derived from it (protocol rows, the result text)
     // can carry a secret value either.
-    let text = sink
-        .redactor
-        .redact(&String::from_utf8_lossy(&bytes))
-        .into_owned();
+    let text = redacted_text(bytes, sink);
     let parsed = match parse_line(text.as_bytes()) {
         Ok(line) => line,
         Err(_) => {
             // stdout is JSON only (README §3.1); anything else is kept, not fatal.
-            sink.emit(LineKind::Raw, text).await;
+            sink.emit_redacted(LineKind::Raw, text).await;
             return;
         }
     };
@@ -431,7 +434,7 @@ async fn handle_stdout(
     }
     let mut protocol_texts: Vec<String> = Vec::new();
     let kind = st.observe(&parsed, &mut protocol_texts);
-    sink.emit(kind, text).await;
+    sink.emit_redacted(kind, text).await;
     if let ClaudeLine::Result(r) = parsed {
         st.pending_tools.clear();
         st.result = Some(r);
