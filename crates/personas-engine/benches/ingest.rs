@@ -10,6 +10,7 @@
 //! engine's ceiling). Knobs: `PERSONAS_BENCH_LINES`, `PERSONAS_BENCH_RATE` (0: unpaced only).
 
 use personas_core::{ExecutionStatus, PersonaSpec};
+use personas_engine::metrics::Counter;
 use personas_engine::{Engine, EngineConfig, EngineEvent};
 use personas_store::{NewExecution, Store};
 use personas_testkit::claude::fake_claude_bin;
@@ -75,6 +76,8 @@ struct Pass {
     span: Duration,
     /// Enqueue to the subscriber's last line.
     total: Duration,
+    /// Writer transactions (from the engine's own counters).
+    batches: u64,
 }
 
 async fn pass(lines: u64, rate: u64) -> Pass {
@@ -139,6 +142,7 @@ async fn pass(lines: u64, rate: u64) -> Pass {
             Err(RecvError::Closed) => panic!("event channel closed"),
         }
     }
+    let batches = engine.metrics().get(Counter::WriterBatchesCommitted, None);
     engine.shutdown().await;
     let stored = store.executions().get(&exec.id).expect("get").output_lines;
     Pass {
@@ -147,6 +151,7 @@ async fn pass(lines: u64, rate: u64) -> Pass {
         delivered,
         span: last_at - first_at.unwrap_or(started),
         total: last_at - started,
+        batches,
     }
 }
 
@@ -166,6 +171,11 @@ fn report(label: &str, lines: u64, rate: u64, p: &Pass) {
         per_sec(p.span),
         per_sec(p.total),
         p.total.as_secs_f64(),
+    );
+    println!(
+        "{label}: {} writer transactions, {:.0} lines each on average",
+        p.batches,
+        p.stored as f64 / p.batches.max(1) as f64
     );
     if rate > 0 {
         let scheduled = lines as f64 / rate as f64;

@@ -600,3 +600,45 @@ pub struct Gauges {
     /// Subscribers of the engine's event channel.
     pub subscribers: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use personas_core::PersonaSpec;
+
+    #[tokio::test]
+    async fn start_runs_every_component_and_shutdown_stops_them_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_in_dir(dir.path()).expect("store");
+        let persona = store
+            .personas()
+            .create(&PersonaSpec::new("P", "Do it."))
+            .expect("persona");
+        let engine = Engine::with_vault(
+            EngineConfig::for_data_dir(dir.path()),
+            store,
+            VaultOptions::default(),
+        );
+        assert!(engine.components().is_empty(), "nothing runs before start");
+        engine.start().await.expect("start");
+        assert_eq!(
+            engine.components(),
+            [
+                "writer",
+                "heartbeat",
+                "runner_pool",
+                "dispatcher",
+                "scheduler",
+                "review_timeouts",
+                "delivery",
+                "reaper",
+                "healing",
+                "retention"
+            ]
+        );
+        engine.shutdown().await;
+        assert!(engine.components().is_empty(), "every component stopped");
+        let refused = engine.enqueue(NewExecution::manual(persona.id, None)).await;
+        assert!(matches!(refused, Err(EngineError::ShuttingDown)));
+    }
+}
