@@ -2,9 +2,10 @@
 //! store and one event channel, and keeps running executions accounted for.
 //!
 //! Two ways to host it:
-//! - [`Engine::start`] for a daemon (`personas up`, the desktop app): crash recovery, the queue,
-//!   heartbeats, the orphan reaper, the bus dispatcher and the scheduler run until
-//!   [`Engine::shutdown`].
+//! - [`Engine::start`] for a daemon (`personas up`, the desktop app): crash recovery, then the
+//!   components (see [`crate::component`]; the queue's runner pool, heartbeat, reaper, bus
+//!   dispatcher, scheduler, …) run until [`Engine::shutdown`] stops them in reverse order. The
+//!   engine's own components are in `loops`.
 //! - [`Engine::run_foreground`] for a one-shot `personas run --follow` with no daemon: claims and
 //!   runs one execution in this process, with the same heartbeats.
 //!
