@@ -4,6 +4,7 @@
 //! policies, healing issues and circuit breakers in [`oversight`].
 
 mod access;
+mod metrics;
 mod oversight;
 
 use crate::bus::*;
@@ -730,6 +731,10 @@ impl Operations for Api {
 
     async fn resolve_issue(&self, req: IssueRef) -> Result<personas_store::IssueRow, ApiError> {
         self.issue_resolve(req).await
+    }
+
+    async fn get_metrics(&self, _: Empty) -> Result<Metrics, ApiError> {
+        self.metrics().await
     }
 }
 
