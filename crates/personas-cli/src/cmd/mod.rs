@@ -72,10 +72,9 @@ async fn mcp(ctx: &mut Context) -> CliResult<ExitCode> {
             personas_mcp::serve_stdio(server).await
         }
         personas_mcp::Scope::Standalone => {
-            let store = ctx.store()?;
-            let engine = personas_engine::Engine::new(ctx.config.clone(), store);
-            let api = personas_api::Api::new(engine, personas_api::HostInfo::default());
-            let server = personas_mcp::ControlServer::new(api).map_err(CliError::runtime)?;
+            // The operations through the runtime holding the data dir, or in this process.
+            let server =
+                personas_mcp::ControlServer::new(ctx.client()?).map_err(CliError::runtime)?;
             personas_mcp::serve_stdio(server).await
         }
     };
