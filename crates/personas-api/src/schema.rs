@@ -349,6 +349,38 @@ mod tests {
     use super::*;
     use crate::ops::CreateCredential;
 
+    /// `schema` with every `$ref` replaced by its target in `root`, so documents that keep their
+    /// definitions in different places compare by meaning.
+    fn inlined(schema: &Value, root: &Value) -> Value {
+        match schema {
+            Value::Object(m) => match m.get("$ref").and_then(Value::as_str) {
+                Some(r) => inlined(root.pointer(&r[1..]).expect("ref target"), root),
+                None => Value::Object(
+                    m.iter()
+                        .filter(|(k, _)| *k != "$defs")
+                        .map(|(k, v)| (k.clone(), inlined(v, root)))
+                        .collect(),
+                ),
+            },
+            Value::Array(a) => Value::Array(a.iter().map(|v| inlined(v, root)).collect()),
+            other => other.clone(),
+        }
+    }
+
+    #[test]
+    fn every_request_schema_is_the_one_in_the_openapi_document() {
+        let doc = openapi();
+        for op in crate::OPERATIONS {
+            let own = Value::Object(request_schema(op.name).expect("an operation's schema"));
+            let body = &doc["paths"][format!("/api/{}", op.name)]["post"]["requestBody"]["content"]
+                ["application/json"]["schema"];
+            assert_eq!(inlined(&own, &own), inlined(body, &doc), "{}", op.name);
+            // MCP tools need an object schema at the root.
+            assert_eq!(own["type"], "object", "{}: {own}", op.name);
+        }
+        assert!(request_schema("no_such_operation").is_none());
+    }
+
     #[test]
     fn a_value_in_the_wrong_place_is_not_echoed_in_the_error() {
         let secret = "ghp_ThisMustNeverComeBack\\\"quoted";

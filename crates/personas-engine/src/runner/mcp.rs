@@ -1,8 +1,9 @@
 //! The run's MCP server: a per-run token, the `--mcp-config` file that makes the CLI start
 //! `personas mcp` with it, and the run's tool channel.
 //!
-//! The token proves to the MCP server which execution it acts for; only its SHA-256 hash is
-//! stored, and it stops working when the execution ends. It travels in the config file's `env`
+//! The token proves to the run's tool channel that a call comes from that run's MCP server; only
+//! its SHA-256 hash is stored, and it stops working when the execution ends (the channel closes).
+//! The channel is the only check: the MCP server opens no store. It travels in the config file's `env`
 //! block (the file is mode 0600 in a 0700 directory and removed when the run ends), never in
 //! argv, where other users could read it in the process table.
 //!
