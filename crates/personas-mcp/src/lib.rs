@@ -68,8 +68,9 @@ impl Scope {
 /// Why serving ended other than by the client closing the connection.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// Boxed: the SDK's error carries the message that failed, hundreds of bytes.
     #[error("the MCP handshake failed: {0}")]
-    Handshake(ServerInitializeError),
+    Handshake(Box<ServerInitializeError>),
     #[error("the MCP server stopped: {0}")]
     Stopped(String),
 }
@@ -85,7 +86,7 @@ where
     let running = match handler.serve((reader, writer)).await {
         Ok(r) => r,
         Err(ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
-        Err(e) => return Err(ServeError::Handshake(e)),
+        Err(e) => return Err(ServeError::Handshake(Box::new(e))),
     };
     match running.waiting().await {
         Ok(QuitReason::JoinError(e)) | Err(e) => Err(ServeError::Stopped(e.to_string())),
