@@ -219,6 +219,15 @@ macro_rules! define_operations {
             }
         }
 
+        /// An operation's request type as a self-contained JSON Schema ([`schema::json_schema`]);
+        /// `None` for a name that is not an operation.
+        pub(crate) fn request_schema_of(name: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+            match name {
+                $( stringify!($name) => Some(schema::json_schema::<$req>()), )*
+                _ => None,
+            }
+        }
+
         impl schema::Generator {
             /// Visits every operation's request and response types.
             pub(crate) fn visit_operations(&mut self) -> Result<(), String> {

@@ -106,6 +106,41 @@ pub fn without_values(text: &str) -> String {
     }
 }
 
+/// The settings of every JSON Schema generated here: the OpenAPI document's and the MCP tools'
+/// input schemas come from these, so the two cannot describe a request differently.
+fn settings() -> SchemaSettings {
+    SchemaSettings::openapi3()
+}
+
+/// `T` as a self-contained JSON Schema object: the schema the OpenAPI document gives `T`, with
+/// the types it refers to under `$defs` (its references point there instead of at
+/// `#/components/schemas`). What an MCP tool declares as its `inputSchema`.
+pub fn json_schema<T: JsonSchema>() -> Map<String, Value> {
+    let generator = settings()
+        .with(|s| {
+            s.definitions_path = "/$defs".into();
+            s.meta_schema = None;
+        })
+        .into_generator();
+    let mut schema = match generator.into_root_schema_for::<T>().to_value() {
+        Value::Object(m) => m,
+        // `true`/`false` schemas: none of the wire types is one; keep the meaning regardless.
+        Value::Bool(false) => Map::from_iter([("not".to_string(), json!({}))]),
+        _ => Map::new(),
+    };
+    // A root schema is given its type's name as a title; the OpenAPI component has none.
+    if schema.get("title").and_then(Value::as_str) == Some(T::schema_name().as_ref()) {
+        schema.remove("title");
+    }
+    schema
+}
+
+/// The request schema of the operation `name` as a self-contained JSON Schema object (see
+/// [`json_schema`]); `None` when no operation has that name.
+pub fn request_schema(name: &str) -> Option<Map<String, Value>> {
+    crate::request_schema_of(name)
+}
+
 struct Ts {
     cfg: ts_rs::Config,
     dir: PathBuf,
@@ -132,7 +167,7 @@ impl Generator {
                 map: Vec::new(),
                 names: BTreeMap::new(),
             }),
-            schemas: SchemaSettings::openapi3().into_generator(),
+            schemas: settings().into_generator(),
             paths: Map::new(),
         }
     }
@@ -313,6 +348,38 @@ mod request_properties;
 mod tests {
     use super::*;
     use crate::ops::CreateCredential;
+
+    /// `schema` with every `$ref` replaced by its target in `root`, so documents that keep their
+    /// definitions in different places compare by meaning.
+    fn inlined(schema: &Value, root: &Value) -> Value {
+        match schema {
+            Value::Object(m) => match m.get("$ref").and_then(Value::as_str) {
+                Some(r) => inlined(root.pointer(&r[1..]).expect("ref target"), root),
+                None => Value::Object(
+                    m.iter()
+                        .filter(|(k, _)| *k != "$defs")
+                        .map(|(k, v)| (k.clone(), inlined(v, root)))
+                        .collect(),
+                ),
+            },
+            Value::Array(a) => Value::Array(a.iter().map(|v| inlined(v, root)).collect()),
+            other => other.clone(),
+        }
+    }
+
+    #[test]
+    fn every_request_schema_is_the_one_in_the_openapi_document() {
+        let doc = openapi();
+        for op in crate::OPERATIONS {
+            let own = Value::Object(request_schema(op.name).expect("an operation's schema"));
+            let body = &doc["paths"][format!("/api/{}", op.name)]["post"]["requestBody"]["content"]
+                ["application/json"]["schema"];
+            assert_eq!(inlined(&own, &own), inlined(body, &doc), "{}", op.name);
+            // MCP tools need an object schema at the root.
+            assert_eq!(own["type"], "object", "{}: {own}", op.name);
+        }
+        assert!(request_schema("no_such_operation").is_none());
+    }
 
     #[test]
     fn a_value_in_the_wrong_place_is_not_echoed_in_the_error() {

@@ -22,6 +22,8 @@ mod vault;
 mod datasafe;
 #[path = "cli/leak.rs"]
 mod leak;
+#[path = "cli/mcp.rs"]
+mod mcp;
 
 struct Env {
     api: ScriptedApi,

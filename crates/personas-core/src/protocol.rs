@@ -20,6 +20,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub mod tools;
+
 /// The wrapper keys, in the order the prompt documents them.
 pub const KEYS: [&str; 6] = [
     "user_message",

@@ -1,27 +1,135 @@
-//! Property tests of the MCP server's edge: JSON-RPC framing on stdio and tool arguments.
+//! Property tests of the MCP server's edge: JSON-RPC lines on a real connection and tool
+//! arguments, for both scopes.
 //!
-//! A real store in a temp dir and the real server, spoken to in lines: arbitrary bytes never
-//! stop the server (it answers the next good message), any line gets a well-formed reply or
-//! none, a request's id comes back as sent, and a tool argument of the wrong type or value is
-//! refused as a tool error naming that argument, with nothing stored.
+//! One connection per scope for the whole binary (a real store in a temp dir; the run's calls
+//! applied by the runner's own `apply_call` behind a real tool channel; persona control through
+//! the real `Api`), each after the `initialize` handshake as a client makes it. Properties:
+//! arbitrary bytes never stop the server (the next good message is answered), every reply is a
+//! well-formed JSON-RPC response, a request with a valid id gets its id back, an unknown tool is a
+//! protocol error, and a tool argument of the wrong type or value is refused as a tool error
+//! naming that argument, with nothing stored.
+//!
+//! Framing is the SDK's (rmcp): a line that is not JSON gets no reply (as in the other official
+//! SDKs: answering junk can start an error storm with a peer that echoes), and JSON that is not
+//! a JSON-RPC message gets "Invalid request" without an id, since none can be read.
 
-use personas_core::{ExecutionId, PersonaSpec};
-use personas_engine::runner::mcp::{new_token, token_hash};
-use personas_mcp::{Scope, Server};
+use personas_core::{ExecutionId, PersonaSpec, Secret};
+use personas_engine::runner::mcp::{CallReply, ToolChannel, apply_call, confirmation, new_token};
+use personas_mcp::{ControlServer, RunServer, ServeError, serve};
 use personas_store::{NewExecution, Store};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Map, Value, json};
 use std::sync::OnceLock;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines};
 use tokio::runtime::Runtime;
+use tokio::sync::Mutex;
 
-/// One server per scope for the whole binary: each case is one or a few messages.
+/// The client's end of one served connection.
+struct Client {
+    tx: tokio::io::WriteHalf<DuplexStream>,
+    rx: Lines<BufReader<tokio::io::ReadHalf<DuplexStream>>>,
+    served: tokio::task::JoinHandle<Result<(), ServeError>>,
+    probes: u64,
+}
+
+impl Client {
+    async fn start<S: rmcp::ServerHandler>(handler: S) -> Client {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let (sr, sw) = tokio::io::split(server);
+        let served = tokio::spawn(serve(handler, sr, sw));
+        let (cr, cw) = tokio::io::split(client);
+        let mut c = Client {
+            tx: cw,
+            rx: BufReader::new(cr).lines(),
+            served,
+            probes: 0,
+        };
+        let init = json!({"jsonrpc": "2.0", "id": "init", "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "proptest", "version": "1"}}});
+        c.send(init.to_string().as_bytes()).await;
+        let replies = c.until("init").await;
+        assert!(replies[0]["result"]["protocolVersion"].is_string());
+        c.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        c
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.tx.write_all(bytes).await.expect("write");
+        self.tx.write_all(b"\n").await.expect("write");
+        self.tx.flush().await.expect("flush");
+    }
+
+    /// Every reply up to and including the one to request `id`, each a JSON line.
+    async fn until(&mut self, id: &str) -> Vec<Value> {
+        let mut replies = Vec::new();
+        loop {
+            let next =
+                tokio::time::timeout(std::time::Duration::from_secs(30), self.rx.next_line());
+            let line = next
+                .await
+                .expect("an answer in time")
+                .expect("read")
+                .unwrap_or_else(|| panic!("the server stopped: {:?}", self.served.is_finished()));
+            let reply: Value = serde_json::from_str(&line).expect("each reply is one JSON line");
+            let done = reply["id"] == id;
+            replies.push(reply);
+            if done {
+                return replies;
+            }
+        }
+    }
+
+    /// The reply whose id is `id` (any other line read first is checked and skipped).
+    async fn until_value(&mut self, id: &Value) -> Value {
+        loop {
+            let next =
+                tokio::time::timeout(std::time::Duration::from_secs(30), self.rx.next_line());
+            let line = next
+                .await
+                .expect("an answer in time")
+                .expect("read")
+                .expect("the server is still there");
+            let reply: Value = serde_json::from_str(&line).expect("each reply is one JSON line");
+            if &reply["id"] == id {
+                return reply;
+            }
+        }
+    }
+
+    /// Sends `bytes` as a line, then a ping; every reply up to the ping's (which must come: the
+    /// server is still up).
+    async fn after(&mut self, bytes: &[u8]) -> Vec<Value> {
+        self.probes += 1;
+        let probe = format!("probe-{}", self.probes);
+        self.send(bytes).await;
+        self.send(
+            json!({"jsonrpc": "2.0", "id": probe, "method": "ping"})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+        self.until(&probe).await
+    }
+
+    /// One request with a fresh string id; its reply.
+    async fn request(&mut self, method: &str, params: Value) -> Value {
+        self.probes += 1;
+        let id = format!("req-{}", self.probes);
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send(msg.to_string().as_bytes()).await;
+        self.until(&id).await.pop().expect("the reply")
+    }
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Store,
     exec: ExecutionId,
-    run: Server,
-    standalone: Server,
+    run: Mutex<Client>,
+    control: Mutex<Client>,
     rt: Runtime,
 }
 
@@ -43,32 +151,27 @@ fn fixture() -> &'static Fixture {
             .enqueue(&NewExecution::manual(p.id.clone(), None))
             .expect("enqueue");
         store.executions().claim(&e.id, 8, "test").expect("claim");
-        let token = new_token().expect("token");
-        store
-            .credentials()
-            .issue_run_token(e.id.as_str(), &token_hash(&token))
-            .expect("issue");
+        let token = Secret::new(new_token().expect("token"));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
-        let endpoint = rt.block_on(apply_like_the_runner(&store, &e.id, &token));
-        let run = Server::new(
-            store.clone(),
-            Scope::Run {
-                execution_id: e.id.to_string(),
-                token,
-                endpoint: Some(endpoint),
-            },
-        );
-        let standalone = Server::new(store.clone(), Scope::Standalone);
+        let config = personas_engine::EngineConfig::for_data_dir(dir.path());
+        let (run, control) = rt.block_on(async {
+            let endpoint = apply_like_the_runner(&store, &e.id, &token).await;
+            let run = RunServer::new(e.id.to_string(), token, Some(endpoint));
+            let engine = personas_engine::Engine::new(config, store.clone());
+            let api = personas_api::Api::new(engine, personas_api::HostInfo::default());
+            let control = ControlServer::new(api).expect("control server");
+            (Client::start(run).await, Client::start(control).await)
+        });
         Fixture {
             _dir: dir,
             store,
             exec: e.id,
-            run,
-            standalone,
+            run: Mutex::new(run),
+            control: Mutex::new(control),
             rt,
         }
     })
@@ -76,11 +179,8 @@ fn fixture() -> &'static Fixture {
 
 /// Plays the runner's part for the run: opens its tool channel and applies each call through
 /// the runner's own `apply_call` (no secrets known), answering as the runner does.
-async fn apply_like_the_runner(store: &Store, exec: &ExecutionId, token: &str) -> String {
-    use personas_engine::runner::mcp::{CallReply, ToolChannel, apply_call, confirmation};
-    let mut ch = ToolChannel::listen(&personas_core::Secret::new(token))
-        .await
-        .expect("listen");
+async fn apply_like_the_runner(store: &Store, exec: &ExecutionId, token: &Secret) -> String {
+    let mut ch = ToolChannel::listen(token).await.expect("listen");
     let endpoint = ch.addr().to_string();
     let store = store.clone();
     let exec = store.executions().get(exec).expect("execution");
@@ -141,24 +241,24 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn method() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "initialize",
             "ping",
             "tools/list",
             "tools/call",
-            "notifications/initialized",
             "resources/list",
+            "prompts/list",
+            "logging/setLevel",
         ])
         .prop_map(str::to_owned),
-        "\\PC{0,20}",
+        "[a-z/]{1,20}",
     ]
 }
 
-/// A reply is a JSON-RPC 2.0 response with exactly one of `result` and `error`.
+/// A reply is a JSON-RPC 2.0 response with exactly one of `result` and `error`; only an error
+/// to a message whose id could not be read may leave the id out.
 fn check_reply(reply: &Value) -> Result<(), TestCaseError> {
     prop_assert_eq!(&reply["jsonrpc"], "2.0", "{}", reply);
-    prop_assert!(reply.get("id").is_some(), "{}", reply);
     match (reply.get("result"), reply.get("error")) {
-        (Some(_), None) => {}
+        (Some(_), None) => prop_assert!(reply.get("id").is_some(), "{}", reply),
         (None, Some(e)) => {
             prop_assert!(e["code"].is_i64() && e["message"].is_string(), "{}", reply);
         }
@@ -167,17 +267,36 @@ fn check_reply(reply: &Value) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn call_tool(server: &Server, name: &str, args: Value) -> (bool, String) {
-    let line = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                      "params": {"name": name, "arguments": args}})
-    .to_string();
-    let reply = fixture()
-        .rt
-        .block_on(server.handle_line(&line))
-        .expect("a reply");
+/// A fresh text for unique ids.
+fn uuid_like() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "case-{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    fixture().rt.block_on(f)
+}
+
+fn call_tool(client: &Mutex<Client>, name: &str, args: Value) -> Value {
+    block_on(async {
+        client
+            .lock()
+            .await
+            .request("tools/call", json!({"name": name, "arguments": args}))
+            .await
+    })
+}
+
+/// `(isError, text)` of a tool call that reached the tool.
+fn tool_outcome(reply: &Value) -> (bool, String) {
     let result = &reply["result"];
     (
-        result["isError"].as_bool().expect("isError"),
+        result["isError"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("{reply}")),
         result["content"][0]["text"]
             .as_str()
             .expect("text")
@@ -193,6 +312,14 @@ fn stored() -> usize {
         + proto.messages(Some(&f.exec), 1000).expect("messages").len()
         + proto.reviews(None, Some(&f.exec)).expect("reviews").len()
 }
+
+const RUN_TOOLS: [&str; 5] = [
+    "emit_event",
+    "send_message",
+    "request_review",
+    "remember",
+    "run_persona",
+];
 
 /// The run-scope tools' arguments, with the JSON type each takes (`"enum"`: a string from a
 /// fixed list; `"nonblank"`: a string with text in it).
@@ -276,47 +403,57 @@ fn bad_value(kind: &'static str) -> BoxedStrategy<Value> {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(128))]
 
-    /// Any line gets a well-formed reply or none (notifications, stray responses).
+    /// Any line gets well-formed replies or none, and the server answers the next message.
     #[test]
-    fn any_line_gets_a_well_formed_reply_or_none(line in prop_oneof![
+    fn any_line_gets_a_well_formed_reply_and_the_server_stays_up(line in prop_oneof![
         any::<String>(),
         json_value().prop_map(|v| v.to_string()),
     ]) {
-        for server in [&fixture().run, &fixture().standalone] {
-            if let Some(reply) = fixture().rt.block_on(server.handle_line(&line)) {
-                check_reply(&reply)?;
+        let line = line.replace('\n', " ");
+        for client in [&fixture().run, &fixture().control] {
+            let replies = block_on(async { client.lock().await.after(line.as_bytes()).await });
+            for r in &replies {
+                check_reply(r)?;
             }
         }
     }
 
-    /// A request's id comes back as sent, whatever the method and params; without an id (a
-    /// notification) nothing comes back.
+    /// A request's id comes back as sent, whatever the method and params. (Requests are
+    /// handled concurrently, so the reply is found by its id, not by its place.)
     #[test]
     fn requests_are_answered_with_their_own_id(
-        id in proptest::option::of(prop_oneof![
-            "\\PC{0,16}".prop_map(Value::String),
+        id in prop_oneof![
+            "[a-zA-Z0-9 ]{0,16}".prop_map(Value::String),
             any::<i64>().prop_map(Value::from),
-            Just(Value::Null),
-            // Not JSON-RPC, still echoed.
-            Just(json!([1, {"a": true}])),
-        ]),
+        ],
         method in method(),
-        params in json_value(),
+        params in prop_oneof![Just(json!({})), json_value().prop_filter("an object", Value::is_object)],
     ) {
-        let mut msg = json!({"jsonrpc": "2.0", "method": method, "params": params});
-        if let Some(id) = &id {
-            msg["id"] = id.clone();
-        }
-        let reply = fixture().rt.block_on(fixture().standalone.handle_line(&msg.to_string()));
-        match (id, reply) {
-            (Some(id), Some(reply)) => {
-                check_reply(&reply)?;
-                prop_assert_eq!(&reply["id"], &id);
-            }
-            (None, None) => {}
-            (id, reply) => prop_assert!(false, "id {:?} got {:?}", id, reply),
+        let id = match id {
+            // Unique, so no late reply to an earlier case can be taken for this one.
+            Value::String(s) => Value::String(format!("{}:{s}", uuid_like())),
+            n => n,
+        };
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let reply = block_on(async {
+            let mut c = fixture().control.lock().await;
+            c.send(msg.to_string().as_bytes()).await;
+            c.until_value(&id).await
+        });
+        check_reply(&reply)?;
+        prop_assert_eq!(&reply["id"], &id, "{}", reply);
+    }
+
+    /// A tool neither scope offers is a protocol error (invalid params), not a tool result.
+    #[test]
+    fn an_unknown_tool_is_a_protocol_error(name in "[a-z_]{1,20}") {
+        prop_assume!(!RUN_TOOLS.contains(&name.as_str()));
+        prop_assume!(!personas_mcp::control::ALLOWED.iter().any(|(n, _)| *n == name));
+        for client in [&fixture().run, &fixture().control] {
+            let reply = call_tool(client, &name, json!({}));
+            prop_assert_eq!(&reply["error"]["code"], -32602, "{}", reply);
         }
     }
 
@@ -329,7 +466,7 @@ proptest! {
         let mut args = valid_args(tool);
         args.insert(arg.to_string(), bad.clone());
         let before = stored();
-        let (is_error, text) = call_tool(&fixture().run, tool, Value::Object(args));
+        let (is_error, text) = tool_outcome(&call_tool(&fixture().run, tool, Value::Object(args)));
         prop_assert!(is_error, "{} {}={} accepted: {}", tool, arg, bad, text);
         // The reason after the tool's name (`run_persona: …`) names the argument.
         let reason = text.strip_prefix(&format!("{tool}: ")).unwrap_or(&text);
@@ -337,37 +474,33 @@ proptest! {
         prop_assert_eq!(stored(), before);
     }
 
-    /// Arguments that are not an object at all are refused saying so.
+    /// Arguments that are not an object at all are refused (the SDK refuses the message), and
+    /// nothing is stored.
     #[test]
     fn arguments_that_are_not_an_object_are_refused(
-        tool in prop::sample::select(vec!["emit_event", "send_message", "request_review", "remember", "run_persona"]),
+        tool in prop::sample::select(RUN_TOOLS.to_vec()),
         args in json_value().prop_filter("not an object", |v| !v.is_object() && !v.is_null()),
     ) {
-        let (is_error, text) = call_tool(&fixture().run, tool, args);
-        prop_assert!(is_error && text.contains("arguments must be an object"), "{}", text);
+        let before = stored();
+        let reply = call_tool(&fixture().run, tool, args);
+        let refused = reply.get("error").is_some()
+            || reply["result"]["isError"] == true;
+        prop_assert!(refused, "{}", reply);
+        prop_assert_eq!(stored(), before);
     }
 }
 
 proptest! {
     #![proptest_config(config(64))]
 
-    /// Arbitrary bytes on stdin (invalid UTF-8, huge lines, junk) never stop the server: every
-    /// reply is a JSON line and the message after the junk is still answered.
+    /// Arbitrary bytes (invalid UTF-8, huge lines, junk) never stop the server: every reply is
+    /// a JSON line and the message after the junk is still answered.
     #[test]
-    fn junk_on_stdin_never_stops_the_server(junk in prop::collection::vec(any::<u8>(), 0..2000)) {
-        let mut input = junk;
-        input.extend_from_slice(b"\n{\"jsonrpc\": \"2.0\", \"id\": \"last\", \"method\": \"ping\"}\n");
-        let mut output = Vec::new();
-        let served = fixture().rt.block_on(fixture().standalone.serve(&input[..], &mut output));
-        prop_assert!(served.is_ok(), "{:?}", served);
-        let text = String::from_utf8(output).expect("replies are UTF-8");
-        let replies: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("each reply is one JSON line"))
-            .collect();
+    fn junk_never_stops_the_server(junk in prop::collection::vec(any::<u8>(), 0..2000)) {
+        let junk: Vec<u8> = junk.into_iter().map(|b| if b == b'\n' { b' ' } else { b }).collect();
+        let replies = block_on(async { fixture().control.lock().await.after(&junk).await });
         for r in &replies {
             check_reply(r)?;
         }
-        prop_assert_eq!(replies.last().map(|r| &r["id"]), Some(&json!("last")));
     }
 }

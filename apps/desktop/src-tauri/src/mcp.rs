@@ -1,8 +1,9 @@
 //! `personas-desktop mcp`: the protocol tools' MCP stdio server for runs started by the app —
-//! the same server the CLI's `personas mcp` runs, so the app needs no second binary.
+//! the same server the CLI's `personas mcp` runs, so the app needs no second binary. Started by
+//! hand (no run token), it offers persona control over the data dir's operations in process.
 
+use personas_engine::EngineConfig;
 use personas_engine::config::default_data_dir;
-use personas_store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,19 +16,6 @@ pub fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let data_dir = env("PERSONAS_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(default_data_dir);
-    let store = match Store::open_in_dir(&data_dir) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "error: cannot open the store in {}: {e}",
-                data_dir.display()
-            );
-            return ExitCode::FAILURE;
-        }
-    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -38,15 +26,51 @@ pub fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = personas_mcp::Server::new(store, scope);
-    match rt.block_on(server.serve(
-        tokio::io::BufReader::new(tokio::io::stdin()),
-        tokio::io::stdout(),
-    )) {
+    let served = match scope {
+        // A run's server opens no store: its calls go to the run's tool channel.
+        personas_mcp::Scope::Run {
+            execution_id,
+            token,
+            endpoint,
+        } => rt.block_on(personas_mcp::serve_stdio(personas_mcp::RunServer::new(
+            execution_id,
+            token,
+            endpoint,
+        ))),
+        personas_mcp::Scope::Standalone => {
+            let server = match control_server(env) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(personas_mcp::serve_stdio(server))
+        }
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: the MCP connection failed: {e}");
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Persona control over the operations of the data dir, in this process.
+fn control_server(
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<personas_mcp::ControlServer<personas_api::Api>, String> {
+    let data_dir = env("PERSONAS_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(default_data_dir);
+    let config =
+        EngineConfig::load(&data_dir, env).map_err(|e| format!("invalid configuration: {e}"))?;
+    let api = personas_api::Api::open(
+        config,
+        personas_engine::vault::VaultOptions::default(),
+        personas_api::HostInfo::default(),
+    )
+    .map_err(|e| e.message)?;
+    personas_mcp::ControlServer::new(api)
 }

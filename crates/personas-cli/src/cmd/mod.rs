@@ -58,17 +58,27 @@ pub async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
 /// `personas mcp`: the MCP stdio server (a run's, when started with its token; else persona
 /// control for a person's Claude Code / Claude Desktop).
 async fn mcp(ctx: &mut Context) -> CliResult<ExitCode> {
-    let scope = personas_mcp::Scope::from_env(|k| std::env::var(k).ok())
-        .map_err(crate::error::CliError::usage)?;
-    let store = ctx.store()?;
-    let server = personas_mcp::Server::new(store, scope);
-    server
-        .serve(
-            tokio::io::BufReader::new(tokio::io::stdin()),
-            tokio::io::stdout(),
-        )
-        .await
-        .map_err(|e| crate::error::CliError::runtime(format!("the MCP connection failed: {e}")))?;
+    use crate::error::CliError;
+    let scope =
+        personas_mcp::Scope::from_env(|k| std::env::var(k).ok()).map_err(CliError::usage)?;
+    let served = match scope {
+        // A run's server opens no store: its calls go to the run's tool channel.
+        personas_mcp::Scope::Run {
+            execution_id,
+            token,
+            endpoint,
+        } => {
+            let server = personas_mcp::RunServer::new(execution_id, token, endpoint);
+            personas_mcp::serve_stdio(server).await
+        }
+        personas_mcp::Scope::Standalone => {
+            // The operations through the runtime holding the data dir, or in this process.
+            let server =
+                personas_mcp::ControlServer::new(ctx.client()?).map_err(CliError::runtime)?;
+            personas_mcp::serve_stdio(server).await
+        }
+    };
+    served.map_err(|e| CliError::runtime(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
 }
 

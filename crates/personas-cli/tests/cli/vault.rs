@@ -655,31 +655,19 @@ async fn the_real_cli_calls_emit_event_over_mcp_and_the_event_is_linked_to_its_r
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 
-    // The finished run's token no longer works, even presented with the right execution id,
-    // and a server given another execution's id is refused likewise.
-    let mut c = env.command();
-    c.args(["mcp"])
-        .env("PERSONAS_MCP_EXECUTION_ID", exec.id.as_str())
-        .env("PERSONAS_MCP_TOKEN", "0".repeat(64))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut child = c.spawn().expect("spawn mcp");
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "emit_event", "arguments": {"type": "x.y"}}});
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{call}\n").as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("mcp");
-    let reply: Value = serde_json::from_slice(&out.stdout).expect("reply");
-    assert_eq!(reply["result"]["isError"], true, "{reply}");
-    assert!(
-        reply["result"]["content"][0]["text"]
-            .as_str()
-            .expect("t")
-            .contains("rejected")
-    );
+    // The finished run's token no longer works, even presented with the right execution id:
+    // its tool channel closed with the run, and the server opens no store to act by itself.
+    let mut mcp = super::mcp::McpSession::start(
+        &env,
+        &[
+            ("PERSONAS_MCP_EXECUTION_ID", exec.id.as_str()),
+            ("PERSONAS_MCP_TOKEN", &"0".repeat(64)),
+        ],
+    )
+    .await;
+    let (is_error, reply) = mcp.tool("emit_event", json!({"type": "x.y"})).await;
+    assert!(is_error && reply.contains("rejected"), "{reply}");
+    mcp.close().await;
     assert_eq!(
         store
             .protocol()

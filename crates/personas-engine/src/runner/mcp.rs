@@ -1,8 +1,9 @@
 //! The run's MCP server: a per-run token, the `--mcp-config` file that makes the CLI start
 //! `personas mcp` with it, and the run's tool channel.
 //!
-//! The token proves to the MCP server which execution it acts for; only its SHA-256 hash is
-//! stored, and it stops working when the execution ends. It travels in the config file's `env`
+//! The token proves to the run's tool channel that a call comes from that run's MCP server; only
+//! its SHA-256 hash is stored, and it stops working when the execution ends (the channel closes).
+//! The channel is the only check: the MCP server opens no store. It travels in the config file's `env`
 //! block (the file is mode 0600 in a 0700 directory and removed when the run ends), never in
 //! argv, where other users could read it in the process table.
 //!
@@ -15,12 +16,13 @@
 
 use super::protocol::Applied;
 use crate::events::EventBus;
-use personas_core::protocol::{self, ProtocolMessage};
+use personas_core::protocol::ProtocolMessage;
+use personas_core::protocol::tools::ProtocolTool;
 use personas_core::redact::{Redactor, redact_json};
 use personas_core::{Execution, Persona, Secret};
 use personas_store::Store;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -358,41 +360,12 @@ pub async fn forward(
     serde_json::from_slice(&answer).map_err(|e| format!("the run's answer is not valid: {e}"))
 }
 
-fn object(args: Value) -> Result<Map<String, Value>, String> {
-    match args {
-        Value::Object(m) => Ok(m),
-        Value::Null => Ok(Map::new()),
-        other => Err(format!("arguments must be an object, got {other}")),
-    }
-}
-
-/// The protocol message a run-scope tool call stands for, checked by the protocol's parser.
+/// The protocol message a run-scope tool call stands for: the arguments decoded as the tool's
+/// typed arguments (the same types its MCP input schema is generated from) and checked by the
+/// protocol's parser. An error starts with the tool's name and names the argument at fault.
 pub fn protocol_message(name: &str, args: Value) -> Result<ProtocolMessage, String> {
-    let mut a = object(args)?;
-    let (key, body) = match name {
-        "emit_event" => ("emit_event", Value::Object(a)),
-        "send_message" => ("user_message", Value::Object(a)),
-        "request_review" => ("manual_review", Value::Object(a)),
-        "remember" => ("agent_memory", Value::Object(a)),
-        "run_persona" => {
-            // The tool's argument is `persona`, the protocol's field `target`: check it here so a
-            // refusal names the argument the model actually wrote.
-            match a.remove("persona") {
-                Some(Value::String(p)) if !p.trim().is_empty() => {
-                    a.insert("target".into(), Value::String(p));
-                }
-                other => {
-                    let got = other.map_or_else(|| "nothing".to_string(), |v| v.to_string());
-                    return Err(format!(
-                        "{name}: persona is required and must be a non-empty string, got {got}"
-                    ));
-                }
-            }
-            ("persona_action", Value::Object(a))
-        }
-        other => return Err(format!("unknown tool {other}")),
-    };
-    protocol::parse_message(key, body).map_err(|e| format!("{name}: {e}"))
+    let tool = ProtocolTool::named(name).ok_or_else(|| format!("unknown tool {name}"))?;
+    tool.message(args).map_err(|e| format!("{name}: {e}"))
 }
 
 /// What the model is told after a protocol tool worked.
