@@ -28,6 +28,7 @@ pub mod files;
 pub mod healing;
 pub mod memories;
 pub mod metrics;
+mod lookup;
 mod migrate;
 pub mod personas;
 pub mod policies;

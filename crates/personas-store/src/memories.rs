@@ -2,11 +2,12 @@
 //! Runs add memories through the protocol (`ProtocolRepo::insert_memory`); the runner offers
 //! the most important, then newest, to later runs within the prompt's memory budget.
 
+use crate::lookup::Lookup;
 use crate::protocol::MemoryRow;
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError};
 use personas_core::{ExecutionId, PersonaId};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
 
 pub struct MemoryRepo<'s> {
     store: &'s Store,
@@ -57,33 +58,12 @@ fn check(title: &str, content: &str, category: &str, importance: u8) -> Result<(
 }
 
 fn find_in(conn: &Connection, id_or_prefix: &str) -> Result<MemoryRow, StoreError> {
-    if let Some(m) = conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM memories WHERE id = ?1"),
-            [id_or_prefix],
-            row,
-        )
-        .optional()?
-    {
-        return Ok(m);
+    Lookup {
+        what: "memory",
+        select: &format!("SELECT {COLUMNS} FROM memories"),
+        id_column: "id",
     }
-    if id_or_prefix.len() < 4 {
-        return Err(StoreError::not_found("memory", id_or_prefix));
-    }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM memories WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2"
-    ))?;
-    let mut found: Vec<MemoryRow> = stmt
-        .query_map([id_or_prefix.to_ascii_lowercase()], row)?
-        .collect::<Result<_, _>>()?;
-    match found.len() {
-        0 => Err(StoreError::not_found("memory", id_or_prefix)),
-        1 => Ok(found.remove(0)),
-        _ => Err(StoreError::conflict(
-            "memory",
-            format!("{id_or_prefix:?} matches more than one memory; give more of the id"),
-        )),
-    }
+    .find(conn, id_or_prefix, row)
 }
 
 impl<'s> MemoryRepo<'s> {

@@ -7,6 +7,7 @@
 //! runner continues the same session with `--resume`) or ended, per the persona's `on_reject`.
 //! Re-queuing goes through the normal queue, so a resume passes admission and survives restarts.
 
+use crate::lookup::Lookup;
 use crate::executions::get_in;
 use crate::policies::policy_in;
 use crate::protocol::{REVIEW_COLUMNS, row_to_review};
@@ -67,37 +68,12 @@ pub struct Resume {
 }
 
 fn find_in(conn: &Connection, id_or_prefix: &str) -> Result<ReviewRow, StoreError> {
-    let exact = conn
-        .query_row(
-            &format!("SELECT {REVIEW_COLUMNS} FROM reviews WHERE id = ?1"),
-            [id_or_prefix],
-            row_to_review,
-        )
-        .optional()?;
-    if let Some(r) = exact {
-        return Ok(r);
+    Lookup {
+        what: "review",
+        select: &format!("SELECT {REVIEW_COLUMNS} FROM reviews"),
+        id_column: "id",
     }
-    if id_or_prefix.len() < 4
-        || !id_or_prefix
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() || c == '-')
-    {
-        return Err(StoreError::not_found("review", id_or_prefix));
-    }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {REVIEW_COLUMNS} FROM reviews WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2"
-    ))?;
-    let mut found: Vec<ReviewRow> = stmt
-        .query_map([id_or_prefix.to_ascii_lowercase()], row_to_review)?
-        .collect::<Result<_, _>>()?;
-    match found.len() {
-        0 => Err(StoreError::not_found("review", id_or_prefix)),
-        1 => Ok(found.remove(0)),
-        _ => Err(StoreError::conflict(
-            "review",
-            format!("{id_or_prefix:?} matches more than one review; give more of the id"),
-        )),
-    }
+    .find(conn, id_or_prefix, row_to_review)
 }
 
 fn pending_count(conn: &Connection, execution_id: &str) -> Result<u32, StoreError> {

@@ -18,6 +18,7 @@
 mod chain;
 mod dispatch;
 
+use crate::lookup::Lookup;
 use crate::protocol::{EVENT_COLUMNS, EventRow, row_to_event};
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError, write_tx};
@@ -319,30 +320,12 @@ impl<'s> BusRepo<'s> {
     /// Looks an event up by its id or a unique prefix of it (at least 4 characters).
     pub fn find(&self, id_or_prefix: &str) -> Result<EventRow, StoreError> {
         let conn = self.store.conn()?;
-        if let Some(e) = get_event_in(&conn, id_or_prefix)? {
-            return Ok(e);
+        Lookup {
+            what: "event",
+            select: &format!("SELECT {EVENT_COLUMNS} FROM events"),
+            id_column: "id",
         }
-        if id_or_prefix.len() < 4
-            || !id_or_prefix
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() || c == '-')
-        {
-            return Err(StoreError::not_found("event", id_or_prefix));
-        }
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2"
-        ))?;
-        let mut found: Vec<EventRow> = stmt
-            .query_map([id_or_prefix.to_ascii_lowercase()], row_to_event)?
-            .collect::<Result<_, _>>()?;
-        match found.len() {
-            0 => Err(StoreError::not_found("event", id_or_prefix)),
-            1 => Ok(found.remove(0)),
-            _ => Err(StoreError::conflict(
-                "event",
-                format!("{id_or_prefix:?} matches more than one event; give more of the id"),
-            )),
-        }
+        .find(&conn, id_or_prefix, row_to_event)
     }
 
     /// Newest first.
