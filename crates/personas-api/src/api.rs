@@ -15,7 +15,7 @@ use personas_core::{Execution, ExecutionId, ExecutionStatus, Persona, PersonaId}
 use personas_engine::config::config_file;
 use personas_engine::{Engine, EngineConfig, locate};
 use personas_store::{
-    EventRow, ExecutionFilter, MemoryRow, NewExecution, RunStats, Store, StoreError,
+    EventRow, ExecutionFilter, MemoryEdit, MemoryRow, NewExecution, RunStats, Store, StoreError,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -420,7 +420,7 @@ impl Operations for Api {
         };
         let n = limit(req.limit, 200, MAX_LIMIT);
         let memories = self
-            .store(move |s| s.protocol().all_memories(persona_id.as_ref(), n))
+            .store(move |s| s.memories().list(persona_id.as_ref(), n))
             .await?;
         Ok(MemoryList { memories })
     }
@@ -446,20 +446,19 @@ impl Operations for Api {
         known.redact_string(&mut req.content);
         check_memory_fields(&req.title, &req.content, &req.category, req.importance)?;
         self.store(move |s| {
-            s.protocol().update_memory(
-                &req.id,
-                &req.title,
-                &req.content,
-                &req.category,
-                req.importance,
-            )
+            let edit = MemoryEdit {
+                title: Some(req.title),
+                content: Some(req.content),
+                category: Some(req.category),
+                importance: Some(req.importance),
+            };
+            s.memories().edit(&req.id, &edit)
         })
         .await
     }
 
     async fn delete_memory(&self, req: MemoryRef) -> Result<MemoryRow, ApiError> {
-        self.store(move |s| s.protocol().delete_memory(&req.id))
-            .await
+        self.store(move |s| s.memories().delete(&req.id)).await
     }
 
     async fn list_reviews(&self, req: ListReviews) -> Result<ReviewList, ApiError> {

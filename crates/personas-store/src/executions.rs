@@ -4,8 +4,8 @@
 //! and flips a row from `queued` to `running`, so two engines (or an engine and a foreground CLI
 //! run) can never start the same execution or exceed a persona's `max_concurrent`.
 
-use crate::lookup::Lookup;
 use crate::error::{enum_col, json_col};
+use crate::lookup::Lookup;
 use crate::time::{from_ms, now_ms, opt_from_ms};
 use crate::{Store, StoreError, write_tx};
 use personas_core::{

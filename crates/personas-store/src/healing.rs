@@ -6,8 +6,8 @@
 //! ended while nobody processed them (a crash between finishing and healing, a refusal, a run
 //! ended by a review decision) are found again by [`HealingRepo::unhealed`].
 
-use crate::lookup::Lookup;
 use crate::executions::get_in;
+use crate::lookup::Lookup;
 use crate::metrics::{day_of, rollup_in};
 use crate::policies::policy_in;
 use crate::time::{from_ms, now_ms, opt_from_ms};

@@ -26,9 +26,9 @@ mod error;
 pub mod executions;
 pub mod files;
 pub mod healing;
+mod lookup;
 pub mod memories;
 pub mod metrics;
-mod lookup;
 mod migrate;
 pub mod personas;
 pub mod policies;
@@ -46,13 +46,13 @@ pub use credentials::{
 pub mod triggers;
 
 pub use bus::{
-    BusRepo, Decision, Delivered, DeliveryRow as EventDeliveryRow, EventFilter, NewEvent,
+    BusRepo, Decision, Delivered, DeliveryRow as EventDeliveryRow, EventFilter, EventRow, NewEvent,
     Recipient, RetryPolicy, SubscriptionRow,
 };
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
 pub use personas::{PersonaLinks, PersonaRepo};
-pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
+pub use protocol::{MessageRow, ProtocolRepo};
 pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
 pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
 pub use triggers::{NewTrigger, TriggerRepo, TriggerRow};
@@ -62,10 +62,10 @@ pub use webhooks::{Claim, SealedSecret, SealedWebhookSecret, WebhookRepo};
 pub use admission::{Admitted, GlobalCaps};
 pub use delivery::{ChannelRow, DeliveryRepo, DeliveryRow, DueDelivery, Notice};
 pub use healing::{Advice, BreakerRow, HealingDefaults, HealingRepo, HealingReport, IssueRow};
-pub use memories::{MemoryEdit, MemoryRepo};
+pub use memories::{MemoryEdit, MemoryRepo, MemoryRow};
 pub use metrics::{DailyMetrics, MetricsRepo};
 pub use policies::{PersonaPolicy, PolicyRepo};
-pub use review::{Decided, DecidedBy, Effect, ReviewRepo};
+pub use review::{Decided, DecidedBy, Effect, ReviewRepo, ReviewRow};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;

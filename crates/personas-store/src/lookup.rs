@@ -60,8 +60,9 @@ impl Lookup<'_> {
             Some(_) => format!("{id_column} >= ?1 AND {id_column} < ?2"),
             None => format!("{id_column} >= ?1 AND ?2 IS NULL"),
         };
-        let mut stmt =
-            conn.prepare(&format!("{select} WHERE {range} ORDER BY {id_column} LIMIT 2"))?;
+        let mut stmt = conn.prepare(&format!(
+            "{select} WHERE {range} ORDER BY {id_column} LIMIT 2"
+        ))?;
         let mut found: Vec<T> = stmt
             .query_map(params![prefix, upper], &map)?
             .collect::<Result<_, _>>()?;
@@ -77,7 +78,8 @@ impl Lookup<'_> {
                 Err(StoreError::conflict(
                     what,
                     format!(
-                        "{key:?} is the start of {count} {what} ids; give more of the id to pick one"
+                        "{key:?} matches more than one {what} ({count} ids start with it); \
+                         give more of the id"
                     ),
                 ))
             }
@@ -154,13 +156,13 @@ mod tests {
             StoreError::Conflict { field, message } => {
                 assert_eq!(field, "thing");
                 assert!(message.contains("\"0190aaab\""), "{message}");
-                assert!(message.contains("2 thing ids"), "{message}");
+                assert!(message.contains("more than one thing (2 ids"), "{message}");
             }
             other => panic!("expected a conflict, got {other:?}"),
         }
         assert!(err.is_user_error());
         let err = find("0190").unwrap_err();
-        assert!(err.to_string().contains("4 thing ids"), "{err}");
+        assert!(err.to_string().contains("(4 ids start with it)"), "{err}");
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! waits for in an indexed column; a `cron` trigger keeps its next due time; a `webhook`
 //! trigger's HMAC key is stored sealed beside it (`webhooks`), never in plaintext.
 
-use crate::lookup::Lookup;
+use crate::bus::EventRow;
 use crate::bus::{NewEvent, get_event_in, insert_event_in};
 use crate::error::{enum_col, json_col};
-use crate::protocol::EventRow;
+use crate::lookup::Lookup;
 use crate::time::{from_ms, now_ms, opt_from_ms};
 use crate::webhooks::{SealedSecret, check_vault_generation};
 use crate::{Store, StoreError, write_tx};
