@@ -7,7 +7,8 @@ use crate::templates::PersonaTemplate;
 use personas_core::{
     Execution, ExecutionStatus, OutputLine, PermissionTemplate, Persona, PersonaSpec, PromptVersion,
 };
-use personas_store::{MemoryRow, MessageRow, ReviewRow};
+// Store rows some operations answer with, re-exported so front-ends need only this crate.
+pub use personas_store::{EventRow, IssueRow, MemoryRow, MessageRow, ReviewRow, RunStats};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
