@@ -529,7 +529,12 @@ impl Api {
             return Err(ApiError::invalid("days", "must be between 1 and 366"));
         }
         let tz = tz(req.tz_offset_minutes)?;
-        self.store(move |s| s.stats().runs(days, tz)).await
+        let persona = match req.persona {
+            Some(p) => Some(self.persona(p).await?.id),
+            None => None,
+        };
+        self.store(move |s| s.stats().runs(days, tz, persona.as_ref()))
+            .await
     }
 
     pub async fn get_dashboard(&self, req: DashboardRequest) -> Result<Dashboard, ApiError> {

@@ -1,6 +1,6 @@
 //! Healing bookkeeping for ended executions, in one transaction per execution:
 //! circuit breakers (per persona, and one for the model provider), durable scheduled retries of
-//! transient failures, healing issues with a suggested fix, and the day's metrics rollup.
+//! transient failures, healing issues with a suggested fix, and the day's spend in the budget ledger (`stats`).
 //!
 //! Idempotent and crash-safe: an execution is processed once (`healed_at`), and executions that
 //! ended while nobody processed them (a crash between finishing and healing, a refusal, a run
@@ -8,8 +8,8 @@
 
 use crate::executions::get_in;
 use crate::lookup::Lookup;
-use crate::metrics::{day_of, rollup_in};
 use crate::policies::policy_in;
+use crate::stats::{day_of, record_spend_in};
 use crate::time::{from_ms, now_ms, opt_from_ms};
 use crate::{Store, StoreError, write_tx};
 use chrono::{DateTime, Utc};
@@ -251,7 +251,7 @@ impl<'s> HealingRepo<'s> {
                 return Ok(Some(HealingReport::default()));
             }
             if let Some(finished) = exec.finished_at {
-                rollup_in(tx, &day_of(finished.timestamp_millis()), persona)?;
+                record_spend_in(tx, &day_of(finished.timestamp_millis(), 0), persona)?;
             }
             let report = heal(tx, &exec, attempt, defaults, delay_ms, advice, now)?;
             Ok(Some(report))

@@ -12,8 +12,8 @@
 //!   [`Store::stats`], [`Store::bus`], [`Store::triggers`]) are thin views over the connection
 //!   pool; every multi-statement change runs in one `BEGIN IMMEDIATE` transaction so concurrent
 //!   processes never interleave half-done updates.
-//! - Review, delivery, healing, budgets and metrics ([`Store::reviews`], [`Store::deliveries`],
-//!   [`Store::healing`], [`Store::policies`], [`Store::metrics`], [`Store::memories`]; admission
+//! - Review, delivery, healing and budgets ([`Store::reviews`], [`Store::deliveries`],
+//!   [`Store::healing`], [`Store::policies`], [`Store::memories`]; admission
 //!   in `admission`) own the V4 tables.
 #![forbid(unsafe_code)]
 
@@ -28,7 +28,6 @@ pub mod files;
 pub mod healing;
 mod lookup;
 pub mod memories;
-pub mod metrics;
 mod migrate;
 pub mod personas;
 pub mod policies;
@@ -63,7 +62,6 @@ pub use admission::{Admitted, GlobalCaps};
 pub use delivery::{ChannelRow, DeliveryRepo, DeliveryRow, DueDelivery, Notice};
 pub use healing::{Advice, BreakerRow, HealingDefaults, HealingRepo, HealingReport, IssueRow};
 pub use memories::{MemoryEdit, MemoryRepo, MemoryRow};
-pub use metrics::{DailyMetrics, MetricsRepo};
 pub use policies::{PersonaPolicy, PolicyRepo};
 pub use review::{Decided, DecidedBy, Effect, ReviewRepo, ReviewRow};
 
@@ -239,10 +237,6 @@ impl Store {
 
     pub fn deliveries(&self) -> DeliveryRepo<'_> {
         DeliveryRepo::new(self)
-    }
-
-    pub fn metrics(&self) -> MetricsRepo<'_> {
-        MetricsRepo::new(self)
     }
 
     pub fn memories(&self) -> MemoryRepo<'_> {
