@@ -717,6 +717,20 @@ async fn requests_without_token_from_foreign_hosts_or_origins_or_too_large_are_r
         r.json::<Value>().await.expect("json")["code"],
         "unknown_operation"
     );
+    // Actions are operations of the table only: the old hand-written cancel route is gone
+    // (`cancel_execution` is the way).
+    let r = s
+        .http
+        .post(format!("{}/api/executions/0190aaaa/cancel", s.base))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["code"],
+        "unknown_operation"
+    );
 
     // The WebSocket needs the token too.
     let req = format!("ws://127.0.0.1:{}/api/events", s.port)
