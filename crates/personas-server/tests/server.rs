@@ -526,6 +526,23 @@ async fn every_operation_round_trips_through_the_server() {
         .find(|p| p["persona_name"] == "Checker")
         .expect("Checker in stats");
     assert_eq!(checker["success_rate"], 1.0);
+    assert_eq!(checker["refused"], 0);
+    // One persona's statistics, as `personas stats --persona` asks for them.
+    let one = s
+        .ok("get_stats", json!({"days": 7, "persona": "checker"}))
+        .await;
+    let names: Vec<&Value> = one["personas"]
+        .as_array()
+        .expect("personas")
+        .iter()
+        .map(|p| &p["persona_name"])
+        .collect();
+    assert_eq!(names, [&json!("Checker")], "{one}");
+    assert_eq!(one["runs"], checker["runs"]);
+    let (st, e) = s
+        .call("get_stats", json!({"persona": "nobody-by-this-name"}))
+        .await;
+    assert_eq!((st, e["code"].as_str()), (404, Some("not_found")), "{e}");
     let (st, _) = s.call("get_stats", json!({"days": 0})).await;
     assert_eq!(st, 400);
     let dash = s.ok("get_dashboard", json!({"tz_offset_minutes": 0})).await;
