@@ -114,15 +114,15 @@ mod tests {
     ];
 
     fn conn() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
+        let conn = Connection::open_in_memory().expect("in-memory db");
         conn.execute_batch("CREATE TABLE things (id TEXT PRIMARY KEY, label TEXT NOT NULL)")
-            .unwrap();
+            .expect("test step");
         for (i, id) in IDS.iter().enumerate() {
             conn.execute(
                 "INSERT INTO things (id, label) VALUES (?1, ?2)",
                 params![id, format!("thing {i}")],
             )
-            .unwrap();
+            .expect("test step");
         }
         conn
     }
@@ -139,19 +139,19 @@ mod tests {
 
     #[test]
     fn an_exact_id_wins() {
-        assert_eq!(find(IDS[1]).unwrap(), "thing 1");
+        assert_eq!(find(IDS[1]).expect("found"), "thing 1");
     }
 
     #[test]
     fn a_unique_prefix_names_its_row_in_any_case() {
-        assert_eq!(find("0190aaaa").unwrap(), "thing 0");
-        assert_eq!(find("0190AAAA-0").unwrap(), "thing 0");
-        assert_eq!(find("0190aaab-1").unwrap(), "thing 2");
+        assert_eq!(find("0190aaaa").expect("found"), "thing 0");
+        assert_eq!(find("0190AAAA-0").expect("found"), "thing 0");
+        assert_eq!(find("0190aaab-1").expect("found"), "thing 2");
     }
 
     #[test]
     fn an_ambiguous_prefix_is_a_conflict_naming_the_candidates() {
-        let err = find("0190aaab").unwrap_err();
+        let err = find("0190aaab").expect_err("ambiguous");
         match &err {
             StoreError::Conflict { field, message } => {
                 assert_eq!(field, "thing");
@@ -161,7 +161,7 @@ mod tests {
             other => panic!("expected a conflict, got {other:?}"),
         }
         assert!(err.is_user_error());
-        let err = find("0190").unwrap_err();
+        let err = find("0190").expect_err("ambiguous");
         assert!(err.to_string().contains("(4 ids start with it)"), "{err}");
     }
 
@@ -188,7 +188,7 @@ mod tests {
             );
         }
         // ...except an id that really starts with them.
-        assert_eq!(find("0190%_").unwrap(), "thing 3");
+        assert_eq!(find("0190%_").expect("found"), "thing 3");
     }
 
     #[test]
@@ -200,7 +200,7 @@ mod tests {
             id_column: "t.id",
         };
         let label = joined.find(&conn, "0190aaab-1", |r| r.get::<_, String>(2));
-        assert_eq!(label.unwrap(), "thing 2");
+        assert_eq!(label.expect("test step"), "thing 2");
     }
 
     #[test]

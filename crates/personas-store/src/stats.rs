@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn the_rust_and_sql_days_agree_at_every_offset() {
-        let conn = Connection::open_in_memory().unwrap();
+        let conn = Connection::open_in_memory().expect("in-memory db");
         let sql = format!("SELECT {}", day_sql("?2"));
         // Around midnight UTC, around local midnights, a leap day, and a year boundary.
         let instants = [
@@ -333,7 +333,7 @@ mod tests {
             for offset in [-840, -600, -1, 0, 1, 60, 330, 840] {
                 let from_sql: String = conn
                     .query_row(&sql, params![offset, ms], |r| r.get(0))
-                    .unwrap();
+                    .expect("test step");
                 assert_eq!(day_of(ms, offset), from_sql, "{ms} at {offset} minutes");
             }
         }

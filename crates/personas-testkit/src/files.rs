@@ -42,11 +42,11 @@ mod tests {
 
     #[test]
     fn finds_the_needle_in_nested_files_only() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
-        std::fs::write(dir.path().join("a/b/db-wal"), b"xx secret-value xx").unwrap();
-        std::fs::write(dir.path().join("a/clean"), b"nothing here").unwrap();
-        std::fs::write(dir.path().join("top"), b"secret-valu").unwrap();
+        let dir = tempfile::tempdir().expect("test step");
+        std::fs::create_dir_all(dir.path().join("a/b")).expect("test step");
+        std::fs::write(dir.path().join("a/b/db-wal"), b"xx secret-value xx").expect("test step");
+        std::fs::write(dir.path().join("a/clean"), b"nothing here").expect("test step");
+        std::fs::write(dir.path().join("top"), b"secret-valu").expect("test step");
         let hits = files_containing(dir.path(), b"secret-value");
         assert_eq!(hits.len(), 1, "{hits:?}");
         assert!(hits[0].ends_with("db-wal"), "{hits:?}");

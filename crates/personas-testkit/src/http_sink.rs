@@ -336,14 +336,16 @@ mod tests {
     /// One HTTP/1.1 GET over a fresh connection; the status line of the answer.
     async fn get(base: &str, path: &str, auth: Option<&str>) -> String {
         let addr = base.trim_start_matches("http://");
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("test step");
         let auth = auth
             .map(|a| format!("authorization: {a}\r\n"))
             .unwrap_or_default();
         let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}connection: close\r\n\r\n");
-        stream.write_all(req.as_bytes()).await.unwrap();
+        stream.write_all(req.as_bytes()).await.expect("test step");
         let mut answer = String::new();
-        stream.read_to_string(&mut answer).await.unwrap();
+        stream.read_to_string(&mut answer).await.expect("test step");
         answer.lines().next().unwrap_or_default().to_string()
     }
 

@@ -26,10 +26,13 @@ mod tests {
     #[test]
     fn sees_a_live_child_and_not_a_reaped_one() {
         let marker = format!("{}", 7_000_000 + std::process::id() % 1_000_000);
-        let mut child = Command::new("sleep").arg(&marker).spawn().unwrap();
+        let mut child = Command::new("sleep")
+            .arg(&marker)
+            .spawn()
+            .expect("test step");
         assert!(process_table_has(&format!("sleep {marker}")));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill().expect("test step");
+        child.wait().expect("test step");
         assert!(!process_table_has(&format!("sleep {marker}")));
     }
 }
