@@ -57,6 +57,19 @@ impl Server {
 
     /// A server whose vault uses `vault` (a passphrase by default: CI has no OS keychain).
     async fn start_opts(replay_capacity: Option<usize>, vault: VaultOptions) -> Server {
+        Self::launch(replay_capacity, vault, |_| {}).await
+    }
+
+    /// A server whose engine configuration `tune` adjusts last.
+    async fn start_tuned(tune: impl FnOnce(&mut EngineConfig)) -> Server {
+        Self::launch(None, vault::passphrase(), tune).await
+    }
+
+    async fn launch(
+        replay_capacity: Option<usize>,
+        vault: VaultOptions,
+        tune: impl FnOnce(&mut EngineConfig),
+    ) -> Server {
         let api = ScriptedApi::start().await;
         let env = isolated_env(&api);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -67,6 +80,7 @@ impl Server {
         // Dead letters within a test: two attempts, quick retries.
         config.bus_max_attempts = 2;
         config.bus_retry_base_ms = 50;
+        tune(&mut config);
         let store = Store::open_in_dir(dir.path()).expect("store");
         let engine = Engine::with_vault(config, store, vault);
         engine.start().await.expect("start engine");
