@@ -8,6 +8,7 @@
 //! [`oversight`]; triggers and the event bus in [`crate::bus`].
 
 mod access;
+mod metrics;
 mod oversight;
 
 use crate::error::{ApiError, Code};

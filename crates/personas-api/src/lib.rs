@@ -170,6 +170,8 @@ macro_rules! for_each_operation {
             list_healing: $crate::ops::ListHealing => $crate::ops::HealingList,
             /// Marks a healing issue resolved.
             resolve_issue: $crate::ops::IssueRef => $crate::ops::IssueRow,
+            /// The runtime's counters (named internal events) and gauges; `GET /metrics` serves them as Prometheus text.
+            get_metrics: $crate::ops::Empty => $crate::ops::Metrics,
         }
     };
 }

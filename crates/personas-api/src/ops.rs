@@ -15,8 +15,10 @@ use serde_json::Value;
 use ts_rs::TS;
 
 mod access;
+mod metrics;
 mod oversight;
 pub use access::*;
+pub use metrics::*;
 pub use oversight::*;
 
 /// An operation that takes no input.

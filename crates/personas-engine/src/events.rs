@@ -3,10 +3,12 @@
 //! Events are sent only after what they describe is committed to the store, so a subscriber
 //! that sees an event can always read it back.
 
+use crate::metrics::{Event, Metrics};
 use personas_core::protocol::ProtocolMessage;
 use personas_core::{Execution, OutputLine};
 use personas_store::{DeliveryRow, EventRow, HealingReport, MemoryRow, MessageRow, ReviewRow};
 use serde::Serialize;
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,10 +103,12 @@ impl EngineEvent {
 /// events and is told so (hosts then re-read the store).
 pub const CHANNEL_CAPACITY: usize = 16_384;
 
-/// Sending half, cloned into every component.
+/// Sending half, cloned into every component. It carries the engine's [`Metrics`]: every event
+/// sent is also recorded as the named internal event it stands for ([`EventBus::send`]).
 #[derive(Clone, Debug)]
 pub struct EventBus {
     tx: broadcast::Sender<EngineEvent>,
+    metrics: Arc<Metrics>,
 }
 
 impl Default for EventBus {
@@ -116,15 +120,83 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
-        Self { tx }
+        Self {
+            tx,
+            metrics: Arc::new(Metrics::new()),
+        }
     }
 
-    /// Publishes to current subscribers; having none is fine.
+    /// Publishes to current subscribers (having none is fine), and logs and counts what the
+    /// event stands for.
     pub fn send(&self, event: EngineEvent) {
+        record(&self.metrics, &event);
         let _ = self.tx.send(event);
+    }
+
+    /// The registry events are counted in (owned by the engine this bus belongs to).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Current subscribers (hosts' streams, the delivery sender, the review timer).
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
         self.tx.subscribe()
     }
+}
+
+/// The named internal event an engine event stands for. Output lines are counted per writer
+/// batch instead (one log line per line would drown the log).
+fn record(metrics: &Metrics, event: &EngineEvent) {
+    use personas_core::ExecutionStatus as S;
+    let named = match event {
+        EngineEvent::Execution { execution } => match execution.status {
+            S::Queued => Event::ExecutionQueued {
+                execution: execution.id.as_str(),
+            },
+            S::Running => Event::ExecutionStarted {
+                execution: execution.id.as_str(),
+            },
+            S::AwaitingReview => return,
+            status => Event::ExecutionFinished {
+                execution: execution.id.as_str(),
+                status,
+            },
+        },
+        EngineEvent::EventPublished { event } => Event::EventPublished { event: &event.id },
+        EngineEvent::EventDelivered { event, executions } => Event::EventDelivered {
+            event: &event.id,
+            executions: executions.len() as u64,
+        },
+        EngineEvent::EventFailed { event } => Event::EventFailed { event: &event.id },
+        EngineEvent::EventDeadLettered { event } => Event::EventDeadLettered { event: &event.id },
+        EngineEvent::TriggerFired {
+            trigger_id, kind, ..
+        } => Event::TriggerFired {
+            trigger: trigger_id.as_str(),
+            kind: *kind,
+        },
+        EngineEvent::ReviewRequested { review } => Event::ReviewRequested { review: &review.id },
+        EngineEvent::DeliveryUpdated { delivery } => match delivery.status.as_str() {
+            "delivered" => Event::DeliverySent {
+                delivery: &delivery.id,
+            },
+            "pending" | "failed" if delivery.last_error.is_some() => Event::DeliveryFailed {
+                delivery: &delivery.id,
+            },
+            _ => return,
+        },
+        EngineEvent::Output { .. }
+        | EngineEvent::Protocol { .. }
+        | EngineEvent::MessageAdded { .. }
+        | EngineEvent::EventSkipped { .. }
+        | EngineEvent::MemoryAdded { .. }
+        | EngineEvent::ReviewDecided { .. }
+        | EngineEvent::Notification { .. }
+        | EngineEvent::Healing { .. } => return,
+    };
+    metrics.record(named);
 }

@@ -13,6 +13,9 @@
 //! - [`scheduler`]: cron triggers (with missed-run policies) and file watchers.
 //! - [`triggers`]: triggers as people ask for them (CLI flags, API fields) resolved for the
 //!   store, fired by hand, previewed and described — shared by every front-end.
+//! - [`component`]: the [`component::Component`] trait every long-running loop implements, the
+//!   one "sleep until due or woken" helper, and the host that starts and stops them.
+//! - [`metrics`]: named internal events that both log and count.
 //! - [`engine`]: wires the components; its queue admits work under the global and per-persona
 //!   limits (priority, then FIFO, enforced in one store transaction) and the admission rules
 //!   (scheduled retries, paused personas, budgets, provider breaker); recovers after a crash;
@@ -28,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bus;
+pub mod component;
 pub mod config;
 pub mod credentials;
 pub mod delivery;
@@ -36,6 +40,7 @@ pub mod events;
 pub mod healing;
 pub mod known;
 pub mod locate;
+pub mod metrics;
 pub mod policy_config;
 pub mod reaper;
 pub mod retention;
@@ -49,5 +54,5 @@ pub mod vault;
 pub mod writer;
 
 pub use config::EngineConfig;
-pub use engine::{Engine, EngineError};
+pub use engine::{Engine, EngineError, Gauges};
 pub use events::EngineEvent;

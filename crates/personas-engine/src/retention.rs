@@ -7,6 +7,7 @@
 //! start-up, so starting is not slowed), each pass in bounded transactions so the runtime's own
 //! writers are never held up for long.
 
+use crate::component::{Component, Running, Wake, due_in, never, sleep_until};
 use crate::runner::{Runtime, blocking};
 use personas_core::ExecutionId;
 use personas_store::{GcReport, RetentionPolicy, Store, StoreError};
@@ -126,7 +127,23 @@ pub fn purge_execution_files(data_dir: &Path, executions: &[ExecutionId]) -> usi
     removed
 }
 
-/// The runtime's sweep: applies the configured policy every `interval_minutes` until shutdown.
+/// The runtime's sweep as an engine component: applies the configured policy every
+/// `interval_minutes` (first a minute after start) until stopped.
+pub struct Retention {
+    pub rt: Runtime,
+}
+
+impl Component for Retention {
+    fn name(&self) -> &'static str {
+        "retention"
+    }
+
+    fn run(self: Box<Self>, stop: CancellationToken) -> Running {
+        Box::pin(run(self.rt, stop))
+    }
+}
+
+/// Applies the configured policy every `interval_minutes` until `shutdown`.
 pub async fn run(rt: Runtime, shutdown: CancellationToken) {
     let every = rt.config.retention.interval_minutes;
     if every == 0 {
@@ -134,9 +151,8 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) {
     }
     let mut wait = Duration::from_secs(60);
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.cancelled() => return,
+        if sleep_until(due_in(wait), never(), &shutdown).await == Wake::Stop {
+            return;
         }
         wait = Duration::from_secs(every.saturating_mul(60));
         let (store, dir, policy) = (

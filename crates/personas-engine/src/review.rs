@@ -12,6 +12,7 @@
 //! - [`timer`] sleeps until the earliest deadline among paused runs (woken by pause events) and
 //!   applies the timeout action: approve, reject, or cancel.
 
+use crate::component::{Component, Running, Wake, due_at_ms, sleep_until, woken_by};
 use crate::events::EngineEvent;
 use crate::runner::{Runtime, blocking};
 use personas_core::review::{Decision, TimeoutAction};
@@ -19,7 +20,7 @@ use personas_core::{Execution, ExecutionOutcome, ExecutionStatus};
 use personas_store::review::{Resume, effective_deadline_ms};
 use personas_store::{Decided, DecidedBy, Effect, StoreError};
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// The resume point of a claimed execution, when it continues after a review.
@@ -181,7 +182,12 @@ pub async fn expire_due(rt: &Runtime) -> (Option<i64>, bool) {
         let id = review.id.clone();
         match blocking(move || store.reviews().expire(&id, action, waited, default)).await {
             Ok(decided) => {
-                tracing::info!(review = %decided.review.id, %action, "review timed out");
+                tracing::info!(review = %decided.review.id, %action, "applying the review's timeout action");
+                rt.bus
+                    .metrics()
+                    .record(crate::metrics::Event::ReviewTimedOut {
+                        review: &decided.review.id,
+                    });
                 requeued |= decided.effect == Effect::Resumed;
                 announce(rt, &decided).await;
             }
@@ -195,35 +201,36 @@ pub async fn expire_due(rt: &Runtime) -> (Option<i64>, bool) {
     (next, requeued)
 }
 
-/// The review deadline timer: sleeps until the earliest deadline (or a pause/decision event,
-/// or a minute at most, for runs paused by other processes), then applies timeout actions.
-pub async fn timer(rt: Runtime, queue_wakeup: std::sync::Arc<Notify>, shutdown: CancellationToken) {
-    const RECHECK: Duration = Duration::from_secs(60);
-    let mut events = rt.bus.subscribe();
-    loop {
-        let (next, requeued) = expire_due(&rt).await;
-        if requeued {
-            queue_wakeup.notify_one();
-        }
-        let now = chrono::Utc::now().timestamp_millis();
-        let wait = next
-            .map(|n| Duration::from_millis((n - now).max(0) as u64))
-            .unwrap_or(RECHECK)
-            .min(RECHECK);
-        let sleep = tokio::time::sleep(wait);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = &mut sleep => break,
-                _ = shutdown.cancelled() => return,
-                ev = events.recv() => match ev {
-                    Ok(EngineEvent::Execution { execution })
-                        if execution.status == ExecutionStatus::AwaitingReview => break,
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
+/// The review deadline timer: sleeps until the earliest deadline (or a pause event, or a
+/// minute at most, for runs paused by other processes), then applies timeout actions.
+pub struct ReviewTimeouts {
+    pub rt: Runtime,
+    /// Notified when a timeout re-queued a run.
+    pub queue_wakeup: std::sync::Arc<Notify>,
+}
+
+impl Component for ReviewTimeouts {
+    fn name(&self) -> &'static str {
+        "review_timeouts"
+    }
+
+    fn run(self: Box<Self>, stop: CancellationToken) -> Running {
+        Box::pin(async move {
+            const RECHECK: Duration = Duration::from_secs(60);
+            let mut events = self.rt.bus.subscribe();
+            loop {
+                let (next, requeued) = expire_due(&self.rt).await;
+                if requeued {
+                    self.queue_wakeup.notify_one();
+                }
+                let paused = woken_by(&mut events, |e| {
+                    matches!(e, EngineEvent::Execution { execution }
+                        if execution.status == ExecutionStatus::AwaitingReview)
+                });
+                if sleep_until(due_at_ms(next, RECHECK), paused, &stop).await == Wake::Stop {
+                    return;
+                }
             }
-        }
+        })
     }
 }

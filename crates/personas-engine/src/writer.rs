@@ -10,7 +10,9 @@
 //! ([`OutputWriter::flush_execution`]), so the run ends with an error saying so instead of
 //! claiming output that is not there.
 
+use crate::component::{Component, Running};
 use crate::events::{EngineEvent, EventBus};
+use crate::metrics::Event;
 use chrono::{TimeZone, Utc};
 use personas_core::{ExecutionId, OutputLine};
 use personas_store::{NewLine, Store};
@@ -22,6 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 enum Cmd {
     Line(NewLine),
     Flush(oneshot::Sender<()>),
+    /// Store what is queued, then stop (the engine is shutting down).
+    Close,
 }
 
 /// Most lines committed in one transaction.
@@ -63,6 +67,16 @@ impl OutputWriter {
         (OutputWriter { tx, lost }, handle)
     }
 
+    /// Lines queued and not yet taken by the writer thread.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Asks the thread to store everything queued so far and stop; later lines are refused.
+    pub async fn close(&self) {
+        let _ = self.tx.send(Cmd::Close).await;
+    }
+
     /// Queues a line; waits only when the writer is far behind.
     pub async fn line(&self, line: NewLine) {
         if self.tx.send(Cmd::Line(line)).await.is_err() {
@@ -89,6 +103,38 @@ impl OutputWriter {
     }
 }
 
+/// The writer as a component of a daemon: its thread already runs (one-shot runs need it too);
+/// stopping it — last, after the runs — stores what is queued and ends the thread.
+pub struct WriterComponent {
+    writer: OutputWriter,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WriterComponent {
+    pub fn new(writer: OutputWriter, thread: Option<std::thread::JoinHandle<()>>) -> Self {
+        Self { writer, thread }
+    }
+}
+
+impl Component for WriterComponent {
+    fn name(&self) -> &'static str {
+        "writer"
+    }
+
+    fn run(self: Box<Self>, stop: tokio_util::sync::CancellationToken) -> Running {
+        Box::pin(async move {
+            stop.cancelled().await;
+            self.writer.close().await;
+            if let Some(thread) = self.thread {
+                let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+                if !matches!(joined, Ok(Ok(()))) {
+                    tracing::error!("the output writer thread panicked");
+                }
+            }
+        })
+    }
+}
+
 fn lock(lost: &Lost) -> std::sync::MutexGuard<'_, HashMap<ExecutionId, LostOutput>> {
     // Plain inserts and removes: a panic elsewhere cannot leave the map half-changed.
     lost.lock().unwrap_or_else(|p| p.into_inner())
@@ -103,13 +149,19 @@ fn run(store: Store, bus: EventBus, mut rx: mpsc::Receiver<Cmd>, lost: Lost) {
             match cmd {
                 Cmd::Line(l) => lines.push(l),
                 Cmd::Flush(f) => flushes.push(f),
+                // Later sends fail; what is already queued is still received, then `None`.
+                Cmd::Close => rx.close(),
             }
             if lines.len() >= MAX_BATCH {
                 break;
             }
             next = rx.try_recv().ok();
         }
+        let metrics = bus.metrics();
         if let Err(error) = commit(&store, &lines) {
+            metrics.record(Event::OutputLinesLost {
+                lines: lines.len() as u64,
+            });
             // Not stored: not broadcast either; the runner learns of it at its flush.
             let mut lost = lock(&lost);
             for l in lines.drain(..) {
@@ -120,6 +172,11 @@ fn run(store: Store, bus: EventBus, mut rx: mpsc::Receiver<Cmd>, lost: Lost) {
                 entry.lines += 1;
                 entry.error.clone_from(&error);
             }
+        }
+        if !lines.is_empty() {
+            metrics.record(Event::WriterBatchCommitted {
+                lines: lines.len() as u64,
+            });
         }
         for l in lines.drain(..) {
             bus.send(EngineEvent::Output {

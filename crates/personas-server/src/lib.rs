@@ -10,11 +10,13 @@
 //! - [`instance`]: one runtime per data dir (the lock, `daemon.json`) and [`instance::Host`],
 //!   which starts engine + server for `personas up` and the desktop app.
 //! - [`webhook`]: `POST /webhooks/{trigger_id}` — HMAC-signed calls become bus events.
+//! - [`metrics`]: `GET /metrics`, the runtime's counters and gauges in Prometheus text format.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod events;
 pub mod instance;
+pub mod metrics;
 pub mod routes;
 pub mod ui;
 pub mod webhook;

@@ -9,6 +9,7 @@
 //!   `POST /api/wake` (another process changed triggers or queued work). Nothing else is
 //!   written by hand: an action a client can take is an operation of the table (cancelling is
 //!   `cancel_execution`).
+//! - `GET /metrics`: the `get_metrics` series in Prometheus text format (see [`crate::metrics`]).
 //! - `POST /webhooks/{trigger_id}`: webhook triggers (see [`crate::webhook`]).
 //! - Everything else: the built UI.
 //!
@@ -16,7 +17,7 @@
 //! Origin, the Origin check (cross-site requests). Webhooks are authenticated by their HMAC
 //! signature instead, with no Host/Origin check, because their callers are other machines
 //! (often through a tunnel with its own host name) — see docs/architecture.md. Every `/api/*`
-//! route but `/api/health` needs the token,
+//! route but `/api/health` needs the token (and so does `/metrics`),
 //! as `Authorization: Bearer <token>` or, for the WebSocket (browsers cannot set headers on
 //! it), as the subprotocol `personas.token.<token>`. Bodies are limited to [`MAX_BODY_BYTES`].
 
@@ -112,6 +113,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/api/openapi.json", get(openapi))
         .route("/api/wake", post(wake))
         .route("/api/{*rest}", get(unknown).post(unknown))
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     let checked = Router::new()
         .route("/api/health", get(health))
@@ -262,6 +264,17 @@ async fn health(State(s): State<ServerState>) -> Json<serde_json::Value> {
         "running": s.engine.running_count(),
         "ui": ui::available(),
     }))
+}
+
+async fn metrics(State(s): State<ServerState>) -> Response {
+    match s.api.get_metrics(personas_api::ops::Empty {}).await {
+        Ok(m) => (
+            [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+            crate::metrics::render(&m),
+        )
+            .into_response(),
+        Err(e) => error_response(e),
+    }
 }
 
 async fn openapi() -> Json<serde_json::Value> {

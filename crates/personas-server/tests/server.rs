@@ -30,6 +30,8 @@ mod oversight;
 
 #[path = "server/client.rs"]
 mod client;
+#[path = "server/metrics.rs"]
+mod metrics;
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -592,6 +594,9 @@ async fn every_operation_round_trips_through_the_server() {
 
     // Notification channels, policies (budgets, breaker), healing issues.
     oversight::round_trips(&s).await;
+
+    // The runtime's counters and gauges (after the runs above).
+    metrics::round_trips(&s).await;
 
     let called = s.called.lock().expect("lock").clone();
     let all: BTreeSet<String> = personas_api::OPERATIONS

@@ -49,6 +49,7 @@ import type { MemoryList } from "./MemoryList";
 import type { MemoryRef } from "./MemoryRef";
 import type { MemoryRow } from "./MemoryRow";
 import type { MessageList } from "./MessageList";
+import type { Metrics } from "./Metrics";
 import type { OutputPage } from "./OutputPage";
 import type { PermissionTemplateList } from "./PermissionTemplateList";
 import type { Persona } from "./Persona";
@@ -208,6 +209,8 @@ export interface Operations {
   list_healing: { request: ListHealing; response: HealingList };
   /** Marks a healing issue resolved. */
   resolve_issue: { request: IssueRef; response: IssueRow };
+  /** The runtime's counters (named internal events) and gauges; `GET /metrics` serves them as Prometheus text. */
+  get_metrics: { request: Empty; response: Metrics };
 }
 
 export type OperationName = keyof Operations;
@@ -276,4 +279,5 @@ export const OPERATION_NAMES: OperationName[] = [
   "resume_persona",
   "list_healing",
   "resolve_issue",
+  "get_metrics",
 ];

@@ -14,6 +14,7 @@
 
 use super::matcher::SubscriptionIndex;
 use super::trigger_kind_for;
+use crate::component::{Component, Running, Wake, due_in, sleep_until};
 use crate::config::EngineConfig;
 use crate::events::{EngineEvent, EventBus};
 use crate::runner::blocking;
@@ -54,6 +55,25 @@ pub fn lease_owner_alive(me: &str, owner: &str) -> bool {
     match owner.split(':').next().and_then(|p| p.parse::<u32>().ok()) {
         Some(pid) => pid != std::process::id() && crate::reaper::pid_alive(pid),
         None => false,
+    }
+}
+
+/// The dispatcher as an engine component.
+pub struct DispatcherComponent {
+    pub dispatcher: Dispatcher,
+    /// Notified when events were published.
+    pub wakeup: Arc<Notify>,
+    /// Notified when executions were queued.
+    pub delivered: Arc<Notify>,
+}
+
+impl Component for DispatcherComponent {
+    fn name(&self) -> &'static str {
+        "dispatcher"
+    }
+
+    fn run(self: Box<Self>, stop: CancellationToken) -> Running {
+        Box::pin(self.dispatcher.run(self.wakeup, self.delivered, stop))
     }
 }
 
@@ -121,10 +141,8 @@ impl Dispatcher {
                 tokio::task::yield_now().await;
                 continue;
             }
-            tokio::select! {
-                _ = wakeup.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
-                _ = shutdown.cancelled() => return,
+            if sleep_until(due_in(poll), wakeup.notified(), &shutdown).await == Wake::Stop {
+                return;
             }
         }
     }

@@ -11,17 +11,34 @@
 pub mod channel;
 pub mod send;
 
+use crate::component::{Component, Running, Wake, due_at_ms, sleep_until, woken_by};
 use crate::events::EngineEvent;
 use crate::policy_config::backoff_ms;
 use crate::runner::{Runtime, blocking};
 use personas_store::{DueDelivery, StoreError};
 use send::{SendContext, SendError};
 use std::time::Duration;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 /// Deliveries sent at once.
 const BATCH: u32 = 16;
+
+/// The notification sender as an engine component.
+pub struct Delivery {
+    pub rt: Runtime,
+    /// The lease owner tag of this runtime.
+    pub owner: String,
+}
+
+impl Component for Delivery {
+    fn name(&self) -> &'static str {
+        "delivery"
+    }
+
+    fn run(self: Box<Self>, stop: CancellationToken) -> Running {
+        Box::pin(run(self.rt, self.owner, stop))
+    }
+}
 
 /// Runs the sender until `shutdown`.
 pub async fn run(rt: Runtime, owner: String, shutdown: CancellationToken) {
@@ -39,24 +56,14 @@ pub async fn run(rt: Runtime, owner: String, shutdown: CancellationToken) {
     let poll = Duration::from_millis(rt.config.delivery.poll_ms);
     loop {
         let next = deliver_due(&rt, &http, &owner).await;
-        let now = chrono::Utc::now().timestamp_millis();
-        let wait = next
-            .map(|t| Duration::from_millis((t - now).max(0) as u64))
-            .unwrap_or(poll)
-            .min(poll);
-        let sleep = tokio::time::sleep(wait);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = &mut sleep => break,
-                _ = shutdown.cancelled() => return,
-                ev = events.recv() => match ev {
-                    Ok(EngineEvent::MessageAdded { .. } | EngineEvent::ReviewRequested { .. })
-                    | Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            }
+        let added = woken_by(&mut events, |e| {
+            matches!(
+                e,
+                EngineEvent::MessageAdded { .. } | EngineEvent::ReviewRequested { .. }
+            )
+        });
+        if sleep_until(due_at_ms(next, poll), added, &shutdown).await == Wake::Stop {
+            return;
         }
     }
 }

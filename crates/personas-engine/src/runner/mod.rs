@@ -9,6 +9,11 @@
 //! processes survive their CLI, §3.7).
 //!
 //! Success is decided from the `result` line ([`outcome::decide`]), never the exit code.
+//!
+//! This module prepares a run (persona, CLI, credentials, prompt, command line) and records
+//! its end; `supervise` watches the CLI and turns its output into stored lines and protocol
+//! effects, `stop` holds what stops a run and cleans up after it, and `sink` numbers, caps,
+//! redacts and hands each line to the writer.
 
 pub mod command;
 pub mod environment;
@@ -17,29 +22,24 @@ pub mod mcp;
 pub mod outcome;
 pub mod process;
 pub mod protocol;
+mod sink;
+mod stop;
+mod supervise;
 
 use crate::config::EngineConfig;
 use crate::credentials::{self, CredentialError, RunCredentials};
 use crate::events::{EngineEvent, EventBus};
 use crate::locate;
-use crate::reaper;
 use crate::vault::{VaultCell, VaultError};
 use crate::writer::OutputWriter;
 use command::Invocation;
-use lines::{Frame, LineReader};
-use outcome::{Observed, StopReason};
 use personas_core::prompt::{self, MemoryDoc, PromptInput, ToolDoc};
-use personas_core::protocol::scan_text;
-use personas_core::redact::Redactor;
-use personas_core::stream::{ApiRetry, Block, ClaudeLine, ResultLine, parse_line};
 use personas_core::{ErrorClass, Execution, ExecutionOutcome, ExecutionStatus, LineKind, Persona};
+use personas_store::Store;
 use personas_store::review::Resume;
-use personas_store::{NewLine, Store};
-use std::collections::{HashSet, VecDeque};
+use sink::Sink;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// What every run shares.
@@ -56,11 +56,11 @@ pub struct Runtime {
 }
 
 /// How long a CLI that has exited gets to flush its pipes before leftovers are reaped.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+pub(crate) const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// Memories offered to the prompt builder (which then fits them into its byte budget).
 const MEMORY_CANDIDATES: u32 = 100;
-const STDERR_TAIL_LINES: usize = 20;
-const STDERR_LINE_CAP: usize = 64 * 1024;
+pub(crate) const STDERR_TAIL_LINES: usize = 20;
+pub(crate) const STDERR_LINE_CAP: usize = 64 * 1024;
 
 /// How a run can be asked to stop from outside.
 #[derive(Clone, Default)]
@@ -147,68 +147,14 @@ async fn drive(
     sink: &mut Sink<'_>,
     resume: Option<&Resume>,
 ) -> ExecutionOutcome {
-    let store = rt.store.clone();
-    let persona_id = execution.persona_id.clone();
-    let persona = match blocking(move || store.personas().get(&persona_id)).await {
-        Ok(p) => p,
-        Err(e) => {
-            let msg = format!("cannot load the persona: {e}");
-            sink.emit(LineKind::Engine, msg.clone()).await;
-            return ExecutionOutcome::failed(ErrorClass::Unknown, msg);
-        }
+    let ready = match prepare(rt, execution, sink, resume).await {
+        Ok(r) => r,
+        Err(failed) => return failed,
     };
-    let claude = match locate::find_claude(rt.config.claude_path.as_deref()) {
-        Ok(found) => found.path,
-        Err(e) => {
-            sink.emit(LineKind::Engine, e.to_string()).await;
-            return ExecutionOutcome::failed(ErrorClass::CliMissing, e.to_string());
-        }
-    };
-    let creds = match run_credentials(rt, &persona).await {
-        Ok(c) => c,
-        Err(msg) => {
-            sink.emit(LineKind::Engine, msg.clone()).await;
-            return ExecutionOutcome::failed(ErrorClass::CredentialUnavailable, msg);
-        }
-    };
-    // From here on every line, note and stored field passes the run's redactor: the persona's
-    // credentials and its channels' secrets.
-    let channel_secrets = persona_channel_secrets(rt, &persona).await;
-    sink.redactor = Arc::new(
-        creds.redactor.with_secrets(
-            channel_secrets
-                .iter()
-                .map(|(label, value)| (label.as_str(), value)),
-        ),
-    );
-    let prompt_text = match resume {
-        // The session already holds the prompt; the decision is the next user message.
-        Some(r) => {
-            sink.emit(
-                LineKind::Engine,
-                format!("resuming session {} with the review decision", r.session_id),
-            )
-            .await;
-            r.prompt.clone()
-        }
-        None => match build_prompt(rt, &persona, execution, &creds.docs).await {
-            Ok(p) => p,
-            Err(msg) => {
-                sink.emit(LineKind::Engine, msg.clone()).await;
-                return ExecutionOutcome::failed(ErrorClass::Unknown, msg);
-            }
-        },
-    };
-    let cwd = rt.config.workspaces_dir().join(persona.id.as_str());
-    if let Err(e) = std::fs::create_dir_all(&cwd) {
-        let msg = format!("cannot create the working directory {}: {e}", cwd.display());
-        sink.emit(LineKind::Engine, msg.clone()).await;
-        return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
-    }
     let mut inv = Invocation {
         as_root: command::running_as_root(),
         resume_session: resume.map(|r| r.session_id.clone()),
-        secret_env: creds.env,
+        secret_env: ready.creds.env,
         inherited_env: command::inherited_env(),
         ..Invocation::default()
     };
@@ -220,16 +166,20 @@ async fn drive(
             Some(prepared)
         }
         Ok(None) => None,
-        Err(msg) => {
-            sink.emit(LineKind::Engine, msg.clone()).await;
-            return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
-        }
+        Err(msg) => return fail(sink, ErrorClass::SpawnFailed, msg).await,
     };
     if let Err(msg) = keep_session_files(rt, execution, &mut inv) {
-        sink.emit(LineKind::Engine, msg.clone()).await;
-        return ExecutionOutcome::failed(ErrorClass::SpawnFailed, msg);
+        return fail(sink, ErrorClass::SpawnFailed, msg).await;
     }
-    let cmd = command::build(&persona, execution, &rt.config, &claude, cwd, &inv);
+    let persona = &ready.persona;
+    let cmd = command::build(
+        persona,
+        execution,
+        &rt.config,
+        &ready.claude,
+        ready.cwd,
+        &inv,
+    );
     // Every value of the run's environment that is not known to be harmless — `[env]` entries,
     // the CLI's own credentials (a Console login key among them) — is a secret the run can
     // print; so is the MCP token, since the agent can read its own config file. One rebuild of
@@ -246,20 +196,89 @@ async fn drive(
         ),
     );
     let channel = tools.as_mut().map(|p| &mut p.channel);
-    let outcome = supervise(
-        rt,
-        execution,
-        &persona,
-        cmd,
-        prompt_text,
-        stops,
-        sink,
-        channel,
-    )
-    .await;
+    let prompt = ready.prompt;
+    let outcome =
+        supervise::supervise(rt, execution, persona, cmd, prompt, stops, sink, channel).await;
     drop(tools);
     seal_session_files(rt, execution, sink).await;
     outcome
+}
+
+/// What a run needs before its command line can be built.
+struct Prepared {
+    persona: Persona,
+    claude: std::path::PathBuf,
+    creds: RunCredentials,
+    prompt: String,
+    cwd: std::path::PathBuf,
+}
+
+/// Loads the persona, finds the CLI, opens the credentials (arming the sink's redactor with
+/// them and the channels' secrets), builds the prompt and creates the working directory. A
+/// failure is the run's outcome, already explained in its output.
+async fn prepare(
+    rt: &Runtime,
+    execution: &Execution,
+    sink: &mut Sink<'_>,
+    resume: Option<&Resume>,
+) -> Result<Prepared, ExecutionOutcome> {
+    let store = rt.store.clone();
+    let persona_id = execution.persona_id.clone();
+    let persona = match blocking(move || store.personas().get(&persona_id)).await {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = format!("cannot load the persona: {e}");
+            return Err(fail(sink, ErrorClass::Unknown, msg).await);
+        }
+    };
+    let claude = match locate::find_claude(rt.config.claude_path.as_deref()) {
+        Ok(found) => found.path,
+        Err(e) => return Err(fail(sink, ErrorClass::CliMissing, e.to_string()).await),
+    };
+    let creds = match run_credentials(rt, &persona).await {
+        Ok(c) => c,
+        Err(msg) => return Err(fail(sink, ErrorClass::CredentialUnavailable, msg).await),
+    };
+    // From here on every line, note and stored field passes the run's redactor: the persona's
+    // credentials and its channels' secrets.
+    let channel_secrets = persona_channel_secrets(rt, &persona).await;
+    sink.redactor = Arc::new(
+        creds.redactor.with_secrets(
+            channel_secrets
+                .iter()
+                .map(|(label, value)| (label.as_str(), value)),
+        ),
+    );
+    let prompt = match resume {
+        // The session already holds the prompt; the decision is the next user message.
+        Some(r) => {
+            let note = format!("resuming session {} with the review decision", r.session_id);
+            sink.emit(LineKind::Engine, note).await;
+            r.prompt.clone()
+        }
+        None => match build_prompt(rt, &persona, execution, &creds.docs).await {
+            Ok(p) => p,
+            Err(msg) => return Err(fail(sink, ErrorClass::Unknown, msg).await),
+        },
+    };
+    let cwd = rt.config.workspaces_dir().join(persona.id.as_str());
+    if let Err(e) = std::fs::create_dir_all(&cwd) {
+        let msg = format!("cannot create the working directory {}: {e}", cwd.display());
+        return Err(fail(sink, ErrorClass::SpawnFailed, msg).await);
+    }
+    Ok(Prepared {
+        persona,
+        claude,
+        creds,
+        prompt,
+        cwd,
+    })
+}
+
+/// Explains a failure before the CLI ran in the run's output; returns it as the outcome.
+async fn fail(sink: &mut Sink<'_>, class: ErrorClass, msg: String) -> ExecutionOutcome {
+    sink.emit(LineKind::Engine, msg.clone()).await;
+    ExecutionOutcome::failed(class, msg)
 }
 
 /// The resolved secrets of the persona's notification channels, labelled
@@ -387,574 +406,4 @@ async fn build_prompt(
         input: execution.input.as_ref(),
         nonce: &nonce,
     }))
-}
-
-/// What the stream has told us so far.
-#[derive(Default)]
-struct StreamState {
-    session_id: Option<String>,
-    pending_tools: HashSet<String>,
-    used_tools: bool,
-    result: Option<ResultLine>,
-    last_retry: Option<ApiRetry>,
-    accomplished: Option<bool>,
-    stderr_tail: VecDeque<String>,
-}
-
-/// How the supervision loop ended.
-#[derive(Default)]
-struct Watched {
-    exit: Option<std::process::ExitStatus>,
-    stop: Option<StopReason>,
-    /// The leftovers were already reaped while draining the pipes.
-    reaped: bool,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn supervise(
-    rt: &Runtime,
-    execution: &Execution,
-    persona: &Persona,
-    cmd: command::CliCommand,
-    prompt_text: String,
-    stops: &StopSignals,
-    sink: &mut Sink<'_>,
-    tools: Option<&mut mcp::ToolChannel>,
-) -> ExecutionOutcome {
-    let (mut cli, pipes) = match start_cli(rt, execution, &cmd, prompt_text, sink).await {
-        Ok(started) => started,
-        Err(failed) => return failed,
-    };
-    let mut st = StreamState::default();
-    let timeout = Duration::from_secs(persona.timeout_secs);
-    let watched = watch(
-        rt, execution, persona, &mut cli, pipes, timeout, stops, &mut st, sink, tools,
-    )
-    .await;
-    // Whatever is still in the CLI's group (or Windows job) goes now; tools run in process
-    // groups of their own and may outlive the CLI, on abnormal ends too.
-    cli.kill_container();
-    let exit_ok = watched.exit.is_some_and(|s| s.success());
-    if !watched.reaped && (st.used_tools || watched.stop.is_some() || !exit_ok) {
-        let id = execution.id.to_string();
-        let n = blocking(move || reaper::reap(&[&id])).await;
-        if n > 0 {
-            sink.emit(
-                LineKind::Engine,
-                format!("killed {n} process(es) the run left behind"),
-            )
-            .await;
-        }
-    }
-    let exit_text = watched
-        .exit
-        .map(describe_exit)
-        .unwrap_or_else(|| "unknown exit".into());
-    let stderr_tail = st
-        .stderr_tail
-        .iter()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut decided = outcome::decide(&Observed {
-        result: st.result.as_ref(),
-        stop: watched.stop,
-        exit: exit_text,
-        stderr_tail: &stderr_tail,
-        last_retry: st.last_retry.as_ref(),
-        accomplished: st.accomplished,
-        timeout_secs: timeout.as_secs(),
-        inactivity_secs: rt.config.inactivity_timeout().as_secs(),
-    });
-    if decided.session_id.is_none() {
-        decided.session_id = st.session_id.clone();
-    }
-    decided
-}
-
-/// Starts the CLI, records its pid and hands it the prompt; a failure is the run's outcome.
-async fn start_cli(
-    rt: &Runtime,
-    execution: &Execution,
-    cmd: &command::CliCommand,
-    prompt_text: String,
-    sink: &mut Sink<'_>,
-) -> Result<(process::CliProcess, process::Pipes), ExecutionOutcome> {
-    let (cli, mut pipes) = match process::spawn(cmd) {
-        Ok(started) => started,
-        Err(e) => {
-            let (class, msg) = if e.kind() == std::io::ErrorKind::NotFound {
-                (
-                    ErrorClass::CliMissing,
-                    format!(
-                        "the Claude CLI at {} could not be started: {e}",
-                        cmd.program.display()
-                    ),
-                )
-            } else {
-                (
-                    ErrorClass::SpawnFailed,
-                    format!("cannot start {}: {e}", cmd.program.display()),
-                )
-            };
-            sink.emit(LineKind::Engine, msg.clone()).await;
-            return Err(ExecutionOutcome::failed(class, msg));
-        }
-    };
-    let pid = cli.pid();
-    {
-        // Informational only (the reaper finds processes by marker), so not awaited: the run
-        // does not wait for a disk sync before reading the CLI's first line.
-        let store = rt.store.clone();
-        let id = execution.id.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.executions().set_pid(&id, pid) {
-                tracing::warn!(error = %e, "cannot record the CLI pid");
-            }
-        });
-    }
-    sink.emit(
-        LineKind::Engine,
-        format!(
-            "started {} (pid {pid}) in {}",
-            cmd.program.display(),
-            cmd.cwd.display()
-        ),
-    )
-    .await;
-    // The prompt goes to stdin, which is then closed (fixtures README §3.8). Written from its own
-    // task so a CLI that dies before reading cannot block us.
-    if let Some(mut stdin) = pipes.stdin.take() {
-        tokio::spawn(async move {
-            if let Err(e) = stdin.write_all(prompt_text.as_bytes()).await {
-                tracing::debug!(error = %e, "the CLI did not take the whole prompt");
-            }
-            let _ = stdin.shutdown().await;
-        });
-    }
-    Ok((cli, pipes))
-}
-
-/// Reads the CLI's output until it has exited and its pipes are closed, stopping it on cancel,
-/// shutdown, timeout or inactivity.
-#[allow(clippy::too_many_arguments)]
-async fn watch(
-    rt: &Runtime,
-    execution: &Execution,
-    persona: &Persona,
-    cli: &mut process::CliProcess,
-    pipes: process::Pipes,
-    timeout: Duration,
-    stops: &StopSignals,
-    st: &mut StreamState,
-    sink: &mut Sink<'_>,
-    mut tools: Option<&mut mcp::ToolChannel>,
-) -> Watched {
-    let cap = rt.config.output_line_cap_bytes;
-    let mut out = LineReader::new(BufReader::with_capacity(64 * 1024, pipes.stdout), cap);
-    let mut err = LineReader::new(BufReader::new(pipes.stderr), STDERR_LINE_CAP);
-    let (mut out_done, mut err_done) = (false, false);
-    let (deadline, inactivity) = (Instant::now() + timeout, rt.config.inactivity_timeout());
-    let (mut last_activity, mut drain_until) = (Instant::now(), None);
-    let mut stopper = process::Stopper::new(rt.config.cancel_grace());
-    let mut w = Watched::default();
-    while !(out_done && err_done && w.exit.is_some()) {
-        let watching = w.stop.is_none() && w.exit.is_none();
-        let idle_at = last_activity + inactivity;
-        // Set by a branch that asks the CLI to stop, with the note saying why.
-        let mut stop_now: Option<(StopReason, String)> = None;
-        tokio::select! {
-            frame = out.next(), if !out_done => match frame {
-                Ok(Some(frame)) => {
-                    last_activity = Instant::now();
-                    handle_stdout(rt, execution, persona, frame, st, sink).await;
-                }
-                Ok(None) => out_done = true,
-                Err(e) => {
-                    sink.emit(LineKind::Engine, format!("reading the CLI's output failed: {e}")).await;
-                    out_done = true;
-                }
-            },
-            call = next_tool_call(&mut tools) => {
-                last_activity = Instant::now();
-                handle_tool_call(rt, execution, persona, call, st, sink).await;
-            },
-            frame = err.next(), if !err_done => match frame {
-                Ok(Some(frame)) => handle_stderr(frame, st, sink).await,
-                Ok(None) | Err(_) => err_done = true,
-            },
-            status = cli.wait(), if w.exit.is_none() => {
-                w.exit = Some(status.unwrap_or_default());
-                drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
-            },
-            _ = stops.cancel.cancelled(), if watching => {
-                stop_now = Some((StopReason::Cancelled, "cancel requested".into()));
-            },
-            _ = stops.shutdown.cancelled(), if watching => {
-                stop_now = Some((StopReason::Shutdown, "the runtime is shutting down".into()));
-            },
-            _ = tokio::time::sleep_until(deadline), if watching => {
-                stop_now = Some((StopReason::Timeout, format!("timeout of {} s reached", timeout.as_secs())));
-            },
-            _ = tokio::time::sleep_until(idle_at), if watching && st.pending_tools.is_empty() => {
-                stop_now = Some((StopReason::Inactivity, format!("no output for {} s", inactivity.as_secs())));
-            },
-            _ = stopper.next_step(), if w.exit.is_none() && stopper.pending() => {
-                if let Some(note) = stopper.escalate(cli) {
-                    sink.emit(LineKind::Engine, note).await;
-                }
-            },
-            _ = sleep_until_opt(drain_until), if drain_until.is_some() => {
-                // The CLI is gone but something still holds its pipes: a left-behind tool
-                // process. Reap, give the pipes one more moment, then stop reading.
-                if w.reaped {
-                    break;
-                }
-                reap_while_draining(cli, execution, sink).await;
-                w.reaped = true;
-                drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
-            },
-        }
-        if let Some((reason, why)) = stop_now {
-            w.stop = Some(reason);
-            let how = process::Stopper::first_stage_note();
-            sink.emit(LineKind::Engine, format!("{why}: {how}")).await;
-            stopper.begin(cli);
-        }
-    }
-    w
-}
-
-/// The CLI has exited but something still holds its pipes: kill what it left behind.
-async fn reap_while_draining(
-    cli: &mut process::CliProcess,
-    execution: &Execution,
-    sink: &mut Sink<'_>,
-) {
-    cli.kill_container();
-    let id = execution.id.to_string();
-    let n = blocking(move || reaper::reap(&[&id])).await;
-    sink.emit(
-        LineKind::Engine,
-        format!("the CLI exited but its output stayed open; killed {n} leftover process(es)"),
-    )
-    .await;
-}
-
-async fn handle_stderr(frame: Frame, st: &mut StreamState, sink: &mut Sink<'_>) {
-    match frame {
-        Frame::Line(bytes) => {
-            let text = sink
-                .redactor
-                .redact(&String::from_utf8_lossy(&bytes))
-                .into_owned();
-            if st.stderr_tail.len() == STDERR_TAIL_LINES {
-                st.stderr_tail.pop_front();
-            }
-            st.stderr_tail.push_back(text.clone());
-            sink.emit(LineKind::Stderr, text).await;
-        }
-        Frame::Oversize(n) => {
-            sink.emit(
-                LineKind::Warning,
-                format!("a stderr line of {n} bytes was too long to keep"),
-            )
-            .await;
-        }
-    }
-}
-
-fn describe_exit(s: std::process::ExitStatus) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(sig) = s.signal() {
-            return format!("killed by signal {sig}");
-        }
-    }
-    match s.code() {
-        Some(c) => format!("exit code {c}"),
-        None => "unknown exit".into(),
-    }
-}
-
-/// The next call on the run's tool channel; pending forever without one.
-async fn next_tool_call(tools: &mut Option<&mut mcp::ToolChannel>) -> mcp::ToolCall {
-    match tools {
-        Some(ch) => ch.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A protocol tool call the run's MCP server forwarded: redacted, applied and recorded exactly
-/// like a protocol line, then answered.
-async fn handle_tool_call(
-    rt: &Runtime,
-    execution: &Execution,
-    persona: &Persona,
-    call: mcp::ToolCall,
-    st: &mut StreamState,
-    sink: &mut Sink<'_>,
-) {
-    let (store, bus, exec, pers, redactor) = (
-        rt.store.clone(),
-        rt.bus.clone(),
-        execution.clone(),
-        persona.clone(),
-        Arc::clone(&sink.redactor),
-    );
-    let (tool, args) = (call.tool, call.arguments);
-    let applied =
-        blocking(move || mcp::apply_call(&store, &bus, &exec, &pers, &redactor, &tool, args)).await;
-    let reply = match applied {
-        Ok((msg, applied)) => {
-            let json = serde_json::to_string(&msg).unwrap_or_default();
-            sink.emit(LineKind::Protocol, json).await;
-            if applied.accomplished.is_some() {
-                st.accomplished = applied.accomplished;
-            }
-            if applied.published_event {
-                rt.bus_wakeup.notify_one();
-            }
-            match applied.warning {
-                Some(w) => {
-                    sink.emit(LineKind::Warning, w.clone()).await;
-                    mcp::CallReply::err(w)
-                }
-                None => mcp::CallReply::ok(mcp::confirmation(&msg)),
-            }
-        }
-        Err(e) => {
-            let e = sink.redactor.redact(&e).into_owned();
-            sink.emit(LineKind::Warning, e.clone()).await;
-            mcp::CallReply::err(e)
-        }
-    };
-    let _ = call.reply.send(reply);
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn handle_stdout(
-    rt: &Runtime,
-    execution: &Execution,
-    persona: &Persona,
-    frame: Frame,
-    st: &mut StreamState,
-    sink: &mut Sink<'_>,
-) {
-    let bytes = match frame {
-        Frame::Line(b) => b,
-        Frame::Oversize(n) => {
-            sink.emit(
-                LineKind::Warning,
-                format!(
-                    "an output line of {n} bytes exceeded the {} byte cap and was not kept",
-                    rt.config.output_line_cap_bytes
-                ),
-            )
-            .await;
-            return;
-        }
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return;
-    }
-    // Redacted before it is parsed, so nothing derived from it (protocol rows, the result text)
-    // can carry a secret value either.
-    let text = sink
-        .redactor
-        .redact(&String::from_utf8_lossy(&bytes))
-        .into_owned();
-    let parsed = match parse_line(text.as_bytes()) {
-        Ok(line) => line,
-        Err(_) => {
-            // stdout is JSON only (README §3.1); anything else is kept, not fatal.
-            sink.emit(LineKind::Raw, text).await;
-            return;
-        }
-    };
-    let mut protocol_texts: Vec<String> = Vec::new();
-    let kind = match &parsed {
-        ClaudeLine::Init(init) => {
-            st.session_id = Some(init.session_id.clone());
-            let store = rt.store.clone();
-            let id = execution.id.clone();
-            let session = init.session_id.clone();
-            let model = init.model.clone();
-            if let Err(e) = blocking(move || {
-                store
-                    .executions()
-                    .set_session(&id, &session, model.as_deref())
-            })
-            .await
-            {
-                tracing::warn!(error = %e, "cannot record the session id");
-            }
-            LineKind::System
-        }
-        ClaudeLine::ApiRetry(r) => {
-            st.last_retry = Some(r.clone());
-            LineKind::Retry
-        }
-        ClaudeLine::System { .. } | ClaudeLine::Other { .. } => LineKind::System,
-        ClaudeLine::Assistant(a) => {
-            let mut kind = LineKind::AssistantText;
-            for b in &a.blocks {
-                match b {
-                    Block::ToolUse { id, .. } => {
-                        st.pending_tools.insert(id.clone());
-                        st.used_tools = true;
-                        kind = LineKind::ToolUse;
-                    }
-                    Block::Thinking(_) => kind = LineKind::Thinking,
-                    // Only the persona's own words carry protocol, not sub-agents' or the CLI's
-                    // synthetic error text.
-                    Block::Text(t) if a.parent_tool_use_id.is_none() && !a.is_synthetic() => {
-                        protocol_texts.push(t.clone());
-                    }
-                    _ => {}
-                }
-            }
-            kind
-        }
-        ClaudeLine::User(u) => {
-            let mut kind = LineKind::User;
-            for b in &u.blocks {
-                if let Block::ToolResult(r) = b {
-                    st.pending_tools.remove(&r.tool_use_id);
-                    kind = LineKind::ToolResult;
-                }
-            }
-            kind
-        }
-        ClaudeLine::Result(_) => LineKind::Result,
-    };
-    sink.emit(kind, text).await;
-    if let ClaudeLine::Result(r) = parsed {
-        st.pending_tools.clear();
-        st.result = Some(r);
-    }
-    for t in protocol_texts {
-        apply_protocol(rt, execution, persona, &t, st, sink).await;
-    }
-}
-
-async fn apply_protocol(
-    rt: &Runtime,
-    execution: &Execution,
-    persona: &Persona,
-    text: &str,
-    st: &mut StreamState,
-    sink: &mut Sink<'_>,
-) {
-    for scanned in scan_text(text) {
-        match scanned {
-            Ok(msg) => {
-                let (store, bus, exec, pers, m) = (
-                    rt.store.clone(),
-                    rt.bus.clone(),
-                    execution.clone(),
-                    persona.clone(),
-                    msg.clone(),
-                );
-                let applied =
-                    blocking(move || protocol::apply(&store, &bus, &exec, &pers, &m)).await;
-                let json = serde_json::to_string(&msg).unwrap_or_default();
-                sink.emit(LineKind::Protocol, json).await;
-                match applied {
-                    Ok(a) => {
-                        if let Some(w) = a.warning {
-                            sink.emit(LineKind::Warning, w).await;
-                        }
-                        if a.accomplished.is_some() {
-                            st.accomplished = a.accomplished;
-                        }
-                        if a.published_event {
-                            rt.bus_wakeup.notify_one();
-                        }
-                    }
-                    Err(e) => {
-                        sink.emit(
-                            LineKind::Warning,
-                            format!("{} could not be stored: {e}", msg.key()),
-                        )
-                        .await;
-                    }
-                }
-            }
-            Err(w) => {
-                let json = serde_json::to_string(&w).unwrap_or_default();
-                sink.emit(LineKind::Warning, json).await;
-            }
-        }
-    }
-}
-
-/// Numbers, caps, redacts and hands lines of one execution to the writer.
-struct Sink<'r> {
-    rt: &'r Runtime,
-    execution_id: personas_core::ExecutionId,
-    seq: i64,
-    stored_bytes: usize,
-    truncated: bool,
-    /// Every secret value of this run; applied to every line before it is stored or broadcast.
-    redactor: Arc<Redactor>,
-}
-
-impl<'r> Sink<'r> {
-    fn new(rt: &'r Runtime, execution: &Execution) -> Self {
-        Self {
-            rt,
-            execution_id: execution.id.clone(),
-            // A resumed execution continues its numbering.
-            seq: execution.output_lines as i64,
-            stored_bytes: 0,
-            truncated: false,
-            redactor: Arc::new(Redactor::none()),
-        }
-    }
-
-    async fn emit(&mut self, kind: LineKind, mut text: String) {
-        self.redactor.redact_string(&mut text);
-        // Results, protocol, warnings and engine notes are always kept: they explain the run.
-        let essential = matches!(
-            kind,
-            LineKind::Result | LineKind::Protocol | LineKind::Warning | LineKind::Engine
-        );
-        if !essential && self.stored_bytes + text.len() > self.rt.config.output_total_cap_bytes {
-            if !self.truncated {
-                self.truncated = true;
-                let store = self.rt.store.clone();
-                let id = self.execution_id.clone();
-                if let Err(e) = blocking(move || store.executions().set_output_truncated(&id)).await
-                {
-                    tracing::warn!(error = %e, "cannot mark output truncated");
-                }
-                let note = format!(
-                    "output truncated: more than {} bytes; later lines are not stored",
-                    self.rt.config.output_total_cap_bytes
-                );
-                Box::pin(self.emit(LineKind::Engine, note)).await;
-            }
-            return;
-        }
-        self.stored_bytes += text.len();
-        self.seq += 1;
-        self.rt
-            .writer
-            .line(NewLine {
-                execution_id: self.execution_id.clone(),
-                seq: self.seq,
-                kind,
-                text,
-                at_ms: chrono::Utc::now().timestamp_millis(),
-            })
-            .await;
-    }
 }

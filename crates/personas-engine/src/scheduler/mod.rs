@@ -14,6 +14,7 @@
 pub mod watch;
 
 use crate::bus::Publisher;
+use crate::component::{Component, Running, Wake, sleep_until};
 use crate::config::EngineConfig;
 use crate::events::{EngineEvent, EventBus};
 use crate::runner::blocking;
@@ -59,8 +60,9 @@ impl Scheduler {
     }
 
     /// Starts the file watchers of the triggers stored now, so that once this returns their
-    /// changes are seen. Then [`Armed::run`] does the rest.
-    pub async fn arm(self, shutdown: CancellationToken) -> Armed {
+    /// changes are seen. Then [`Armed::run`] does the rest; the watchers stop with it.
+    pub async fn arm(self) -> Armed {
+        let shutdown = CancellationToken::new();
         let watches = Watches::start(
             self.publisher.clone(),
             self.events.clone(),
@@ -108,14 +110,25 @@ impl Armed {
         self.seen_version = version;
     }
 
-    /// Runs until shutdown. `changes` is notified when triggers were edited; while `paused`
-    /// holds `true` no cron trigger fires (file watchers keep running).
+    /// Runs until `stop`, then stops the file watchers. `changes` is notified when triggers
+    /// were edited; while `paused` holds `true` no cron trigger fires (file watchers keep
+    /// running).
     pub async fn run(
         mut self,
         changes: Arc<Notify>,
         mut paused: tokio::sync::watch::Receiver<bool>,
+        stop: CancellationToken,
     ) {
-        let poll = Duration::from_millis(self.scheduler.config.bus_poll_ms);
+        self.fire_until(&changes, &mut paused, &stop).await;
+        self.shutdown.cancel();
+    }
+
+    async fn fire_until(
+        &mut self,
+        changes: &Notify,
+        paused: &mut tokio::sync::watch::Receiver<bool>,
+        stop: &CancellationToken,
+    ) {
         loop {
             self.reload().await;
             let next_due = if *paused.borrow_and_update() {
@@ -127,27 +140,50 @@ impl Armed {
             let deadline = next_due.map(|t| {
                 tokio::time::Instant::now() + (t - Utc::now()).to_std().unwrap_or(Duration::ZERO)
             });
-            loop {
+            let woken = async {
                 tokio::select! {
-                    _ = sleep_until_opt(deadline) => break,
-                    _ = changes.notified() => break,
-                    r = paused.changed() => {
-                        if r.is_err() {
-                            return;
-                        }
-                        break;
-                    }
-                    _ = tokio::time::sleep(poll) => {
-                        let store = self.scheduler.store.clone();
-                        let now = blocking(move || store.bus().version("triggers")).await.ok();
-                        if now != self.seen_version {
-                            break;
-                        }
-                    }
-                    _ = self.shutdown.cancelled() => return,
+                    _ = changes.notified() => {}
+                    // The sender lives as long as the engine; a closed channel changes nothing.
+                    Ok(()) = paused.changed() => {}
+                    _ = self.changed_elsewhere() => {}
                 }
+            };
+            if sleep_until(deadline, woken, stop).await == Wake::Stop {
+                return;
             }
         }
+    }
+
+    /// Resolves once another process changed triggers (polled every `bus_poll_ms`).
+    async fn changed_elsewhere(&self) {
+        let poll = Duration::from_millis(self.scheduler.config.bus_poll_ms);
+        loop {
+            tokio::time::sleep(poll).await;
+            let store = self.scheduler.store.clone();
+            let now = blocking(move || store.bus().version("triggers")).await.ok();
+            if now != self.seen_version {
+                return;
+            }
+        }
+    }
+}
+
+/// The scheduler as an engine component.
+pub struct SchedulerComponent {
+    pub scheduler: Armed,
+    /// Notified when triggers were edited.
+    pub changes: Arc<Notify>,
+    /// `true` while cron firing is paused.
+    pub paused: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Component for SchedulerComponent {
+    fn name(&self) -> &'static str {
+        "scheduler"
+    }
+
+    fn run(self: Box<Self>, stop: CancellationToken) -> Running {
+        Box::pin(self.scheduler.run(self.changes, self.paused, stop))
     }
 }
 
@@ -181,13 +217,6 @@ impl Scheduler {
                 Some(Utc::now() + TimeDelta::milliseconds(self.config.bus_poll_ms as i64))
             }
         }
-    }
-}
-
-async fn sleep_until_opt(t: Option<tokio::time::Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
     }
 }
 

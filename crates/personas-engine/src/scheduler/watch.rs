@@ -8,6 +8,7 @@
 //! created-then-deleted is nothing.
 
 use crate::bus::Publisher;
+use crate::component::{Wake, sleep_until};
 use crate::events::{EngineEvent, EventBus};
 use globset::{Glob, GlobMatcher};
 use notify::event::{ModifyKind, RenameMode};
@@ -242,29 +243,16 @@ async fn debounce_loop(
     let mut pending: HashMap<(TriggerId, PathBuf), Pending> = HashMap::new();
     loop {
         let next = pending.values().map(|p| p.quiet_at.min(p.latest_at)).min();
-        tokio::select! {
-            seen = rx.recv() => {
-                let Some(seen) = seen else { return };
-                let now = Instant::now();
-                let key = (seen.spec.trigger_id.clone(), seen.path.clone());
-                let entry = pending.entry(key).or_insert_with(|| Pending {
-                    spec: Arc::clone(&seen.spec),
-                    change: None,
-                    quiet_at: now,
-                    latest_at: now + window * 10,
-                });
-                entry.change = match entry.change {
-                    None => Some(seen.change),
-                    Some(c) => c.then(seen.change),
-                };
-                entry.quiet_at = now + window;
-            }
-            _ = async {
-                match next {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            } => {
+        let mut received = None;
+        let woken = async { received = Some(rx.recv().await) };
+        match sleep_until(next, woken, &shutdown).await {
+            Wake::Stop => return,
+            Wake::Woken => match received.flatten() {
+                Some(seen) => note(&mut pending, seen, window),
+                // Every watcher is gone.
+                None => return,
+            },
+            Wake::Due => {
                 let now = Instant::now();
                 let due: Vec<_> = pending
                     .iter()
@@ -279,9 +267,25 @@ async fn debounce_loop(
                     }
                 }
             }
-            _ = shutdown.cancelled() => return,
         }
     }
+}
+
+/// Folds a seen change into its path's pending one and restarts its quiet period.
+fn note(pending: &mut HashMap<(TriggerId, PathBuf), Pending>, seen: Seen, window: Duration) {
+    let now = Instant::now();
+    let key = (seen.spec.trigger_id.clone(), seen.path.clone());
+    let entry = pending.entry(key).or_insert_with(|| Pending {
+        spec: Arc::clone(&seen.spec),
+        change: None,
+        quiet_at: now,
+        latest_at: now + window * 10,
+    });
+    entry.change = match entry.change {
+        None => Some(seen.change),
+        Some(c) => c.then(seen.change),
+    };
+    entry.quiet_at = now + window;
 }
 
 async fn publish(

@@ -663,6 +663,7 @@ async fn a_secret_given_to_the_api_never_comes_back_out() {
         ("resume_persona", json!({"persona": "Leaky"})),
         ("list_healing", json!({"all": true})),
         ("resolve_issue", json!({"id": "0000ffff"})),
+        ("get_metrics", json!({})),
         ("delete_persona", json!({"persona": "Leaky"})),
     ];
     let covered: std::collections::BTreeSet<&str> = reqs.iter().map(|(op, _)| *op).collect();

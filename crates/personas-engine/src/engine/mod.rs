@@ -2,9 +2,10 @@
 //! store and one event channel, and keeps running executions accounted for.
 //!
 //! Two ways to host it:
-//! - [`Engine::start`] for a daemon (`personas up`, the desktop app): crash recovery, the queue,
-//!   heartbeats, the orphan reaper, the bus dispatcher and the scheduler run until
-//!   [`Engine::shutdown`].
+//! - [`Engine::start`] for a daemon (`personas up`, the desktop app): crash recovery, then the
+//!   components (see [`crate::component`]; the queue's runner pool, heartbeat, reaper, bus
+//!   dispatcher, scheduler, …) run until [`Engine::shutdown`] stops them in reverse order. The
+//!   engine's own components are in `loops`.
 //! - [`Engine::run_foreground`] for a one-shot `personas run --follow` with no daemon: claims and
 //!   runs one execution in this process, with the same heartbeats.
 //!
@@ -12,9 +13,14 @@
 //! heartbeat; an execution whose owner process is gone (or silent past `stale_after`) is marked
 //! failed/interrupted and its leftover processes are killed — at start-up and periodically.
 
+mod loops;
+
 use crate::bus::{self, Dispatcher, Publisher};
+use crate::component::{Component, Host};
+use crate::component::{Wake, due_in, sleep_until};
 use crate::config::EngineConfig;
 use crate::events::{EngineEvent, EventBus};
+use crate::metrics::{Event, Metrics};
 use crate::reaper;
 use crate::runner::{self, Runtime, blocking};
 use crate::scheduler::Scheduler;
@@ -28,7 +34,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -56,8 +61,12 @@ struct Inner {
     scheduler_paused: tokio::sync::watch::Sender<bool>,
     publisher: Publisher,
     running: Mutex<HashMap<ExecutionId, CancellationToken>>,
+    /// Cancelled when shutdown begins: no new work is taken, foreground runs are interrupted.
     shutdown: CancellationToken,
-    tasks: TaskTracker,
+    /// The components [`Engine::start`] started.
+    host: Host,
+    /// The writer's thread until [`Engine::start`] hands it to the writer component.
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -72,8 +81,9 @@ impl Engine {
     /// environment (`PERSONAS_VAULT_PASSPHRASE`, `PERSONAS_VAULT_KEYCHAIN`).
     pub fn with_vault(config: EngineConfig, store: Store, vault: VaultOptions) -> Engine {
         let bus = EventBus::new();
-        // The writer thread ends by itself once the last handle (inside `Inner`) is dropped.
-        let (writer, _writer_thread) = OutputWriter::start(store.clone(), bus.clone());
+        // The writer thread runs from here (a one-shot run needs it without a daemon); it ends
+        // when the writer component is stopped, or by itself once the last handle is dropped.
+        let (writer, writer_thread) = OutputWriter::start(store.clone(), bus.clone());
         let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
         let bus_wakeup = Arc::new(Notify::new());
         let publisher = Publisher::start(store.clone(), bus.clone(), Arc::clone(&bus_wakeup));
@@ -94,7 +104,8 @@ impl Engine {
                 publisher,
                 running: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
-                tasks: TaskTracker::new(),
+                host: Host::new(),
+                writer_thread: Mutex::new(Some(writer_thread)),
             }),
         }
     }
@@ -131,8 +142,10 @@ impl Engine {
         Arc::clone(&self.inner.rt.bus_wakeup)
     }
 
-    /// Recovers from a previous crash, then starts the queue, the heartbeat/reaper loops, the
-    /// bus dispatcher, the scheduler, the review deadline timer and the notification sender.
+    /// Recovers from a previous crash, then starts the components (see [`crate::component`]):
+    /// the writer, heartbeat, runner pool, bus dispatcher, scheduler, review timeouts,
+    /// notification delivery, reaper, healing sweep and retention. [`Engine::shutdown`] stops
+    /// them in reverse order.
     pub async fn start(&self) -> Result<(), EngineError> {
         self.recover().await?;
         self.seal_legacy_webhook_secrets().await;
@@ -151,43 +164,62 @@ impl Engine {
             Ok::<_, StoreError>(dispatcher)
         })
         .await?;
-        let me = self.clone();
-        self.inner.tasks.spawn(async move { me.queue_loop().await });
-        let me = self.clone();
-        self.inner
-            .tasks
-            .spawn(async move { me.heartbeat_loop(true).await });
-        self.inner.tasks.spawn(dispatcher.run(
-            Arc::clone(&self.inner.rt.bus_wakeup),
-            Arc::clone(&self.inner.queue_wakeup),
-            self.inner.shutdown.clone(),
-        ));
         let scheduler = Scheduler::new(
             self.store().clone(),
             self.bus().clone(),
             Arc::clone(&self.inner.rt.config),
             self.inner.publisher.clone(),
             Arc::clone(&self.inner.rt.bus_wakeup),
-        );
-        let scheduler = scheduler.arm(self.inner.shutdown.clone()).await;
-        self.inner.tasks.spawn(scheduler.run(
-            Arc::clone(&self.inner.scheduler_wakeup),
-            self.inner.scheduler_paused.subscribe(),
-        ));
-        self.inner.tasks.spawn(crate::review::timer(
-            self.inner.rt.clone(),
-            Arc::clone(&self.inner.queue_wakeup),
-            self.inner.shutdown.clone(),
-        ));
-        self.inner.tasks.spawn(crate::delivery::run(
-            self.inner.rt.clone(),
-            self.inner.owner.clone(),
-            self.inner.shutdown.clone(),
-        ));
-        self.inner.tasks.spawn(crate::retention::run(
-            self.inner.rt.clone(),
-            self.inner.shutdown.clone(),
-        ));
+        )
+        .arm()
+        .await;
+        let writer_thread = self
+            .inner
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let rt = &self.inner.rt;
+        // Start order; they stop in reverse: the writer outlives the runs, the heartbeat
+        // keeps stamping while the runs stop.
+        let components: Vec<Box<dyn Component>> = vec![
+            Box::new(crate::writer::WriterComponent::new(
+                rt.writer.clone(),
+                writer_thread,
+            )),
+            Box::new(loops::Heartbeat {
+                engine: self.clone(),
+            }),
+            Box::new(loops::RunnerPool {
+                engine: self.clone(),
+            }),
+            Box::new(bus::dispatcher::DispatcherComponent {
+                dispatcher,
+                wakeup: Arc::clone(&rt.bus_wakeup),
+                delivered: Arc::clone(&self.inner.queue_wakeup),
+            }),
+            Box::new(crate::scheduler::SchedulerComponent {
+                scheduler,
+                changes: Arc::clone(&self.inner.scheduler_wakeup),
+                paused: self.inner.scheduler_paused.subscribe(),
+            }),
+            Box::new(crate::review::ReviewTimeouts {
+                rt: rt.clone(),
+                queue_wakeup: Arc::clone(&self.inner.queue_wakeup),
+            }),
+            Box::new(crate::delivery::Delivery {
+                rt: rt.clone(),
+                owner: self.inner.owner.clone(),
+            }),
+            Box::new(loops::Reaper {
+                engine: self.clone(),
+            }),
+            Box::new(loops::Healing {
+                engine: self.clone(),
+            }),
+            Box::new(crate::retention::Retention { rt: rt.clone() }),
+        ];
+        self.inner.host.start(components);
         Ok(())
     }
 
@@ -297,10 +329,13 @@ impl Engine {
     /// Runs one queued execution in this process (no daemon), waiting for a free slot under
     /// the global and per-persona limits. Returns the finished execution.
     pub async fn run_foreground(&self, id: &ExecutionId) -> Result<Execution, EngineError> {
-        let heartbeat = {
-            let me = self.clone();
-            tokio::spawn(async move { me.heartbeat_loop(false).await })
-        };
+        let stop_heartbeat = CancellationToken::new();
+        let heartbeat = tokio::spawn(
+            Box::new(loops::Heartbeat {
+                engine: self.clone(),
+            })
+            .run(stop_heartbeat.clone()),
+        );
         let result = async {
             let limit = self.config().max_concurrent;
             loop {
@@ -310,7 +345,7 @@ impl Engine {
                 let admitted =
                     blocking(move || store.executions().admit(&id2, limit, &owner, &caps)).await?;
                 if let Some(exec) = admitted.started {
-                    return Ok(self.run_claimed(exec).await);
+                    return Ok(self.run_claimed(exec, self.inner.shutdown.clone()).await);
                 }
                 if let Some(refused) = admitted.refused.first().cloned() {
                     self.announce_refused(admitted.refused).await;
@@ -323,22 +358,24 @@ impl Engine {
                     // Someone else ran or cancelled it meanwhile.
                     return Ok(current);
                 }
-                tokio::select! {
-                    _ = self.inner.queue_wakeup.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(self.config().queue_poll_ms)) => {}
-                    _ = self.inner.shutdown.cancelled() => return Err(EngineError::ShuttingDown),
+                let poll = Duration::from_millis(self.config().queue_poll_ms);
+                let woken = self.inner.queue_wakeup.notified();
+                if sleep_until(due_in(poll), woken, &self.inner.shutdown).await == Wake::Stop {
+                    return Err(EngineError::ShuttingDown);
                 }
             }
         }
         .await;
-        heartbeat.abort();
+        stop_heartbeat.cancel();
+        let _ = heartbeat.await;
         result
     }
 
-    async fn run_claimed(&self, exec: Execution) -> Execution {
+    /// Runs an admitted execution; `shutdown` interrupts it (its host is stopping).
+    async fn run_claimed(&self, exec: Execution, shutdown: CancellationToken) -> Execution {
         let stops = runner::StopSignals {
             cancel: CancellationToken::new(),
-            shutdown: self.inner.shutdown.clone(),
+            shutdown,
         };
         self.lock_running()
             .insert(exec.id.clone(), stops.cancel.clone());
@@ -378,73 +415,20 @@ impl Engine {
         self.lock_running().len()
     }
 
-    async fn queue_loop(&self) {
-        let poll = Duration::from_millis(self.config().queue_poll_ms);
-        loop {
-            while !self.inner.shutdown.is_cancelled() {
-                let (store, owner) = (self.store().clone(), self.inner.owner.clone());
-                let limit = self.config().max_concurrent;
-                let caps = self.caps();
-                match blocking(move || store.executions().admit_next(limit, &owner, &caps)).await {
-                    Ok(admitted) => {
-                        let refused = !admitted.refused.is_empty();
-                        self.announce_refused(admitted.refused).await;
-                        match admitted.started {
-                            Some(exec) => {
-                                let me = self.clone();
-                                self.inner.tasks.spawn(async move {
-                                    me.run_claimed(exec).await;
-                                });
-                            }
-                            None if refused => {}
-                            None => break,
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "claiming queued executions failed");
-                        break;
+    /// One heartbeat: stamps our running executions alive and cancels those another process
+    /// asked to cancel.
+    async fn beat(&self) {
+        let (store, owner) = (self.store().clone(), self.inner.owner.clone());
+        match blocking(move || store.executions().heartbeat(&owner)).await {
+            Ok(cancelled) => {
+                let running = self.lock_running();
+                for id in cancelled {
+                    if let Some(t) = running.get(&id) {
+                        t.cancel();
                     }
                 }
             }
-            tokio::select! {
-                _ = self.inner.queue_wakeup.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
-                _ = self.inner.shutdown.cancelled() => return,
-            }
-        }
-    }
-
-    /// Stamps our running executions alive, picks up cancel requests made by other processes,
-    /// and (for a daemon) recovers executions whose owner vanished.
-    async fn heartbeat_loop(&self, reap_others: bool) {
-        let every = Duration::from_secs(self.config().heartbeat_secs);
-        let mut ticks: u64 = 0;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = self.inner.shutdown.cancelled() => return,
-            }
-            ticks += 1;
-            let (store, owner) = (self.store().clone(), self.inner.owner.clone());
-            match blocking(move || store.executions().heartbeat(&owner)).await {
-                Ok(cancelled) => {
-                    let running = self.lock_running();
-                    for id in cancelled {
-                        if let Some(t) = running.get(&id) {
-                            t.cancel();
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-            }
-            if reap_others && ticks.is_multiple_of(5) {
-                if let Err(e) = self.recover().await {
-                    tracing::warn!(error = %e, "recovering orphaned executions failed");
-                }
-                // Executions ended elsewhere (refused, ended by a review decision in another
-                // process) still get their healing bookkeeping and metrics.
-                crate::healing::sweep(&self.inner.rt).await;
-            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
     }
 
@@ -463,16 +447,21 @@ impl Engine {
         if recovered.is_empty() {
             return Ok(());
         }
-        tracing::warn!(
-            count = recovered.len(),
-            "marked executions of a vanished runtime as interrupted"
-        );
+        let metrics = self.metrics();
+        metrics.record(Event::ExecutionsRecovered {
+            count: recovered.len() as u64,
+        });
         let ids: Vec<String> = recovered.iter().map(|e| e.id.to_string()).collect();
-        blocking(move || {
+        let reaped = blocking(move || {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             reaper::reap(&refs)
         })
         .await;
+        if reaped > 0 {
+            metrics.record(Event::ReapedProcesses {
+                count: reaped as u64,
+            });
+        }
         for e in &recovered {
             self.inner.rt.bus.send(EngineEvent::execution(e));
         }
@@ -576,8 +565,81 @@ impl Engine {
     /// the shutdown), waits for them, and flushes output.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
-        self.inner.tasks.close();
-        self.inner.tasks.wait().await;
+        self.inner.host.stop().await;
+        // Without a daemon (no writer component), what one-shot runs queued is flushed here.
         self.inner.rt.writer.flush().await;
+    }
+
+    /// The names of the components running now, in start order (empty before [`Engine::start`]
+    /// and after [`Engine::shutdown`]).
+    pub fn components(&self) -> Vec<&'static str> {
+        self.inner.host.names()
+    }
+
+    /// The engine's counters (see [`crate::metrics`]).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.inner.rt.bus.metrics()
+    }
+
+    /// The engine's gauges now.
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            running_executions: self.running_count() as u64,
+            writer_queue_depth: self.inner.rt.writer.queued() as u64,
+            subscribers: self.inner.rt.bus.subscribers() as u64,
+        }
+    }
+}
+
+/// Point-in-time values of this engine (the store's counts are read by the host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gauges {
+    /// Executions this process is running.
+    pub running_executions: u64,
+    /// Output lines waiting for the writer.
+    pub writer_queue_depth: u64,
+    /// Subscribers of the engine's event channel.
+    pub subscribers: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use personas_core::PersonaSpec;
+
+    #[tokio::test]
+    async fn start_runs_every_component_and_shutdown_stops_them_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_in_dir(dir.path()).expect("store");
+        let persona = store
+            .personas()
+            .create(&PersonaSpec::new("P", "Do it."))
+            .expect("persona");
+        let engine = Engine::with_vault(
+            EngineConfig::for_data_dir(dir.path()),
+            store,
+            VaultOptions::default(),
+        );
+        assert!(engine.components().is_empty(), "nothing runs before start");
+        engine.start().await.expect("start");
+        assert_eq!(
+            engine.components(),
+            [
+                "writer",
+                "heartbeat",
+                "runner_pool",
+                "dispatcher",
+                "scheduler",
+                "review_timeouts",
+                "delivery",
+                "reaper",
+                "healing",
+                "retention"
+            ]
+        );
+        engine.shutdown().await;
+        assert!(engine.components().is_empty(), "every component stopped");
+        let refused = engine.enqueue(NewExecution::manual(persona.id, None)).await;
+        assert!(matches!(refused, Err(EngineError::ShuttingDown)));
     }
 }
