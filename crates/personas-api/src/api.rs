@@ -1,22 +1,25 @@
 //! [`Api`]: the operations implemented over the store and the engine. Hosts (the HTTP server,
 //! the desktop shell) hold one and call it; it knows nothing of HTTP or Tauri.
-//! Credentials, the vault, tools and permission templates live in [`access`]; channels,
-//! policies, healing issues and circuit breakers in [`oversight`].
+//! Every operation is an inherent `pub async fn` on [`Api`] named as in the table
+//! (`for_each_operation!`, which also documents it); `impl Operations for Api` is generated
+//! from the table and calls them. This module owns settings, personas, runs, the inbox,
+//! memories, reviews, stats and the canvas; credentials, the vault, tools and permission
+//! templates live in [`access`]; channels, policies, healing issues and circuit breakers in
+//! [`oversight`]; triggers and the event bus in [`crate::bus`].
 
 mod access;
 mod metrics;
 mod oversight;
 
-use crate::bus::*;
 use crate::error::{ApiError, Code};
 use crate::ops::*;
 use crate::system::{self, Check, CheckStatus};
-use crate::{Operations, templates};
+use crate::templates;
 use personas_core::{Execution, ExecutionId, ExecutionStatus, Persona, PersonaId};
 use personas_engine::config::config_file;
 use personas_engine::{Engine, EngineConfig, locate};
 use personas_store::{
-    EventRow, ExecutionFilter, MemoryRow, NewExecution, RunStats, Store, StoreError,
+    ExecutionFilter, MemoryEdit, MemoryRow, NewExecution, RunStats, Store, StoreError,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -220,8 +223,8 @@ fn check_memory_fields(
 
 const REVIEW_STATUSES: [&str; 5] = ["pending", "approved", "rejected", "timed_out", "cancelled"];
 
-impl Operations for Api {
-    async fn system_check(&self, _: Empty) -> Result<SystemReport, ApiError> {
+impl Api {
+    pub async fn system_check(&self, _: Empty) -> Result<SystemReport, ApiError> {
         let cfg = self.config().clone();
         let store = self.inner.engine.store().clone();
         let mut checks = system::checks(&cfg, Ok(&store), self.inner.engine.vault()).await;
@@ -241,11 +244,11 @@ impl Operations for Api {
         })
     }
 
-    async fn get_settings(&self, _: Empty) -> Result<Settings, ApiError> {
+    pub async fn get_settings(&self, _: Empty) -> Result<Settings, ApiError> {
         Ok(self.settings_now())
     }
 
-    async fn update_settings(&self, req: UpdateSettings) -> Result<Settings, ApiError> {
+    pub async fn update_settings(&self, req: UpdateSettings) -> Result<Settings, ApiError> {
         let path = config_file(&self.config().data_dir);
         let mut table: toml::Table = match std::fs::read_to_string(&path) {
             Ok(text) => text.parse().map_err(|e| {
@@ -299,34 +302,37 @@ impl Operations for Api {
         Ok(self.settings_now())
     }
 
-    async fn list_personas(&self, _: Empty) -> Result<PersonaList, ApiError> {
+    pub async fn list_personas(&self, _: Empty) -> Result<PersonaList, ApiError> {
         let personas = self.store(|s| s.personas().list()).await?;
         Ok(PersonaList { personas })
     }
 
-    async fn get_persona(&self, req: PersonaRef) -> Result<Persona, ApiError> {
+    pub async fn get_persona(&self, req: PersonaRef) -> Result<Persona, ApiError> {
         self.persona(req.persona).await
     }
 
-    async fn create_persona(&self, req: CreatePersona) -> Result<Persona, ApiError> {
+    pub async fn create_persona(&self, req: CreatePersona) -> Result<Persona, ApiError> {
         let links = self.resolve_links(req.credentials, req.tools).await?;
         let spec = access::with_template(req.spec, req.permissions_template);
         self.store(move |s| s.personas().create_linked(&spec, &links))
             .await
     }
 
-    async fn update_persona(&self, req: UpdatePersona) -> Result<Persona, ApiError> {
+    pub async fn update_persona(&self, req: UpdatePersona) -> Result<Persona, ApiError> {
         let links = self.resolve_links(req.credentials, req.tools).await?;
         let spec = access::with_template(req.spec, req.permissions_template);
         self.store(move |s| s.personas().update_linked(&req.persona, &spec, &links))
             .await
     }
 
-    async fn delete_persona(&self, req: PersonaRef) -> Result<Persona, ApiError> {
+    pub async fn delete_persona(&self, req: PersonaRef) -> Result<Persona, ApiError> {
         self.store(move |s| s.personas().delete(&req.persona)).await
     }
 
-    async fn list_prompt_versions(&self, req: PersonaRef) -> Result<PromptVersionList, ApiError> {
+    pub async fn list_prompt_versions(
+        &self,
+        req: PersonaRef,
+    ) -> Result<PromptVersionList, ApiError> {
         let p = self.persona(req.persona).await?;
         let versions = self
             .store(move |s| s.personas().prompt_versions(&p.id))
@@ -334,13 +340,13 @@ impl Operations for Api {
         Ok(PromptVersionList { versions })
     }
 
-    async fn list_templates(&self, _: Empty) -> Result<TemplateList, ApiError> {
+    pub async fn list_templates(&self, _: Empty) -> Result<TemplateList, ApiError> {
         Ok(TemplateList {
             templates: templates::all(),
         })
     }
 
-    async fn create_from_template(&self, req: CreateFromTemplate) -> Result<Persona, ApiError> {
+    pub async fn create_from_template(&self, req: CreateFromTemplate) -> Result<Persona, ApiError> {
         let t = templates::find(&req.template_id).ok_or_else(|| {
             ApiError::new(
                 Code::NotFound,
@@ -354,7 +360,7 @@ impl Operations for Api {
         self.store(move |s| s.personas().create(&spec)).await
     }
 
-    async fn run_persona(&self, mut req: RunPersona) -> Result<Execution, ApiError> {
+    pub async fn run_persona(&self, mut req: RunPersona) -> Result<Execution, ApiError> {
         let p = self.persona(req.persona).await?;
         if let Some(input) = req.input.as_mut() {
             personas_core::redact::redact_json(&self.known_secrets().await, input);
@@ -366,7 +372,7 @@ impl Operations for Api {
             .await?)
     }
 
-    async fn list_executions(&self, req: ListExecutions) -> Result<ExecutionList, ApiError> {
+    pub async fn list_executions(&self, req: ListExecutions) -> Result<ExecutionList, ApiError> {
         let persona_id = match req.persona {
             Some(p) => Some(self.persona(p).await?.id),
             None => None,
@@ -380,11 +386,14 @@ impl Operations for Api {
         Ok(ExecutionList { executions })
     }
 
-    async fn get_execution(&self, req: ExecutionRef) -> Result<Execution, ApiError> {
+    pub async fn get_execution(&self, req: ExecutionRef) -> Result<Execution, ApiError> {
         self.store(move |s| s.executions().find(&req.id)).await
     }
 
-    async fn execution_output(&self, req: ExecutionOutputRequest) -> Result<OutputPage, ApiError> {
+    pub async fn execution_output(
+        &self,
+        req: ExecutionOutputRequest,
+    ) -> Result<OutputPage, ApiError> {
         let n = limit(req.limit, 1000, MAX_OUTPUT_PAGE);
         let after = req.after.unwrap_or(0);
         if after < 0 {
@@ -407,13 +416,13 @@ impl Operations for Api {
         })
     }
 
-    async fn cancel_execution(&self, req: ExecutionRef) -> Result<Execution, ApiError> {
+    pub async fn cancel_execution(&self, req: ExecutionRef) -> Result<Execution, ApiError> {
         let e = self.store(move |s| s.executions().find(&req.id)).await?;
         let id: ExecutionId = e.id;
         Ok(self.inner.engine.cancel(&id).await?)
     }
 
-    async fn list_messages(&self, req: ListMessages) -> Result<MessageList, ApiError> {
+    pub async fn list_messages(&self, req: ListMessages) -> Result<MessageList, ApiError> {
         let n = limit(req.limit, 100, MAX_LIMIT);
         let unread_only = req.unread_only.unwrap_or(false);
         let (messages, unread) = self
@@ -425,26 +434,26 @@ impl Operations for Api {
         Ok(MessageList { messages, unread })
     }
 
-    async fn mark_messages_read(&self, req: MarkMessagesRead) -> Result<Updated, ApiError> {
+    pub async fn mark_messages_read(&self, req: MarkMessagesRead) -> Result<Updated, ApiError> {
         let updated = self
             .store(move |s| s.protocol().mark_read(req.ids.as_deref()))
             .await?;
         Ok(Updated { updated })
     }
 
-    async fn list_memories(&self, req: ListMemories) -> Result<MemoryList, ApiError> {
+    pub async fn list_memories(&self, req: ListMemories) -> Result<MemoryList, ApiError> {
         let persona_id: Option<PersonaId> = match req.persona {
             Some(p) => Some(self.persona(p).await?.id),
             None => None,
         };
         let n = limit(req.limit, 200, MAX_LIMIT);
         let memories = self
-            .store(move |s| s.protocol().all_memories(persona_id.as_ref(), n))
+            .store(move |s| s.memories().list(persona_id.as_ref(), n))
             .await?;
         Ok(MemoryList { memories })
     }
 
-    async fn add_memory(&self, mut req: AddMemory) -> Result<MemoryRow, ApiError> {
+    pub async fn add_memory(&self, mut req: AddMemory) -> Result<MemoryRow, ApiError> {
         let known = self.known_secrets().await;
         known.redact_string(&mut req.title);
         known.redact_string(&mut req.content);
@@ -459,29 +468,28 @@ impl Operations for Api {
         .await
     }
 
-    async fn update_memory(&self, mut req: UpdateMemory) -> Result<MemoryRow, ApiError> {
+    pub async fn update_memory(&self, mut req: UpdateMemory) -> Result<MemoryRow, ApiError> {
         let known = self.known_secrets().await;
         known.redact_string(&mut req.title);
         known.redact_string(&mut req.content);
         check_memory_fields(&req.title, &req.content, &req.category, req.importance)?;
         self.store(move |s| {
-            s.protocol().update_memory(
-                &req.id,
-                &req.title,
-                &req.content,
-                &req.category,
-                req.importance,
-            )
+            let edit = MemoryEdit {
+                title: Some(req.title),
+                content: Some(req.content),
+                category: Some(req.category),
+                importance: Some(req.importance),
+            };
+            s.memories().edit(&req.id, &edit)
         })
         .await
     }
 
-    async fn delete_memory(&self, req: MemoryRef) -> Result<MemoryRow, ApiError> {
-        self.store(move |s| s.protocol().delete_memory(&req.id))
-            .await
+    pub async fn delete_memory(&self, req: MemoryRef) -> Result<MemoryRow, ApiError> {
+        self.store(move |s| s.memories().delete(&req.id)).await
     }
 
-    async fn list_reviews(&self, req: ListReviews) -> Result<ReviewList, ApiError> {
+    pub async fn list_reviews(&self, req: ListReviews) -> Result<ReviewList, ApiError> {
         if let Some(st) = &req.status
             && !REVIEW_STATUSES.contains(&st.as_str())
         {
@@ -496,58 +504,7 @@ impl Operations for Api {
         Ok(ReviewList { reviews })
     }
 
-    async fn list_triggers(&self, req: ListTriggers) -> Result<TriggerList, ApiError> {
-        self.bus_list_triggers(req).await
-    }
-
-    async fn add_trigger(&self, req: AddTrigger) -> Result<TriggerView, ApiError> {
-        self.bus_add_trigger(req).await
-    }
-
-    async fn reveal_webhook_secret(&self, req: TriggerRef) -> Result<WebhookSecretShown, ApiError> {
-        self.bus_reveal_webhook_secret(req).await
-    }
-
-    async fn rotate_webhook_secret(&self, req: TriggerRef) -> Result<WebhookSecretShown, ApiError> {
-        self.bus_rotate_webhook_secret(req).await
-    }
-
-    async fn remove_trigger(&self, req: TriggerRef) -> Result<TriggerView, ApiError> {
-        self.bus_remove_trigger(req).await
-    }
-
-    async fn set_trigger_enabled(&self, req: SetTriggerEnabled) -> Result<TriggerView, ApiError> {
-        self.bus_set_trigger_enabled(req).await
-    }
-
-    async fn fire_trigger(&self, req: FireTrigger) -> Result<EventRow, ApiError> {
-        self.bus_fire_trigger(req).await
-    }
-
-    async fn preview_cron(&self, req: PreviewCron) -> Result<CronPreview, ApiError> {
-        self.bus_preview_cron(req).await
-    }
-
-    async fn list_events(&self, req: ListEvents) -> Result<EventList, ApiError> {
-        self.bus_list_events(req).await
-    }
-
-    async fn get_event(&self, req: EventRef) -> Result<EventView, ApiError> {
-        self.bus_get_event(req).await
-    }
-
-    async fn emit_event(&self, mut req: EmitEvent) -> Result<EventRow, ApiError> {
-        if let Some(payload) = req.payload.as_mut() {
-            personas_core::redact::redact_json(&self.known_secrets().await, payload);
-        }
-        self.bus_emit_event(req).await
-    }
-
-    async fn retry_event(&self, req: EventRef) -> Result<EventRow, ApiError> {
-        self.bus_retry_event(req).await
-    }
-
-    async fn decide_review(&self, mut req: DecideReview) -> Result<DecidedReview, ApiError> {
+    pub async fn decide_review(&self, mut req: DecideReview) -> Result<DecidedReview, ApiError> {
         if let Some(note) = req.note.as_mut() {
             self.known_secrets().await.redact_string(note);
         }
@@ -567,16 +524,21 @@ impl Operations for Api {
         })
     }
 
-    async fn get_stats(&self, req: StatsRequest) -> Result<RunStats, ApiError> {
+    pub async fn get_stats(&self, req: StatsRequest) -> Result<RunStats, ApiError> {
         let days = req.days.unwrap_or(14);
         if !(1..=366).contains(&days) {
             return Err(ApiError::invalid("days", "must be between 1 and 366"));
         }
         let tz = tz(req.tz_offset_minutes)?;
-        self.store(move |s| s.stats().runs(days, tz)).await
+        let persona = match req.persona {
+            Some(p) => Some(self.persona(p).await?.id),
+            None => None,
+        };
+        self.store(move |s| s.stats().runs(days, tz, persona.as_ref()))
+            .await
     }
 
-    async fn get_dashboard(&self, req: DashboardRequest) -> Result<Dashboard, ApiError> {
+    pub async fn get_dashboard(&self, req: DashboardRequest) -> Result<Dashboard, ApiError> {
         let tz = tz(req.tz_offset_minutes)?;
         self.store(move |s| {
             let ex = s.executions();
@@ -614,7 +576,7 @@ impl Operations for Api {
         .await
     }
 
-    async fn get_canvas(&self, _: Empty) -> Result<CanvasLayout, ApiError> {
+    pub async fn get_canvas(&self, _: Empty) -> Result<CanvasLayout, ApiError> {
         let path = self.canvas_path();
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text)
@@ -624,7 +586,7 @@ impl Operations for Api {
         }
     }
 
-    async fn save_canvas(&self, req: CanvasLayout) -> Result<CanvasLayout, ApiError> {
+    pub async fn save_canvas(&self, req: CanvasLayout) -> Result<CanvasLayout, ApiError> {
         if req.nodes.len() > 10_000 {
             return Err(ApiError::invalid("nodes", "at most 10000 nodes"));
         }
@@ -640,101 +602,6 @@ impl Operations for Api {
             serde_json::to_string_pretty(&req).map_err(|e| ApiError::internal(e.to_string()))?;
         write_atomic(&self.canvas_path(), &text)?;
         Ok(req)
-    }
-
-    async fn list_credential_types(&self, _: Empty) -> Result<CredentialTypeList, ApiError> {
-        Ok(self.credential_types().await)
-    }
-
-    async fn list_credentials(&self, _: Empty) -> Result<CredentialList, ApiError> {
-        self.credentials_list().await
-    }
-
-    async fn get_credential(&self, req: CredentialRef) -> Result<Credential, ApiError> {
-        self.credential_get(req).await
-    }
-
-    async fn create_credential(&self, req: CreateCredential) -> Result<Credential, ApiError> {
-        self.credential_create(req).await
-    }
-
-    async fn update_credential(&self, req: UpdateCredential) -> Result<Credential, ApiError> {
-        self.credential_update(req).await
-    }
-
-    async fn delete_credential(&self, req: DeleteCredential) -> Result<Credential, ApiError> {
-        self.credential_delete(req).await
-    }
-
-    async fn test_credential(&self, req: TestCredential) -> Result<CredentialTest, ApiError> {
-        self.credential_test(req).await
-    }
-
-    async fn vault_status(&self, _: Empty) -> Result<VaultStatus, ApiError> {
-        self.vault_state().await
-    }
-
-    async fn list_tools(&self, _: Empty) -> Result<ToolList, ApiError> {
-        self.tools_list().await
-    }
-
-    async fn create_tool(&self, req: CreateTool) -> Result<Tool, ApiError> {
-        self.tool_create(req).await
-    }
-
-    async fn delete_tool(&self, req: ToolRef) -> Result<Tool, ApiError> {
-        self.tool_delete(req).await
-    }
-
-    async fn get_persona_links(&self, req: PersonaRef) -> Result<PersonaLinks, ApiError> {
-        self.persona_links(req).await
-    }
-
-    async fn list_permission_templates(
-        &self,
-        _: Empty,
-    ) -> Result<PermissionTemplateList, ApiError> {
-        Ok(self.permission_templates())
-    }
-
-    async fn list_channels(&self, req: ListChannels) -> Result<ChannelList, ApiError> {
-        self.channels_list(req).await
-    }
-
-    async fn add_channel(&self, req: AddChannel) -> Result<Channel, ApiError> {
-        self.channel_add(req).await
-    }
-
-    async fn remove_channel(&self, req: ChannelRef) -> Result<Channel, ApiError> {
-        self.channel_remove(req).await
-    }
-
-    async fn test_channel(&self, req: ChannelRef) -> Result<ChannelTest, ApiError> {
-        self.channel_test(req).await
-    }
-
-    async fn get_policy(&self, req: PersonaRef) -> Result<PersonaPolicy, ApiError> {
-        self.policy_get(req).await
-    }
-
-    async fn update_policy(&self, req: UpdatePolicy) -> Result<PersonaPolicy, ApiError> {
-        self.policy_update(req).await
-    }
-
-    async fn resume_persona(&self, req: PersonaRef) -> Result<PersonaPolicy, ApiError> {
-        self.persona_resume(req).await
-    }
-
-    async fn list_healing(&self, req: ListHealing) -> Result<HealingList, ApiError> {
-        self.healing_list(req).await
-    }
-
-    async fn resolve_issue(&self, req: IssueRef) -> Result<personas_store::IssueRow, ApiError> {
-        self.issue_resolve(req).await
-    }
-
-    async fn get_metrics(&self, _: Empty) -> Result<Metrics, ApiError> {
-        self.metrics().await
     }
 }
 

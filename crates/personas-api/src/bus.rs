@@ -343,10 +343,7 @@ impl Api {
             .unwrap_or_else(|| format!("http://{}", self.engine().config().listen))
     }
 
-    pub(crate) async fn bus_list_triggers(
-        &self,
-        req: ListTriggers,
-    ) -> Result<TriggerList, ApiError> {
+    pub async fn list_triggers(&self, req: ListTriggers) -> Result<TriggerList, ApiError> {
         let persona_id = match req.persona {
             Some(p) => Some(self.persona(p).await?.id),
             None => None,
@@ -361,7 +358,7 @@ impl Api {
         })
     }
 
-    pub(crate) async fn bus_add_trigger(&self, req: AddTrigger) -> Result<TriggerView, ApiError> {
+    pub async fn add_trigger(&self, req: AddTrigger) -> Result<TriggerView, ApiError> {
         if req.persona.trim().is_empty() {
             return Err(ApiError::invalid("persona", "must name a persona"));
         }
@@ -379,7 +376,7 @@ impl Api {
         Ok(v)
     }
 
-    pub(crate) async fn bus_reveal_webhook_secret(
+    pub async fn reveal_webhook_secret(
         &self,
         req: TriggerRef,
     ) -> Result<WebhookSecretShown, ApiError> {
@@ -389,7 +386,7 @@ impl Api {
         shown(&self.webhook_base(), &t, &secret)
     }
 
-    pub(crate) async fn bus_rotate_webhook_secret(
+    pub async fn rotate_webhook_secret(
         &self,
         req: TriggerRef,
     ) -> Result<WebhookSecretShown, ApiError> {
@@ -399,16 +396,13 @@ impl Api {
         shown(&self.webhook_base(), &t, &secret)
     }
 
-    pub(crate) async fn bus_remove_trigger(
-        &self,
-        req: TriggerRef,
-    ) -> Result<TriggerView, ApiError> {
+    pub async fn remove_trigger(&self, req: TriggerRef) -> Result<TriggerView, ApiError> {
         let row = self.store(move |s| s.triggers().remove(&req.id)).await?;
         self.engine().triggers_changed();
         Ok(view(&self.webhook_base(), row, Utc::now()))
     }
 
-    pub(crate) async fn bus_set_trigger_enabled(
+    pub async fn set_trigger_enabled(
         &self,
         req: SetTriggerEnabled,
     ) -> Result<TriggerView, ApiError> {
@@ -420,13 +414,13 @@ impl Api {
         Ok(view(&self.webhook_base(), row, Utc::now()))
     }
 
-    pub(crate) async fn bus_fire_trigger(&self, req: FireTrigger) -> Result<EventRow, ApiError> {
+    pub async fn fire_trigger(&self, req: FireTrigger) -> Result<EventRow, ApiError> {
         let t = self.store(move |s| s.triggers().find(&req.id)).await?;
         let event = triggers::fire_event(&t, req.payload.unwrap_or_else(|| json!({})), None)?;
         Ok(self.engine().publish(event).await?)
     }
 
-    pub(crate) async fn bus_preview_cron(&self, req: PreviewCron) -> Result<CronPreview, ApiError> {
+    pub async fn preview_cron(&self, req: PreviewCron) -> Result<CronPreview, ApiError> {
         let n = req.count.unwrap_or(5);
         if !(1..=MAX_PREVIEW).contains(&n) {
             return Err(ApiError::invalid(
@@ -450,7 +444,7 @@ impl Api {
         })
     }
 
-    pub(crate) async fn bus_list_events(&self, req: ListEvents) -> Result<EventList, ApiError> {
+    pub async fn list_events(&self, req: ListEvents) -> Result<EventList, ApiError> {
         let n = req.limit.unwrap_or(100).clamp(1, MAX_EVENTS);
         let filter = EventFilter {
             status: req.status.filter(|s| !s.is_empty()),
@@ -476,7 +470,7 @@ impl Api {
         Ok(EventList { events })
     }
 
-    pub(crate) async fn bus_get_event(&self, req: EventRef) -> Result<EventView, ApiError> {
+    pub async fn get_event(&self, req: EventRef) -> Result<EventView, ApiError> {
         self.store(move |s| {
             let e = s.bus().find(&req.id)?;
             let d = s.bus().deliveries(&e.id)?;
@@ -485,7 +479,12 @@ impl Api {
         .await
     }
 
-    pub(crate) async fn bus_emit_event(&self, req: EmitEvent) -> Result<EventRow, ApiError> {
+    pub async fn emit_event(&self, mut req: EmitEvent) -> Result<EventRow, ApiError> {
+        // A payload is stored and delivered to runs: it passes the same redaction gate as a
+        // run's output.
+        if let Some(payload) = req.payload.as_mut() {
+            personas_core::redact::redact_json(&self.known_secrets().await, payload);
+        }
         let target = match req.target.filter(|t| !t.trim().is_empty()) {
             Some(t) => Some(self.persona(t).await.map_err(|e| ApiError {
                 field: Some("target".into()),
@@ -502,7 +501,7 @@ impl Api {
         Ok(self.engine().publish(event).await?)
     }
 
-    pub(crate) async fn bus_retry_event(&self, req: EventRef) -> Result<EventRow, ApiError> {
+    pub async fn retry_event(&self, req: EventRef) -> Result<EventRow, ApiError> {
         let row = self.store(move |s| s.bus().retry(&req.id)).await?;
         self.engine().wake();
         Ok(row)

@@ -15,7 +15,9 @@
 //! - [`schema`]: TypeScript (ts-rs) and OpenAPI (schemars) generation.
 //!
 //! Adding an operation: add its request/response types to [`ops`], a line to the table, and
-//! the method to `impl Operations for Api`; regenerate the TypeScript
+//! an inherent `pub async fn <name>(&self, req) -> Result<Resp, ApiError>` on [`Api`] in the
+//! module that owns the concept (`impl Operations for Api` is generated from the table and
+//! calls it); regenerate the TypeScript
 //! (`PERSONAS_UPDATE_GENERATED=1 cargo test -p personas-api --test generated`). The server
 //! route, the OpenAPI entry and the typed UI client follow by themselves.
 #![forbid(unsafe_code)]
@@ -183,12 +185,25 @@ pub struct OperationInfo {
 
 macro_rules! define_operations {
     ($( $(#[doc = $doc:literal])* $name:ident : $req:ty => $resp:ty ),* $(,)?) => {
-        /// One method per operation of the table. Implemented by [`Api`]; a host calls these.
+        /// One method per operation of the table. Implemented by [`Api`] (generated below from its
+        /// inherent methods) and by remote clients; a host calls these.
         pub trait Operations: Send + Sync {
             $(
                 $(#[doc = $doc])*
                 fn $name(&self, req: $req)
                     -> impl std::future::Future<Output = Result<$resp, ApiError>> + Send;
+            )*
+        }
+
+        /// The table calls the implementation directly: each operation is an inherent
+        /// `Api::<name>` in the module that owns it (`api.rs`, `api/access.rs`,
+        /// `api/oversight.rs`, `bus.rs`), so a missing one fails to compile here.
+        impl Operations for Api {
+            $(
+                fn $name(&self, req: $req)
+                    -> impl std::future::Future<Output = Result<$resp, ApiError>> + Send {
+                    Api::$name(self, req)
+                }
             )*
         }
 

@@ -309,6 +309,10 @@ pub struct StatsRequest {
     #[serde(default)]
     #[ts(optional)]
     pub tz_offset_minutes: Option<i32>,
+    /// Only this persona's runs (name or id).
+    #[serde(default)]
+    #[ts(optional)]
+    pub persona: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS, JsonSchema)]

@@ -75,8 +75,9 @@ impl Client {
     pub async fn cancel(&self, id: &str) -> CliResult<Execution> {
         let resp = self
             .http
-            .post(format!("{}/api/executions/{id}/cancel", self.base))
+            .post(format!("{}/api/cancel_execution", self.base))
             .bearer_auth(&self.token)
+            .json(&serde_json::json!({ "id": id }))
             .send()
             .await
             .map_err(|e| {

@@ -5,6 +5,7 @@ use personas_core::{ErrorClass, ExecutionStatus};
 use personas_store::Store;
 use personas_testkit::api::{ScriptedApi, Step, ToolCall};
 use personas_testkit::claude::{IsolatedEnv, claude_bin, isolated_env};
+use personas_testkit::process_table_has;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -549,20 +550,6 @@ fn nix_kill(pid: i32, sig: i32) {
         .status()
         .expect("kill");
     assert!(status.success());
-}
-
-fn process_table_has(needle: &str) -> bool {
-    let out = Command::new("ps")
-        .args(["-eo", "pid,stat,args"])
-        .output()
-        .expect("ps");
-    text(&out.stdout).lines().any(|l| {
-        l.contains(needle)
-            && !l
-                .split_whitespace()
-                .nth(1)
-                .is_some_and(|s| s.starts_with('Z'))
-    })
 }
 
 mod bus;

@@ -11,6 +11,7 @@ use personas_engine::{Engine, EngineConfig, EngineEvent, reaper, transcripts};
 use personas_store::{NewExecution, Store};
 use personas_testkit::api::{HangPoint, ScriptedApi, Step, ToolCall};
 use personas_testkit::claude::{IsolatedEnv, claude_bin, isolated_env};
+use personas_testkit::process_table_has;
 use serde_json::json;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -564,21 +565,6 @@ fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
         }
     }
     None
-}
-
-/// True when `ps` lists a process whose command line contains `needle`.
-fn process_table_has(needle: &str) -> bool {
-    let out = std::process::Command::new("ps")
-        .args(["-eo", "pid,stat,args"])
-        .output()
-        .expect("ps");
-    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
-        l.contains(needle)
-            && !l
-                .split_whitespace()
-                .nth(1)
-                .is_some_and(|s| s.starts_with('Z'))
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,10 @@
 //!   out, errors as `{code, message, field}` with the matching HTTP status.
 //! - `GET /api/events`: the WebSocket event stream (see [`crate::events`]).
 //! - `GET /api/openapi.json`: the OpenAPI document of the same table.
-//! - `GET /api/health` (no token: a liveness probe revealing only version and pid),
-//!   `POST /api/wake`, `POST /api/executions/{id}/cancel` (used by the CLI).
+//! - `GET /api/health` (no token: a liveness probe revealing only version and pid) and
+//!   `POST /api/wake` (another process changed triggers or queued work). Nothing else is
+//!   written by hand: an action a client can take is an operation of the table (cancelling is
+//!   `cancel_execution`).
 //! - `GET /metrics`: the `get_metrics` series in Prometheus text format (see [`crate::metrics`]).
 //! - `POST /webhooks/{trigger_id}`: webhook triggers (see [`crate::webhook`]).
 //! - Everything else: the built UI.
@@ -25,14 +27,13 @@ use crate::ui;
 use crate::webhook;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Query, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use personas_api::{Api, ApiError, Code, HostInfo, Operations};
-use personas_core::ExecutionId;
 use personas_engine::Engine;
 use serde::Deserialize;
 use serde_json::json;
@@ -111,7 +112,6 @@ pub fn router(state: ServerState) -> Router {
         .route("/api/events", get(events))
         .route("/api/openapi.json", get(openapi))
         .route("/api/wake", post(wake))
-        .route("/api/executions/{id}/cancel", post(cancel))
         .route("/api/{*rest}", get(unknown).post(unknown))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -301,11 +301,4 @@ async fn events(
 async fn wake(State(s): State<ServerState>) -> StatusCode {
     s.engine.wake();
     StatusCode::NO_CONTENT
-}
-
-async fn cancel(State(s): State<ServerState>, Path(id): Path<String>) -> Response {
-    match s.engine.cancel(&ExecutionId::from_string(id)).await {
-        Ok(exec) => Json(exec).into_response(),
-        Err(e) => error_response(e.into()),
-    }
 }

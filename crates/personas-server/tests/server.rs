@@ -59,6 +59,19 @@ impl Server {
 
     /// A server whose vault uses `vault` (a passphrase by default: CI has no OS keychain).
     async fn start_opts(replay_capacity: Option<usize>, vault: VaultOptions) -> Server {
+        Self::launch(replay_capacity, vault, |_| {}).await
+    }
+
+    /// A server whose engine configuration `tune` adjusts last.
+    async fn start_tuned(tune: impl FnOnce(&mut EngineConfig)) -> Server {
+        Self::launch(None, vault::passphrase(), tune).await
+    }
+
+    async fn launch(
+        replay_capacity: Option<usize>,
+        vault: VaultOptions,
+        tune: impl FnOnce(&mut EngineConfig),
+    ) -> Server {
         let api = ScriptedApi::start().await;
         let env = isolated_env(&api);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -69,6 +82,7 @@ impl Server {
         // Dead letters within a test: two attempts, quick retries.
         config.bus_max_attempts = 2;
         config.bus_retry_base_ms = 50;
+        tune(&mut config);
         let store = Store::open_in_dir(dir.path()).expect("store");
         let engine = Engine::with_vault(config, store, vault);
         engine.start().await.expect("start engine");
@@ -528,6 +542,23 @@ async fn every_operation_round_trips_through_the_server() {
         .find(|p| p["persona_name"] == "Checker")
         .expect("Checker in stats");
     assert_eq!(checker["success_rate"], 1.0);
+    assert_eq!(checker["refused"], 0);
+    // One persona's statistics, as `personas stats --persona` asks for them.
+    let one = s
+        .ok("get_stats", json!({"days": 7, "persona": "checker"}))
+        .await;
+    let names: Vec<&Value> = one["personas"]
+        .as_array()
+        .expect("personas")
+        .iter()
+        .map(|p| &p["persona_name"])
+        .collect();
+    assert_eq!(names, [&json!("Checker")], "{one}");
+    assert_eq!(one["runs"], checker["runs"]);
+    let (st, e) = s
+        .call("get_stats", json!({"persona": "nobody-by-this-name"}))
+        .await;
+    assert_eq!((st, e["code"].as_str()), (404, Some("not_found")), "{e}");
     let (st, _) = s.call("get_stats", json!({"days": 0})).await;
     assert_eq!(st, 400);
     let dash = s.ok("get_dashboard", json!({"tz_offset_minutes": 0})).await;
@@ -713,6 +744,20 @@ async fn requests_without_token_from_foreign_hosts_or_origins_or_too_large_are_r
     let r = s
         .http
         .post(format!("{}/api/no_such_thing", s.base))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["code"],
+        "unknown_operation"
+    );
+    // Actions are operations of the table only: the old hand-written cancel route is gone
+    // (`cancel_execution` is the way).
+    let r = s
+        .http
+        .post(format!("{}/api/executions/0190aaaa/cancel", s.base))
         .bearer_auth(&s.token)
         .send()
         .await

@@ -5,15 +5,15 @@
 //! - `not_before` (scheduled retries wait for their time);
 //! - the persona's circuit breaker: a paused persona's execution is refused;
 //! - budgets: the persona's daily/monthly caps and the global ones, against the cost of what
-//!   ended today / this month (UTC; the month's earlier days from the daily rollups). Over a
+//!   ended today / this month (UTC; the month's earlier days from the daily spend ledger). Over a
 //!   cap, the execution is refused.
 //!
 //! A refused execution ends `failed` with error class `refused` and a reason saying which limit
 //! and how to lift it; it is returned so the caller can announce it.
 
 use crate::executions::get_in;
-use crate::metrics::day_of;
 use crate::policies::policy_in;
+use crate::stats::day_of;
 use crate::time::now_ms;
 use crate::{ExecutionRepo, StoreError, write_tx};
 use chrono::{Datelike, TimeZone, Utc};
@@ -81,17 +81,17 @@ pub(crate) fn spent_today(
     Ok(total)
 }
 
-/// Money spent this month before today, from the daily rollups.
+/// Money spent this month before today, from the daily spend ledger (`stats`).
 pub(crate) fn spent_earlier_this_month(
     conn: &Connection,
     persona_id: Option<&str>,
     day_start_ms: i64,
     month_start_ms: i64,
 ) -> Result<f64, StoreError> {
-    let (from, to) = (day_of(month_start_ms), day_of(day_start_ms));
+    let (from, to) = (day_of(month_start_ms, 0), day_of(day_start_ms, 0));
     Ok(conn
         .prepare_cached(
-            "SELECT COALESCE(SUM(cost_usd), 0) FROM metrics_daily
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM spend_daily
              WHERE day >= ?1 AND day < ?2 AND (?3 IS NULL OR persona_id = ?3)",
         )?
         .query_row(params![from, to, persona_id], |r| r.get(0))?)

@@ -5,6 +5,7 @@
 //! run) can never start the same execution or exceed a persona's `max_concurrent`.
 
 use crate::error::{enum_col, json_col};
+use crate::lookup::Lookup;
 use crate::time::{from_ms, now_ms, opt_from_ms};
 use crate::{Store, StoreError, write_tx};
 use personas_core::{
@@ -284,30 +285,12 @@ impl<'s> ExecutionRepo<'s> {
     /// Looks an execution up by its id or a unique prefix of it (at least 4 characters).
     pub fn find(&self, id_or_prefix: &str) -> Result<Execution, StoreError> {
         let conn = self.store.conn()?;
-        if let Some(e) = get_in(&conn, id_or_prefix)? {
-            return Ok(e);
+        Lookup {
+            what: "execution",
+            select: &format!("SELECT {COLUMNS} FROM executions"),
+            id_column: "id",
         }
-        if id_or_prefix.len() < 4
-            || !id_or_prefix
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() || c == '-')
-        {
-            return Err(StoreError::not_found("execution", id_or_prefix));
-        }
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM executions WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2"
-        ))?;
-        let mut found: Vec<Execution> = stmt
-            .query_map([id_or_prefix.to_ascii_lowercase()], row_to_execution)?
-            .collect::<Result<_, _>>()?;
-        match found.len() {
-            0 => Err(StoreError::not_found("execution", id_or_prefix)),
-            1 => Ok(found.remove(0)),
-            _ => Err(StoreError::conflict(
-                "execution",
-                format!("{id_or_prefix:?} matches more than one execution; give more of the id"),
-            )),
-        }
+        .find(&conn, id_or_prefix, row_to_execution)
     }
 
     /// Newest first.

@@ -1,14 +1,15 @@
 //! Healing bookkeeping for ended executions, in one transaction per execution:
 //! circuit breakers (per persona, and one for the model provider), durable scheduled retries of
-//! transient failures, healing issues with a suggested fix, and the day's metrics rollup.
+//! transient failures, healing issues with a suggested fix, and the day's spend in the budget ledger (`stats`).
 //!
 //! Idempotent and crash-safe: an execution is processed once (`healed_at`), and executions that
 //! ended while nobody processed them (a crash between finishing and healing, a refusal, a run
 //! ended by a review decision) are found again by [`HealingRepo::unhealed`].
 
 use crate::executions::get_in;
-use crate::metrics::{day_of, rollup_in};
+use crate::lookup::Lookup;
 use crate::policies::policy_in;
+use crate::stats::{day_of, record_spend_in};
 use crate::time::{from_ms, now_ms, opt_from_ms};
 use crate::{Store, StoreError, write_tx};
 use chrono::{DateTime, Utc};
@@ -250,7 +251,7 @@ impl<'s> HealingRepo<'s> {
                 return Ok(Some(HealingReport::default()));
             }
             if let Some(finished) = exec.finished_at {
-                rollup_in(tx, &day_of(finished.timestamp_millis()), persona)?;
+                record_spend_in(tx, &day_of(finished.timestamp_millis(), 0), persona)?;
             }
             let report = heal(tx, &exec, attempt, defaults, delay_ms, advice, now)?;
             Ok(Some(report))
@@ -330,22 +331,12 @@ impl<'s> HealingRepo<'s> {
     /// Marks an issue resolved (by id or unique prefix).
     pub fn resolve_issue(&self, id_or_prefix: &str) -> Result<IssueRow, StoreError> {
         let conn = self.store.conn()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ISSUE_COLUMNS} FROM healing_issues WHERE id = ?1 OR (length(?1) >= 4 AND id LIKE ?1 || '%') LIMIT 2"
-        ))?;
-        let mut found: Vec<IssueRow> = stmt
-            .query_map([id_or_prefix], row_to_issue)?
-            .collect::<Result<_, _>>()?;
-        let issue = match found.len() {
-            0 => return Err(StoreError::not_found("healing issue", id_or_prefix)),
-            1 => found.remove(0),
-            _ => {
-                return Err(StoreError::conflict(
-                    "issue",
-                    format!("{id_or_prefix:?} matches more than one issue; give more of the id"),
-                ));
-            }
-        };
+        let issue = Lookup {
+            what: "healing issue",
+            select: &format!("SELECT {ISSUE_COLUMNS} FROM healing_issues"),
+            id_column: "id",
+        }
+        .find(&conn, id_or_prefix, row_to_issue)?;
         if issue.status != "open" {
             return Err(StoreError::conflict(
                 "issue",

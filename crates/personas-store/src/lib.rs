@@ -12,8 +12,8 @@
 //!   [`Store::stats`], [`Store::bus`], [`Store::triggers`]) are thin views over the connection
 //!   pool; every multi-statement change runs in one `BEGIN IMMEDIATE` transaction so concurrent
 //!   processes never interleave half-done updates.
-//! - Review, delivery, healing, budgets and metrics ([`Store::reviews`], [`Store::deliveries`],
-//!   [`Store::healing`], [`Store::policies`], [`Store::metrics`], [`Store::memories`]; admission
+//! - Review, delivery, healing and budgets ([`Store::reviews`], [`Store::deliveries`],
+//!   [`Store::healing`], [`Store::policies`], [`Store::memories`]; admission
 //!   in `admission`) own the V4 tables.
 #![forbid(unsafe_code)]
 
@@ -26,8 +26,8 @@ mod error;
 pub mod executions;
 pub mod files;
 pub mod healing;
+mod lookup;
 pub mod memories;
-pub mod metrics;
 mod migrate;
 pub mod personas;
 pub mod policies;
@@ -45,13 +45,13 @@ pub use credentials::{
 pub mod triggers;
 
 pub use bus::{
-    BusRepo, Decision, Delivered, DeliveryRow as EventDeliveryRow, EventFilter, NewEvent,
+    BusRepo, Decision, Delivered, DeliveryRow as EventDeliveryRow, EventFilter, EventRow, NewEvent,
     Recipient, RetryPolicy, SubscriptionRow,
 };
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionRepo, NewExecution, NewLine};
 pub use personas::{PersonaLinks, PersonaRepo};
-pub use protocol::{EventRow, MemoryRow, MessageRow, ProtocolRepo, ReviewRow};
+pub use protocol::{MessageRow, ProtocolRepo};
 pub use stats::{DayStats, PersonaStats, RunStats, StatsRepo};
 pub use tools::{NewTool, ToolCall, ToolDefinition, ToolRepo};
 pub use triggers::{NewTrigger, TriggerRepo, TriggerRow};
@@ -61,10 +61,9 @@ pub use webhooks::{Claim, SealedSecret, SealedWebhookSecret, WebhookRepo};
 pub use admission::{Admitted, GlobalCaps};
 pub use delivery::{ChannelRow, DeliveryRepo, DeliveryRow, DueDelivery, Notice};
 pub use healing::{Advice, BreakerRow, HealingDefaults, HealingRepo, HealingReport, IssueRow};
-pub use memories::{MemoryEdit, MemoryRepo};
-pub use metrics::{DailyMetrics, MetricsRepo};
+pub use memories::{MemoryEdit, MemoryRepo, MemoryRow};
 pub use policies::{PersonaPolicy, PolicyRepo};
-pub use review::{Decided, DecidedBy, Effect, ReviewRepo};
+pub use review::{Decided, DecidedBy, Effect, ReviewRepo, ReviewRow};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -238,10 +237,6 @@ impl Store {
 
     pub fn deliveries(&self) -> DeliveryRepo<'_> {
         DeliveryRepo::new(self)
-    }
-
-    pub fn metrics(&self) -> MetricsRepo<'_> {
-        MetricsRepo::new(self)
     }
 
     pub fn memories(&self) -> MemoryRepo<'_> {

@@ -2,11 +2,14 @@
 //! Runs add memories through the protocol (`ProtocolRepo::insert_memory`); the runner offers
 //! the most important, then newest, to later runs within the prompt's memory budget.
 
-use crate::protocol::MemoryRow;
+use crate::lookup::Lookup;
+use crate::protocol::opt_exec;
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
 use personas_core::{ExecutionId, PersonaId};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
+use serde::{Deserialize, Serialize};
 
 pub struct MemoryRepo<'s> {
     store: &'s Store,
@@ -21,14 +24,28 @@ pub struct MemoryEdit {
     pub importance: Option<u8>,
 }
 
-const COLUMNS: &str =
+/// A persona's memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
+pub struct MemoryRow {
+    pub id: String,
+    pub persona_id: PersonaId,
+    pub execution_id: Option<ExecutionId>,
+    pub title: String,
+    pub content: String,
+    pub category: String,
+    pub importance: u8,
+    pub created_at: DateTime<Utc>,
+}
+
+pub(crate) const MEMORY_COLUMNS: &str =
     "id, persona_id, execution_id, title, content, category, importance, created_at";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<MemoryRow> {
+pub(crate) fn row_to_memory(r: &Row<'_>) -> rusqlite::Result<MemoryRow> {
     Ok(MemoryRow {
         id: r.get(0)?,
         persona_id: PersonaId::from_string(r.get::<_, String>(1)?),
-        execution_id: r.get::<_, Option<String>>(2)?.map(ExecutionId::from_string),
+        execution_id: opt_exec(r.get(2)?),
         title: r.get(3)?,
         content: r.get(4)?,
         category: r.get(5)?,
@@ -57,33 +74,12 @@ fn check(title: &str, content: &str, category: &str, importance: u8) -> Result<(
 }
 
 fn find_in(conn: &Connection, id_or_prefix: &str) -> Result<MemoryRow, StoreError> {
-    if let Some(m) = conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM memories WHERE id = ?1"),
-            [id_or_prefix],
-            row,
-        )
-        .optional()?
-    {
-        return Ok(m);
+    Lookup {
+        what: "memory",
+        select: &format!("SELECT {MEMORY_COLUMNS} FROM memories"),
+        id_column: "id",
     }
-    if id_or_prefix.len() < 4 {
-        return Err(StoreError::not_found("memory", id_or_prefix));
-    }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM memories WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2"
-    ))?;
-    let mut found: Vec<MemoryRow> = stmt
-        .query_map([id_or_prefix.to_ascii_lowercase()], row)?
-        .collect::<Result<_, _>>()?;
-    match found.len() {
-        0 => Err(StoreError::not_found("memory", id_or_prefix)),
-        1 => Ok(found.remove(0)),
-        _ => Err(StoreError::conflict(
-            "memory",
-            format!("{id_or_prefix:?} matches more than one memory; give more of the id"),
-        )),
-    }
+    .find(conn, id_or_prefix, row_to_memory)
 }
 
 impl<'s> MemoryRepo<'s> {
@@ -99,10 +95,13 @@ impl<'s> MemoryRepo<'s> {
     ) -> Result<Vec<MemoryRow>, StoreError> {
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM memories WHERE (?1 IS NULL OR persona_id = ?1)
+            "SELECT {MEMORY_COLUMNS} FROM memories WHERE (?1 IS NULL OR persona_id = ?1)
              ORDER BY importance DESC, created_at DESC, id DESC LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![persona_id.map(|p| p.as_str()), limit], row)?;
+        let rows = stmt.query_map(
+            params![persona_id.map(|p| p.as_str()), limit],
+            row_to_memory,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -2,13 +2,15 @@
 //! Each row links back to the execution that produced it.
 
 use crate::bus::NewEvent;
-use crate::error::json_col;
+use crate::bus::{EVENT_COLUMNS, EventRow, row_to_event};
+use crate::memories::{MEMORY_COLUMNS, MemoryRow, row_to_memory};
+use crate::review::{REVIEW_COLUMNS, ReviewRow, row_to_review};
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use personas_core::trigger::SourceKind;
 use personas_core::{ExecutionId, PersonaId};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Row, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -31,77 +33,15 @@ pub struct MessageRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// A bus event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
-pub struct EventRow {
-    pub id: String,
-    pub event_type: String,
-    pub source_kind: String,
-    pub source_id: Option<String>,
-    pub source_execution_id: Option<ExecutionId>,
-    pub target_persona_id: Option<PersonaId>,
-    pub payload: Value,
-    pub status: String,
-    pub attempts: u32,
-    pub error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    /// The trigger that fired it (cron, webhook, chain, watcher), if any.
-    pub trigger_id: Option<String>,
-    /// How many executions led to it (0 for events from people, schedules and webhooks).
-    pub depth: u32,
-    /// When a failed delivery is tried again.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    /// When it reached a final status (delivered, skipped, dead_letter).
-    pub processed_at: Option<DateTime<Utc>>,
-}
-
-/// A persona's memory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
-pub struct MemoryRow {
-    pub id: String,
-    pub persona_id: PersonaId,
-    pub execution_id: Option<ExecutionId>,
-    pub title: String,
-    pub content: String,
-    pub category: String,
-    pub importance: u8,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A request for a person's decision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
-pub struct ReviewRow {
-    pub id: String,
-    pub execution_id: ExecutionId,
-    pub persona_id: Option<PersonaId>,
-    pub title: String,
-    pub description: Option<String>,
-    pub severity: String,
-    pub suggested_actions: Vec<String>,
-    pub status: String,
-    pub decision_note: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub decided_at: Option<DateTime<Utc>>,
-    /// When the review times out, once its run has paused (see `ReviewRepo::effective_deadline`).
-    pub deadline_at: Option<DateTime<Utc>>,
-    /// What happens at the deadline: approve, reject or cancel.
-    pub timeout_action: Option<String>,
-    /// Who decided: user, timeout or system.
-    pub decided_by: Option<String>,
-}
-
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn opt_exec(v: Option<String>) -> Option<ExecutionId> {
+pub(crate) fn opt_exec(v: Option<String>) -> Option<ExecutionId> {
     v.map(ExecutionId::from_string)
 }
 
-fn opt_persona(v: Option<String>) -> Option<PersonaId> {
+pub(crate) fn opt_persona(v: Option<String>) -> Option<PersonaId> {
     v.map(PersonaId::from_string)
 }
 
@@ -119,71 +59,6 @@ fn row_to_message(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
         priority: r.get(6)?,
         status: r.get(7)?,
         created_at: from_ms(r.get(8)?),
-    })
-}
-
-pub(crate) const EVENT_COLUMNS: &str = "id, event_type, source_kind, source_id, \
-    source_execution_id, target_persona_id, payload, status, attempts, error, created_at, \
-    trigger_id, depth, next_attempt_at, processed_at";
-
-pub(crate) fn row_to_event(r: &Row<'_>) -> rusqlite::Result<EventRow> {
-    let payload: String = r.get(6)?;
-    Ok(EventRow {
-        id: r.get(0)?,
-        event_type: r.get(1)?,
-        source_kind: r.get(2)?,
-        source_id: r.get(3)?,
-        source_execution_id: opt_exec(r.get(4)?),
-        target_persona_id: opt_persona(r.get(5)?),
-        payload: json_col("payload", &payload)?,
-        status: r.get(7)?,
-        attempts: r.get(8)?,
-        error: r.get(9)?,
-        created_at: from_ms(r.get(10)?),
-        trigger_id: r.get(11)?,
-        depth: r.get(12)?,
-        next_attempt_at: r.get::<_, Option<i64>>(13)?.map(from_ms),
-        processed_at: r.get::<_, Option<i64>>(14)?.map(from_ms),
-    })
-}
-
-const MEMORY_COLUMNS: &str =
-    "id, persona_id, execution_id, title, content, category, importance, created_at";
-
-fn row_to_memory(r: &Row<'_>) -> rusqlite::Result<MemoryRow> {
-    Ok(MemoryRow {
-        id: r.get(0)?,
-        persona_id: PersonaId::from_string(r.get::<_, String>(1)?),
-        execution_id: opt_exec(r.get(2)?),
-        title: r.get(3)?,
-        content: r.get(4)?,
-        category: r.get(5)?,
-        importance: r.get(6)?,
-        created_at: from_ms(r.get(7)?),
-    })
-}
-
-pub(crate) const REVIEW_COLUMNS: &str = "id, execution_id, persona_id, title, description, \
-    severity, suggested_actions, status, decision_note, created_at, decided_at, deadline_at, \
-    timeout_action, decided_by";
-
-pub(crate) fn row_to_review(r: &Row<'_>) -> rusqlite::Result<ReviewRow> {
-    let actions: String = r.get(6)?;
-    Ok(ReviewRow {
-        id: r.get(0)?,
-        execution_id: ExecutionId::from_string(r.get::<_, String>(1)?),
-        persona_id: opt_persona(r.get(2)?),
-        title: r.get(3)?,
-        description: r.get(4)?,
-        severity: r.get(5)?,
-        suggested_actions: json_col("suggested_actions", &actions)?,
-        status: r.get(7)?,
-        decision_note: r.get(8)?,
-        created_at: from_ms(r.get(9)?),
-        decided_at: r.get::<_, Option<i64>>(10)?.map(from_ms),
-        deadline_at: r.get::<_, Option<i64>>(11)?.map(from_ms),
-        timeout_action: r.get(12)?,
-        decided_by: r.get(13)?,
     })
 }
 
@@ -356,73 +231,6 @@ impl<'s> ProtocolRepo<'s> {
                 }
             };
             Ok(changed as u64)
-        })
-    }
-
-    /// Memories of one persona or of all, most important then newest first.
-    pub fn all_memories(
-        &self,
-        persona_id: Option<&PersonaId>,
-        limit: u32,
-    ) -> Result<Vec<MemoryRow>, StoreError> {
-        let conn = self.store.conn()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {MEMORY_COLUMNS} FROM memories WHERE (?1 IS NULL OR persona_id = ?1)
-             ORDER BY importance DESC, created_at DESC, id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(
-            params![persona_id.map(|p| p.as_str()), limit],
-            row_to_memory,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub fn memory(&self, id: &str) -> Result<MemoryRow, StoreError> {
-        let conn = self.store.conn()?;
-        conn.query_row(
-            &format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?1"),
-            [id],
-            row_to_memory,
-        )
-        .optional()?
-        .ok_or_else(|| StoreError::not_found("memory", id))
-    }
-
-    /// Rewrites a memory's text, category and importance.
-    pub fn update_memory(
-        &self,
-        id: &str,
-        title: &str,
-        content: &str,
-        category: &str,
-        importance: u8,
-    ) -> Result<MemoryRow, StoreError> {
-        let conn = self.store.conn()?;
-        let changed = conn.execute(
-            "UPDATE memories SET title = ?2, content = ?3, category = ?4, importance = ?5, updated_at = ?6
-             WHERE id = ?1",
-            params![id, title, content, category, importance, now_ms()],
-        )?;
-        if changed == 0 {
-            return Err(StoreError::not_found("memory", id));
-        }
-        self.memory(id)
-    }
-
-    /// Forgets a memory; returns what it was.
-    pub fn delete_memory(&self, id: &str) -> Result<MemoryRow, StoreError> {
-        let mut conn = self.store.conn()?;
-        crate::write_tx(&mut conn, |tx| {
-            let row = tx
-                .query_row(
-                    &format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?1"),
-                    [id],
-                    row_to_memory,
-                )
-                .optional()?
-                .ok_or_else(|| StoreError::not_found("memory", id))?;
-            tx.execute("DELETE FROM memories WHERE id = ?1", [id])?;
-            Ok(row)
         })
     }
 

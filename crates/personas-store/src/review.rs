@@ -7,15 +7,65 @@
 //! runner continues the same session with `--resume`) or ended, per the persona's `on_reject`.
 //! Re-queuing goes through the normal queue, so a resume passes admission and survives restarts.
 
+use crate::error::json_col;
 use crate::executions::get_in;
+use crate::lookup::Lookup;
 use crate::policies::policy_in;
-use crate::protocol::{REVIEW_COLUMNS, row_to_review};
+use crate::protocol::opt_persona;
 use crate::time::{from_ms, now_ms};
-use crate::{ReviewRow, Store, StoreError, write_tx};
+use crate::{Store, StoreError, write_tx};
+use chrono::{DateTime, Utc};
 use personas_core::review::{DecidedReview, Decision, OnReject, TimeoutAction, resume_prompt};
-use personas_core::{Execution, ExecutionId, ExecutionStatus, TriggerKind};
-use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use personas_core::{Execution, ExecutionId, ExecutionStatus, PersonaId, TriggerKind};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+/// A request for a person's decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
+pub struct ReviewRow {
+    pub id: String,
+    pub execution_id: ExecutionId,
+    pub persona_id: Option<PersonaId>,
+    pub title: String,
+    pub description: Option<String>,
+    pub severity: String,
+    pub suggested_actions: Vec<String>,
+    pub status: String,
+    pub decision_note: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    /// When the review times out, once its run has paused (see `ReviewRepo::effective_deadline`).
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// What happens at the deadline: approve, reject or cancel.
+    pub timeout_action: Option<String>,
+    /// Who decided: user, timeout or system.
+    pub decided_by: Option<String>,
+}
+
+pub(crate) const REVIEW_COLUMNS: &str = "id, execution_id, persona_id, title, description, \
+    severity, suggested_actions, status, decision_note, created_at, decided_at, deadline_at, \
+    timeout_action, decided_by";
+
+pub(crate) fn row_to_review(r: &Row<'_>) -> rusqlite::Result<ReviewRow> {
+    let actions: String = r.get(6)?;
+    Ok(ReviewRow {
+        id: r.get(0)?,
+        execution_id: ExecutionId::from_string(r.get::<_, String>(1)?),
+        persona_id: opt_persona(r.get(2)?),
+        title: r.get(3)?,
+        description: r.get(4)?,
+        severity: r.get(5)?,
+        suggested_actions: json_col("suggested_actions", &actions)?,
+        status: r.get(7)?,
+        decision_note: r.get(8)?,
+        created_at: from_ms(r.get(9)?),
+        decided_at: r.get::<_, Option<i64>>(10)?.map(from_ms),
+        deadline_at: r.get::<_, Option<i64>>(11)?.map(from_ms),
+        timeout_action: r.get(12)?,
+        decided_by: r.get(13)?,
+    })
+}
 
 pub struct ReviewRepo<'s> {
     store: &'s Store,
@@ -67,37 +117,12 @@ pub struct Resume {
 }
 
 fn find_in(conn: &Connection, id_or_prefix: &str) -> Result<ReviewRow, StoreError> {
-    let exact = conn
-        .query_row(
-            &format!("SELECT {REVIEW_COLUMNS} FROM reviews WHERE id = ?1"),
-            [id_or_prefix],
-            row_to_review,
-        )
-        .optional()?;
-    if let Some(r) = exact {
-        return Ok(r);
+    Lookup {
+        what: "review",
+        select: &format!("SELECT {REVIEW_COLUMNS} FROM reviews"),
+        id_column: "id",
     }
-    if id_or_prefix.len() < 4
-        || !id_or_prefix
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() || c == '-')
-    {
-        return Err(StoreError::not_found("review", id_or_prefix));
-    }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {REVIEW_COLUMNS} FROM reviews WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2"
-    ))?;
-    let mut found: Vec<ReviewRow> = stmt
-        .query_map([id_or_prefix.to_ascii_lowercase()], row_to_review)?
-        .collect::<Result<_, _>>()?;
-    match found.len() {
-        0 => Err(StoreError::not_found("review", id_or_prefix)),
-        1 => Ok(found.remove(0)),
-        _ => Err(StoreError::conflict(
-            "review",
-            format!("{id_or_prefix:?} matches more than one review; give more of the id"),
-        )),
-    }
+    .find(conn, id_or_prefix, row_to_review)
 }
 
 fn pending_count(conn: &Connection, execution_id: &str) -> Result<u32, StoreError> {

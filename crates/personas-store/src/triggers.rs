@@ -5,9 +5,10 @@
 //! waits for in an indexed column; a `cron` trigger keeps its next due time; a `webhook`
 //! trigger's HMAC key is stored sealed beside it (`webhooks`), never in plaintext.
 
+use crate::bus::EventRow;
 use crate::bus::{NewEvent, get_event_in, insert_event_in};
 use crate::error::{enum_col, json_col};
-use crate::protocol::EventRow;
+use crate::lookup::Lookup;
 use crate::time::{from_ms, now_ms, opt_from_ms};
 use crate::webhooks::{SealedSecret, check_vault_generation};
 use crate::{Store, StoreError, write_tx};
@@ -221,30 +222,12 @@ impl<'s> TriggerRepo<'s> {
     /// Looks a trigger up by its id or a unique prefix of it (at least 4 characters).
     pub fn find(&self, id_or_prefix: &str) -> Result<TriggerRow, StoreError> {
         let conn = self.store.conn()?;
-        if let Some(t) = get_in(&conn, id_or_prefix)? {
-            return Ok(t);
+        Lookup {
+            what: "trigger",
+            select: &format!("SELECT {COLUMNS} {FROM}"),
+            id_column: "t.id",
         }
-        if id_or_prefix.len() < 4
-            || !id_or_prefix
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() || c == '-')
-        {
-            return Err(StoreError::not_found("trigger", id_or_prefix));
-        }
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} {FROM} WHERE t.id >= ?1 AND t.id < ?1 || 'g' ORDER BY t.id LIMIT 2"
-        ))?;
-        let mut found: Vec<TriggerRow> = stmt
-            .query_map([id_or_prefix.to_ascii_lowercase()], row_to_trigger)?
-            .collect::<Result<_, _>>()?;
-        match found.len() {
-            0 => Err(StoreError::not_found("trigger", id_or_prefix)),
-            1 => Ok(found.remove(0)),
-            _ => Err(StoreError::conflict(
-                "trigger",
-                format!("{id_or_prefix:?} matches more than one trigger; give more of the id"),
-            )),
-        }
+        .find(&conn, id_or_prefix, row_to_trigger)
     }
 
     /// All triggers (or one persona's), oldest first.

@@ -3,7 +3,9 @@
 //! `chat.postMessage`, Telegram `sendMessage`) in tests.
 //!
 //! Replies are taken in order; the last one repeats once the script runs out (so a single
-//! `Reply::status(500)` fails forever).
+//! `Reply::status(500)` fails forever). [`HttpSink::bearer`] instead answers by the request's
+//! `Authorization` header, like an API checking a token (a credential's health check).
+//! [`SilentServer`] accepts connections and never answers (timeouts).
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -90,6 +92,9 @@ impl RecordedHttp {
 struct Shared {
     state: Mutex<(Vec<Reply>, usize, Vec<RecordedHttp>)>,
     count: watch::Sender<usize>,
+    /// With a (path, token): the first reply answers requests for the path bearing the token,
+    /// the second other requests for the path, the third other paths.
+    bearer: Option<(String, String)>,
 }
 
 impl Shared {
@@ -116,6 +121,27 @@ impl std::fmt::Debug for HttpSink {
 impl HttpSink {
     /// Binds `127.0.0.1:0` and answers with `replies` (200 "ok" when empty).
     pub async fn start(replies: Vec<Reply>) -> HttpSink {
+        Self::serve(replies, None).await
+    }
+
+    /// An API that checks a token: `granted` answers requests for `path` with
+    /// `Authorization: Bearer <token>`, a 401 `{"message": "Bad credentials"}` (GitHub's answer)
+    /// other requests for it, and a 404 any other path (query included in the comparison).
+    pub async fn bearer(path: &str, token: &str, granted: Reply) -> HttpSink {
+        let refused = Reply::json(401, &serde_json::json!({"message": "Bad credentials"}));
+        let missing = Reply::json(404, &serde_json::json!({"message": "Not Found"}));
+        let rule = Some((path.to_string(), token.to_string()));
+        Self::serve(vec![granted, refused, missing], rule).await
+    }
+
+    /// A GitHub-like API for credential health checks (`GET {api_url}/user`): 200
+    /// `{"login": "octo"}` with the token, 401 without, 404 elsewhere.
+    pub async fn github_like(token: &str) -> HttpSink {
+        let login = Reply::json(200, &serde_json::json!({"login": "octo"}));
+        Self::bearer("/user", token, login).await
+    }
+
+    async fn serve(replies: Vec<Reply>, bearer: Option<(String, String)>) -> HttpSink {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .expect("HttpSink: cannot bind 127.0.0.1:0");
@@ -131,6 +157,7 @@ impl HttpSink {
         let shared = Arc::new(Shared {
             state: Mutex::new((replies, 0, Vec::new())),
             count: watch::Sender::new(0),
+            bearer,
         });
         let server = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         HttpSink {
@@ -207,7 +234,7 @@ async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    let headers = req
+    let headers: Vec<(String, String)> = req
         .headers()
         .iter()
         .map(|(k, v)| {
@@ -223,10 +250,24 @@ async fn handle(
         .await
         .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
+    // Which reply a bearer-checking sink gives: 0 granted, 1 refused, 2 no such path.
+    let by_token = shared.bearer.as_ref().map(|(want_path, token)| {
+        let bears = headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("authorization") && *v == format!("Bearer {token}")
+        });
+        match (path == *want_path, bears) {
+            (true, true) => 0,
+            (true, false) => 1,
+            (false, _) => 2,
+        }
+    });
     let reply = {
         let mut st = shared.lock();
         let (replies, next, log) = &mut *st;
-        let reply = replies[(*next).min(replies.len() - 1)].clone();
+        let reply = match by_token {
+            Some(i) => replies[i].clone(),
+            None => replies[(*next).min(replies.len() - 1)].clone(),
+        };
         *next += 1;
         log.push(RecordedHttp {
             method,
@@ -248,4 +289,104 @@ async fn handle(
         }
     }
     Ok(resp)
+}
+
+/// A server on `127.0.0.1:0` that accepts connections and never answers, holding them open:
+/// a peer that hangs, for timeouts. Serves until dropped.
+pub struct SilentServer {
+    port: u16,
+    server: JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub async fn start() -> SilentServer {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("SilentServer: cannot bind 127.0.0.1:0");
+        let port = listener
+            .local_addr()
+            .expect("SilentServer: local address")
+            .port();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        SilentServer { port, server }
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One HTTP/1.1 GET over a fresh connection; the status line of the answer.
+    async fn get(base: &str, path: &str, auth: Option<&str>) -> String {
+        let addr = base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("test step");
+        let auth = auth
+            .map(|a| format!("authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}connection: close\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.expect("test step");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("test step");
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_bearer_sink_answers_by_token_and_records_every_request() {
+        let sink = HttpSink::github_like("t0ken").await;
+        let base = sink.base_url();
+        assert!(
+            get(&base, "/user", Some("Bearer t0ken"))
+                .await
+                .contains("200")
+        );
+        assert!(
+            get(&base, "/user", Some("Bearer wrong"))
+                .await
+                .contains("401")
+        );
+        assert!(get(&base, "/user", None).await.contains("401"));
+        assert!(
+            get(&base, "/user", Some("Bearer t0ken"))
+                .await
+                .contains("200")
+        );
+        assert!(
+            get(&base, "//user", Some("Bearer t0ken"))
+                .await
+                .contains("404")
+        );
+        let seen = sink.requests();
+        assert_eq!(seen.len(), 5);
+        assert!(seen.iter().all(|r| r.method == "GET"));
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_accepts_and_never_answers() {
+        let silent = SilentServer::start().await;
+        let answer = tokio::time::timeout(
+            Duration::from_millis(300),
+            get(&silent.base_url(), "/", None),
+        )
+        .await;
+        assert!(answer.is_err(), "it answered: {answer:?}");
+    }
 }

@@ -90,22 +90,11 @@ pub fn in_text(needles: &[Needle], place: &str, text: &[u8]) -> Vec<String> {
 /// Every needle found in any file under `dir` (recursively): the database, its WAL and
 /// shared-memory files, configs, run files, logs.
 pub fn in_files(needles: &[Needle], dir: &Path) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                hits.extend(in_text(needles, &p.display().to_string(), &bytes));
-            }
-        }
-    }
-    hits
+    crate::files::files_under(dir)
+        .into_iter()
+        .filter_map(|p| Some((std::fs::read(&p).ok()?, p)))
+        .flat_map(|(bytes, p)| in_text(needles, &p.display().to_string(), &bytes))
+        .collect()
 }
 
 /// Every needle found in any text or blob value of any column of any table of the SQLite

@@ -7,7 +7,10 @@
 //!   ([`isolated_env`]) and a run-to-completion helper ([`run_claude`]).
 //! - [`smtp`]: [`SmtpSink`], a small real SMTP server that records mail (email channels).
 //! - [`http_sink`]: [`HttpSink`], a recording HTTP server with scripted replies (Slack,
-//!   Telegram and webhook endpoints).
+//!   Telegram and webhook endpoints) or replies by bearer token (credential checks), and
+//!   [`SilentServer`], one that never answers (timeouts).
+//! - [`files`] and [`process`]: what a test left behind — files holding some bytes under a
+//!   directory ([`files_containing`]), processes still alive ([`process_table_has`]).
 //! - [`leak`]: searching everything a test can read — files, every text column of every table,
 //!   responses, streams, sinks — for a secret in any of its encodings.
 //! - The binary `personas-fake-claude` replays a recorded `stream-json` transcript instantly; it
@@ -19,8 +22,10 @@
 
 pub mod api;
 pub mod claude;
+pub mod files;
 pub mod http_sink;
 pub mod leak;
+pub mod process;
 pub mod smtp;
 
 pub use api::{HangPoint, RecordedRequest, ScriptedApi, Step, ToolCall};
@@ -28,5 +33,7 @@ pub use claude::{
     CLAUDE_CODE_VERSION, ClaudeRun, IsolatedEnv, claude_bin, fake_claude_bin, isolated_env,
     run_claude, workspace_root,
 };
-pub use http_sink::{HttpSink, RecordedHttp, Reply};
+pub use files::{files_containing, files_under};
+pub use http_sink::{HttpSink, RecordedHttp, Reply, SilentServer};
+pub use process::process_table_has;
 pub use smtp::{ReceivedMail, SmtpMode, SmtpSink};

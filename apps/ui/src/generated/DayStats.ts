@@ -9,6 +9,10 @@ export type DayStats = {
  */
 day: string, runs: number, completed: number, failed: number, 
 /**
+ * Of `failed`, refused at admission (paused persona, budget cap).
+ */
+refused: number, 
+/**
  * Runs the agent itself judged not accomplished.
  */
 incomplete: number, cancelled: number, timed_out: number, 

@@ -8,7 +8,11 @@ export type PersonaStats = {
 /**
  * `None` for runs of a persona that was deleted since.
  */
-persona_id: PersonaId | null, persona_name: string, runs: number, completed: number, failed: number, cost_usd: number, input_tokens: number, output_tokens: number, duration_p50_ms: number | null, duration_p95_ms: number | null, 
+persona_id: PersonaId | null, persona_name: string, runs: number, completed: number, failed: number, 
+/**
+ * Of `failed`, refused at admission (paused persona, budget cap).
+ */
+refused: number, cost_usd: number, input_tokens: number, output_tokens: number, duration_p50_ms: number | null, duration_p95_ms: number | null, 
 /**
  * Completed / ended runs; `None` when none ended.
  */

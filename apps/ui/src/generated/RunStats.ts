@@ -17,4 +17,8 @@ days: Array<DayStats>,
 /**
  * Personas by cost, then runs.
  */
-personas: Array<PersonaStats>, runs: number, ended: number, completed: number, cost_usd: number, input_tokens: number, output_tokens: number, duration_p50_ms: number | null, duration_p95_ms: number | null, success_rate: number | null, };
+personas: Array<PersonaStats>, runs: number, ended: number, completed: number, 
+/**
+ * Refused at admission (counted in `ended`, as failed runs).
+ */
+refused: number, cost_usd: number, input_tokens: number, output_tokens: number, duration_p50_ms: number | null, duration_p95_ms: number | null, success_rate: number | null, };

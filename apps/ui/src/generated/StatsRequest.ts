@@ -8,4 +8,8 @@ days?: number,
 /**
  * The viewer's offset from UTC in minutes (east positive), so days are their days.
  */
-tz_offset_minutes?: number, };
+tz_offset_minutes?: number, 
+/**
+ * Only this persona's runs (name or id).
+ */
+persona?: string, };

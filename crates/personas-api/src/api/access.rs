@@ -281,8 +281,8 @@ impl Api {
         .await
     }
 
-    pub(super) async fn credential_types(&self) -> CredentialTypeList {
-        CredentialTypeList {
+    pub async fn list_credential_types(&self, _: Empty) -> Result<CredentialTypeList, ApiError> {
+        Ok(CredentialTypeList {
             types: connector::TEMPLATES
                 .iter()
                 .map(|t| CredentialType {
@@ -303,10 +303,10 @@ impl Api {
                     check: check_text(&t.check),
                 })
                 .collect(),
-        }
+        })
     }
 
-    pub(super) async fn credentials_list(&self) -> Result<CredentialList, ApiError> {
+    pub async fn list_credentials(&self, _: Empty) -> Result<CredentialList, ApiError> {
         self.blocking(|s| {
             let rows = s.credentials().list()?;
             let credentials = rows
@@ -318,15 +318,12 @@ impl Api {
         .await
     }
 
-    pub(super) async fn credential_get(&self, req: CredentialRef) -> Result<Credential, ApiError> {
+    pub async fn get_credential(&self, req: CredentialRef) -> Result<Credential, ApiError> {
         self.blocking(move |s| Ok(credential_view(s, s.credentials().find(&req.credential)?)?))
             .await
     }
 
-    pub(super) async fn credential_create(
-        &self,
-        req: CreateCredential,
-    ) -> Result<Credential, ApiError> {
+    pub async fn create_credential(&self, req: CreateCredential) -> Result<Credential, ApiError> {
         let input = CredentialInput {
             name: req.name,
             kind: req.kind,
@@ -340,10 +337,7 @@ impl Api {
         self.blocking(move |s| Ok(credential_view(s, row)?)).await
     }
 
-    pub(super) async fn credential_update(
-        &self,
-        req: UpdateCredential,
-    ) -> Result<Credential, ApiError> {
+    pub async fn update_credential(&self, req: UpdateCredential) -> Result<Credential, ApiError> {
         let change = CredentialUpdate {
             name: req.name,
             fields: secrets(req.fields),
@@ -360,10 +354,7 @@ impl Api {
         self.blocking(move |s| Ok(credential_view(s, row)?)).await
     }
 
-    pub(super) async fn credential_delete(
-        &self,
-        req: DeleteCredential,
-    ) -> Result<Credential, ApiError> {
+    pub async fn delete_credential(&self, req: DeleteCredential) -> Result<Credential, ApiError> {
         let view = self
             .blocking(move |s| {
                 let view = credential_view(s, s.credentials().find(&req.credential)?)?;
@@ -384,10 +375,7 @@ impl Api {
         Ok(view)
     }
 
-    pub(super) async fn credential_test(
-        &self,
-        req: TestCredential,
-    ) -> Result<CredentialTest, ApiError> {
+    pub async fn test_credential(&self, req: TestCredential) -> Result<CredentialTest, ApiError> {
         let secs = req.timeout_secs.unwrap_or(DEFAULT_TEST_TIMEOUT_SECS);
         if !(secs.is_finite() && secs > 0.0 && secs <= MAX_TEST_TIMEOUT_SECS) {
             return Err(ApiError::invalid(
@@ -421,7 +409,7 @@ impl Api {
         })
     }
 
-    pub(super) async fn vault_state(&self) -> Result<VaultStatus, ApiError> {
+    pub async fn vault_status(&self, _: Empty) -> Result<VaultStatus, ApiError> {
         let cell = Arc::clone(self.inner.engine.vault());
         self.blocking(move |s| {
             let r = cell.readiness(s).map_err(vault_error)?;
@@ -444,7 +432,7 @@ impl Api {
         .await
     }
 
-    pub(super) async fn tools_list(&self) -> Result<ToolList, ApiError> {
+    pub async fn list_tools(&self, _: Empty) -> Result<ToolList, ApiError> {
         self.blocking(|s| {
             let tools = s
                 .tools()
@@ -457,7 +445,7 @@ impl Api {
         .await
     }
 
-    pub(super) async fn tool_create(&self, req: CreateTool) -> Result<Tool, ApiError> {
+    pub async fn create_tool(&self, req: CreateTool) -> Result<Tool, ApiError> {
         let new = NewTool {
             name: req.name,
             description: req.description,
@@ -470,7 +458,7 @@ impl Api {
             .await
     }
 
-    pub(super) async fn tool_delete(&self, req: ToolRef) -> Result<Tool, ApiError> {
+    pub async fn delete_tool(&self, req: ToolRef) -> Result<Tool, ApiError> {
         self.blocking(move |s| {
             let view = tool_view(s, s.tools().find(&req.tool)?)?;
             s.tools().remove(&view.id)?;
@@ -479,7 +467,7 @@ impl Api {
         .await
     }
 
-    pub(super) async fn persona_links(&self, req: PersonaRef) -> Result<PersonaLinks, ApiError> {
+    pub async fn get_persona_links(&self, req: PersonaRef) -> Result<PersonaLinks, ApiError> {
         let p = self.persona(req.persona).await?;
         self.blocking(move |s| {
             Ok(PersonaLinks {
@@ -501,13 +489,16 @@ impl Api {
         .await
     }
 
-    pub(super) fn permission_templates(&self) -> PermissionTemplateList {
-        PermissionTemplateList {
+    pub async fn list_permission_templates(
+        &self,
+        _: Empty,
+    ) -> Result<PermissionTemplateList, ApiError> {
+        Ok(PermissionTemplateList {
             templates: PermissionTemplate::ALL
                 .into_iter()
                 .map(template_info)
                 .collect(),
-        }
+        })
     }
 }
 

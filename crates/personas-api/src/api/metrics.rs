@@ -3,12 +3,12 @@
 
 use super::Api;
 use crate::error::ApiError;
-use crate::ops::{MetricKind, MetricSeries, Metrics};
+use crate::ops::{Empty, MetricKind, MetricSeries, Metrics};
 use personas_core::ExecutionStatus;
 use std::collections::BTreeMap;
 
 impl Api {
-    pub(crate) async fn metrics(&self) -> Result<Metrics, ApiError> {
+    pub async fn get_metrics(&self, _: Empty) -> Result<Metrics, ApiError> {
         let engine = self.engine();
         let mut series: Vec<MetricSeries> = engine
             .metrics()

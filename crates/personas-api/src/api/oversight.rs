@@ -89,7 +89,7 @@ fn policy_in(p: Policy) -> Result<personas_store::PersonaPolicy, ApiError> {
 }
 
 impl Api {
-    pub(super) async fn channels_list(&self, req: ListChannels) -> Result<ChannelList, ApiError> {
+    pub async fn list_channels(&self, req: ListChannels) -> Result<ChannelList, ApiError> {
         let persona = match req.persona {
             Some(p) => Some(self.persona(p).await?.id),
             None => None,
@@ -108,7 +108,7 @@ impl Api {
         .await
     }
 
-    pub(super) async fn channel_add(&self, req: AddChannel) -> Result<Channel, ApiError> {
+    pub async fn add_channel(&self, req: AddChannel) -> Result<Channel, ApiError> {
         let p = self.persona(req.persona).await?;
         let name = req.name.trim().to_string();
         if name.is_empty() {
@@ -152,7 +152,7 @@ impl Api {
         Ok((p, c))
     }
 
-    pub(super) async fn channel_remove(&self, req: ChannelRef) -> Result<Channel, ApiError> {
+    pub async fn remove_channel(&self, req: ChannelRef) -> Result<Channel, ApiError> {
         let p = self.persona(req.persona).await?;
         let name = req.name;
         self.store(move |s| {
@@ -162,7 +162,7 @@ impl Api {
         .await
     }
 
-    pub(super) async fn channel_test(&self, req: ChannelRef) -> Result<ChannelTest, ApiError> {
+    pub async fn test_channel(&self, req: ChannelRef) -> Result<ChannelTest, ApiError> {
         let (p, c) = self.find_channel(req).await?;
         let sent = delivery::send_test(
             self.config(),
@@ -225,12 +225,12 @@ impl Api {
         .await
     }
 
-    pub(super) async fn policy_get(&self, req: PersonaRef) -> Result<PersonaPolicy, ApiError> {
+    pub async fn get_policy(&self, req: PersonaRef) -> Result<PersonaPolicy, ApiError> {
         let p = self.persona(req.persona).await?;
         self.policy_view(p).await
     }
 
-    pub(super) async fn policy_update(&self, req: UpdatePolicy) -> Result<PersonaPolicy, ApiError> {
+    pub async fn update_policy(&self, req: UpdatePolicy) -> Result<PersonaPolicy, ApiError> {
         let p = self.persona(req.persona).await?;
         let policy = policy_in(req.policy)?;
         let id = p.id.clone();
@@ -251,7 +251,7 @@ impl Api {
         self.policy_view(p).await
     }
 
-    pub(super) async fn persona_resume(&self, req: PersonaRef) -> Result<PersonaPolicy, ApiError> {
+    pub async fn resume_persona(&self, req: PersonaRef) -> Result<PersonaPolicy, ApiError> {
         let p = self.persona(req.persona).await?;
         let (id, name) = (p.id.clone(), p.name.clone());
         self.store(move |s| s.healing().resume_persona(&id, &name))
@@ -259,7 +259,7 @@ impl Api {
         self.policy_view(p).await
     }
 
-    pub(super) async fn healing_list(&self, req: ListHealing) -> Result<HealingList, ApiError> {
+    pub async fn list_healing(&self, req: ListHealing) -> Result<HealingList, ApiError> {
         let all = req.all.unwrap_or(false);
         let limit = super::limit(req.limit, 50, super::MAX_LIMIT);
         self.store(move |s| {
@@ -278,10 +278,7 @@ impl Api {
         .await
     }
 
-    pub(super) async fn issue_resolve(
-        &self,
-        req: IssueRef,
-    ) -> Result<personas_store::IssueRow, ApiError> {
+    pub async fn resolve_issue(&self, req: IssueRef) -> Result<personas_store::IssueRow, ApiError> {
         let id = req.id.trim().to_string();
         if id.is_empty() {
             return Err(ApiError::invalid("id", "must name a healing issue"));

@@ -541,13 +541,13 @@ fn admission(history: usize) -> CliResult<AdmissionReport> {
         daily_usd: Some(1e9),
         monthly_usd: Some(1e9),
     })?;
-    store.metrics().rebuild(30)?;
+    store.stats().rebuild_spend(30)?;
     let t = Instant::now();
-    let days = store.metrics().daily(None, 30)?;
+    let stats = store.stats().runs(30, 0, None)?;
     let metrics_read_ms = t.elapsed().as_secs_f64() * 1e3;
-    if days.is_empty() {
+    if stats.days.is_empty() {
         return Err(CliError::runtime(
-            "the metrics rollup is empty after the bench",
+            "the run statistics are empty after the bench",
         ));
     }
     let p = |v: &[f64], q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];

@@ -1,13 +1,13 @@
-//! `personas stats [--persona P] [--days N]`: daily rollups per persona (UTC days) — runs by
-//! status, duration p50/p95, tokens, cost and success rate.
+//! `personas stats [--persona P] [--days N]`: the `get_stats` operation — per persona, runs by
+//! outcome, duration p50/p95, tokens, cost and success rate, over local calendar days.
 
 use super::print_json;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Args;
-use personas_store::DailyMetrics;
-use serde::Serialize;
+use personas_api::Operations;
+use personas_api::ops::StatsRequest;
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
@@ -18,40 +18,6 @@ pub struct StatsArgs {
     /// How many days back, today included (1 to 366).
     #[arg(long, default_value_t = 7)]
     pub days: u32,
-}
-
-#[derive(Serialize, Default)]
-struct Totals {
-    runs: u64,
-    completed: u64,
-    failed: u64,
-    incomplete: u64,
-    cancelled: u64,
-    timed_out: u64,
-    refused: u64,
-    input_tokens: u64,
-    output_tokens: u64,
-    cost_usd: f64,
-    success_rate: Option<f64>,
-}
-
-fn totals(rows: &[DailyMetrics]) -> Totals {
-    let mut t = Totals::default();
-    for r in rows {
-        t.runs += r.runs;
-        t.completed += r.completed;
-        t.failed += r.failed;
-        t.incomplete += r.incomplete;
-        t.cancelled += r.cancelled;
-        t.timed_out += r.timed_out;
-        t.refused += r.refused;
-        t.input_tokens += r.input_tokens;
-        t.output_tokens += r.output_tokens;
-        t.cost_usd += r.cost_usd;
-    }
-    let attempted = t.completed + t.failed + t.incomplete + t.timed_out;
-    t.success_rate = (attempted > 0).then(|| t.completed as f64 / attempted as f64);
-    t
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -66,40 +32,38 @@ pub async fn run(ctx: &mut Context, args: StatsArgs) -> CliResult<ExitCode> {
             args.days
         )));
     }
-    let store = ctx.store()?;
-    let persona = match &args.persona {
-        Some(p) => Some(store.personas().find(p)?),
-        None => None,
-    };
-    let rows = store
-        .metrics()
-        .daily(persona.as_ref().map(|p| &p.id), args.days)?;
-    let t = totals(&rows);
+    let offset = chrono::Local::now().offset().local_minus_utc() / 60;
+    let stats = ctx
+        .client()?
+        .get_stats(StatsRequest {
+            days: Some(args.days),
+            tz_offset_minutes: Some(offset),
+            persona: args.persona,
+        })
+        .await?;
     if ctx.json {
-        print_json(&serde_json::json!({
-            "days": args.days,
-            "persona": persona.as_ref().map(|p| &p.name),
-            "daily": rows,
-            "totals": t,
-        }));
+        print_json(&stats);
         return Ok(ExitCode::SUCCESS);
     }
-    if rows.is_empty() {
+    if stats.runs == 0 {
         println!("no runs in the last {} day(s)", args.days);
         return Ok(ExitCode::SUCCESS);
     }
     let st = Style::detect();
-    let ms = |v: Option<i64>| v.map(render::duration_ms).unwrap_or_else(|| "-".into());
-    let table: Vec<Vec<String>> = rows
+    let ms = |v: Option<u64>| {
+        v.map(|v| render::duration_ms(v as i64))
+            .unwrap_or_else(|| "-".into())
+    };
+    let table: Vec<Vec<String>> = stats
+        .personas
         .iter()
         .map(|r| {
             vec![
-                r.day.clone(),
                 r.persona_name.clone(),
                 r.runs.to_string(),
                 r.completed.to_string(),
                 r.failed.to_string(),
-                (r.incomplete + r.cancelled + r.timed_out + r.refused).to_string(),
+                r.refused.to_string(),
                 pct(r.success_rate),
                 ms(r.duration_p50_ms),
                 ms(r.duration_p95_ms),
@@ -112,12 +76,11 @@ pub async fn run(ctx: &mut Context, args: StatsArgs) -> CliResult<ExitCode> {
         "{}",
         render::table(
             &[
-                "DAY",
                 "PERSONA",
                 "RUNS",
                 "OK",
                 "FAILED",
-                "OTHER",
+                "REFUSED",
                 "SUCCESS",
                 "P50",
                 "P95",
@@ -128,14 +91,14 @@ pub async fn run(ctx: &mut Context, args: StatsArgs) -> CliResult<ExitCode> {
         )
     );
     println!(
-        "\n{} {} runs · {} completed · {} failed · {} refused · success {} · ${:.4} (UTC days; OTHER = incomplete, cancelled, timed out, refused)",
+        "\n{} {} runs since {} · {} completed · {} refused · success {} · ${:.4} (local days)",
         st.bold("total"),
-        t.runs,
-        t.completed,
-        t.failed,
-        t.refused,
-        pct(t.success_rate),
-        t.cost_usd
+        stats.runs,
+        stats.since_day,
+        stats.completed,
+        stats.refused,
+        pct(stats.success_rate),
+        stats.cost_usd
     );
     Ok(ExitCode::SUCCESS)
 }

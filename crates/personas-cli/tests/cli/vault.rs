@@ -6,13 +6,11 @@ use super::{Env, text};
 use base64::Engine as _;
 use personas_core::{ExecutionId, LineKind};
 use personas_testkit::api::{Step, ToolCall};
+use personas_testkit::{HttpSink, SilentServer, files_containing};
 use serde_json::{Value, json};
 use std::io::Write;
-use std::path::Path;
 use std::process::{Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASS: &str = "correct horse battery staple";
 const TOKEN: &str = "ghp_Zq8vRealLookingT0ken4PersonasTest";
@@ -73,28 +71,6 @@ impl Env {
         );
         assert!(out.status.success(), "add {name}: {}", text(&out.stderr));
     }
-}
-
-/// Every file under `dir` (recursively) that contains `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p)
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                hits.push(p.display().to_string());
-            }
-        }
-    }
-    hits
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,68 +178,15 @@ async fn a_credential_reaches_the_run_environment_and_every_copy_is_redacted() {
     }
 }
 
-/// A tiny HTTP server: `/user` answers 200 for the good token, 401 otherwise.
-async fn github_like_server() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let seen2 = Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let seen = Arc::clone(&seen2);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let req = String::from_utf8_lossy(&buf).to_string();
-                let good = req
-                    .lines()
-                    .any(|l| l.eq_ignore_ascii_case(&format!("authorization: Bearer {TOKEN}")));
-                seen.lock()
-                    .expect("lock")
-                    .push(req.lines().next().unwrap_or("").to_string());
-                let resp = if good {
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 13\r\nconnection: close\r\n\r\n{\"login\":\"x\"}"
-                } else {
-                    "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                };
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    (url, seen)
-}
-
-/// Accepts connections and never answers.
-async fn silent_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = listener.accept().await {
-            held.push(sock);
-        }
-    });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_record_ok_unauthorized_and_timeout() {
     let env = Env::new().await;
-    let (url, seen) = github_like_server().await;
-    let silent = silent_server().await;
+    let github = HttpSink::github_like(TOKEN).await;
+    let url = github.base_url();
+    let silent = SilentServer::start().await;
     env.add_github("good", TOKEN, Some(&url));
     env.add_github("bad", "ghp_revokedTokenValue000", Some(&url));
-    env.add_github("slow", TOKEN, Some(&silent));
+    env.add_github("slow", TOKEN, Some(&silent.base_url()));
 
     let ok = env.with_pass(&["credential", "test", "good"]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
@@ -282,10 +205,10 @@ async fn health_checks_record_ok_unauthorized_and_timeout() {
         text(&slow.stdout)
     );
     assert_eq!(
-        seen.lock()
-            .expect("lock")
+        github
+            .requests()
             .iter()
-            .filter(|l| l.starts_with("GET /user"))
+            .filter(|r| r.method == "GET" && r.path == "/user")
             .count(),
         2
     );
@@ -355,7 +278,8 @@ async fn no_key_store_refuses_a_wrong_passphrase_changes_nothing_and_rotation_ke
             .is_empty()
     );
 
-    let (url, _) = github_like_server().await;
+    let github = HttpSink::github_like(TOKEN).await;
+    let url = github.base_url();
     env.add_github("github", TOKEN, Some(&url));
     let db_before = env.store().credentials().vault().expect("v");
     let sealed_before = env.store().credentials().all_sealed().expect("s");

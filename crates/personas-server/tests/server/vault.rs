@@ -6,6 +6,7 @@
 use super::{Server, frames, message_event, read_until};
 use personas_engine::vault::VaultOptions;
 use personas_testkit::api::{Step, ToolCall};
+use personas_testkit::{HttpSink, files_containing};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,36 +20,6 @@ pub fn passphrase() -> VaultOptions {
         new_passphrase: None,
         keychain: None,
     }
-}
-
-/// A GitHub-like API on loopback: `GET /user` answers 200 only with `Bearer TOKEN`.
-async fn github_like() -> String {
-    use axum::http::{HeaderMap, StatusCode};
-    let app = axum::Router::new().route(
-        "/user",
-        axum::routing::get(|h: HeaderMap| async move {
-            let ok = h
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v == format!("Bearer {TOKEN}"));
-            if ok {
-                (StatusCode::OK, "{\"login\": \"octo\"}")
-            } else {
-                (
-                    StatusCode::UNAUTHORIZED,
-                    "{\"message\": \"Bad credentials\"}",
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    url
 }
 
 fn field<'a>(credential: &'a Value, name: &str) -> &'a Value {
@@ -104,7 +75,8 @@ pub async fn round_trips(s: &Server) {
         "{vault}"
     );
 
-    let url = github_like().await;
+    let github = HttpSink::github_like(TOKEN).await;
+    let url = github.base_url();
     // Bad input names its field; nothing is stored.
     refused(
         s,
@@ -483,7 +455,8 @@ async fn a_secret_given_to_the_api_never_comes_back_out() {
     let mut ws = s.socket("").await;
     let mut seen: Vec<Value> = frames(&mut ws).await;
     let mut bodies: Vec<String> = Vec::new();
-    let url = github_like().await;
+    let github = HttpSink::github_like(TOKEN).await;
+    let url = github.base_url();
     let b64 = base64::engine::general_purpose::STANDARD.encode(TOKEN);
 
     // Wrong-shaped requests carrying the secret: refused without repeating it.
@@ -742,26 +715,4 @@ async fn a_secret_given_to_the_api_never_comes_back_out() {
     let hits = files_containing(s.data_dir(), TOKEN.as_bytes());
     assert!(hits.is_empty(), "files holding the secret: {hits:?}");
     drop(ws);
-}
-
-/// Every file under `dir` (recursively) that contains `needle`.
-fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p)
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                hits.push(p.display().to_string());
-            }
-        }
-    }
-    hits
 }

@@ -2,11 +2,11 @@
 //! engine, store and (passphrase) vault: signatures with a timestamp, replays refused, GitHub's
 //! format, and the secret kept out of the database file.
 
+use super::Server;
 use personas_core::PersonaSpec;
 use personas_engine::triggers::{self, TriggerSpec};
 use personas_engine::vault::VaultOptions;
 use personas_engine::{Engine, EngineConfig, EngineEvent};
-use personas_server::ServerState;
 use personas_server::webhook::{
     DELIVERY_HEADER, GITHUB_DELIVERY_HEADER, GITHUB_SIGNATURE_HEADER, SIGNATURE_HEADER,
     TIMESTAMP_HEADER, sign, signed_headers,
@@ -18,45 +18,14 @@ use tokio::sync::broadcast;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Server {
-    url: String,
-    engine: Engine,
-    dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
+/// The test server with runs that fail fast (no Claude CLI): these tests are about what
+/// reaches the bus.
 async fn server(tune: impl FnOnce(&mut EngineConfig)) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = EngineConfig::for_data_dir(dir.path());
-    // Runs would fail fast here; these tests are about what reaches the bus.
-    config.claude_path = Some("/nonexistent/claude".into());
-    tune(&mut config);
-    let store = Store::open_in_dir(dir.path()).expect("store");
-    let engine = Engine::with_vault(config, store, super::vault::passphrase());
-    engine.start().await.expect("start");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let state = ServerState::new(engine.clone(), "t".repeat(64), addr.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(personas_server::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
-    Server {
-        url: format!("http://{}", addr),
-        engine,
-        dir,
-        stop: Some(stop),
-    }
+    Server::start_tuned(|c| {
+        c.claude_path = Some("/nonexistent/claude".into());
+        tune(c)
+    })
+    .await
 }
 
 /// A webhook trigger for a new persona, made as `personas trigger add` makes it: returns its
@@ -135,7 +104,7 @@ async fn a_signed_webhook_is_accepted_as_an_event_for_its_persona() {
     let mut events = s.engine.subscribe();
     let body = br#"{"ref":"refs/heads/main","version":"1.2"}"#;
     let (status, answer) = post(
-        &format!("{}/webhooks/{id}", s.url),
+        &format!("{}/webhooks/{id}", s.base),
         body,
         &[
             signed(&secret, body),
@@ -187,7 +156,7 @@ async fn a_signed_webhook_is_accepted_as_an_event_for_its_persona() {
     assert_eq!(exec.persona_name, "Deploy notifier");
 
     // A sender's retry under the same delivery id, freshly signed, is not a second event.
-    let url = format!("{}/webhooks/{id}", s.url);
+    let url = format!("{}/webhooks/{id}", s.base);
     let with_delivery = |n: &str| {
         let mut h = signed(&secret, b"{}");
         h.push((DELIVERY_HEADER, n.to_string()));
@@ -203,7 +172,7 @@ async fn a_signed_webhook_is_accepted_as_an_event_for_its_persona() {
     // A body that is not JSON arrives raw.
     let text = b"deploy finished";
     let (status, answer) = post(
-        &format!("{}/webhooks/{id}", s.url),
+        &format!("{}/webhooks/{id}", s.base),
         text,
         &[
             signed(&secret, text),
@@ -228,7 +197,7 @@ async fn a_signed_webhook_is_accepted_as_an_event_for_its_persona() {
 async fn bad_or_missing_signatures_oversized_bodies_and_unknown_triggers_store_nothing() {
     let s = server(|c| c.webhook_max_body_bytes = 1024).await;
     let (id, secret) = webhook(&s);
-    let url = format!("{}/webhooks/{id}", s.url);
+    let url = format!("{}/webhooks/{id}", s.base);
     let body = br#"{"a":1}"#;
 
     let wrong = post(&url, body, &signed("wrong secret", body)).await;
@@ -278,7 +247,7 @@ async fn bad_or_missing_signatures_oversized_bodies_and_unknown_triggers_store_n
             .is_some_and(|m| m.contains("1024"))
     );
 
-    let unknown = format!("{}/webhooks/{}", s.url, personas_core::TriggerId::new());
+    let unknown = format!("{}/webhooks/{}", s.base, personas_core::TriggerId::new());
     let (status, _) = post(&unknown, body, &signed(&secret, body)).await;
     assert_eq!(status, 404);
 
@@ -287,7 +256,7 @@ async fn bad_or_missing_signatures_oversized_bodies_and_unknown_triggers_store_n
     // Webhooks skipping the Host check did not loosen the API: it still refuses other hosts
     // and wants its token.
     let resp = reqwest::Client::new()
-        .post(format!("{}/api/wake", s.url))
+        .post(format!("{}/api/wake", s.base))
         .header("host", "evil.example")
         .bearer_auth("t".repeat(64))
         .send()
@@ -295,7 +264,7 @@ async fn bad_or_missing_signatures_oversized_bodies_and_unknown_triggers_store_n
         .expect("request");
     assert_eq!(resp.status().as_u16(), 403);
     let resp = reqwest::Client::new()
-        .post(format!("{}/api/wake", s.url))
+        .post(format!("{}/api/wake", s.base))
         .send()
         .await
         .expect("request");
@@ -307,7 +276,7 @@ async fn bad_or_missing_signatures_oversized_bodies_and_unknown_triggers_store_n
 async fn a_replayed_request_is_refused_and_stores_nothing() {
     let s = server(|_| {}).await;
     let (id, secret) = webhook(&s);
-    let url = format!("{}/webhooks/{id}", s.url);
+    let url = format!("{}/webhooks/{id}", s.base);
     let body = br#"{"deploy":"v1"}"#;
     let headers = signed(&secret, body);
     let (status, first) = post(&url, body, &headers).await;
@@ -330,7 +299,7 @@ async fn a_replayed_request_is_refused_and_stores_nothing() {
 async fn a_stale_or_future_timestamp_is_refused() {
     let s = server(|_| {}).await;
     let (id, secret) = webhook(&s);
-    let url = format!("{}/webhooks/{id}", s.url);
+    let url = format!("{}/webhooks/{id}", s.base);
     let body = b"{}";
     for skew in [-301, 301, -86_400, 86_400] {
         let headers = signed_headers(&secret, now() + skew, body).to_vec();
@@ -366,7 +335,7 @@ async fn a_github_trigger_takes_githubs_signature_and_refuses_a_repeated_deliver
             .replace_secret(&t.id, &sealed)
             .expect("set");
     }
-    let url = format!("{}/webhooks/{id}", s.url);
+    let url = format!("{}/webhooks/{id}", s.base);
     let body = b"Hello, World!";
     let signature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
     let headers = [
@@ -420,7 +389,7 @@ async fn webhook_secrets_never_reach_the_database_file_in_plaintext() {
     // A delivery goes through too, so the WAL has seen every kind of write.
     let (id, secret) = webhook_for(&s, "Last", false);
     let (status, _) = post(
-        &format!("{}/webhooks/{id}", s.url),
+        &format!("{}/webhooks/{id}", s.base),
         b"{}",
         &signed(&secret, b"{}"),
     )
@@ -428,7 +397,7 @@ async fn webhook_secrets_never_reach_the_database_file_in_plaintext() {
     assert_eq!(status, 202);
     secrets.push(secret);
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(s.dir.path()).expect("data dir") {
+    for entry in std::fs::read_dir(s.data_dir()).expect("data dir") {
         let path = entry.expect("entry").path();
         if path.is_file() {
             files.push((path.clone(), std::fs::read(&path).expect("read")));

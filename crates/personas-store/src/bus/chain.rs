@@ -1,9 +1,9 @@
 //! Chain events: when an execution ends, one event per chain trigger waiting for its persona
 //! (idempotent per trigger and execution, so recovery after a crash can republish safely).
 
+use super::EventRow;
 use super::{BusRepo, NewEvent, get_event_in, insert_event_in};
 use crate::error::json_col;
-use crate::protocol::EventRow;
 use crate::time::now_ms;
 use crate::{StoreError, write_tx};
 use chrono::{DateTime, Utc};

@@ -2,8 +2,8 @@
 //! one transaction, giving events back after a failed delivery, and reaping lost leases.
 
 use super::{BusRepo, Decision, Delivered, RetryPolicy, TARGETED, get_event_in};
+use super::{EVENT_COLUMNS, EventRow, row_to_event};
 use crate::executions::{QueueTarget, enqueue_for, queue_target};
-use crate::protocol::{EVENT_COLUMNS, EventRow, row_to_event};
 use crate::time::{from_ms, now_ms};
 use crate::{NewExecution, StoreError, write_tx};
 use personas_core::PersonaId;

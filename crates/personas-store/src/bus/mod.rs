@@ -18,18 +18,70 @@
 mod chain;
 mod dispatch;
 
-use crate::protocol::{EVENT_COLUMNS, EventRow, row_to_event};
+use crate::error::json_col;
+use crate::lookup::Lookup;
+use crate::protocol::{opt_exec, opt_persona};
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError, write_tx};
 use chrono::{DateTime, Utc};
 use personas_core::ValidationError;
 use personas_core::trigger::SourceKind;
 use personas_core::{Execution, ExecutionId, PersonaId, TriggerId, TriggerKind};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// A bus event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
+pub struct EventRow {
+    pub id: String,
+    pub event_type: String,
+    pub source_kind: String,
+    pub source_id: Option<String>,
+    pub source_execution_id: Option<ExecutionId>,
+    pub target_persona_id: Option<PersonaId>,
+    pub payload: Value,
+    pub status: String,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// The trigger that fired it (cron, webhook, chain, watcher), if any.
+    pub trigger_id: Option<String>,
+    /// How many executions led to it (0 for events from people, schedules and webhooks).
+    pub depth: u32,
+    /// When a failed delivery is tried again.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it reached a final status (delivered, skipped, dead_letter).
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) const EVENT_COLUMNS: &str = "id, event_type, source_kind, source_id, \
+    source_execution_id, target_persona_id, payload, status, attempts, error, created_at, \
+    trigger_id, depth, next_attempt_at, processed_at";
+
+pub(crate) fn row_to_event(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    let payload: String = r.get(6)?;
+    Ok(EventRow {
+        id: r.get(0)?,
+        event_type: r.get(1)?,
+        source_kind: r.get(2)?,
+        source_id: r.get(3)?,
+        source_execution_id: opt_exec(r.get(4)?),
+        target_persona_id: opt_persona(r.get(5)?),
+        payload: json_col("payload", &payload)?,
+        status: r.get(7)?,
+        attempts: r.get(8)?,
+        error: r.get(9)?,
+        created_at: from_ms(r.get(10)?),
+        trigger_id: r.get(11)?,
+        depth: r.get(12)?,
+        next_attempt_at: r.get::<_, Option<i64>>(13)?.map(from_ms),
+        processed_at: r.get::<_, Option<i64>>(14)?.map(from_ms),
+    })
+}
 
 pub struct BusRepo<'s> {
     store: &'s Store,
@@ -319,30 +371,12 @@ impl<'s> BusRepo<'s> {
     /// Looks an event up by its id or a unique prefix of it (at least 4 characters).
     pub fn find(&self, id_or_prefix: &str) -> Result<EventRow, StoreError> {
         let conn = self.store.conn()?;
-        if let Some(e) = get_event_in(&conn, id_or_prefix)? {
-            return Ok(e);
+        Lookup {
+            what: "event",
+            select: &format!("SELECT {EVENT_COLUMNS} FROM events"),
+            id_column: "id",
         }
-        if id_or_prefix.len() < 4
-            || !id_or_prefix
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() || c == '-')
-        {
-            return Err(StoreError::not_found("event", id_or_prefix));
-        }
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2"
-        ))?;
-        let mut found: Vec<EventRow> = stmt
-            .query_map([id_or_prefix.to_ascii_lowercase()], row_to_event)?
-            .collect::<Result<_, _>>()?;
-        match found.len() {
-            0 => Err(StoreError::not_found("event", id_or_prefix)),
-            1 => Ok(found.remove(0)),
-            _ => Err(StoreError::conflict(
-                "event",
-                format!("{id_or_prefix:?} matches more than one event; give more of the id"),
-            )),
-        }
+        .find(&conn, id_or_prefix, row_to_event)
     }
 
     /// Newest first.

@@ -696,9 +696,10 @@ fn the_outbox_plans_each_new_message_once_per_channel_and_records_attempts() {
 }
 
 #[test]
-fn metrics_roll_up_per_persona_and_day() {
+fn stats_roll_up_per_persona_and_the_spend_ledger_rebuilds() {
     let (_d, store) = store();
     let p = store.personas().create(&spec("Counted", 5)).expect("p");
+    let other = store.personas().create(&spec("Other", 5)).expect("other");
     for (status, class, cost) in [
         (ExecutionStatus::Completed, None, 0.25),
         (ExecutionStatus::Completed, None, 0.25),
@@ -708,15 +709,20 @@ fn metrics_roll_up_per_persona_and_day() {
         let e = run_to(&store, &p, status, class, cost);
         heal(&store, &e, 0);
     }
-    let rows = store.metrics().daily(Some(&p.id), 7).expect("daily");
-    assert_eq!(rows.len(), 1);
-    let m = &rows[0];
-    assert_eq!((m.runs, m.completed, m.failed, m.timed_out), (4, 2, 1, 1));
+    let e = run_to(&store, &other, ExecutionStatus::Completed, None, 2.0);
+    heal(&store, &e, 0);
+    let stats = store.stats().runs(7, 0, Some(&p.id)).expect("stats");
+    assert_eq!(stats.personas.len(), 1, "only the persona asked for");
+    let m = &stats.personas[0];
+    assert_eq!((m.runs, m.completed, m.failed, m.refused), (4, 2, 1, 0));
     assert!((m.cost_usd - 1.0).abs() < 1e-9);
     assert_eq!(m.success_rate, Some(0.5));
     assert!(m.duration_p50_ms.is_some() && m.duration_p95_ms >= m.duration_p50_ms);
-    assert_eq!(store.metrics().rebuild(7).expect("rebuild"), 1);
-    assert_eq!(store.metrics().daily(None, 7).expect("again")[0].runs, 4);
+    assert_eq!(
+        store.stats().runs(7, 0, None).expect("all").personas.len(),
+        2
+    );
+    assert_eq!(store.stats().rebuild_spend(7).expect("rebuild"), 2);
 }
 
 #[test]
