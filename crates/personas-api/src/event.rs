@@ -65,8 +65,7 @@ pub enum ApiEvent {
     /// A desktop notification (a persona's `desktop` channel): hosts show it natively.
     Notification {
         persona_name: String,
-        /// `message` or `review`.
-        subject_kind: String,
+        subject_kind: personas_core::NoticeKind,
         subject_id: String,
         title: String,
         body: String,

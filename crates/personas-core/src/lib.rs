@@ -9,6 +9,8 @@
 //! - [`decode`]: JSON/YAML decoding whose errors name the field at fault.
 //! - [`persona_file`]: the YAML/JSON file users share to move a persona between machines.
 //! - [`grant`]: what importing a persona file would grant beyond what the persona has.
+//! - [`status`]: the closed sets of names rows store and the API serves (review, event,
+//!   message, delivery, healing statuses; channel kinds) with their stored text.
 //! - [`review`]: review decisions and the message a paused session is resumed with.
 //! - [`secret`]: the [`Secret`] type credential values live in.
 //! - [`redact`]: replacing known secret values (and their encodings) in text.
@@ -30,6 +32,7 @@ pub mod protocol;
 pub mod redact;
 pub mod review;
 pub mod secret;
+pub mod status;
 pub mod stream;
 pub mod trigger;
 pub mod validate;
@@ -37,4 +40,5 @@ pub mod validate;
 pub use ids::{ExecutionId, PersonaId, TriggerId};
 pub use model::*;
 pub use secret::Secret;
+pub use status::*;
 pub use validate::ValidationError;

@@ -352,6 +352,8 @@ macro_rules! string_enum {
         }
     };
 }
+// Shared with the other modules that declare closed sets of stored names (`status`).
+pub(crate) use string_enum;
 
 string_enum!(
     /// Where an execution is in its life. Lower-case on the wire and in the store.

@@ -232,7 +232,10 @@ pub async fn standalone(store: &Store, name: &str, args: Value) -> Result<String
             "pending_reviews" => {
                 let list = store
                     .protocol()
-                    .reviews(Some("pending"), None::<&ExecutionId>)
+                    .reviews(
+                        Some(personas_core::ReviewStatus::Pending),
+                        None::<&ExecutionId>,
+                    )
                     .map_err(err)?;
                 text_of(&list)
             }

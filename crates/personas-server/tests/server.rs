@@ -201,8 +201,8 @@ fn message_event(n: usize) -> EngineEvent {
             persona_name: "Tester".into(),
             title: None,
             content: format!("message {n}"),
-            priority: "normal".into(),
-            status: "unread".into(),
+            priority: personas_core::protocol::Priority::Normal,
+            status: personas_core::MessageStatus::Unread,
             created_at: chrono::Utc::now(),
         },
     }

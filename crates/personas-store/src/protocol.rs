@@ -2,12 +2,16 @@
 //! Each row links back to the execution that produced it.
 
 use crate::bus::NewEvent;
-use crate::error::json_col;
+use crate::error::{enum_at, json_col, opt_enum_at};
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
+use personas_core::protocol::{Priority, Severity};
+use personas_core::review::TimeoutAction;
 use personas_core::trigger::SourceKind;
-use personas_core::{ExecutionId, PersonaId};
+use personas_core::{
+    EventStatus, ExecutionId, MessageStatus, PersonaId, ReviewDecider, ReviewStatus,
+};
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,8 +30,8 @@ pub struct MessageRow {
     pub persona_name: String,
     pub title: Option<String>,
     pub content: String,
-    pub priority: String,
-    pub status: String,
+    pub priority: Priority,
+    pub status: MessageStatus,
     pub created_at: DateTime<Utc>,
 }
 
@@ -37,12 +41,12 @@ pub struct MessageRow {
 pub struct EventRow {
     pub id: String,
     pub event_type: String,
-    pub source_kind: String,
+    pub source_kind: SourceKind,
     pub source_id: Option<String>,
     pub source_execution_id: Option<ExecutionId>,
     pub target_persona_id: Option<PersonaId>,
     pub payload: Value,
-    pub status: String,
+    pub status: EventStatus,
     pub attempts: u32,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -79,18 +83,18 @@ pub struct ReviewRow {
     pub persona_id: Option<PersonaId>,
     pub title: String,
     pub description: Option<String>,
-    pub severity: String,
+    pub severity: Severity,
     pub suggested_actions: Vec<String>,
-    pub status: String,
+    pub status: ReviewStatus,
     pub decision_note: Option<String>,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
     /// When the review times out, once its run has paused (see `ReviewRepo::effective_deadline`).
     pub deadline_at: Option<DateTime<Utc>>,
     /// What happens at the deadline: approve, reject or cancel.
-    pub timeout_action: Option<String>,
+    pub timeout_action: Option<TimeoutAction>,
     /// Who decided: user, timeout or system.
-    pub decided_by: Option<String>,
+    pub decided_by: Option<ReviewDecider>,
 }
 
 fn new_id() -> String {
@@ -116,8 +120,8 @@ fn row_to_message(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
         persona_name: r.get(3)?,
         title: r.get(4)?,
         content: r.get(5)?,
-        priority: r.get(6)?,
-        status: r.get(7)?,
+        priority: enum_at(r, 6, "messages.priority")?,
+        status: enum_at(r, 7, "messages.status")?,
         created_at: from_ms(r.get(8)?),
     })
 }
@@ -131,12 +135,12 @@ pub(crate) fn row_to_event(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
         id: r.get(0)?,
         event_type: r.get(1)?,
-        source_kind: r.get(2)?,
+        source_kind: enum_at(r, 2, "events.source_kind")?,
         source_id: r.get(3)?,
         source_execution_id: opt_exec(r.get(4)?),
         target_persona_id: opt_persona(r.get(5)?),
         payload: json_col("payload", &payload)?,
-        status: r.get(7)?,
+        status: enum_at(r, 7, "events.status")?,
         attempts: r.get(8)?,
         error: r.get(9)?,
         created_at: from_ms(r.get(10)?),
@@ -175,15 +179,15 @@ pub(crate) fn row_to_review(r: &Row<'_>) -> rusqlite::Result<ReviewRow> {
         persona_id: opt_persona(r.get(2)?),
         title: r.get(3)?,
         description: r.get(4)?,
-        severity: r.get(5)?,
+        severity: enum_at(r, 5, "reviews.severity")?,
         suggested_actions: json_col("suggested_actions", &actions)?,
-        status: r.get(7)?,
+        status: enum_at(r, 7, "reviews.status")?,
         decision_note: r.get(8)?,
         created_at: from_ms(r.get(9)?),
         decided_at: r.get::<_, Option<i64>>(10)?.map(from_ms),
         deadline_at: r.get::<_, Option<i64>>(11)?.map(from_ms),
-        timeout_action: r.get(12)?,
-        decided_by: r.get(13)?,
+        timeout_action: opt_enum_at(r, 12, "reviews.timeout_action")?,
+        decided_by: opt_enum_at(r, 13, "reviews.decided_by")?,
     })
 }
 
@@ -199,7 +203,7 @@ impl<'s> ProtocolRepo<'s> {
         persona_name: &str,
         title: Option<&str>,
         content: &str,
-        priority: &str,
+        priority: Priority,
     ) -> Result<MessageRow, StoreError> {
         let conn = self.store.conn()?;
         let id = new_id();
@@ -213,7 +217,7 @@ impl<'s> ProtocolRepo<'s> {
                 persona_name,
                 title,
                 content,
-                priority,
+                priority.as_str(),
                 now_ms()
             ],
         )?;
@@ -247,15 +251,12 @@ impl<'s> ProtocolRepo<'s> {
     pub fn insert_event(
         &self,
         event_type: &str,
-        source_kind: &str,
+        source_kind: SourceKind,
         source_id: Option<&str>,
         source_execution_id: Option<&ExecutionId>,
         target_persona_id: Option<&PersonaId>,
         payload: &Value,
     ) -> Result<EventRow, StoreError> {
-        let source_kind = source_kind
-            .parse::<SourceKind>()
-            .map_err(|e| StoreError::conflict("source_kind", e))?;
         let mut event = NewEvent::new(event_type, source_kind, payload.clone());
         event.source_id = source_id.map(str::to_string);
         event.source_execution_id = source_execution_id.cloned();
@@ -433,7 +434,7 @@ impl<'s> ProtocolRepo<'s> {
         persona_id: Option<&PersonaId>,
         title: &str,
         description: Option<&str>,
-        severity: &str,
+        severity: Severity,
         suggested_actions: &[String],
     ) -> Result<ReviewRow, StoreError> {
         let conn = self.store.conn()?;
@@ -447,7 +448,7 @@ impl<'s> ProtocolRepo<'s> {
                 persona_id.map(|p| p.as_str()),
                 title,
                 description,
-                severity,
+                severity.as_str(),
                 serde_json::to_string(suggested_actions).unwrap_or_else(|_| "[]".into()),
                 now_ms()
             ],
@@ -462,7 +463,7 @@ impl<'s> ProtocolRepo<'s> {
     /// Reviews, optionally of one status, oldest first.
     pub fn reviews(
         &self,
-        status: Option<&str>,
+        status: Option<ReviewStatus>,
         execution_id: Option<&ExecutionId>,
     ) -> Result<Vec<ReviewRow>, StoreError> {
         let conn = self.store.conn()?;
@@ -471,7 +472,10 @@ impl<'s> ProtocolRepo<'s> {
                AND (?2 IS NULL OR execution_id = ?2) ORDER BY created_at, id"
         ))?;
         let rows = stmt.query_map(
-            params![status, execution_id.map(|e| e.as_str())],
+            params![
+                status.map(ReviewStatus::as_str),
+                execution_id.map(|e| e.as_str())
+            ],
             row_to_review,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)

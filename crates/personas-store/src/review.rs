@@ -13,7 +13,9 @@ use crate::protocol::{REVIEW_COLUMNS, row_to_review};
 use crate::time::{from_ms, now_ms};
 use crate::{ReviewRow, Store, StoreError, write_tx};
 use personas_core::review::{DecidedReview, Decision, OnReject, TimeoutAction, resume_prompt};
-use personas_core::{Execution, ExecutionId, ExecutionStatus, TriggerKind};
+use personas_core::{
+    Execution, ExecutionId, ExecutionStatus, ReviewDecider, ReviewStatus, TriggerKind,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -121,13 +123,20 @@ impl<'s> ReviewRepo<'s> {
 
     /// Reviews, newest first; `status` filters (pending, approved, rejected, timed_out,
     /// cancelled).
-    pub fn list(&self, status: Option<&str>, limit: u32) -> Result<Vec<ReviewRow>, StoreError> {
+    pub fn list(
+        &self,
+        status: Option<ReviewStatus>,
+        limit: u32,
+    ) -> Result<Vec<ReviewRow>, StoreError> {
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {REVIEW_COLUMNS} FROM reviews WHERE (?1 IS NULL OR status = ?1)
              ORDER BY created_at DESC, id DESC LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![status, limit], row_to_review)?;
+        let rows = stmt.query_map(
+            params![status.map(ReviewStatus::as_str), limit],
+            row_to_review,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -210,7 +219,7 @@ impl<'s> ReviewRepo<'s> {
                  WHERE id = ?1 AND status = 'pending'",
                 params![
                     review.id,
-                    decision.status(),
+                    decision.status().as_str(),
                     note,
                     now_ms(),
                     by.as_str()
@@ -293,10 +302,9 @@ impl<'s> ReviewRepo<'s> {
 
 /// The execution of a pending review whose run has paused, or a `Conflict` saying why not.
 fn check_decidable(conn: &Connection, review: &ReviewRow) -> Result<Execution, StoreError> {
-    if review.status != "pending" {
+    if review.status != ReviewStatus::Pending {
         let by = review
             .decided_by
-            .as_deref()
             .map(|b| format!(" by {b}"))
             .unwrap_or_default();
         return Err(StoreError::conflict(
@@ -357,8 +365,10 @@ fn settle(
             let batch: Vec<ReviewRow> = stmt
                 .query_map(params![id, paused_at], row_to_review)?
                 .collect::<Result<_, _>>()?;
-            let rejected: Vec<&ReviewRow> =
-                batch.iter().filter(|r| r.status == "rejected").collect();
+            let rejected: Vec<&ReviewRow> = batch
+                .iter()
+                .filter(|r| r.status == ReviewStatus::Rejected)
+                .collect();
             if !rejected.is_empty() && on_reject == OnReject::End {
                 let notes: Vec<String> = rejected
                     .iter()
@@ -381,13 +391,13 @@ fn settle(
                     .iter()
                     .map(|r| DecidedReview {
                         title: &r.title,
-                        decision: if r.status == "approved" {
+                        decision: if r.status == ReviewStatus::Approved {
                             Decision::Approve
                         } else {
                             Decision::Reject
                         },
                         note: r.decision_note.as_deref(),
-                        by_timeout: r.decided_by.as_deref() == Some("timeout"),
+                        by_timeout: r.decided_by == Some(ReviewDecider::Timeout),
                     })
                     .collect();
                 tx.execute(
