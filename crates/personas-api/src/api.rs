@@ -377,6 +377,10 @@ impl Operations for Api {
             .await?;
         let more = lines.len() > n as usize;
         lines.truncate(n as usize);
+        let lines: Vec<personas_core::OutputLine> = lines
+            .into_iter()
+            .map(personas_core::OutputLine::framed)
+            .collect();
         let last_seq = lines.last().map_or(after, |l| l.seq);
         debug_assert!(lines.iter().all(|l| l.execution_id == id));
         Ok(OutputPage {

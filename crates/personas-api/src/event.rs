@@ -86,7 +86,9 @@ impl From<EngineEvent> for ApiEvent {
             EngineEvent::Execution { execution } => ApiEvent::Execution {
                 execution: *execution,
             },
-            EngineEvent::Output { line } => ApiEvent::Output { line },
+            EngineEvent::Output { line } => ApiEvent::Output {
+                line: line.framed(),
+            },
             EngineEvent::Protocol {
                 execution_id,
                 message,

@@ -6,6 +6,7 @@
 //! - [`prompt`]: prompt assembly, one pure function per section.
 //! - [`trigger`]: trigger definitions, event-type patterns, chain conditions, missed-run policies.
 //! - [`cron`]: cron schedules in named time zones and what to fire after downtime.
+//! - [`frame`]: the typed frame of a stored output line, computed where lines are served.
 //! - [`decode`]: JSON/YAML decoding whose errors name the field at fault.
 //! - [`persona_file`]: the YAML/JSON file users share to move a persona between machines.
 //! - [`grant`]: what importing a persona file would grant beyond what the persona has.
@@ -23,6 +24,7 @@
 pub mod connector;
 pub mod cron;
 pub mod decode;
+pub mod frame;
 pub mod grant;
 pub mod ids;
 pub mod model;

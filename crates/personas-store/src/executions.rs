@@ -613,6 +613,8 @@ impl<'s> ExecutionRepo<'s> {
                 kind: enum_at(r, 1, "execution_output.kind")?,
                 text: r.get(2)?,
                 at: from_ms(r.get(3)?),
+                // Computed by whoever serves the line (`OutputLine::framed`), not stored.
+                frame: None,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
