@@ -66,6 +66,24 @@ impl Api {
         }
     }
 
+    /// The operations over the store in `config.data_dir`, in this process, for a front-end
+    /// that finds no runtime holding the data dir (the CLI, the MCP server). The engine is not
+    /// started: nothing is scheduled or dispatched here; work queued through it waits for a
+    /// runtime, or for the caller to run it in the foreground.
+    pub fn open(
+        config: EngineConfig,
+        vault: personas_engine::vault::VaultOptions,
+        host: HostInfo,
+    ) -> Result<Api, ApiError> {
+        let store = Store::open_in_dir(&config.data_dir).map_err(|e| {
+            ApiError::internal(format!(
+                "cannot open the store in {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        Ok(Api::new(Engine::with_vault(config, store, vault), host))
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }

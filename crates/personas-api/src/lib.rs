@@ -22,6 +22,7 @@
 
 pub mod api;
 pub mod bus;
+pub mod client;
 pub mod error;
 pub mod event;
 pub mod ops;
@@ -30,14 +31,15 @@ pub mod system;
 pub mod templates;
 
 pub use api::{Api, HostInfo};
+pub use client::Client;
 pub use error::{ApiError, Code};
 pub use event::{ApiEvent, StreamFrame};
 
 /// The operation table. Calls `$callback! { $( docs name: Request => Response, )* }`.
 ///
 /// The callback receives, for each operation, its doc comments (`#[doc = ".."]` attributes),
-/// its snake_case name, and its request and response types (paths under `$crate::ops`, the
-/// core and the store).
+/// its snake_case name, and its request and response types (paths under `$crate::ops` and
+/// `personas_core`, so a front-end expanding the table needs no store dependency).
 #[macro_export]
 macro_rules! for_each_operation {
     ($callback:ident) => {
@@ -81,11 +83,11 @@ macro_rules! for_each_operation {
             /// Memories of one persona or all.
             list_memories: $crate::ops::ListMemories => $crate::ops::MemoryList,
             /// Adds a memory by hand.
-            add_memory: $crate::ops::AddMemory => personas_store::MemoryRow,
+            add_memory: $crate::ops::AddMemory => $crate::ops::MemoryRow,
             /// Edits a memory.
-            update_memory: $crate::ops::UpdateMemory => personas_store::MemoryRow,
+            update_memory: $crate::ops::UpdateMemory => $crate::ops::MemoryRow,
             /// Forgets a memory.
-            delete_memory: $crate::ops::MemoryRef => personas_store::MemoryRow,
+            delete_memory: $crate::ops::MemoryRef => $crate::ops::MemoryRow,
             /// Review requests, oldest first.
             list_reviews: $crate::ops::ListReviews => $crate::ops::ReviewList,
             /// Triggers of one persona or all, with schedules' next fires and webhooks' URL (never a secret).
@@ -101,7 +103,7 @@ macro_rules! for_each_operation {
             /// Turns a trigger on or off.
             set_trigger_enabled: $crate::bus::SetTriggerEnabled => $crate::bus::TriggerView,
             /// Fires a trigger by hand now: its persona runs with the payload.
-            fire_trigger: $crate::bus::FireTrigger => personas_store::EventRow,
+            fire_trigger: $crate::bus::FireTrigger => $crate::ops::EventRow,
             /// Checks a cron expression and time zone and returns its next fire times.
             preview_cron: $crate::bus::PreviewCron => $crate::bus::CronPreview,
             /// Bus events, newest first, with the executions each caused.
@@ -109,13 +111,13 @@ macro_rules! for_each_operation {
             /// One bus event by id or unique prefix, with its deliveries.
             get_event: $crate::bus::EventRef => $crate::bus::EventView,
             /// Publishes an event on the bus (durable before it answers).
-            emit_event: $crate::bus::EmitEvent => personas_store::EventRow,
+            emit_event: $crate::bus::EmitEvent => $crate::ops::EventRow,
             /// Re-queues a dead-lettered, failed or skipped event with fresh attempts.
-            retry_event: $crate::bus::EventRef => personas_store::EventRow,
+            retry_event: $crate::bus::EventRef => $crate::ops::EventRow,
             /// Approves or rejects a paused run's review; the run resumes its Claude session.
             decide_review: $crate::ops::DecideReview => $crate::ops::DecidedReview,
             /// Run statistics for charts.
-            get_stats: $crate::ops::StatsRequest => personas_store::RunStats,
+            get_stats: $crate::ops::StatsRequest => $crate::ops::RunStats,
             /// The home screen in one round trip.
             get_dashboard: $crate::ops::DashboardRequest => $crate::ops::Dashboard,
             /// The team canvas layout.
@@ -165,7 +167,7 @@ macro_rules! for_each_operation {
             /// Open healing issues (all with `all`) and circuit breakers that are not closed.
             list_healing: $crate::ops::ListHealing => $crate::ops::HealingList,
             /// Marks a healing issue resolved.
-            resolve_issue: $crate::ops::IssueRef => personas_store::IssueRow,
+            resolve_issue: $crate::ops::IssueRef => $crate::ops::IssueRow,
         }
     };
 }

@@ -9,7 +9,8 @@ use personas_core::{
     Execution, ExecutionStatus, OutputLine, PermissionTemplate, Persona, PersonaSpec,
     PromptVersion, ReviewStatus,
 };
-use personas_store::{MemoryRow, MessageRow, ReviewRow};
+// Store rows some operations answer with, re-exported so front-ends need only this crate.
+pub use personas_store::{EventRow, IssueRow, MemoryRow, MessageRow, ReviewRow, RunStats};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

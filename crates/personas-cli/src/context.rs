@@ -1,7 +1,10 @@
-//! What most commands need: the effective config and the open store.
+//! What most commands need: the effective config, and the operations through a [`Client`] —
+//! over HTTP to the runtime holding the data dir (`personas up`, the desktop app), or in this
+//! process when none does.
 
 use crate::GlobalOpts;
 use crate::error::{CliError, CliResult};
+use personas_api::{Api, Client, HostInfo};
 use personas_engine::EngineConfig;
 use personas_engine::config::default_data_dir;
 use personas_store::Store;
@@ -10,6 +13,7 @@ pub struct Context {
     pub config: EngineConfig,
     pub json: bool,
     store: Option<Store>,
+    client: Option<Client>,
 }
 
 impl Context {
@@ -25,7 +29,36 @@ impl Context {
             config,
             json: global.json,
             store: None,
+            client: None,
         })
+    }
+
+    /// The operations, through the runtime holding the data dir when one does (so it acts and
+    /// announces the change at once), else in this process over the store.
+    pub fn client(&mut self) -> CliResult<Client> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let client = match crate::daemon::running(&self.config.data_dir)? {
+            Some(info) => {
+                let token = personas_server::auth::read_token(&self.config.data_dir).ok_or_else(|| {
+                    CliError::runtime(format!(
+                        "a runtime (pid {}) holds {} but its API token cannot be read",
+                        info.pid,
+                        self.config.data_dir.display()
+                    ))
+                    .with_hint("the token is <data dir>/api-token; run as the user who started the runtime")
+                })?;
+                Client::http(&info.url, &token)?
+            }
+            None => Client::local(Api::open(
+                self.config.clone(),
+                crate::cmd::credential::vault_options(),
+                HostInfo::default(),
+            )?),
+        };
+        self.client = Some(client.clone());
+        Ok(client)
     }
 
     /// Opens (creating and migrating if needed) the store in the data dir.

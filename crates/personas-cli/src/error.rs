@@ -60,6 +60,26 @@ impl From<StoreError> for CliError {
     }
 }
 
+/// The API's closed codes decide the exit: what the request named is wrong or absent or clashes
+/// → 2 (bad input); the runtime or this machine failed → 1.
+impl From<personas_api::ApiError> for CliError {
+    fn from(e: personas_api::ApiError) -> Self {
+        use personas_api::Code;
+        match e.code {
+            Code::Invalid
+            | Code::NotFound
+            | Code::Conflict
+            | Code::TooLarge
+            | Code::UnknownOperation => CliError::usage(e.message),
+            Code::Unauthorized | Code::ForbiddenHost | Code::ForbiddenOrigin => {
+                CliError::runtime(e.message)
+                    .with_hint("the runtime refused this client's token; is <data dir>/api-token the running runtime's?")
+            }
+            Code::Unavailable | Code::Internal => CliError::runtime(e.message),
+        }
+    }
+}
+
 impl From<ValidationError> for CliError {
     fn from(e: ValidationError) -> Self {
         CliError::usage(e.to_string())

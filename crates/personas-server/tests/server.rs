@@ -28,6 +28,9 @@ mod vault;
 #[path = "server/oversight.rs"]
 mod oversight;
 
+#[path = "server/client.rs"]
+mod client;
+
 const WAIT: Duration = Duration::from_secs(90);
 
 struct Server {
