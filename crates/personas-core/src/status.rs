@@ -53,16 +53,6 @@ string_enum!(
     }
 );
 
-impl EventStatus {
-    /// True once the dispatcher will not touch the event again.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            EventStatus::Delivered | EventStatus::Skipped | EventStatus::DeadLetter
-        )
-    }
-}
-
 string_enum!(
     /// What became of an event for one recipient.
     EventDeliveryStatus {
