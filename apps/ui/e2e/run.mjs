@@ -24,6 +24,10 @@ const children = [];
 const tmp = mkdtempSync(join(tmpdir(), "personas-e2e-"));
 let passed = 0;
 let failed = 0;
+let skipped = 0;
+// PERSONAS_E2E_ONLY=<regex>: run only the steps whose names match (to check one view quickly);
+// the steps a matching one builds on (the persona it runs, say) must match too.
+const only = process.env.PERSONAS_E2E_ONLY ? new RegExp(process.env.PERSONAS_E2E_ONLY) : null;
 
 function cleanup() {
   for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
@@ -50,6 +54,10 @@ function start(cmd, args, env, re) {
 }
 
 async function step(name, fn) {
+  if (only && !only.test(name)) {
+    skipped++;
+    return;
+  }
   const t0 = Date.now();
   try {
     await fn();
@@ -626,5 +634,5 @@ try {
   cleanup();
   rmSync(tmp, { recursive: true, force: true });
 }
-console.log(`ui e2e: ${passed} passed, ${failed} failed (screenshots in ${shots}; personas up started ${upT0 - upStarted} ms after the API)`);
+console.log(`ui e2e: ${passed} passed, ${failed} failed${only ? `, ${skipped} skipped (PERSONAS_E2E_ONLY)` : ""} (screenshots in ${shots}; personas up started ${upT0 - upStarted} ms after the API)`);
 process.exit(failed === 0 ? 0 : 1);

@@ -221,8 +221,6 @@ fn check_memory_fields(
     Ok(())
 }
 
-const REVIEW_STATUSES: [&str; 5] = ["pending", "approved", "rejected", "timed_out", "cancelled"];
-
 impl Api {
     pub async fn system_check(&self, _: Empty) -> Result<SystemReport, ApiError> {
         let cfg = self.config().clone();
@@ -407,6 +405,10 @@ impl Api {
             .await?;
         let more = lines.len() > n as usize;
         lines.truncate(n as usize);
+        let lines: Vec<personas_core::OutputLine> = lines
+            .into_iter()
+            .map(personas_core::OutputLine::framed)
+            .collect();
         let last_seq = lines.last().map_or(after, |l| l.seq);
         debug_assert!(lines.iter().all(|l| l.execution_id == id));
         Ok(OutputPage {
@@ -490,16 +492,8 @@ impl Api {
     }
 
     pub async fn list_reviews(&self, req: ListReviews) -> Result<ReviewList, ApiError> {
-        if let Some(st) = &req.status
-            && !REVIEW_STATUSES.contains(&st.as_str())
-        {
-            return Err(ApiError::invalid(
-                "status",
-                format!("{st:?} is not one of {}", REVIEW_STATUSES.join(", ")),
-            ));
-        }
         let reviews = self
-            .store(move |s| s.protocol().reviews(req.status.as_deref(), None))
+            .store(move |s| s.protocol().reviews(req.status, None))
             .await?;
         Ok(ReviewList { reviews })
     }
@@ -508,10 +502,7 @@ impl Api {
         if let Some(note) = req.note.as_mut() {
             self.known_secrets().await.redact_string(note);
         }
-        let decision = req
-            .decision
-            .parse::<personas_core::review::Decision>()
-            .map_err(|e| ApiError::invalid("decision", e))?;
+        let decision = req.decision;
         let d = self
             .inner
             .engine
@@ -566,7 +557,7 @@ impl Api {
                     ..Default::default()
                 })?,
                 failures,
-                pending_reviews: p.reviews(Some("pending"), None)?,
+                pending_reviews: p.reviews(Some(personas_core::ReviewStatus::Pending), None)?,
                 unread_messages: p.unread_count()?,
                 latest_messages: p.inbox(false, 5)?,
                 runs_today,

@@ -10,8 +10,8 @@ use crate::Api;
 use crate::error::ApiError;
 use chrono::{DateTime, Utc};
 use personas_core::cron::CronSchedule;
-use personas_core::trigger::TriggerConfig;
-use personas_core::{ExecutionId, Secret};
+use personas_core::trigger::{SourceKind, TriggerConfig};
+use personas_core::{EventStatus, ExecutionId, Secret};
 use personas_engine::triggers::{self, TriggerSpec};
 use personas_store::{EventDeliveryRow, EventFilter, EventRow, TriggerRow};
 use schemars::JsonSchema;
@@ -201,14 +201,14 @@ pub struct ListEvents {
     #[serde(default, rename = "type")]
     #[ts(optional)]
     pub event_type: Option<String>,
-    /// `pending`, `processing`, `delivered`, `skipped`, `failed` or `dead_letter`.
+    /// Only events in this status.
     #[serde(default)]
     #[ts(optional)]
-    pub status: Option<String>,
-    /// Only from this kind of source: persona, webhook, schedule, user, chain, system, watcher.
+    pub status: Option<EventStatus>,
+    /// Only from this kind of source.
     #[serde(default)]
     #[ts(optional)]
-    pub source: Option<String>,
+    pub source: Option<SourceKind>,
     /// At most this many, newest first (default 100, at most 500).
     #[serde(default)]
     #[ts(optional)]
@@ -447,9 +447,9 @@ impl Api {
     pub async fn list_events(&self, req: ListEvents) -> Result<EventList, ApiError> {
         let n = req.limit.unwrap_or(100).clamp(1, MAX_EVENTS);
         let filter = EventFilter {
-            status: req.status.filter(|s| !s.is_empty()),
+            status: req.status,
             event_type: req.event_type.filter(|s| !s.is_empty()),
-            source_kind: req.source.filter(|s| !s.is_empty()),
+            source_kind: req.source,
             limit: Some(n),
         };
         let events = self

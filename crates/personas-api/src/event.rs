@@ -65,8 +65,7 @@ pub enum ApiEvent {
     /// A desktop notification (a persona's `desktop` channel): hosts show it natively.
     Notification {
         persona_name: String,
-        /// `message` or `review`.
-        subject_kind: String,
+        subject_kind: personas_core::NoticeKind,
         subject_id: String,
         title: String,
         body: String,
@@ -87,7 +86,9 @@ impl From<EngineEvent> for ApiEvent {
             EngineEvent::Execution { execution } => ApiEvent::Execution {
                 execution: *execution,
             },
-            EngineEvent::Output { line } => ApiEvent::Output { line },
+            EngineEvent::Output { line } => ApiEvent::Output {
+                line: line.framed(),
+            },
             EngineEvent::Protocol {
                 execution_id,
                 message,

@@ -4,8 +4,10 @@
 
 use crate::system::Check;
 use crate::templates::PersonaTemplate;
+use personas_core::review::Decision;
 use personas_core::{
-    Execution, ExecutionStatus, OutputLine, PermissionTemplate, Persona, PersonaSpec, PromptVersion,
+    Execution, ExecutionStatus, OutputLine, PermissionTemplate, Persona, PersonaSpec,
+    PromptVersion, ReviewStatus,
 };
 // Store rows some operations answer with, re-exported so front-ends need only this crate.
 pub use personas_store::{EventRow, IssueRow, MemoryRow, MessageRow, ReviewRow, RunStats};
@@ -268,7 +270,7 @@ pub struct ListReviews {
     /// `pending`, `approved`, `rejected`, `timed_out`, `cancelled`; all when absent.
     #[serde(default)]
     #[ts(optional)]
-    pub status: Option<String>,
+    pub status: Option<ReviewStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -281,8 +283,7 @@ pub struct ReviewList {
 pub struct DecideReview {
     /// Review id, or a unique prefix of it.
     pub id: String,
-    /// `approve` or `reject`.
-    pub decision: String,
+    pub decision: Decision,
     /// A note for the agent, given to the resumed session with the decision.
     #[serde(default)]
     #[ts(optional)]

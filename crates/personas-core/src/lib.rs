@@ -6,9 +6,12 @@
 //! - [`prompt`]: prompt assembly, one pure function per section.
 //! - [`trigger`]: trigger definitions, event-type patterns, chain conditions, missed-run policies.
 //! - [`cron`]: cron schedules in named time zones and what to fire after downtime.
+//! - [`frame`]: the typed frame of a stored output line, computed where lines are served.
 //! - [`decode`]: JSON/YAML decoding whose errors name the field at fault.
 //! - [`persona_file`]: the YAML/JSON file users share to move a persona between machines.
 //! - [`grant`]: what importing a persona file would grant beyond what the persona has.
+//! - [`status`]: the closed sets of names rows store and the API serves (review, event,
+//!   message, delivery, healing statuses; channel kinds) with their stored text.
 //! - [`review`]: review decisions and the message a paused session is resumed with.
 //! - [`secret`]: the [`Secret`] type credential values live in.
 //! - [`redact`]: replacing known secret values (and their encodings) in text.
@@ -21,6 +24,7 @@
 pub mod connector;
 pub mod cron;
 pub mod decode;
+pub mod frame;
 pub mod grant;
 pub mod ids;
 pub mod model;
@@ -30,6 +34,7 @@ pub mod protocol;
 pub mod redact;
 pub mod review;
 pub mod secret;
+pub mod status;
 pub mod stream;
 pub mod trigger;
 pub mod validate;
@@ -37,4 +42,5 @@ pub mod validate;
 pub use ids::{ExecutionId, PersonaId, TriggerId};
 pub use model::*;
 pub use secret::Secret;
+pub use status::*;
 pub use validate::ValidationError;

@@ -352,6 +352,8 @@ macro_rules! string_enum {
         }
     };
 }
+// Shared with the other modules that declare closed sets of stored names (`status`).
+pub(crate) use string_enum;
 
 string_enum!(
     /// Where an execution is in its life. Lower-case on the wire and in the store.
@@ -594,6 +596,11 @@ pub struct OutputLine {
     /// The line as the CLI printed it (JSON for stream lines), or the engine's own note.
     pub text: String,
     pub at: DateTime<Utc>,
+    /// What the line says, parsed ([`crate::frame`]); filled in where lines are served, never
+    /// stored. Absent for plain-text lines (stderr, engine notes, raw output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", ts(optional))]
+    pub frame: Option<crate::frame::OutputFrame>,
 }
 
 #[cfg(test)]

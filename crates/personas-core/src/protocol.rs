@@ -127,6 +127,31 @@ impl Severity {
     }
 }
 
+/// Stored and served as its lower-case name; parsing names the value and the choices.
+macro_rules! parse_by_name {
+    ($name:ident, $what:literal, [$($variant:ident),+]) => {
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let names: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                    format!("unknown {} {s:?}; expected one of: {}", $what, names.join(", "))
+                })
+            }
+        }
+    };
+}
+parse_by_name!(Priority, "priority", [Low, Normal, High, Urgent]);
+parse_by_name!(Severity, "severity", [Low, Medium, High, Critical]);
+
 /// A line that tried to be a protocol message and failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtocolWarning {

@@ -4,6 +4,7 @@
 //! Pure: the store records decisions and the runner continues the Claude session with
 //! [`resume_prompt`] on stdin (`claude -p --resume <session id>`).
 
+use crate::status::ReviewStatus;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -11,6 +12,7 @@ use std::str::FromStr;
 /// A person's answer to a review request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum Decision {
     Approve,
     Reject,
@@ -18,10 +20,10 @@ pub enum Decision {
 
 impl Decision {
     /// The review status the decision leaves behind.
-    pub fn status(self) -> &'static str {
+    pub fn status(self) -> ReviewStatus {
         match self {
-            Decision::Approve => "approved",
-            Decision::Reject => "rejected",
+            Decision::Approve => ReviewStatus::Approved,
+            Decision::Reject => ReviewStatus::Rejected,
         }
     }
 }
@@ -29,6 +31,7 @@ impl Decision {
 /// What happens to a review nobody decided before its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum TimeoutAction {
     /// Continue as if approved.
     Approve,
@@ -42,6 +45,7 @@ pub enum TimeoutAction {
 /// What a rejection does to the paused run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub enum OnReject {
     /// Resume the session with the rejection, so the agent can adapt.
     #[default]

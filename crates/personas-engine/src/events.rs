@@ -73,8 +73,7 @@ pub enum EngineEvent {
     /// A desktop notification (the `desktop` channel): hosts show it natively.
     Notification {
         persona_name: String,
-        /// `message` or `review`.
-        subject_kind: String,
+        subject_kind: personas_core::NoticeKind,
         subject_id: String,
         title: String,
         body: String,

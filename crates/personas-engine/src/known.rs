@@ -52,7 +52,7 @@ pub fn runtime_secrets(
     }
     if let Ok(channels) = store.deliveries().channels(None) {
         for c in channels {
-            if let Ok(parsed) = delivery::channel::parse(&c.kind, &c.config)
+            if let Ok(parsed) = delivery::channel::parse(c.kind, &c.config)
                 && let Ok(resolved) = delivery::resolve_secrets(store, vault, config, &parsed)
             {
                 out.extend(

@@ -15,7 +15,8 @@
 use crate::component::{Component, Running, Wake, due_at_ms, sleep_until, woken_by};
 use crate::events::EngineEvent;
 use crate::runner::{Runtime, blocking};
-use personas_core::review::{Decision, TimeoutAction};
+use personas_core::review::Decision;
+use personas_core::trigger::SourceKind;
 use personas_core::{Execution, ExecutionOutcome, ExecutionStatus};
 use personas_store::review::{Resume, effective_deadline_ms};
 use personas_store::{Decided, DecidedBy, Effect, StoreError};
@@ -100,7 +101,7 @@ pub async fn after_segment(rt: &Runtime, done: &Execution) {
         });
         store.protocol().insert_event(
             "review.requested",
-            "system",
+            SourceKind::System,
             Some(exec.persona_id.as_str()),
             Some(&exec.id),
             None,
@@ -171,11 +172,7 @@ pub async fn expire_due(rt: &Runtime) -> (Option<i64>, bool) {
             next = Some(next.map_or(deadline, |n| n.min(deadline)));
             continue;
         }
-        let action = review
-            .timeout_action
-            .as_deref()
-            .and_then(|a| a.parse::<TimeoutAction>().ok())
-            .unwrap_or(cfg.timeout_action);
+        let action = review.timeout_action.unwrap_or(cfg.timeout_action);
         let waited = ((now - review.created_at.timestamp_millis()) / 1000).max(0) as u64;
         let store = rt.store.clone();
         let default = cfg.on_reject;

@@ -189,6 +189,7 @@ fn run(store: Store, bus: EventBus, mut rx: mpsc::Receiver<Cmd>, lost: Lost) {
                         .timestamp_millis_opt(l.at_ms)
                         .single()
                         .unwrap_or_else(Utc::now),
+                    frame: None,
                 },
             });
         }

@@ -333,7 +333,7 @@ async fn protocol_messages_land_in_their_tables_and_malformed_ones_warn() {
         .events_of(&done.id)
         .expect("events")
         .into_iter()
-        .filter(|e| e.source_kind == "persona")
+        .filter(|e| e.source_kind == personas_core::trigger::SourceKind::Persona)
         .collect();
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0].event_type, "notes.ready");

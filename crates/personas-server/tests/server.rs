@@ -220,8 +220,8 @@ fn message_event(n: usize) -> EngineEvent {
             persona_name: "Tester".into(),
             title: None,
             content: format!("message {n}"),
-            priority: "normal".into(),
-            status: "unread".into(),
+            priority: personas_core::protocol::Priority::Normal,
+            status: personas_core::MessageStatus::Unread,
             created_at: chrono::Utc::now(),
         },
     }
@@ -407,6 +407,45 @@ async fn every_operation_round_trips_through_the_server() {
     ] {
         assert!(kinds.contains(want), "no {want} line streamed: {kinds:?}");
     }
+    // Each line is served with the frame the runtime parsed from it, the raw text beside it.
+    for f in seen.iter().filter(|f| f["event"]["type"] == "output") {
+        let line = &f["event"]["line"];
+        let want = match line["kind"].as_str().unwrap_or("") {
+            "assistant_text" | "thinking" | "tool_use" => Some("assistant"),
+            "tool_result" | "user" => Some("user"),
+            "system" => None, // session or another system line
+            "result" => Some("result"),
+            "protocol" => Some("protocol"),
+            "stderr" | "engine" | "raw" => {
+                assert!(line.get("frame").is_none(), "plain line framed: {line}");
+                continue;
+            }
+            _ => None,
+        };
+        assert!(
+            line["text"].as_str().is_some_and(|t| !t.is_empty()),
+            "{line}"
+        );
+        let frame = line["frame"]["type"].as_str();
+        assert!(frame.is_some(), "no frame: {line}");
+        if let Some(want) = want {
+            assert_eq!(frame, Some(want), "{line}");
+        }
+    }
+    let tool_call = seen
+        .iter()
+        .filter(|f| f["event"]["line"]["kind"] == "tool_use")
+        .flat_map(|f| {
+            f["event"]["line"]["frame"]["blocks"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|b| b["type"] == "tool_use");
+    assert!(
+        tool_call.is_some_and(|b| b["name"].as_str().is_some_and(|n| !n.is_empty())),
+        "a tool_use line carries its tool call"
+    );
     assert!(
         seen.iter().any(|f| f["event"]["type"] == "message"),
         "message event"
@@ -439,6 +478,19 @@ async fn every_operation_round_trips_through_the_server() {
         )
         .await;
     assert_eq!(rest["more"], false);
+    let paged = rest["lines"].as_array().cloned().unwrap_or_default();
+    let result = paged
+        .iter()
+        .find(|l| l["kind"] == "result")
+        .expect("result line");
+    assert_eq!(
+        (
+            result["frame"]["type"].as_str(),
+            result["frame"]["is_error"].as_bool()
+        ),
+        (Some("result"), Some(false)),
+        "{result}"
+    );
     assert_eq!(
         rest["lines"][0]["seq"].as_i64(),
         page["last_seq"].as_i64().map(|s| s + 1)

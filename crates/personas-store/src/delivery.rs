@@ -7,11 +7,11 @@
 //! delivery per (channel, subject). Deliveries are leased while being sent, so a crash mid-send
 //! only delays them, and each attempt is recorded with its error and the next attempt's time.
 
-use crate::error::json_col;
+use crate::error::{enum_at, json_col};
 use crate::time::{from_ms, now_ms, opt_from_ms};
 use crate::{Store, StoreError, write_tx};
 use chrono::{DateTime, Utc};
-use personas_core::{ExecutionId, PersonaId};
+use personas_core::{ChannelKind, ExecutionId, NoticeKind, NotificationStatus, PersonaId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 use serde_json::Value;
@@ -26,8 +26,7 @@ pub struct ChannelRow {
     pub id: String,
     pub persona_id: PersonaId,
     pub name: String,
-    /// slack, telegram, email, webhook or desktop.
-    pub kind: String,
+    pub kind: ChannelKind,
     /// Kind-specific settings; secret fields hold references (`credential:NAME.FIELD`,
     /// `env:NAME`), never values.
     pub config: Value,
@@ -38,8 +37,7 @@ pub struct ChannelRow {
 /// What a delivery carries.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Notice {
-    /// `message` or `review`.
-    pub kind: String,
+    pub kind: NoticeKind,
     pub id: String,
     pub persona_id: Option<PersonaId>,
     pub persona_name: String,
@@ -69,11 +67,10 @@ pub struct DeliveryRow {
     pub id: String,
     pub channel_id: String,
     pub channel_name: String,
-    pub channel_kind: String,
-    pub subject_kind: String,
+    pub channel_kind: ChannelKind,
+    pub subject_kind: NoticeKind,
     pub subject_id: String,
-    /// pending, delivered or failed.
-    pub status: String,
+    pub status: NotificationStatus,
     pub attempts: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
@@ -88,7 +85,7 @@ fn row_to_channel(r: &Row<'_>) -> rusqlite::Result<ChannelRow> {
         id: r.get(0)?,
         persona_id: PersonaId::from_string(r.get::<_, String>(1)?),
         name: r.get(2)?,
-        kind: r.get(3)?,
+        kind: enum_at(r, 3, "notification_channels.kind")?,
         config: json_col("config", &config)?,
         enabled: r.get(5)?,
         created_at: from_ms(r.get(6)?),
@@ -103,10 +100,10 @@ fn row_to_delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
         id: r.get(0)?,
         channel_id: r.get(1)?,
         channel_name: r.get(2)?,
-        channel_kind: r.get(3)?,
-        subject_kind: r.get(4)?,
+        channel_kind: enum_at(r, 3, "notification_channels.kind")?,
+        subject_kind: enum_at(r, 4, "notification_deliveries.subject_kind")?,
         subject_id: r.get(5)?,
-        status: r.get(6)?,
+        status: enum_at(r, 6, "notification_deliveries.status")?,
         attempts: r.get(7)?,
         next_attempt_at: opt_from_ms(r.get(8)?),
         last_error: r.get(9)?,
@@ -117,15 +114,15 @@ fn row_to_delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
 /// Rows read per `plan` call per table, so one transaction stays short.
 const PLAN_BATCH: u32 = 500;
 
-fn notice_in(conn: &Connection, kind: &str, id: &str) -> Result<Option<Notice>, StoreError> {
-    let found = if kind == "message" {
+fn notice_in(conn: &Connection, kind: NoticeKind, id: &str) -> Result<Option<Notice>, StoreError> {
+    let found = if kind == NoticeKind::Message {
         conn.prepare_cached(
             "SELECT id, persona_id, persona_name, execution_id, title, content, priority, created_at
              FROM messages WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok(Notice {
-                kind: "message".into(),
+                kind: NoticeKind::Message,
                 id: r.get(0)?,
                 persona_id: r.get::<_, Option<String>>(1)?.map(PersonaId::from_string),
                 persona_name: r.get(2)?,
@@ -148,7 +145,7 @@ fn notice_in(conn: &Connection, kind: &str, id: &str) -> Result<Option<Notice>, 
         .query_row([id], |r| {
             let actions: String = r.get(7)?;
             Ok(Notice {
-                kind: "review".into(),
+                kind: NoticeKind::Review,
                 id: r.get(0)?,
                 persona_id: r.get::<_, Option<String>>(1)?.map(PersonaId::from_string),
                 persona_name: r.get(2)?,
@@ -175,7 +172,7 @@ impl<'s> DeliveryRepo<'s> {
         &self,
         persona_id: &PersonaId,
         name: &str,
-        kind: &str,
+        kind: ChannelKind,
         config: &Value,
     ) -> Result<ChannelRow, StoreError> {
         let conn = self.store.conn()?;
@@ -184,7 +181,7 @@ impl<'s> DeliveryRepo<'s> {
         conn.execute(
             "INSERT INTO notification_channels (id, persona_id, name, kind, config, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![id, persona_id.as_str(), name, kind, config.to_string(), now],
+            params![id, persona_id.as_str(), name, kind.as_str(), config.to_string(), now],
         )
         .map_err(|e| match &e {
             rusqlite::Error::SqliteFailure(f, _)
@@ -247,7 +244,11 @@ impl<'s> DeliveryRepo<'s> {
         write_tx(&mut conn, |tx| {
             let now = now_ms();
             let mut created = 0;
-            for (kind, table) in [("message", "messages"), ("review", "reviews")] {
+            for (kind, table) in [
+                (NoticeKind::Message, "messages"),
+                (NoticeKind::Review, "reviews"),
+            ] {
+                let kind = kind.as_str();
                 let cursor: i64 = tx.query_row(
                     "SELECT position FROM delivery_cursors WHERE name = ?1",
                     [kind],
@@ -302,7 +303,7 @@ impl<'s> DeliveryRepo<'s> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
             let now = now_ms();
-            let due: Vec<(String, u32, String, String, String)> = tx
+            let due: Vec<(String, u32, String, NoticeKind, String)> = tx
                 .prepare_cached(
                     "SELECT id, attempts, channel_id, subject_kind, subject_id
                      FROM notification_deliveries
@@ -311,7 +312,8 @@ impl<'s> DeliveryRepo<'s> {
                      ORDER BY next_attempt_at, id LIMIT ?2",
                 )?
                 .query_map(params![now, limit], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    let kind = enum_at(r, 3, "notification_deliveries.subject_kind")?;
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, kind, r.get(4)?))
                 })?
                 .collect::<Result<_, _>>()?;
             let mut out = Vec::with_capacity(due.len());
@@ -325,7 +327,7 @@ impl<'s> DeliveryRepo<'s> {
                         row_to_channel,
                     )
                     .optional()?;
-                let notice = notice_in(tx, &kind, &subject)?;
+                let notice = notice_in(tx, kind, &subject)?;
                 let (Some(channel), Some(notice)) = (channel, notice) else {
                     // The message or review was deleted: nothing left to deliver.
                     tx.execute(
@@ -404,14 +406,14 @@ impl<'s> DeliveryRepo<'s> {
     }
 
     /// Deliveries of one message or review.
-    pub fn of_subject(&self, kind: &str, id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+    pub fn of_subject(&self, kind: NoticeKind, id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM notification_deliveries d
              JOIN notification_channels c ON c.id = d.channel_id
              WHERE d.subject_kind = ?1 AND d.subject_id = ?2 ORDER BY c.name"
         ))?;
-        let rows = stmt.query_map(params![kind, id], row_to_delivery)?;
+        let rows = stmt.query_map(params![kind.as_str(), id], row_to_delivery)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

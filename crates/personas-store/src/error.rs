@@ -67,11 +67,38 @@ pub(crate) fn json_col<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Reads a text column holding one of a closed set of names (statuses, kinds).
+/// Parses the text of a column holding one of a closed set of names (statuses, kinds). An
+/// unknown name (a newer runtime's row, a hand edit) is an error naming the column and the
+/// value, never a panic or a guess.
 pub(crate) fn enum_col<T: std::str::FromStr<Err = String>>(
+    column: &str,
     text: &str,
 ) -> Result<T, rusqlite::Error> {
     text.parse::<T>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("column {column}: {e}").into(),
+        )
     })
+}
+
+/// Reads column `idx` (named `column` in errors) of a row as one of a closed set of names.
+pub(crate) fn enum_at<T: std::str::FromStr<Err = String>>(
+    r: &rusqlite::Row<'_>,
+    idx: usize,
+    column: &str,
+) -> Result<T, rusqlite::Error> {
+    enum_col(column, &r.get::<_, String>(idx)?)
+}
+
+/// [`enum_at`] for a nullable column.
+pub(crate) fn opt_enum_at<T: std::str::FromStr<Err = String>>(
+    r: &rusqlite::Row<'_>,
+    idx: usize,
+    column: &str,
+) -> Result<Option<T>, rusqlite::Error> {
+    r.get::<_, Option<String>>(idx)?
+        .map(|text| enum_col(column, &text))
+        .transpose()
 }

@@ -4,7 +4,7 @@
 //! and flips a row from `queued` to `running`, so two engines (or an engine and a foreground CLI
 //! run) can never start the same execution or exceed a persona's `max_concurrent`.
 
-use crate::error::{enum_col, json_col};
+use crate::error::{enum_at, json_col, opt_enum_at};
 use crate::lookup::Lookup;
 use crate::time::{from_ms, now_ms, opt_from_ms};
 use crate::{Store, StoreError, write_tx};
@@ -72,15 +72,14 @@ const COLUMNS: &str = "id, persona_id, persona_name, status, priority, trigger_k
 
 fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
     let input: Option<String> = r.get(7)?;
-    let error_class: Option<String> = r.get(20)?;
     let denials: String = r.get(22)?;
     Ok(Execution {
         id: ExecutionId::from_string(r.get::<_, String>(0)?),
         persona_id: PersonaId::from_string(r.get::<_, Option<String>>(1)?.unwrap_or_default()),
         persona_name: r.get(2)?,
-        status: enum_col(&r.get::<_, String>(3)?)?,
+        status: enum_at(r, 3, "executions.status")?,
         priority: r.get(4)?,
-        trigger: enum_col(&r.get::<_, String>(5)?)?,
+        trigger: enum_at(r, 5, "executions.trigger_kind")?,
         trigger_ref: r.get(6)?,
         input: input.map(|s| json_col("input", &s)).transpose()?,
         prompt_version: r.get(8)?,
@@ -97,9 +96,7 @@ fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
         result_text: r.get(17)?,
         outcome_accomplished: r.get(18)?,
         outcome_summary: r.get(19)?,
-        error_class: error_class
-            .map(|s| enum_col::<ErrorClass>(&s))
-            .transpose()?,
+        error_class: opt_enum_at(r, 20, "executions.error_class")?,
         error_message: r.get(21)?,
         permission_denials: json_col("permission_denials", &denials)?,
         parse_warnings: r.get(23)?,
@@ -596,9 +593,11 @@ impl<'s> ExecutionRepo<'s> {
             Ok(OutputLine {
                 execution_id: id.clone(),
                 seq: r.get(0)?,
-                kind: enum_col(&r.get::<_, String>(1)?)?,
+                kind: enum_at(r, 1, "execution_output.kind")?,
                 text: r.get(2)?,
                 at: from_ms(r.get(3)?),
+                // Computed by whoever serves the line (`OutputLine::framed`), not stored.
+                frame: None,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -6,6 +6,7 @@
 //! ended while nobody processed them (a crash between finishing and healing, a refusal, a run
 //! ended by a review decision) are found again by [`HealingRepo::unhealed`].
 
+use crate::error::enum_at;
 use crate::executions::get_in;
 use crate::lookup::Lookup;
 use crate::policies::policy_in;
@@ -13,7 +14,10 @@ use crate::stats::{day_of, record_spend_in};
 use crate::time::{from_ms, now_ms, opt_from_ms};
 use crate::{Store, StoreError, write_tx};
 use chrono::{DateTime, Utc};
-use personas_core::{ErrorClass, Execution, ExecutionId, ExecutionStatus, PersonaId};
+use personas_core::{
+    BreakerState, ErrorClass, Execution, ExecutionId, ExecutionStatus, IssueClass, IssueStatus,
+    PersonaId,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
@@ -72,11 +76,11 @@ pub struct IssueRow {
     pub persona_id: Option<PersonaId>,
     pub persona_name: String,
     pub execution_id: Option<ExecutionId>,
-    pub error_class: String,
+    pub error_class: IssueClass,
     pub title: String,
     pub detail: Option<String>,
     pub suggested_fix: String,
-    pub status: String,
+    pub status: IssueStatus,
     pub occurrences: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -88,14 +92,14 @@ pub struct BreakerRow {
     /// `provider` or `persona:<id>`.
     pub scope: String,
     pub consecutive_failures: u32,
-    pub state: String,
+    pub state: BreakerState,
     pub opened_at: Option<DateTime<Utc>>,
     pub open_until: Option<DateTime<Utc>>,
     pub reason: Option<String>,
 }
 
 /// Error class of the issue recorded when a persona's breaker opens.
-pub const PAUSED_CLASS: &str = "circuit_open";
+pub const PAUSED_CLASS: IssueClass = IssueClass::CIRCUIT_OPEN;
 
 const ISSUE_COLUMNS: &str = "id, persona_id, persona_name, execution_id, error_class, title, \
     detail, suggested_fix, status, occurrences, created_at, updated_at";
@@ -106,11 +110,11 @@ fn row_to_issue(r: &Row<'_>) -> rusqlite::Result<IssueRow> {
         persona_id: r.get::<_, Option<String>>(1)?.map(PersonaId::from_string),
         persona_name: r.get(2)?,
         execution_id: r.get::<_, Option<String>>(3)?.map(ExecutionId::from_string),
-        error_class: r.get(4)?,
+        error_class: enum_at(r, 4, "healing_issues.error_class")?,
         title: r.get(5)?,
         detail: r.get(6)?,
         suggested_fix: r.get(7)?,
-        status: r.get(8)?,
+        status: enum_at(r, 8, "healing_issues.status")?,
         occurrences: r.get(9)?,
         created_at: from_ms(r.get(10)?),
         updated_at: from_ms(r.get(11)?),
@@ -123,7 +127,7 @@ fn row_to_breaker(r: &Row<'_>) -> rusqlite::Result<BreakerRow> {
     Ok(BreakerRow {
         scope: r.get(0)?,
         consecutive_failures: r.get(1)?,
-        state: r.get(2)?,
+        state: enum_at(r, 2, "circuit_breakers.state")?,
         opened_at: opt_from_ms(r.get(3)?),
         open_until: opt_from_ms(r.get(4)?),
         reason: r.get(5)?,
@@ -169,7 +173,7 @@ fn fail_breaker(
 fn upsert_issue(
     conn: &Connection,
     exec: &Execution,
-    class: &str,
+    class: IssueClass,
     advice: &Advice,
     detail: Option<&str>,
     now: i64,
@@ -187,7 +191,7 @@ fn upsert_issue(
             exec.persona_id.as_str(),
             exec.persona_name,
             exec.id.as_str(),
-            class,
+            class.as_str(),
             advice.title,
             detail,
             advice.suggested_fix,
@@ -199,7 +203,7 @@ fn upsert_issue(
             "SELECT {ISSUE_COLUMNS} FROM healing_issues
              WHERE persona_id = ?1 AND error_class = ?2 AND status = 'open'"
         ),
-        params![exec.persona_id.as_str(), class],
+        params![exec.persona_id.as_str(), class.as_str()],
         row_to_issue,
     )?)
 }
@@ -292,7 +296,7 @@ impl<'s> HealingRepo<'s> {
             tx.execute(
                 "UPDATE healing_issues SET status = 'resolved', resolved_at = ?3, updated_at = ?3
                  WHERE persona_id = ?1 AND error_class = ?2 AND status = 'open'",
-                params![persona_id.as_str(), PAUSED_CLASS, now],
+                params![persona_id.as_str(), PAUSED_CLASS.as_str(), now],
             )?;
             Ok(())
         })
@@ -318,13 +322,20 @@ impl<'s> HealingRepo<'s> {
     }
 
     /// Healing issues, most recently updated first.
-    pub fn issues(&self, status: Option<&str>, limit: u32) -> Result<Vec<IssueRow>, StoreError> {
+    pub fn issues(
+        &self,
+        status: Option<IssueStatus>,
+        limit: u32,
+    ) -> Result<Vec<IssueRow>, StoreError> {
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {ISSUE_COLUMNS} FROM healing_issues WHERE (?1 IS NULL OR status = ?1)
              ORDER BY updated_at DESC, id DESC LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![status, limit], row_to_issue)?;
+        let rows = stmt.query_map(
+            params![status.map(IssueStatus::as_str), limit],
+            row_to_issue,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -337,7 +348,7 @@ impl<'s> HealingRepo<'s> {
             id_column: "id",
         }
         .find(&conn, id_or_prefix, row_to_issue)?;
-        if issue.status != "open" {
+        if issue.status != IssueStatus::Open {
             return Err(StoreError::conflict(
                 "issue",
                 format!("issue {} is already {}", issue.id, issue.status),
@@ -349,7 +360,7 @@ impl<'s> HealingRepo<'s> {
             params![issue.id, now],
         )?;
         Ok(IssueRow {
-            status: "resolved".into(),
+            status: IssueStatus::Resolved,
             updated_at: from_ms(now),
             ..issue
         })
@@ -390,7 +401,7 @@ fn heal(
         tx.execute(
             "UPDATE healing_issues SET status = 'resolved', resolved_at = ?3, updated_at = ?3
              WHERE persona_id = ?1 AND status = 'open' AND error_class != ?2",
-            params![persona_id.as_str(), PAUSED_CLASS, now],
+            params![persona_id.as_str(), PAUSED_CLASS.as_str(), now],
         )?;
         return Ok(report);
     }
@@ -404,7 +415,7 @@ fn heal(
         .unwrap_or(defaults.failure_threshold)
         .max(1);
     let failures = fail_breaker(tx, &scope, exec.id.as_str(), now)?;
-    let already_open = breaker_in(tx, &scope)?.is_some_and(|b| b.state == "open");
+    let already_open = breaker_in(tx, &scope)?.is_some_and(|b| b.state == BreakerState::Open);
     if failures >= threshold && !already_open {
         let reason = format!(
             "after {failures} consecutive failures; last: [{class}] {}",
@@ -442,7 +453,8 @@ fn heal(
         let provider = fail_breaker(tx, "provider", exec.id.as_str(), now)?;
         let open = breaker_in(tx, "provider")?;
         let still_open = open.as_ref().is_some_and(|b| {
-            b.state == "open" && b.open_until.is_some_and(|u| u.timestamp_millis() > now)
+            b.state == BreakerState::Open
+                && b.open_until.is_some_and(|u| u.timestamp_millis() > now)
         });
         if provider >= defaults.provider_threshold.max(1) && !still_open {
             let times: u32 = tx.query_row(
@@ -476,7 +488,7 @@ fn heal(
             report.issue = Some(upsert_issue(
                 tx,
                 exec,
-                class.as_str(),
+                class.into(),
                 &a,
                 exec.error_message.as_deref(),
                 now,
@@ -487,7 +499,7 @@ fn heal(
         report.issue = Some(upsert_issue(
             tx,
             exec,
-            class.as_str(),
+            class.into(),
             &a,
             exec.error_message.as_deref(),
             now,

@@ -3,13 +3,15 @@
 
 use crate::bus::NewEvent;
 use crate::bus::{EVENT_COLUMNS, EventRow, row_to_event};
+use crate::error::enum_at;
 use crate::memories::{MEMORY_COLUMNS, MemoryRow, row_to_memory};
 use crate::review::{REVIEW_COLUMNS, ReviewRow, row_to_review};
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
+use personas_core::protocol::{Priority, Severity};
 use personas_core::trigger::SourceKind;
-use personas_core::{ExecutionId, PersonaId};
+use personas_core::{ExecutionId, MessageStatus, PersonaId, ReviewStatus};
 use rusqlite::{Row, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,8 +30,8 @@ pub struct MessageRow {
     pub persona_name: String,
     pub title: Option<String>,
     pub content: String,
-    pub priority: String,
-    pub status: String,
+    pub priority: Priority,
+    pub status: MessageStatus,
     pub created_at: DateTime<Utc>,
 }
 
@@ -56,8 +58,8 @@ fn row_to_message(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
         persona_name: r.get(3)?,
         title: r.get(4)?,
         content: r.get(5)?,
-        priority: r.get(6)?,
-        status: r.get(7)?,
+        priority: enum_at(r, 6, "messages.priority")?,
+        status: enum_at(r, 7, "messages.status")?,
         created_at: from_ms(r.get(8)?),
     })
 }
@@ -74,7 +76,7 @@ impl<'s> ProtocolRepo<'s> {
         persona_name: &str,
         title: Option<&str>,
         content: &str,
-        priority: &str,
+        priority: Priority,
     ) -> Result<MessageRow, StoreError> {
         let conn = self.store.conn()?;
         let id = new_id();
@@ -88,7 +90,7 @@ impl<'s> ProtocolRepo<'s> {
                 persona_name,
                 title,
                 content,
-                priority,
+                priority.as_str(),
                 now_ms()
             ],
         )?;
@@ -122,15 +124,12 @@ impl<'s> ProtocolRepo<'s> {
     pub fn insert_event(
         &self,
         event_type: &str,
-        source_kind: &str,
+        source_kind: SourceKind,
         source_id: Option<&str>,
         source_execution_id: Option<&ExecutionId>,
         target_persona_id: Option<&PersonaId>,
         payload: &Value,
     ) -> Result<EventRow, StoreError> {
-        let source_kind = source_kind
-            .parse::<SourceKind>()
-            .map_err(|e| StoreError::conflict("source_kind", e))?;
         let mut event = NewEvent::new(event_type, source_kind, payload.clone());
         event.source_id = source_id.map(str::to_string);
         event.source_execution_id = source_execution_id.cloned();
@@ -241,7 +240,7 @@ impl<'s> ProtocolRepo<'s> {
         persona_id: Option<&PersonaId>,
         title: &str,
         description: Option<&str>,
-        severity: &str,
+        severity: Severity,
         suggested_actions: &[String],
     ) -> Result<ReviewRow, StoreError> {
         let conn = self.store.conn()?;
@@ -255,7 +254,7 @@ impl<'s> ProtocolRepo<'s> {
                 persona_id.map(|p| p.as_str()),
                 title,
                 description,
-                severity,
+                severity.as_str(),
                 serde_json::to_string(suggested_actions).unwrap_or_else(|_| "[]".into()),
                 now_ms()
             ],
@@ -270,7 +269,7 @@ impl<'s> ProtocolRepo<'s> {
     /// Reviews, optionally of one status, oldest first.
     pub fn reviews(
         &self,
-        status: Option<&str>,
+        status: Option<ReviewStatus>,
         execution_id: Option<&ExecutionId>,
     ) -> Result<Vec<ReviewRow>, StoreError> {
         let conn = self.store.conn()?;
@@ -279,7 +278,10 @@ impl<'s> ProtocolRepo<'s> {
                AND (?2 IS NULL OR execution_id = ?2) ORDER BY created_at, id"
         ))?;
         let rows = stmt.query_map(
-            params![status, execution_id.map(|e| e.as_str())],
+            params![
+                status.map(ReviewStatus::as_str),
+                execution_id.map(|e| e.as_str())
+            ],
             row_to_review,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)

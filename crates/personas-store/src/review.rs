@@ -7,7 +7,7 @@
 //! runner continues the same session with `--resume`) or ended, per the persona's `on_reject`.
 //! Re-queuing goes through the normal queue, so a resume passes admission and survives restarts.
 
-use crate::error::json_col;
+use crate::error::{enum_at, json_col, opt_enum_at};
 use crate::executions::get_in;
 use crate::lookup::Lookup;
 use crate::policies::policy_in;
@@ -15,8 +15,11 @@ use crate::protocol::opt_persona;
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError, write_tx};
 use chrono::{DateTime, Utc};
+use personas_core::protocol::Severity;
 use personas_core::review::{DecidedReview, Decision, OnReject, TimeoutAction, resume_prompt};
-use personas_core::{Execution, ExecutionId, ExecutionStatus, PersonaId, TriggerKind};
+use personas_core::{
+    Execution, ExecutionId, ExecutionStatus, PersonaId, ReviewDecider, ReviewStatus, TriggerKind,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
@@ -29,18 +32,18 @@ pub struct ReviewRow {
     pub persona_id: Option<PersonaId>,
     pub title: String,
     pub description: Option<String>,
-    pub severity: String,
+    pub severity: Severity,
     pub suggested_actions: Vec<String>,
-    pub status: String,
+    pub status: ReviewStatus,
     pub decision_note: Option<String>,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
     /// When the review times out, once its run has paused (see `ReviewRepo::effective_deadline`).
     pub deadline_at: Option<DateTime<Utc>>,
     /// What happens at the deadline: approve, reject or cancel.
-    pub timeout_action: Option<String>,
+    pub timeout_action: Option<TimeoutAction>,
     /// Who decided: user, timeout or system.
-    pub decided_by: Option<String>,
+    pub decided_by: Option<ReviewDecider>,
 }
 
 pub(crate) const REVIEW_COLUMNS: &str = "id, execution_id, persona_id, title, description, \
@@ -55,15 +58,15 @@ pub(crate) fn row_to_review(r: &Row<'_>) -> rusqlite::Result<ReviewRow> {
         persona_id: opt_persona(r.get(2)?),
         title: r.get(3)?,
         description: r.get(4)?,
-        severity: r.get(5)?,
+        severity: enum_at(r, 5, "reviews.severity")?,
         suggested_actions: json_col("suggested_actions", &actions)?,
-        status: r.get(7)?,
+        status: enum_at(r, 7, "reviews.status")?,
         decision_note: r.get(8)?,
         created_at: from_ms(r.get(9)?),
         decided_at: r.get::<_, Option<i64>>(10)?.map(from_ms),
         deadline_at: r.get::<_, Option<i64>>(11)?.map(from_ms),
-        timeout_action: r.get(12)?,
-        decided_by: r.get(13)?,
+        timeout_action: opt_enum_at(r, 12, "reviews.timeout_action")?,
+        decided_by: opt_enum_at(r, 13, "reviews.decided_by")?,
     })
 }
 
@@ -146,13 +149,20 @@ impl<'s> ReviewRepo<'s> {
 
     /// Reviews, newest first; `status` filters (pending, approved, rejected, timed_out,
     /// cancelled).
-    pub fn list(&self, status: Option<&str>, limit: u32) -> Result<Vec<ReviewRow>, StoreError> {
+    pub fn list(
+        &self,
+        status: Option<ReviewStatus>,
+        limit: u32,
+    ) -> Result<Vec<ReviewRow>, StoreError> {
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {REVIEW_COLUMNS} FROM reviews WHERE (?1 IS NULL OR status = ?1)
              ORDER BY created_at DESC, id DESC LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![status, limit], row_to_review)?;
+        let rows = stmt.query_map(
+            params![status.map(ReviewStatus::as_str), limit],
+            row_to_review,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -235,7 +245,7 @@ impl<'s> ReviewRepo<'s> {
                  WHERE id = ?1 AND status = 'pending'",
                 params![
                     review.id,
-                    decision.status(),
+                    decision.status().as_str(),
                     note,
                     now_ms(),
                     by.as_str()
@@ -318,10 +328,9 @@ impl<'s> ReviewRepo<'s> {
 
 /// The execution of a pending review whose run has paused, or a `Conflict` saying why not.
 fn check_decidable(conn: &Connection, review: &ReviewRow) -> Result<Execution, StoreError> {
-    if review.status != "pending" {
+    if review.status != ReviewStatus::Pending {
         let by = review
             .decided_by
-            .as_deref()
             .map(|b| format!(" by {b}"))
             .unwrap_or_default();
         return Err(StoreError::conflict(
@@ -382,8 +391,10 @@ fn settle(
             let batch: Vec<ReviewRow> = stmt
                 .query_map(params![id, paused_at], row_to_review)?
                 .collect::<Result<_, _>>()?;
-            let rejected: Vec<&ReviewRow> =
-                batch.iter().filter(|r| r.status == "rejected").collect();
+            let rejected: Vec<&ReviewRow> = batch
+                .iter()
+                .filter(|r| r.status == ReviewStatus::Rejected)
+                .collect();
             if !rejected.is_empty() && on_reject == OnReject::End {
                 let notes: Vec<String> = rejected
                     .iter()
@@ -406,13 +417,13 @@ fn settle(
                     .iter()
                     .map(|r| DecidedReview {
                         title: &r.title,
-                        decision: if r.status == "approved" {
+                        decision: if r.status == ReviewStatus::Approved {
                             Decision::Approve
                         } else {
                             Decision::Reject
                         },
                         note: r.decision_note.as_deref(),
-                        by_timeout: r.decided_by.as_deref() == Some("timeout"),
+                        by_timeout: r.decided_by == Some(ReviewDecider::Timeout),
                     })
                     .collect();
                 tx.execute(

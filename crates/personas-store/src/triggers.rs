@@ -7,7 +7,7 @@
 
 use crate::bus::EventRow;
 use crate::bus::{NewEvent, get_event_in, insert_event_in};
-use crate::error::{enum_col, json_col};
+use crate::error::{enum_at, json_col};
 use crate::lookup::Lookup;
 use crate::time::{from_ms, now_ms, opt_from_ms};
 use crate::webhooks::{SealedSecret, check_vault_generation};
@@ -74,7 +74,7 @@ fn row_to_trigger(r: &Row<'_>) -> rusqlite::Result<TriggerRow> {
         id: TriggerId::from_string(r.get::<_, String>(0)?),
         persona_id: PersonaId::from_string(r.get::<_, String>(1)?),
         persona_name: r.get(2)?,
-        kind: enum_col(&r.get::<_, String>(3)?)?,
+        kind: enum_at(r, 3, "triggers.kind")?,
         config: json_col("config", &config)?,
         after_persona_name: r.get(5)?,
         enabled: r.get(6)?,

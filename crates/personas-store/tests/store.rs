@@ -406,12 +406,19 @@ fn protocol_rows_link_to_their_execution() {
         .expect("e");
     let proto = store.protocol();
     proto
-        .insert_message(Some(&e.id), Some(&p.id), "P", Some("t"), "hello", "high")
+        .insert_message(
+            Some(&e.id),
+            Some(&p.id),
+            "P",
+            Some("t"),
+            "hello",
+            personas_core::protocol::Priority::High,
+        )
         .expect("message");
     proto
         .insert_event(
             "ticket.created",
-            "persona",
+            personas_core::trigger::SourceKind::Persona,
             Some(p.id.as_str()),
             Some(&e.id),
             None,
@@ -427,7 +434,7 @@ fn protocol_rows_link_to_their_execution() {
             Some(&p.id),
             "Merge?",
             None,
-            "high",
+            personas_core::protocol::Severity::High,
             &["merge".into()],
         )
         .expect("review");
@@ -441,9 +448,53 @@ fn protocol_rows_link_to_their_execution() {
         4
     );
     let reviews = proto
-        .reviews(Some("pending"), Some(&e.id))
+        .reviews(Some(personas_core::ReviewStatus::Pending), Some(&e.id))
         .expect("reviews");
     assert_eq!(reviews[0].suggested_actions, vec!["merge".to_string()]);
+}
+
+/// Stored names are read into closed enums: the text written is exactly the wire name, and a
+/// name this version does not know (a newer runtime's row, a hand edit; `priority` has no CHECK)
+/// is an error naming the column and the value, not a panic or a silent default.
+#[test]
+fn stored_names_read_as_enums_and_unknown_ones_name_the_column() {
+    use personas_core::MessageStatus;
+    use personas_core::protocol::Priority;
+    let (_d, store) = store();
+    let p = store.personas().create(&spec("P", 1)).expect("P");
+    let m = store
+        .protocol()
+        .insert_message(None, Some(&p.id), "P", None, "hello", Priority::Urgent)
+        .expect("message");
+    assert_eq!(
+        (m.priority, m.status),
+        (Priority::Urgent, MessageStatus::Unread)
+    );
+    let conn = rusqlite::Connection::open(store.path()).expect("open");
+    let stored: String = conn
+        .query_row(
+            "SELECT priority FROM messages WHERE id = ?1",
+            [&m.id],
+            |r| r.get(0),
+        )
+        .expect("raw read");
+    assert_eq!(stored, "urgent");
+    conn.execute(
+        "UPDATE messages SET priority = 'whenever' WHERE id = ?1",
+        [&m.id],
+    )
+    .expect("hand edit");
+    let err = store
+        .protocol()
+        .messages(None, 10)
+        .expect_err("unknown priority");
+    let text = err.to_string();
+    assert!(
+        text.contains("messages.priority")
+            && text.contains("\"whenever\"")
+            && text.contains("urgent"),
+        "{text}"
+    );
 }
 
 #[test]

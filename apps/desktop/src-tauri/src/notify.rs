@@ -4,7 +4,7 @@
 
 use crate::runtime::Runtime;
 use personas_api::{ApiEvent, StreamFrame};
-use personas_core::ExecutionStatus;
+use personas_core::{ExecutionStatus, ReviewStatus};
 use tauri::{AppHandle, Manager};
 use tauri_plugin_notification::NotificationExt;
 
@@ -27,7 +27,7 @@ pub fn notice_for(event: &ApiEvent) -> Option<(String, String)> {
                 .unwrap_or_default();
             Some((format!("{} {verb}", execution.persona_name), clip(&body)))
         }
-        ApiEvent::Review { review } if review.status == "pending" => Some((
+        ApiEvent::Review { review } if review.status == ReviewStatus::Pending => Some((
             "A run waits for your review".to_string(),
             clip(&review.title),
         )),
@@ -35,15 +35,8 @@ pub fn notice_for(event: &ApiEvent) -> Option<(String, String)> {
             format!("Message from {}", message.persona_name),
             clip(message.title.as_deref().unwrap_or(&message.content)),
         )),
-        // A persona's desktop channel for something not covered above.
-        ApiEvent::Notification {
-            subject_kind,
-            title,
-            body,
-            ..
-        } if subject_kind != "message" && subject_kind != "review" => {
-            Some((title.clone(), clip(body)))
-        }
+        // A desktop channel's notification is about a message or a review (`NoticeKind`), both
+        // shown above; showing it too would notify twice.
         _ => None,
     }
 }

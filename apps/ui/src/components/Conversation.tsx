@@ -4,8 +4,8 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { AlertTriangle, Brain, ChevronRight, Info, Megaphone, ShieldAlert, Terminal, Wrench } from "lucide-react";
 import { memo, useEffect, useRef, useState } from "react";
-import type { Item } from "../lib/stream";
-import { describeProtocol } from "../lib/stream";
+import type { Item } from "../lib/conversation";
+import { describeProtocol } from "../lib/conversation";
 import { duration, money } from "../lib/format";
 import { Markdown } from "./Markdown";
 import { Badge, cx } from "./ui";

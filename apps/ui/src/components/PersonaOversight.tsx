@@ -5,19 +5,25 @@ import { Bell, Brain, PauseCircle, Play, Plus, Send, Trash2, Wallet } from "luci
 import { useState } from "react";
 import { Link } from "react-router";
 import { BackendError, backend, errorMessage } from "../backend";
-import type { Channel, ChannelTest, Persona, PersonaPolicy, Policy } from "../generated";
+import type { Channel, ChannelKind, ChannelTest, OnReject, Persona, PersonaPolicy, Policy, TimeoutAction } from "../generated";
 import { ago } from "../lib/format";
 import { useQuery } from "../lib/useQuery";
 import { Badge, Button, Card, ErrorBox, Field, Spinner, inputClass } from "./ui";
 
-/** Example settings per channel kind; secret fields are `credential:NAME.FIELD` references to the vault. */
-export const CHANNEL_EXAMPLES: Record<string, object> = {
+/** Example settings per channel kind (every `ChannelKind`, so a new kind fails `tsc` until it
+ * has one); secret fields are `credential:NAME.FIELD` references to the vault. */
+export const CHANNEL_EXAMPLES = {
   slack: { webhook_url: "credential:slack.url" },
   telegram: { bot_token: "credential:telegram.token", chat_id: "12345" },
   email: { url: "smtps://smtp.example.com", username: "me", password: "credential:smtp.password", from: "me@example.com", to: ["me@example.com"] },
   webhook: { url: "https://example.com/hook", secret: "credential:hook.token" },
   desktop: {},
-};
+} as const satisfies Record<ChannelKind, object>;
+const CHANNEL_KINDS = Object.keys(CHANNEL_EXAMPLES) as ChannelKind[];
+
+/** What an undecided review does at its deadline, and what a rejection does to the run. */
+const TIMEOUT_ACTIONS = { approve: "approve", reject: "reject", cancel: "cancel" } as const satisfies Record<TimeoutAction, string>;
+const ON_REJECT = { resume: "resume", end: "end" } as const satisfies Record<OnReject, string>;
 
 function fieldErrors(e: unknown): Record<string, string> {
   return { [e instanceof BackendError && e.field ? e.field : "general"]: errorMessage(e) };
@@ -27,7 +33,7 @@ export function ChannelsCard({ persona }: { persona: Persona }) {
   const { data, error, reload } = useQuery(() => backend().call("list_channels", { persona: persona.id }), [persona.id]);
   const [adding, setAdding] = useState(false);
   const [name, setName] = useState("");
-  const [kind, setKind] = useState("slack");
+  const [kind, setKind] = useState<ChannelKind>("slack");
   const [config, setConfig] = useState(JSON.stringify(CHANNEL_EXAMPLES.slack, null, 2));
   const [errs, setErrs] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
@@ -120,11 +126,12 @@ export function ChannelsCard({ persona }: { persona: Persona }) {
                   className={inputClass}
                   value={kind}
                   onChange={(e) => {
-                    setKind(e.target.value);
-                    setConfig(JSON.stringify(CHANNEL_EXAMPLES[e.target.value] ?? {}, null, 2));
+                    const k = e.target.value as ChannelKind;
+                    setKind(k);
+                    setConfig(JSON.stringify(CHANNEL_EXAMPLES[k], null, 2));
                   }}
                 >
-                  {Object.keys(CHANNEL_EXAMPLES).map((k) => <option key={k} value={k}>{k}</option>)}
+                  {CHANNEL_KINDS.map((k) => <option key={k} value={k}>{k}</option>)}
                 </select>
               </Field>
             </div>
@@ -164,8 +171,8 @@ export function draftToPolicy(d: PolicyDraft): { policy: Policy } | { field: str
   return {
     policy: {
       review_timeout_secs: num(d.review_timeout_secs),
-      review_timeout_action: d.review_timeout_action || null,
-      on_reject: d.on_reject || null,
+      review_timeout_action: (d.review_timeout_action || null) as TimeoutAction | null,
+      on_reject: (d.on_reject || null) as OnReject | null,
       daily_budget_usd: num(d.daily_budget_usd),
       monthly_budget_usd: num(d.monthly_budget_usd),
       failure_threshold: num(d.failure_threshold),
@@ -237,13 +244,13 @@ export function PolicyCard({ persona }: { persona: Persona }) {
           <Field label="At the deadline" htmlFor="policy-review_timeout_action" error={errs["policy.review_timeout_action"]}>
             <select id="policy-review_timeout_action" className={inputClass} value={d.review_timeout_action} onChange={(e) => set("review_timeout_action", e.target.value)}>
               <option value="">{def.review_timeout_action} (default)</option>
-              {["approve", "reject", "cancel"].map((a) => <option key={a} value={a}>{a}</option>)}
+              {Object.entries(TIMEOUT_ACTIONS).map(([a, label]) => <option key={a} value={a}>{label}</option>)}
             </select>
           </Field>
           <Field label="On reject" htmlFor="policy-on_reject" error={errs["policy.on_reject"]}>
             <select id="policy-on_reject" className={inputClass} value={d.on_reject} onChange={(e) => set("on_reject", e.target.value)}>
               <option value="">{def.on_reject} (default)</option>
-              {["resume", "end"].map((a) => <option key={a} value={a}>{a}</option>)}
+              {Object.entries(ON_REJECT).map(([a, label]) => <option key={a} value={a}>{label}</option>)}
             </select>
           </Field>
         </div>

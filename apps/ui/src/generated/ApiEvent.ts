@@ -7,6 +7,7 @@ import type { ExecutionId } from "./ExecutionId";
 import type { HealingReport } from "./HealingReport";
 import type { MemoryRow } from "./MemoryRow";
 import type { MessageRow } from "./MessageRow";
+import type { NoticeKind } from "./NoticeKind";
 import type { OutputLine } from "./OutputLine";
 import type { PersonaId } from "./PersonaId";
 import type { ProtocolMessage } from "./ProtocolMessage";
@@ -17,8 +18,4 @@ import type { TriggerType } from "./TriggerType";
 /**
  * Something that happened in the runtime, after it was stored.
  */
-export type ApiEvent = { "type": "execution", execution: Execution, } | { "type": "output", line: OutputLine, } | { "type": "protocol", execution_id: ExecutionId, message: ProtocolMessage, } | { "type": "message", message: MessageRow, } | { "type": "bus_event", event: EventRow, } | { "type": "bus_delivered", event: EventRow, executions: Array<ExecutionId>, } | { "type": "bus_skipped", event: EventRow, } | { "type": "bus_failed", event: EventRow, } | { "type": "bus_dead_lettered", event: EventRow, } | { "type": "trigger_fired", trigger_id: TriggerId, persona_id: PersonaId, kind: TriggerType, event_id: string, } | { "type": "memory", memory: MemoryRow, } | { "type": "review", review: ReviewRow, } | { "type": "review_decided", review: ReviewRow, effect: Effect, } | { "type": "notification", persona_name: string, 
-/**
- * `message` or `review`.
- */
-subject_kind: string, subject_id: string, title: string, body: string, priority: string, } | { "type": "delivery", delivery: DeliveryRow, } | { "type": "healing", execution_id: ExecutionId, report: HealingReport, };
+export type ApiEvent = { "type": "execution", execution: Execution, } | { "type": "output", line: OutputLine, } | { "type": "protocol", execution_id: ExecutionId, message: ProtocolMessage, } | { "type": "message", message: MessageRow, } | { "type": "bus_event", event: EventRow, } | { "type": "bus_delivered", event: EventRow, executions: Array<ExecutionId>, } | { "type": "bus_skipped", event: EventRow, } | { "type": "bus_failed", event: EventRow, } | { "type": "bus_dead_lettered", event: EventRow, } | { "type": "trigger_fired", trigger_id: TriggerId, persona_id: PersonaId, kind: TriggerType, event_id: string, } | { "type": "memory", memory: MemoryRow, } | { "type": "review", review: ReviewRow, } | { "type": "review_decided", review: ReviewRow, effect: Effect, } | { "type": "notification", persona_name: string, subject_kind: NoticeKind, subject_id: string, title: string, body: string, priority: string, } | { "type": "delivery", delivery: DeliveryRow, } | { "type": "healing", execution_id: ExecutionId, report: HealingReport, };

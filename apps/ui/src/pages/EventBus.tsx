@@ -7,12 +7,12 @@ import { useEffect, useMemo, useState } from "react";
 import { Link } from "react-router";
 import { BackendError, errorMessage } from "../backend";
 import { Badge, Button, Card, Empty, ErrorBox, Field, PageHeader, Spinner, cx, inputClass } from "../components/ui";
-import type { EventRow } from "../generated";
+import type { EventRow, EventStatus, SourceKind } from "../generated";
 import { useApp } from "../stores/app";
-import { EVENT_STATUSES, type FeedEntry, LANES, filterFeed, useBus } from "../stores/bus";
+import { EVENT_STATUSES, EVENT_STATUS_LABELS, type FeedEntry, LANES, filterFeed, useBus } from "../stores/bus";
 import { usePersonas } from "../stores/personas";
 
-const tone: Record<string, "zinc" | "green" | "red" | "amber" | "blue" | "violet"> = {
+const tone: Record<EventStatus, "zinc" | "green" | "red" | "amber" | "blue" | "violet"> = {
   pending: "zinc",
   processing: "blue",
   delivered: "green",
@@ -21,7 +21,7 @@ const tone: Record<string, "zinc" | "green" | "red" | "amber" | "blue" | "violet
   dead_letter: "red",
 };
 
-const dot: Record<string, string> = {
+const dot: Record<EventStatus, string> = {
   pending: "bg-zinc-400",
   processing: "bg-sky-500",
   delivered: "bg-emerald-500",
@@ -30,10 +30,10 @@ const dot: Record<string, string> = {
   dead_letter: "bg-red-700",
 };
 
-function EventStatus({ status }: { status: string }) {
+function EventStatusBadge({ status }: { status: EventStatus }) {
   return (
-    <Badge tone={tone[status] ?? "zinc"}>
-      <span data-event-status-label={status}>{status.replace("_", " ")}</span>
+    <Badge tone={tone[status]}>
+      <span data-event-status-label={status}>{EVENT_STATUS_LABELS[status]}</span>
     </Badge>
   );
 }
@@ -77,7 +77,7 @@ function Lanes({ entries, onPick, picked }: { entries: FeedEntry[]; onPick: (id:
                       picked === e.event.id && "ring-2 ring-accent-500",
                     )}
                   >
-                    <span className={cx("size-2 rounded-full", dot[e.event.status] ?? "bg-zinc-400", e.event.status === "processing" && "animate-pulse")} aria-hidden />
+                    <span className={cx("size-2 rounded-full", dot[e.event.status], e.event.status === "processing" && "animate-pulse")} aria-hidden />
                     <span className="max-w-32 truncate font-mono">{e.event.event_type}</span>
                   </motion.button>
                 ))}
@@ -114,7 +114,7 @@ function Details({ entry }: { entry: FeedEntry }) {
     <div className="space-y-3 p-4 text-sm" data-event-details={e.id}>
       <div className="flex flex-wrap items-center gap-2">
         <span className="font-mono font-medium">{e.event_type}</span>
-        <EventStatus status={e.status} />
+        <EventStatusBadge status={e.status} />
         <span className="text-xs text-zinc-500">
           from {e.source_kind}
           {e.source_id ? ` ${e.source_id}` : ""} · {new Date(e.created_at).toLocaleString()} · attempt {e.attempts}
@@ -133,7 +133,7 @@ function Details({ entry }: { entry: FeedEntry }) {
             {entry.deliveries.map((d, i) => (
               <li key={i} className="flex flex-wrap items-center gap-2 text-xs">
                 <span className="font-medium">{d.persona_name}</span>
-                <Badge tone={d.status === "created" || d.status === "delivered" ? "green" : "zinc"}>{d.status}</Badge>
+                <Badge tone={d.status === "delivered" ? "green" : "zinc"}>{d.status}</Badge>
                 <span className="text-zinc-500">via {d.target}</span>
                 {d.execution_id && <Executions ids={[d.execution_id]} />}
                 {d.error && <span className="text-red-600 dark:text-red-400">{d.error}</span>}
@@ -268,8 +268,8 @@ export function EventBus() {
   const bus = useBus();
   const epoch = useApp((s) => s.epochVersion);
   const [type, setType] = useState("");
-  const [status, setStatus] = useState("");
-  const [source, setSource] = useState("");
+  const [status, setStatus] = useState<EventStatus | "">("");
+  const [source, setSource] = useState<SourceKind | "">("");
   const [picked, setPicked] = useState<string | null>(null);
   const load = bus.load;
   useEffect(() => {
@@ -278,7 +278,7 @@ export function EventBus() {
   }, [load, epoch]);
   const feed = { byId: bus.byId, order: bus.order, rev: bus.rev };
   const all = filterFeed(feed, {});
-  const shown = filterFeed(feed, { type, status, source });
+  const shown = filterFeed(feed, { type, status: status || undefined, source: source || undefined });
   const pickedEntry = picked ? bus.byId[picked] : null;
   return (
     <div data-page="bus">
@@ -295,13 +295,13 @@ export function EventBus() {
             action={
               <div className="flex gap-2">
                 <input aria-label="Filter by type" className={cx(inputClass, "w-40 py-1 text-xs")} placeholder="type, e.g. ticket.*" value={type} onChange={(e) => setType(e.target.value)} />
-                <select aria-label="Filter by status" className={cx(inputClass, "w-32 py-1 text-xs")} value={status} onChange={(e) => setStatus(e.target.value)}>
+                <select aria-label="Filter by status" className={cx(inputClass, "w-32 py-1 text-xs")} value={status} onChange={(e) => setStatus(e.target.value as EventStatus | "")}>
                   <option value="">All statuses</option>
                   {EVENT_STATUSES.map((s) => (
-                    <option key={s} value={s}>{s.replace("_", " ")}</option>
+                    <option key={s} value={s}>{EVENT_STATUS_LABELS[s]}</option>
                   ))}
                 </select>
-                <select aria-label="Filter by source" className={cx(inputClass, "w-32 py-1 text-xs")} value={source} onChange={(e) => setSource(e.target.value)}>
+                <select aria-label="Filter by source" className={cx(inputClass, "w-32 py-1 text-xs")} value={source} onChange={(e) => setSource(e.target.value as SourceKind | "")}>
                   <option value="">All sources</option>
                   {LANES.map((s) => (
                     <option key={s} value={s}>{s}</option>
@@ -344,7 +344,7 @@ export function EventBus() {
                       </td>
                       <td className="px-2 py-2 text-xs">{e.event.source_kind}</td>
                       <td className="px-2 py-2">
-                        <EventStatus status={e.event.status} />
+                        <EventStatusBadge status={e.event.status} />
                       </td>
                       <td className="px-2 py-2">
                         <Executions ids={e.executions} />

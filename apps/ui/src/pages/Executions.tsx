@@ -7,7 +7,18 @@ import { useQuery } from "../lib/useQuery";
 import { useExecutions } from "../stores/executions";
 import { ExecutionRow } from "./Dashboard";
 
-const statuses: (ExecutionStatus | "")[] = ["", "running", "queued", "completed", "failed", "incomplete", "cancelled", "timed_out"];
+/** The status filter's choices in display order: every `ExecutionStatus` (a new one fails `tsc`). */
+const STATUS_LABELS = {
+  running: "running",
+  queued: "queued",
+  awaiting_review: "awaiting review",
+  completed: "completed",
+  failed: "failed",
+  incomplete: "incomplete",
+  cancelled: "cancelled",
+  timed_out: "timed out",
+} as const satisfies Record<ExecutionStatus, string>;
+const statuses: (ExecutionStatus | "")[] = ["", ...(Object.keys(STATUS_LABELS) as ExecutionStatus[])];
 
 export function Executions() {
   const [status, setStatus] = useState<ExecutionStatus | "">("");
@@ -24,7 +35,7 @@ export function Executions() {
         actions={
           <select aria-label="Filter by status" className={inputClass} value={status} onChange={(e) => setStatus(e.target.value as ExecutionStatus | "")}>
             {statuses.map((s) => (
-              <option key={s} value={s}>{s ? s.replace("_", " ") : "All statuses"}</option>
+              <option key={s} value={s}>{s ? STATUS_LABELS[s] : "All statuses"}</option>
             ))}
           </select>
         }

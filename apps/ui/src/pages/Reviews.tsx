@@ -2,19 +2,26 @@ import { Check, ShieldCheck, X } from "lucide-react";
 import { useEffect, useState } from "react";
 import { Link } from "react-router";
 import { errorMessage } from "../backend";
-import type { ReviewRow } from "../generated";
+import type { Decision, ReviewRow, ReviewStatus } from "../generated";
 import { Badge, Button, Card, Empty, ErrorBox, PageHeader, Spinner, cx, inputClass } from "../components/ui";
 import { ago } from "../lib/format";
 import { selectReviews, useReviews } from "../stores/reviews";
 
-const filters = ["pending", "approved", "rejected", "timed_out", "cancelled", ""] as const;
-const statusTone = { pending: "amber", approved: "green", rejected: "red", timed_out: "zinc", cancelled: "zinc" } as const;
+/** Every review status with its tone, in tab order (a new `ReviewStatus` fails `tsc` here). */
+const statusTone = {
+  pending: "amber",
+  approved: "green",
+  rejected: "red",
+  timed_out: "zinc",
+  cancelled: "zinc",
+} as const satisfies Record<ReviewStatus, "amber" | "green" | "red" | "zinc">;
+const filters: (ReviewStatus | "")[] = [...(Object.keys(statusTone) as ReviewStatus[]), ""];
 
 // Review requests (a manual_review line or the request_review tool). A pending one pauses its
 // run; approving or rejecting (with a note for the agent) resumes the same Claude session.
 // The list follows the event stream: new requests and decisions made elsewhere appear live.
 export function Reviews() {
-  const [status, setStatus] = useState<(typeof filters)[number]>("pending");
+  const [status, setStatus] = useState<ReviewStatus | "">("pending");
   const byId = useReviews((s) => s.byId);
   const loaded = useReviews((s) => s.loaded);
   const pending = useReviews((s) => s.pending);
@@ -54,9 +61,9 @@ export function Reviews() {
 
 function ReviewItem({ r }: { r: ReviewRow }) {
   const [note, setNote] = useState("");
-  const [busy, setBusy] = useState<"approve" | "reject" | null>(null);
+  const [busy, setBusy] = useState<Decision | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const decide = async (decision: "approve" | "reject") => {
+  const decide = async (decision: Decision) => {
     setBusy(decision);
     setError(null);
     try {
@@ -73,7 +80,7 @@ function ReviewItem({ r }: { r: ReviewRow }) {
       <div className="flex flex-wrap items-center gap-2">
         <span className="font-semibold">{r.title}</span>
         <Badge tone={r.severity === "critical" || r.severity === "high" ? "red" : "amber"}>{r.severity}</Badge>
-        <Badge tone={statusTone[r.status as keyof typeof statusTone] ?? "zinc"}>{r.status.replace("_", " ")}</Badge>
+        <Badge tone={statusTone[r.status]}>{r.status.replace("_", " ")}</Badge>
         <span className="ml-auto text-xs text-zinc-400">
           {ago(r.created_at)}
           {r.status === "pending" && r.deadline_at && <> · {r.timeout_action ?? "decided"} automatically at {new Date(r.deadline_at).toLocaleString()}</>}

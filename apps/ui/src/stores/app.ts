@@ -10,6 +10,7 @@ import { useHealing } from "./healing";
 import { useInbox } from "./inbox";
 import { useTriggers } from "./triggers";
 import { useReviews } from "./reviews";
+import { unhandled } from "../lib/exhaustive";
 
 export type Theme = "light" | "dark" | "system";
 
@@ -53,8 +54,19 @@ export const useApp = create<AppState>((set, get) => ({
     const events: ApiEvent[] = [];
     let resync = false;
     for (const f of frames) {
-      if (f.kind === "event") events.push(f.event);
-      else if (f.kind === "resync") resync = true;
+      switch (f.kind) {
+        case "event":
+          events.push(f.event);
+          break;
+        case "resync":
+          resync = true;
+          break;
+        case "hello":
+          // The backend tracks the epoch and sequence; nothing for the stores.
+          break;
+        default:
+          unhandled(f, "stream frame");
+      }
     }
     if (events.length) dispatch(events);
     set({
@@ -104,6 +116,8 @@ export function dispatch(events: ApiEvent[]) {
       case "trigger_fired":
         fired = true;
         break;
+      default:
+        unhandled(e, "event");
     }
   }
   if (output.length) useExecutions.getState().appendOutput(output);

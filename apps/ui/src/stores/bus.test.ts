@@ -32,7 +32,7 @@ function ev(n: number, over: Partial<EventRow> = {}): EventRow {
 
 const view = (e: EventRow, executions: string[] = []): EventView => ({
   event: e,
-  deliveries: executions.map((x) => ({ event_id: e.id, target: "subscription", persona_id: "p", persona_name: "B", execution_id: x, status: "created", error: null, attempt: 1, created_at: e.created_at })),
+  deliveries: executions.map((x) => ({ event_id: e.id, target: "subscription", persona_id: "p", persona_name: "B", execution_id: x, status: "delivered", error: null, attempt: 1, created_at: e.created_at })),
   executions,
 });
 

@@ -4,13 +4,34 @@
 // in flight while the stream changed an event does not roll that event back.
 import { create } from "zustand";
 import { backend } from "../backend";
-import type { ApiEvent, EventDeliveryRow, EventRow, EventView, ListEvents, SourceKind } from "../generated";
+import type { ApiEvent, EventDeliveryRow, EventRow, EventStatus, EventView, ListEvents, SourceKind } from "../generated";
 
-/** Lanes of the live view, one per kind of source, in display order. */
-export const LANES: SourceKind[] = ["persona", "webhook", "schedule", "user", "chain", "watcher", "system"];
+/** Lane titles of the live view, one per kind of source, in display order. Keyed by the
+ * generated `SourceKind`, so a new kind of source fails `tsc` until it has a lane. */
+const LANE_TITLES = {
+  persona: "persona",
+  webhook: "webhook",
+  schedule: "schedule",
+  user: "user",
+  chain: "chain",
+  watcher: "watcher",
+  system: "system",
+} as const satisfies Record<SourceKind, string>;
+export const LANES = Object.keys(LANE_TITLES) as SourceKind[];
 
-/** Statuses an event moves through. */
-export const EVENT_STATUSES = ["pending", "processing", "delivered", "skipped", "failed", "dead_letter"] as const;
+/** Statuses an event moves through, in order, with their labels (closed over `EventStatus`). */
+export const EVENT_STATUS_LABELS = {
+  pending: "pending",
+  processing: "processing",
+  delivered: "delivered",
+  skipped: "skipped",
+  failed: "failed",
+  dead_letter: "dead letter",
+} as const satisfies Record<EventStatus, string>;
+export const EVENT_STATUSES = Object.keys(EVENT_STATUS_LABELS) as EventStatus[];
+
+/** Statuses from which `retry_event` puts an event back in the queue. */
+const RETRYABLE: readonly EventStatus[] = ["dead_letter", "failed", "skipped"];
 
 export type FeedEntry = {
   event: EventRow;
@@ -100,13 +121,13 @@ export function mergeRead(feed: Feed, views: EventView[], since: number): Feed {
  * that still shows the state the retry started from. */
 export function mergeAnswer(feed: Feed, row: EventRow, op: "emit" | "retry"): Feed {
   const old = feed.byId[row.id];
-  if (old && (op === "emit" || !["dead_letter", "failed", "skipped"].includes(old.event.status))) return feed;
+  if (old && (op === "emit" || !RETRYABLE.includes(old.event.status))) return feed;
   const rev = feed.rev + 1;
   const entry: FeedEntry = { event: row, deliveries: old?.deliveries ?? null, executions: old?.executions ?? [], rev };
   return capped({ byId: { ...feed.byId, [row.id]: entry }, order: old ? feed.order : insertOrdered(feed.order, row.id), rev });
 }
 
-export type FeedFilter = { type?: string; status?: string; source?: string };
+export type FeedFilter = { type?: string; status?: EventStatus; source?: SourceKind };
 
 /** The entries a filter keeps, newest first. `type` matches exactly, or as a prefix before `*`. */
 export function filterFeed(feed: Feed, f: FeedFilter): FeedEntry[] {

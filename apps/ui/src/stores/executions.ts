@@ -5,10 +5,10 @@
 import { create } from "zustand";
 import type { Execution, OutputLine } from "../generated";
 import { backend } from "../backend";
-import { StreamModel } from "../lib/stream";
+import { ConversationModel } from "../lib/conversation";
 
 export type Watched = {
-  model: StreamModel;
+  model: ConversationModel;
   /** Bumped on every change (the model itself is mutable). */
   version: number;
   loading: boolean;
@@ -84,7 +84,7 @@ export const useExecutions = create<ExecutionsState>((set, get) => {
     },
     watch: async (id) => {
       const existing = get().watched[id];
-      const model = existing?.model ?? new StreamModel();
+      const model = existing?.model ?? new ConversationModel();
       const names = Object.keys(get().watched).filter((k) => k !== id);
       const kept: Record<string, Watched> = {};
       for (const k of names.slice(-(MAX_WATCHED - 1))) kept[k] = get().watched[k];

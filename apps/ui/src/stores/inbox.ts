@@ -25,7 +25,7 @@ export const useInbox = create<InboxState>((set, get) => ({
   markRead: async (ids) => {
     await backend().call("mark_messages_read", ids ? { ids } : {});
     const readSet = ids ? new Set(ids) : null;
-    const latest = get().latest.map((m) => (!readSet || readSet.has(m.id) ? { ...m, status: "read" } : m));
+    const latest = get().latest.map((m) => (!readSet || readSet.has(m.id) ? { ...m, status: "read" as const } : m));
     set({ latest, unread: latest.filter((m) => m.status === "unread").length });
     await get().refresh();
   },

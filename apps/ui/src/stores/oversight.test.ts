@@ -1,12 +1,12 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { setBackend, type Backend } from "../backend";
-import type { IssueRow, OperationName, ReviewRow } from "../generated";
+import type { IssueRow, IssueStatus, OperationName, ReviewRow, ReviewStatus } from "../generated";
 import { dispatch } from "./app";
 import { useHealing } from "./healing";
 import { selectReviews, useReviews } from "./reviews";
 import { draftToPolicy } from "../components/PersonaOversight";
 
-const review = (id: string, status = "pending", created = "2026-01-01T00:00:00Z"): ReviewRow => ({
+const review = (id: string, status: ReviewStatus = "pending", created = "2026-01-01T00:00:00Z"): ReviewRow => ({
   id,
   execution_id: `e-${id}`,
   persona_id: null,
@@ -23,7 +23,7 @@ const review = (id: string, status = "pending", created = "2026-01-01T00:00:00Z"
   decided_by: null,
 });
 
-const issue = (id: string, status = "open"): IssueRow => ({
+const issue = (id: string, status: IssueStatus = "open"): IssueRow => ({
   id,
   persona_id: null,
   persona_name: "P",

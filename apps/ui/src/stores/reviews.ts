@@ -2,7 +2,7 @@
 // Live: a `review` event adds a request, a `review_decided` event updates it (whoever decided —
 // this window, another one, the CLI, or the deadline).
 import { create } from "zustand";
-import type { DecidedReview, ReviewRow } from "../generated";
+import type { DecidedReview, Decision, ReviewRow, ReviewStatus } from "../generated";
 import { backend } from "../backend";
 
 type ReviewsState = {
@@ -13,7 +13,7 @@ type ReviewsState = {
   refresh(): Promise<void>;
   /** Applies streamed or fetched rows (newer status wins over pending). */
   upsert(rows: ReviewRow[]): void;
-  decide(id: string, decision: "approve" | "reject", note?: string): Promise<DecidedReview>;
+  decide(id: string, decision: Decision, note?: string): Promise<DecidedReview>;
 };
 
 const countPending = (byId: Record<string, ReviewRow>) => Object.values(byId).filter((r) => r.status === "pending").length;
@@ -47,7 +47,7 @@ export const useReviews = create<ReviewsState>((set, get) => ({
 }));
 
 /** Reviews with `status` (all when empty), oldest pending first, decided newest first. */
-export function selectReviews(byId: Record<string, ReviewRow>, status: string): ReviewRow[] {
+export function selectReviews(byId: Record<string, ReviewRow>, status: ReviewStatus | ""): ReviewRow[] {
   const rows = Object.values(byId).filter((r) => !status || r.status === status);
   return rows.sort((a, b) =>
     a.status === "pending" && b.status === "pending" ? a.created_at.localeCompare(b.created_at) : b.created_at.localeCompare(a.created_at),

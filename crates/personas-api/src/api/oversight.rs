@@ -6,8 +6,7 @@
 use super::Api;
 use crate::error::{ApiError, Code};
 use crate::ops::*;
-use personas_core::review::{OnReject, TimeoutAction};
-use personas_core::{Persona, PersonaId};
+use personas_core::{BreakerState, ChannelKind, IssueStatus, Persona, PersonaId};
 use personas_engine::delivery::{self, channel};
 use personas_store::{BreakerRow, ChannelRow, Store, StoreError};
 use std::collections::HashMap;
@@ -59,8 +58,8 @@ fn breaker_out(b: BreakerRow, names: &HashMap<PersonaId, String>) -> Breaker {
 fn policy_out(p: personas_store::PersonaPolicy) -> Policy {
     Policy {
         review_timeout_secs: p.review_timeout_secs,
-        review_timeout_action: p.review_timeout_action.map(|a| a.to_string()),
-        on_reject: p.on_reject.map(|a| a.to_string()),
+        review_timeout_action: p.review_timeout_action,
+        on_reject: p.on_reject,
         daily_budget_usd: p.daily_budget_usd,
         monthly_budget_usd: p.monthly_budget_usd,
         failure_threshold: p.failure_threshold,
@@ -71,16 +70,8 @@ fn policy_out(p: personas_store::PersonaPolicy) -> Policy {
 fn policy_in(p: Policy) -> Result<personas_store::PersonaPolicy, ApiError> {
     Ok(personas_store::PersonaPolicy {
         review_timeout_secs: p.review_timeout_secs,
-        review_timeout_action: p
-            .review_timeout_action
-            .map(|v| v.parse::<TimeoutAction>())
-            .transpose()
-            .map_err(|e| ApiError::invalid("policy.review_timeout_action", e))?,
-        on_reject: p
-            .on_reject
-            .map(|v| v.parse::<OnReject>())
-            .transpose()
-            .map_err(|e| ApiError::invalid("policy.on_reject", e))?,
+        review_timeout_action: p.review_timeout_action,
+        on_reject: p.on_reject,
         daily_budget_usd: p.daily_budget_usd,
         monthly_budget_usd: p.monthly_budget_usd,
         failure_threshold: p.failure_threshold,
@@ -117,7 +108,7 @@ impl Api {
         let config = req
             .config
             .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-        channel::parse(&req.kind, &config)
+        channel::parse(req.kind, &config)
             .and_then(|c| c.check_env_refs(&self.config().channel_env_allow))
             .map_err(|e| {
                 let field = if e.field == "type" {
@@ -129,7 +120,7 @@ impl Api {
             })?;
         let kind = req.kind;
         self.store(move |s| {
-            let c = s.deliveries().add_channel(&p.id, &name, &kind, &config)?;
+            let c = s.deliveries().add_channel(&p.id, &name, kind, &config)?;
             Ok(channel_out(c, &HashMap::from([(p.id, p.name)])))
         })
         .await
@@ -174,7 +165,7 @@ impl Api {
         )
         .await;
         Ok(match sent {
-            Ok(()) if c.kind == "desktop" => ChannelTest {
+            Ok(()) if c.kind == ChannelKind::Desktop => ChannelTest {
                 ok: true,
                 message: "the config is valid; a running app shows desktop notifications".into(),
             },
@@ -195,8 +186,8 @@ impl Api {
         let c = self.config();
         PolicyDefaults {
             review_timeout_secs: c.review.timeout_secs,
-            review_timeout_action: c.review.timeout_action.to_string(),
-            on_reject: c.review.on_reject.to_string(),
+            review_timeout_action: c.review.timeout_action,
+            on_reject: c.review.on_reject,
             daily_budget_usd: c.budget.daily_usd,
             monthly_budget_usd: c.budget.monthly_usd,
             failure_threshold: c.healing.failure_threshold,
@@ -216,7 +207,9 @@ impl Api {
             Ok(PersonaPolicy {
                 persona_id: p.id.as_str().to_string(),
                 persona_name: p.name,
-                paused: breaker.as_ref().is_some_and(|b| b.state == "open"),
+                paused: breaker
+                    .as_ref()
+                    .is_some_and(|b| b.state == BreakerState::Open),
                 policy,
                 defaults,
                 breaker,
@@ -265,12 +258,14 @@ impl Api {
         self.store(move |s| {
             let names = names(s)?;
             Ok(HealingList {
-                issues: s.healing().issues((!all).then_some("open"), limit)?,
+                issues: s
+                    .healing()
+                    .issues((!all).then_some(IssueStatus::Open), limit)?,
                 breakers: s
                     .healing()
                     .breakers()?
                     .into_iter()
-                    .filter(|b| all || b.state != "closed")
+                    .filter(|b| all || b.state != BreakerState::Closed)
                     .map(|b| breaker_out(b, &names))
                     .collect(),
             })

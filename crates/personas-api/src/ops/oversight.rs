@@ -6,6 +6,8 @@
 //! lists) resolved when sending, so a channel can be listed as stored.
 
 use chrono::{DateTime, Utc};
+use personas_core::review::{OnReject, TimeoutAction};
+use personas_core::{BreakerState, ChannelKind};
 use personas_store::IssueRow;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -30,8 +32,7 @@ pub struct Channel {
     pub persona_id: String,
     pub persona_name: String,
     pub name: String,
-    /// slack, telegram, email, webhook or desktop.
-    pub kind: String,
+    pub kind: ChannelKind,
     #[ts(type = "unknown")]
     pub config: Value,
     pub enabled: bool,
@@ -52,8 +53,7 @@ pub struct AddChannel {
     pub persona: String,
     /// Unique per persona.
     pub name: String,
-    /// slack, telegram, email, webhook or desktop.
-    pub kind: String,
+    pub kind: ChannelKind,
     /// The kind's settings as a JSON object.
     #[serde(default)]
     #[ts(optional, type = "unknown")]
@@ -82,10 +82,10 @@ pub struct ChannelTest {
 pub struct Policy {
     /// Seconds a paused run waits for a review decision.
     pub review_timeout_secs: Option<u64>,
-    /// approve | reject | cancel: what an undecided review does at its deadline.
-    pub review_timeout_action: Option<String>,
-    /// resume | end: what a rejection does to the paused run.
-    pub on_reject: Option<String>,
+    /// What an undecided review does at its deadline.
+    pub review_timeout_action: Option<TimeoutAction>,
+    /// What a rejection does to the paused run.
+    pub on_reject: Option<OnReject>,
     /// Spending cap per UTC day; runs beyond it are refused.
     pub daily_budget_usd: Option<f64>,
     /// Spending cap per UTC month.
@@ -100,8 +100,8 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct PolicyDefaults {
     pub review_timeout_secs: u64,
-    pub review_timeout_action: String,
-    pub on_reject: String,
+    pub review_timeout_action: TimeoutAction,
+    pub on_reject: OnReject,
     /// The global caps (all personas together), if any.
     pub daily_budget_usd: Option<f64>,
     pub monthly_budget_usd: Option<f64>,
@@ -117,8 +117,7 @@ pub struct Breaker {
     /// The persona's name for a persona breaker.
     pub persona_name: Option<String>,
     pub consecutive_failures: u32,
-    /// closed, open (or half_open for the provider).
-    pub state: String,
+    pub state: BreakerState,
     pub opened_at: Option<DateTime<Utc>>,
     pub open_until: Option<DateTime<Utc>>,
     pub reason: Option<String>,

@@ -226,8 +226,14 @@ async fn measure(
         let started = Instant::now();
         let s = store.clone();
         let row = tokio::task::spawn_blocking(move || {
-            s.protocol()
-                .insert_event(&ty, "user", None, None, None, &json!({"i": i}))
+            s.protocol().insert_event(
+                &ty,
+                personas_core::trigger::SourceKind::User,
+                None,
+                None,
+                None,
+                &json!({"i": i}),
+            )
         })
         .await
         .map_err(bench_err)?
@@ -294,7 +300,10 @@ async fn measure(
             }
         })
     };
-    let delivered_before = store.bus().count("delivered").map_err(bench_err)?;
+    let delivered_before = store
+        .bus()
+        .count(personas_core::EventStatus::Delivered)
+        .map_err(bench_err)?;
     let cpu_before = cpu_secs();
     let started = Instant::now();
     let per = args.burst.div_ceil(args.publishers);
@@ -319,10 +328,12 @@ async fn measure(
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let s = store.clone();
-        let n = tokio::task::spawn_blocking(move || s.bus().count("delivered"))
-            .await
-            .map_err(bench_err)?
-            .map_err(bench_err)?;
+        let n = tokio::task::spawn_blocking(move || {
+            s.bus().count(personas_core::EventStatus::Delivered)
+        })
+        .await
+        .map_err(bench_err)?
+        .map_err(bench_err)?;
         if n >= target {
             break;
         }

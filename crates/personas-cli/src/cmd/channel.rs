@@ -63,7 +63,10 @@ pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
                 CliError::usage(format!("--config is not valid JSON: {e}"))
                     .with_hint(r#"quote it for the shell, e.g. --config '{"webhook_url": "env:SLACK_WEBHOOK_URL"}'"#)
             })?;
-            channel::parse(&kind, &value)
+            let kind: personas_core::ChannelKind = kind
+                .parse()
+                .map_err(|e| CliError::usage(format!("--type: {e}")))?;
+            channel::parse(kind, &value)
                 .and_then(|c| c.check_env_refs(&ctx.config.channel_env_allow))
                 .map_err(|e| {
                     let what = if e.field == "type" {
@@ -78,7 +81,7 @@ pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
             if name.is_empty() {
                 return Err(CliError::usage("--name: must not be empty"));
             }
-            let c = store.deliveries().add_channel(&p.id, name, &kind, &value)?;
+            let c = store.deliveries().add_channel(&p.id, name, kind, &value)?;
             if ctx.json {
                 print_json(&c);
             } else {
@@ -110,7 +113,7 @@ pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
                         vec![
                             names.get(&c.persona_id).cloned().unwrap_or_default(),
                             c.name.clone(),
-                            c.kind.clone(),
+                            c.kind.to_string(),
                             c.config.to_string(),
                             render::ago(c.created_at),
                         ]
@@ -155,7 +158,7 @@ pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
             )
             .await;
             match sent {
-                Ok(()) if c.kind == "desktop" => println!(
+                Ok(()) if c.kind == personas_core::ChannelKind::Desktop => println!(
                     "desktop notifications are shown by a running app; the channel config is valid"
                 ),
                 Ok(()) => println!(

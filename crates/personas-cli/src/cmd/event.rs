@@ -121,7 +121,7 @@ fn short(s: &str, max: usize) -> String {
 fn source(e: &EventRow) -> String {
     match &e.source_id {
         Some(id) => format!("{} {}", e.source_kind, short(id, 8)),
-        None => e.source_kind.clone(),
+        None => e.source_kind.to_string(),
     }
 }
 
@@ -162,6 +162,16 @@ pub async fn run(ctx: &mut Context, cmd: EventCmd) -> CliResult<ExitCode> {
             source: from,
             limit,
         } => {
+            let wanted = wanted
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(|e| CliError::usage(format!("--status: {e}")))?;
+            let from = from
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(|e| CliError::usage(format!("--source: {e}")))?;
             let list = store.bus().list(&EventFilter {
                 status: wanted,
                 event_type,
@@ -188,7 +198,7 @@ pub async fn run(ctx: &mut Context, cmd: EventCmd) -> CliResult<ExitCode> {
                         e.id.clone(),
                         e.event_type.clone(),
                         source(e),
-                        status(&e.status, st),
+                        status(e.status.as_str(), st),
                         e.attempts.to_string(),
                         render::ago(e.created_at),
                         if runs.is_empty() {
@@ -246,7 +256,7 @@ fn print_event(store: &Store, e: &EventRow, st: Style) -> CliResult<()> {
     let rows = vec![
         vec!["type".into(), e.event_type.clone()],
         vec!["source".into(), source(e)],
-        vec!["status".into(), status(&e.status, st)],
+        vec!["status".into(), status(e.status.as_str(), st)],
         vec!["attempts".into(), e.attempts.to_string()],
         vec!["depth".into(), e.depth.to_string()],
         vec!["created".into(), e.created_at.to_rfc3339()],
@@ -274,7 +284,7 @@ fn print_event(store: &Store, e: &EventRow, st: Style) -> CliResult<()> {
             .map(|d| {
                 vec![
                     d.persona_name.clone(),
-                    status(&d.status, st),
+                    status(d.status.as_str(), st),
                     d.execution_id
                         .as_ref()
                         .map(|x| x.to_string())

@@ -29,12 +29,14 @@ pub async fn run(ctx: &mut Context, cmd: HealingCmd) -> CliResult<ExitCode> {
     let st = Style::detect();
     match cmd {
         HealingCmd::List { all, limit } => {
-            let issues = store.healing().issues((!all).then_some("open"), limit)?;
+            let issues = store
+                .healing()
+                .issues((!all).then_some(personas_core::IssueStatus::Open), limit)?;
             let breakers: Vec<_> = store
                 .healing()
                 .breakers()?
                 .into_iter()
-                .filter(|b| all || b.state == "open")
+                .filter(|b| all || b.state == personas_core::BreakerState::Open)
                 .collect();
             if ctx.json {
                 print_json(&serde_json::json!({"issues": issues, "breakers": breakers}));

@@ -25,7 +25,11 @@ pub async fn message(ctx: &mut Context, cmd: MessageCmd) -> CliResult<ExitCode> 
     let list = store.protocol().messages(None, limit)?;
     let deliveries = list
         .iter()
-        .map(|m| store.deliveries().of_subject("message", &m.id))
+        .map(|m| {
+            store
+                .deliveries()
+                .of_subject(personas_core::NoticeKind::Message, &m.id)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if ctx.json {
         // Each message with how its deliveries to the persona's channels went.

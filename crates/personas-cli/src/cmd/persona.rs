@@ -524,7 +524,7 @@ fn enabled_text(store: &personas_store::Store, p: &Persona) -> String {
         .persona_breaker(&p.id)
         .ok()
         .flatten()
-        .is_some_and(|b| b.state == "open");
+        .is_some_and(|b| b.state == personas_core::BreakerState::Open);
     match (p.enabled, paused) {
         (false, _) => "no".into(),
         (true, true) => "paused (`personas persona resume`)".into(),

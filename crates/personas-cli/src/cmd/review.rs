@@ -61,7 +61,10 @@ pub async fn run(ctx: &mut Context, cmd: ReviewCmd) -> CliResult<ExitCode> {
                     STATUSES.join(", ")
                 )));
             }
-            let filter = (status != "all").then_some(status.as_str());
+            let filter = (status != "all")
+                .then(|| status.parse::<personas_core::ReviewStatus>())
+                .transpose()
+                .map_err(|e| CliError::usage(format!("--status: {e}")))?;
             let list = store.reviews().list(filter, limit)?;
             if ctx.json {
                 print_json(&list);
@@ -90,17 +93,17 @@ fn print_list(list: &[ReviewRow], store: &personas_store::Store, st: Style) {
                 ("pending", Some(d)) => format!(
                     "{} then {}",
                     d.format("%Y-%m-%d %H:%M UTC"),
-                    r.timeout_action.as_deref().unwrap_or("reject")
+                    r.timeout_action.map_or("reject", |a| a.as_str())
                 ),
                 ("pending", None) => "run still going".into(),
-                _ => r.decided_by.clone().unwrap_or_else(|| "-".into()),
+                _ => r.decided_by.map_or("-".into(), |b| b.to_string()),
             };
             vec![
                 r.id.clone(),
                 persona,
                 r.title.clone(),
-                r.severity.clone(),
-                status(&r.status, st),
+                r.severity.to_string(),
+                status(r.status.as_str(), st),
                 render::ago(r.created_at),
                 due,
             ]

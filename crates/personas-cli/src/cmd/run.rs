@@ -130,7 +130,9 @@ async fn follow_foreground(
 
 /// Prints how to decide a paused run's reviews.
 fn note_paused(store: &Store, id: &ExecutionId, follower: &mut Follower) -> CliResult<()> {
-    let pending = store.protocol().reviews(Some("pending"), Some(id))?;
+    let pending = store
+        .protocol()
+        .reviews(Some(personas_core::ReviewStatus::Pending), Some(id))?;
     follower.note("⏸ paused: waiting for a review decision");
     for r in pending {
         follower.note(&format!(

@@ -25,7 +25,10 @@ async fn poll_until(what: &str, wait: Duration, mut done: impl FnMut() -> bool) 
 }
 
 fn count(store: &Store, status: &str) -> u64 {
-    store.bus().count(status).expect("count")
+    store
+        .bus()
+        .count(status.parse().expect("event status"))
+        .expect("count")
 }
 
 /// The vault's passphrase, as a user without an OS keychain sets it for webhook secrets.
@@ -311,7 +314,7 @@ async fn events_emitted_from_the_cli_run_subscribers_and_dead_letters_can_be_ret
     ]);
     let id = emitted["id"].as_str().expect("id").to_string();
     poll_until("delivery", WAIT, || {
-        store.bus().get(&id).expect("get").status == "delivered"
+        store.bus().get(&id).expect("get").status.as_str() == "delivered"
     })
     .await;
     let listed = env.json(&["event", "list"]);
@@ -351,7 +354,7 @@ async fn events_emitted_from_the_cli_run_subscribers_and_dead_letters_can_be_ret
     let id = fired["id"].as_str().expect("event id").to_string();
     assert_eq!(fired["trigger_id"].as_str(), Some(trigger_id.as_str()));
     poll_until("manual delivery", WAIT, || {
-        store.bus().get(&id).expect("get").status == "delivered"
+        store.bus().get(&id).expect("get").status.as_str() == "delivered"
     })
     .await;
     let run = &store.bus().deliveries(&id).expect("deliveries")[0];
@@ -377,7 +380,7 @@ async fn events_emitted_from_the_cli_run_subscribers_and_dead_letters_can_be_ret
     let emitted = env.json(&["event", "emit", "nudge", "--target", "Sleepy"]);
     let id = emitted["id"].as_str().expect("id").to_string();
     poll_until("dead letter", WAIT, || {
-        store.bus().get(&id).expect("get").status == "dead_letter"
+        store.bus().get(&id).expect("get").status.as_str() == "dead_letter"
     })
     .await;
     let dead = store.bus().get(&id).expect("get");
@@ -393,12 +396,12 @@ async fn events_emitted_from_the_cli_run_subscribers_and_dead_letters_can_be_ret
     let out = env.run(&["event", "retry", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     poll_until("retried delivery", WAIT, || {
-        store.bus().get(&id).expect("get").status == "delivered"
+        store.bus().get(&id).expect("get").status.as_str() == "delivered"
     })
     .await;
     let deliveries = store.bus().deliveries(&id).expect("deliveries");
     assert_eq!(deliveries.len(), 1);
-    assert_eq!(deliveries[0].status, "delivered");
+    assert_eq!(deliveries[0].status.as_str(), "delivered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,7 +446,7 @@ async fn killing_the_daemon_mid_dispatch_delivers_every_event_exactly_once_after
     let stuck = store
         .bus()
         .list(&personas_store::EventFilter {
-            status: Some("processing".into()),
+            status: Some(personas_core::EventStatus::Processing),
             limit: Some(EVENTS as u32),
             ..Default::default()
         })
@@ -474,7 +477,8 @@ async fn killing_the_daemon_mid_dispatch_delivers_every_event_exactly_once_after
     for e in &stuck {
         let now = store.bus().get(&e.id).expect("event");
         assert_eq!(
-            now.status, "delivered",
+            now.status.as_str(),
+            "delivered",
             "the stuck lease was reaped and delivered"
         );
         assert_eq!(

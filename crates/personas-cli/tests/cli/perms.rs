@@ -169,7 +169,7 @@ async fn a_persona_starts_only_the_personas_its_policy_allows() {
     let deadline = Instant::now() + WAIT;
     let skipped = loop {
         let e = store.bus().get(&published.id).expect("event");
-        if e.status == "skipped" {
+        if e.status.as_str() == "skipped" {
             break e;
         }
         assert!(Instant::now() < deadline, "never dispatched: {e:?}");

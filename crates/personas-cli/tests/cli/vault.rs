@@ -553,7 +553,7 @@ async fn the_real_cli_calls_emit_event_over_mcp_and_the_event_is_linked_to_its_r
     assert_eq!(events.len(), 1, "{}", text(&out.stdout));
     assert_eq!(events[0].event_type, "ticket.created");
     assert_eq!(events[0].payload, json!({"id": 42}));
-    assert_eq!(events[0].source_kind, "persona");
+    assert_eq!(events[0].source_kind.as_str(), "persona");
     let lines = store
         .executions()
         .output(&exec.id, 0, 1000)

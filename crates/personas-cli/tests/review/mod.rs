@@ -110,7 +110,14 @@ async fn bad_input_is_refused_with_exit_2_and_names_what_is_wrong() {
     ex.claim(&e.id, 9, "test").expect("claim").expect("claimed");
     let running = store
         .protocol()
-        .insert_review(&e.id, Some(&solo.id), "Early?", None, "low", &[])
+        .insert_review(
+            &e.id,
+            Some(&solo.id),
+            "Early?",
+            None,
+            personas_core::protocol::Severity::Low,
+            &[],
+        )
         .expect("review");
     let out = env.run(&["review", "approve", &running.id]);
     assert_eq!(out.status.code(), Some(2));

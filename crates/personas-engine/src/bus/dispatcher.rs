@@ -20,7 +20,7 @@ use crate::events::{EngineEvent, EventBus};
 use crate::runner::blocking;
 use chrono::Utc;
 use personas_core::trigger::SourceKind;
-use personas_core::{ExecutionId, PersonaDenial, PersonaId};
+use personas_core::{EventStatus, ExecutionId, PersonaDenial, PersonaId};
 use personas_store::bus::TARGETED;
 use personas_store::{Decision, Delivered, EventRow, Recipient, RetryPolicy, Store, StoreError};
 use std::collections::HashSet;
@@ -162,7 +162,7 @@ impl Dispatcher {
             );
         }
         for e in &reaped {
-            if e.status == "dead_letter" {
+            if e.status == EventStatus::DeadLetter {
                 self.events
                     .send(EngineEvent::EventDeadLettered { event: e.clone() });
             }
@@ -264,7 +264,7 @@ impl Dispatcher {
             Some(persona) => vec![Recipient {
                 target: TARGETED.into(),
                 persona_id: persona.clone(),
-                trigger: trigger_kind_for(&event.source_kind),
+                trigger: trigger_kind_for(event.source_kind),
             }],
             None => self.index.recipients(event),
         }))
@@ -276,10 +276,8 @@ impl Dispatcher {
         event: &EventRow,
         denials: &mut Vec<(ExecutionId, PersonaDenial)>,
     ) -> Result<Option<String>, StoreError> {
-        let (Some(target), Ok(SourceKind::Persona)) = (
-            &event.target_persona_id,
-            event.source_kind.parse::<SourceKind>(),
-        ) else {
+        let (Some(target), SourceKind::Persona) = (&event.target_persona_id, event.source_kind)
+        else {
             return Ok(None);
         };
         let personas = self.store.personas();
@@ -353,7 +351,7 @@ impl Dispatcher {
                 execution: Box::new(e),
             });
         }
-        if d.event.status == "delivered" {
+        if d.event.status == EventStatus::Delivered {
             self.events.send(EngineEvent::EventDelivered {
                 event: d.event,
                 executions: d.executions,

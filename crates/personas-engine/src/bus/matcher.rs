@@ -6,7 +6,7 @@
 //! distinct prefix length. Matching an event costs a handful of hash lookups however many
 //! subscriptions there are.
 
-use personas_core::trigger::normalize_event_type;
+use personas_core::trigger::{SourceKind, normalize_event_type};
 use personas_store::bus::SubscriptionRow;
 use personas_store::{EventRow, Recipient};
 use std::collections::{BTreeSet, HashMap};
@@ -79,7 +79,7 @@ impl SubscriptionIndex {
             }
         }
         found.sort_by(|a, b| a.trigger_id.cmp(&b.trigger_id));
-        let trigger = trigger_kind_for(&event.source_kind);
+        let trigger = trigger_kind_for(event.source_kind);
         found
             .into_iter()
             .filter(|s| accepts(s, event))
@@ -103,9 +103,9 @@ fn accepts(sub: &SubscriptionRow, event: &EventRow) -> bool {
             return false;
         }
     }
-    let own_event = event.source_kind == "persona"
+    let own_event = event.source_kind == SourceKind::Persona
         && event.source_id.as_deref() == Some(sub.persona_id.as_str());
-    let names_itself = sub.source_kind.as_deref() == Some("persona")
+    let names_itself = sub.source_kind == Some(SourceKind::Persona)
         && sub.source_id.as_deref() == Some(sub.persona_id.as_str());
     !own_event || names_itself
 }
@@ -130,7 +130,7 @@ mod tests {
             pattern: pattern.into(),
             match_key: p.key,
             is_prefix: p.prefix,
-            source_kind: source.map(|s| s.0.to_string()),
+            source_kind: source.map(|s| s.0.parse().expect("source kind")),
             source_id: source.and_then(|s| s.1.map(str::to_string)),
         }
     }
@@ -139,12 +139,12 @@ mod tests {
         EventRow {
             id: "e1".into(),
             event_type: ty.into(),
-            source_kind: kind.into(),
+            source_kind: kind.parse().expect("source kind"),
             source_id: source.map(str::to_string),
             source_execution_id: None,
             target_persona_id: None,
             payload: json!({}),
-            status: "processing".into(),
+            status: personas_core::EventStatus::Processing,
             attempts: 1,
             error: None,
             created_at: chrono::Utc::now(),

@@ -18,14 +18,17 @@ pub use dispatcher::Dispatcher;
 pub use publisher::{PublishError, Publisher};
 
 use personas_core::TriggerKind;
+use personas_core::trigger::SourceKind;
 
 /// What an execution started by an event from `source_kind` is recorded as started by.
-pub fn trigger_kind_for(source_kind: &str) -> TriggerKind {
+pub fn trigger_kind_for(source_kind: SourceKind) -> TriggerKind {
     match source_kind {
-        "schedule" => TriggerKind::Schedule,
-        "webhook" => TriggerKind::Webhook,
-        "chain" => TriggerKind::Chain,
-        _ => TriggerKind::Event,
+        SourceKind::Schedule => TriggerKind::Schedule,
+        SourceKind::Webhook => TriggerKind::Webhook,
+        SourceKind::Chain => TriggerKind::Chain,
+        SourceKind::Persona | SourceKind::User | SourceKind::System | SourceKind::Watcher => {
+            TriggerKind::Event
+        }
     }
 }
 

@@ -10,14 +10,12 @@
 //!   and never a `PERSONAS_*` variable (the vault passphrase and the API token are ours). Those
 //!   variables are also withheld from runs (`runner::environment`).
 
+use personas_core::ChannelKind;
 pub use personas_core::secret::Secret;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-
-/// The channel kinds.
-pub const KINDS: [&str; 5] = ["slack", "telegram", "email", "webhook", "desktop"];
 
 /// A problem with a channel's configuration; names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -411,16 +409,8 @@ fn only(kind: &str, obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), Ch
 }
 
 /// Parses and checks a channel of `kind` with `config` (a JSON object).
-pub fn parse(kind: &str, config: &Value) -> Result<ChannelConfig, ChannelError> {
-    if !KINDS.contains(&kind) {
-        return Err(err(
-            "type",
-            format!(
-                "unknown channel type {kind:?}; expected one of: {}",
-                KINDS.join(", ")
-            ),
-        ));
-    }
+pub fn parse(channel_kind: ChannelKind, config: &Value) -> Result<ChannelConfig, ChannelError> {
+    let kind = channel_kind.as_str();
     let empty = Map::new();
     let obj = match config {
         Value::Object(m) => m,
@@ -428,8 +418,8 @@ pub fn parse(kind: &str, config: &Value) -> Result<ChannelConfig, ChannelError> 
         _ => return Err(err("config", "must be a JSON object")),
     };
     let get = |k: &str| obj.get(k).filter(|v| !v.is_null());
-    match kind {
-        "slack" => {
+    match channel_kind {
+        ChannelKind::Slack => {
             only(kind, obj, &["webhook_url", "bot_token", "channel"])?;
             match (get("webhook_url"), get("bot_token")) {
                 (Some(url), None) => {
@@ -465,7 +455,7 @@ pub fn parse(kind: &str, config: &Value) -> Result<ChannelConfig, ChannelError> 
                 )),
             }
         }
-        "telegram" => {
+        ChannelKind::Telegram => {
             only(kind, obj, &["bot_token", "chat_id"])?;
             let token = get("bot_token").ok_or_else(|| err("bot_token", "is required"))?;
             let chat = get("chat_id").ok_or_else(|| err("chat_id", "is required"))?;
@@ -478,7 +468,7 @@ pub fn parse(kind: &str, config: &Value) -> Result<ChannelConfig, ChannelError> 
                 chat_id,
             })
         }
-        "email" => {
+        ChannelKind::Email => {
             only(kind, obj, &["url", "username", "password", "from", "to"])?;
             let url: SmtpUrl = string(
                 "url",
@@ -516,7 +506,7 @@ pub fn parse(kind: &str, config: &Value) -> Result<ChannelConfig, ChannelError> 
                 to,
             }))
         }
-        "webhook" => {
+        ChannelKind::Webhook => {
             only(kind, obj, &["url", "secret"])?;
             let raw = string("url", get("url").ok_or_else(|| err("url", "is required"))?)?;
             let url = match raw.starts_with("env:") || raw.starts_with("credential:") {
@@ -544,7 +534,7 @@ pub fn parse(kind: &str, config: &Value) -> Result<ChannelConfig, ChannelError> 
             )?;
             Ok(ChannelConfig::Webhook { url, secret })
         }
-        _ => {
+        ChannelKind::Desktop => {
             only(kind, obj, &[])?;
             Ok(ChannelConfig::Desktop)
         }
@@ -555,6 +545,12 @@ pub fn parse(kind: &str, config: &Value) -> Result<ChannelConfig, ChannelError> 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `super::parse` with the kind given by name, as a request gives it.
+    fn parse(kind: &str, config: &Value) -> Result<ChannelConfig, ChannelError> {
+        let kind: ChannelKind = kind.parse().map_err(|e| err("type", e))?;
+        super::parse(kind, config)
+    }
 
     fn field(kind: &str, config: Value) -> String {
         parse(kind, &config).expect_err("invalid").field

@@ -108,7 +108,7 @@ pub async fn deliver_due(rt: &Runtime, http: &reqwest::Client, owner: &str) -> O
 async fn attempt(rt: &Runtime, http: &reqwest::Client, d: DueDelivery) {
     let cfg = &rt.config.delivery;
     let number = d.attempts + 1;
-    let result = match channel::parse(&d.channel.kind, &d.channel.config) {
+    let result = match channel::parse(d.channel.kind, &d.channel.config) {
         Err(e) => Err(SendError {
             message: format!("the channel's stored config is invalid: {e}"),
             permanent: true,
@@ -232,7 +232,7 @@ pub async fn send_test(
     persona_id: &personas_core::PersonaId,
     row: &personas_store::ChannelRow,
 ) -> Result<(), SendError> {
-    let parsed = channel::parse(&row.kind, &row.config).map_err(|e| SendError {
+    let parsed = channel::parse(row.kind, &row.config).map_err(|e| SendError {
         message: format!("the stored config is invalid: {e}"),
         permanent: true,
         retry_after: None,
@@ -257,7 +257,7 @@ pub async fn send_test(
         })?;
     let bus = crate::events::EventBus::new();
     let notice = personas_store::Notice {
-        kind: "message".into(),
+        kind: personas_core::NoticeKind::Message,
         id: "test".into(),
         persona_id: Some(persona_id.clone()),
         persona_name: persona_name.to_string(),

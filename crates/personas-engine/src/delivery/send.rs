@@ -213,7 +213,7 @@ pub async fn send(
         ChannelConfig::Desktop => {
             ctx.bus.send(EngineEvent::Notification {
                 persona_name: notice.persona_name.clone(),
-                subject_kind: notice.kind.clone(),
+                subject_kind: notice.kind,
                 subject_id: notice.id.clone(),
                 title: subject,
                 body,
@@ -318,7 +318,7 @@ pub async fn send(
                 (SIGNATURE_HEADER, sig),
                 (TIMESTAMP_HEADER, ts),
                 (DELIVERY_HEADER, ctx.delivery_id.to_string()),
-                (EVENT_HEADER, notice.kind.clone()),
+                (EVENT_HEADER, notice.kind.to_string()),
             ];
             let (status, after, text) =
                 post_json(ctx.http, url_value.expose(), &headers, body.into_bytes()).await?;
@@ -416,7 +416,7 @@ mod tests {
     #[test]
     fn reviews_render_with_how_to_decide() {
         let n = Notice {
-            kind: "review".into(),
+            kind: personas_core::NoticeKind::Review,
             id: "r-1".into(),
             persona_id: None,
             persona_name: "Shipper".into(),

@@ -297,7 +297,7 @@ async fn persona_channel_secrets(
     blocking(move || {
         let mut out = Vec::new();
         for c in store.deliveries().channels(Some(&id)).unwrap_or_default() {
-            let Ok(parsed) = crate::delivery::channel::parse(&c.kind, &c.config) else {
+            let Ok(parsed) = crate::delivery::channel::parse(c.kind, &c.config) else {
                 continue;
             };
             if parsed.secret_refs().is_empty() {

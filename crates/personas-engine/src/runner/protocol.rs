@@ -11,6 +11,7 @@
 use crate::events::{EngineEvent, EventBus};
 use chrono::Utc;
 use personas_core::protocol::ProtocolMessage;
+use personas_core::trigger::SourceKind;
 use personas_core::{Execution, Persona, PersonaDenial};
 use personas_store::{Store, StoreError};
 
@@ -82,14 +83,14 @@ pub fn apply_from(
                 &persona.name,
                 title.as_deref(),
                 content,
-                priority.as_str(),
+                *priority,
             )?;
             bus.send(EngineEvent::MessageAdded { message: m });
         }
         ProtocolMessage::EmitEvent { event_type, data } => {
             let e = proto.insert_event(
                 event_type,
-                "persona",
+                SourceKind::Persona,
                 Some(persona.id.as_str()),
                 Some(&execution.id),
                 None,
@@ -127,7 +128,7 @@ pub fn apply_from(
                 });
                 let e = proto.insert_event(
                     "persona_action",
-                    "persona",
+                    SourceKind::Persona,
                     Some(persona.id.as_str()),
                     Some(&execution.id),
                     Some(&target_persona.id),
@@ -170,7 +171,7 @@ pub fn apply_from(
                 Some(&persona.id),
                 title,
                 description.as_deref(),
-                severity.as_str(),
+                *severity,
                 suggested_actions,
             )?;
             applied.review_requested = true;

@@ -309,7 +309,11 @@ async fn a_chain_cycle_stops_at_the_depth_limit_with_the_reason_recorded() {
     );
     assert!(all.iter().all(|e| e.status == ExecutionStatus::Completed));
     let stored = h.store().bus().get(&stopped.id).expect("stored");
-    assert_eq!(stored.status, "skipped", "the stop is in the bus history");
+    assert_eq!(
+        stored.status,
+        personas_core::EventStatus::Skipped,
+        "the stop is in the bus history"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -480,7 +484,9 @@ async fn missed_runs_after_downtime_follow_each_triggers_policy() {
 
 async fn file_event(events: &mut broadcast::Receiver<EngineEvent>) -> EventRow {
     wait_for(events, "a file event", |e| match e {
-        EngineEvent::EventPublished { event } if event.source_kind == "watcher" => {
+        EngineEvent::EventPublished { event }
+            if event.source_kind == personas_core::trigger::SourceKind::Watcher =>
+        {
             Some(event.clone())
         }
         _ => None,

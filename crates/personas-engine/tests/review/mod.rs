@@ -80,7 +80,7 @@ async fn approving_a_review_resumes_the_same_claude_session_with_the_decision() 
     let reviews = h
         .store()
         .protocol()
-        .reviews(Some("pending"), Some(&exec.id))
+        .reviews(Some(personas_core::ReviewStatus::Pending), Some(&exec.id))
         .expect("reviews");
     assert_eq!(reviews.len(), 1);
     let review = &reviews[0];
@@ -88,7 +88,7 @@ async fn approving_a_review_resumes_the_same_claude_session_with_the_decision() 
         review.deadline_at.is_some(),
         "the deadline is armed when the run pauses"
     );
-    assert_eq!(review.timeout_action.as_deref(), Some("reject"));
+    assert_eq!(review.timeout_action.map(|a| a.as_str()), Some("reject"));
     let bus_events = h.store().protocol().events_of(&exec.id).expect("events");
     assert!(
         bus_events
@@ -197,7 +197,7 @@ async fn rejecting_resumes_with_the_rejection_or_ends_the_run_as_configured() {
     let review = h
         .store()
         .protocol()
-        .reviews(Some("pending"), Some(&exec.id))
+        .reviews(Some(personas_core::ReviewStatus::Pending), Some(&exec.id))
         .expect("r")[0]
         .clone();
     h.engine
@@ -256,7 +256,7 @@ async fn rejecting_resumes_with_the_rejection_or_ends_the_run_as_configured() {
     let review = h
         .store()
         .protocol()
-        .reviews(Some("pending"), Some(&exec.id))
+        .reviews(Some(personas_core::ReviewStatus::Pending), Some(&exec.id))
         .expect("r")[0]
         .clone();
     let decided = h
@@ -321,7 +321,10 @@ async fn an_undecided_review_times_out_to_its_configured_action() {
         .expect("r")[0]
         .clone();
     assert_eq!(
-        (review.status.as_str(), review.decided_by.as_deref()),
+        (
+            review.status.as_str(),
+            review.decided_by.map(|b| b.as_str())
+        ),
         ("approved", Some("timeout"))
     );
     let decided_after = review.decided_at.expect("decided") - paused.finished_at.expect("paused");
@@ -412,6 +415,7 @@ async fn messages_reach_every_channel_and_a_failing_endpoint_is_retried_then_fai
         ("desk", "desktop", json!({})),
     ];
     for (name, kind, config) in &channels {
+        let kind: personas_core::ChannelKind = kind.parse().expect("channel kind");
         personas_engine::delivery::channel::parse(kind, config).expect("valid channel");
         h.store()
             .deliveries()
@@ -500,7 +504,8 @@ async fn messages_reach_every_channel_and_a_failing_endpoint_is_retried_then_fai
         while failed.is_none() || !desktop {
             match events.recv().await {
                 Ok(EngineEvent::DeliveryUpdated { delivery })
-                    if delivery.channel_name == "broken" && delivery.status == "failed" =>
+                    if delivery.channel_name == "broken"
+                        && delivery.status == personas_core::NotificationStatus::Failed =>
                 {
                     failed = Some(delivery)
                 }
@@ -531,7 +536,7 @@ async fn messages_reach_every_channel_and_a_failing_endpoint_is_retried_then_fai
     let all = h
         .store()
         .deliveries()
-        .of_subject("message", &message.id)
+        .of_subject(personas_core::NoticeKind::Message, &message.id)
         .expect("deliveries");
     assert_eq!(all.len(), channels.len());
     for d in &all {
@@ -540,7 +545,7 @@ async fn messages_reach_every_channel_and_a_failing_endpoint_is_retried_then_fai
         } else {
             "delivered"
         };
-        assert_eq!(d.status, want, "{d:?}");
+        assert_eq!(d.status.as_str(), want, "{d:?}");
     }
     assert_eq!(
         h.store()
@@ -714,12 +719,17 @@ async fn five_failures_pause_the_persona_until_it_is_resumed() {
     let issues = h
         .store()
         .healing()
-        .issues(Some("open"), 10)
+        .issues(Some(personas_core::IssueStatus::Open), 10)
         .expect("issues");
-    assert!(issues.iter().any(|i| i.error_class == "bad_request"
+    assert!(issues.iter().any(|i| i.error_class
+        == personas_core::IssueClass::Failure(personas_core::ErrorClass::BadRequest)
         && i.occurrences == 4
         && !i.suggested_fix.is_empty()));
-    assert!(issues.iter().any(|i| i.error_class == "circuit_open"));
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.error_class == personas_core::IssueClass::CIRCUIT_OPEN)
+    );
 
     let sixth = h.run(&p, None).await;
     assert_eq!(
@@ -891,9 +901,9 @@ async fn budgets_refuse_at_admission_and_the_cli_budget_stop_is_classified() {
     let issue = h
         .store()
         .healing()
-        .issues(Some("open"), 10)
+        .issues(Some(personas_core::IssueStatus::Open), 10)
         .expect("issues");
-    assert!(issue.iter().any(
-        |i| i.error_class == "budget_exceeded" && i.suggested_fix.contains("--max-budget-usd")
-    ));
+    assert!(issue.iter().any(|i| i.error_class
+        == personas_core::IssueClass::Failure(personas_core::ErrorClass::BudgetExceeded)
+        && i.suggested_fix.contains("--max-budget-usd")));
 }

@@ -126,7 +126,10 @@ async fn a_signed_webhook_is_accepted_as_an_event_for_its_persona() {
         .get(&event_id)
         .expect("stored before the answer");
     assert_eq!(event.event_type, "webhook.received");
-    assert_eq!(event.source_kind, "webhook");
+    assert_eq!(
+        event.source_kind,
+        personas_core::trigger::SourceKind::Webhook
+    );
     assert_eq!(
         event.payload,
         json!({"ref": "refs/heads/main", "version": "1.2"})

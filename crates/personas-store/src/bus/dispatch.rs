@@ -6,7 +6,7 @@ use super::{EVENT_COLUMNS, EventRow, row_to_event};
 use crate::executions::{QueueTarget, enqueue_for, queue_target};
 use crate::time::{from_ms, now_ms};
 use crate::{NewExecution, StoreError, write_tx};
-use personas_core::PersonaId;
+use personas_core::{EventDeliveryStatus, EventStatus, PersonaId};
 use rusqlite::{Connection, params};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -186,7 +186,7 @@ fn deliver_one(
 ) -> Result<Delivered, StoreError> {
     let recipients = match decision {
         Decision::Skip(reason) => {
-            let row = finish_event(tx, event, "skipped", Some(reason), now)?;
+            let row = finish_event(tx, event, EventStatus::Skipped, Some(reason), now)?;
             return Ok(Delivered {
                 event: row,
                 executions: Vec::new(),
@@ -221,19 +221,19 @@ fn deliver_one(
             Ok((id, fresh)) => {
                 created.extend(fresh);
                 executions.push(id.clone());
-                ("delivered", Some(id), None)
+                (EventDeliveryStatus::Delivered, Some(id), None)
             }
             // A subscriber that was disabled after matching simply does not listen; an event
             // addressed to a disabled or deleted persona is a failed delivery, retried (the
             // persona may be re-enabled) and then dead-lettered.
             Err(StoreError::Conflict { message, .. }) if rcpt.target != TARGETED => {
                 skipped.push(message.clone());
-                ("skipped", None, Some(message))
+                (EventDeliveryStatus::Skipped, None, Some(message))
             }
             Err(e @ (StoreError::Conflict { .. } | StoreError::NotFound { .. })) => {
                 let msg = e.to_string();
                 failures.push(msg.clone());
-                ("failed", None, Some(msg))
+                (EventDeliveryStatus::Failed, None, Some(msg))
             }
             Err(e) => return Err(e),
         };
@@ -251,7 +251,7 @@ fn deliver_one(
             rcpt.target,
             rcpt.persona_id.as_str(),
             exec_id.as_ref().map(|e| e.as_str()),
-            status,
+            status.as_str(),
             error,
             event.attempts,
             now,
@@ -275,9 +275,9 @@ fn deliver_one(
         } else {
             format!("every subscriber is unavailable: {}", skipped.join("; "))
         };
-        finish_event(tx, event, "skipped", Some(&reason), now)?
+        finish_event(tx, event, EventStatus::Skipped, Some(&reason), now)?
     } else {
-        finish_event(tx, event, "delivered", None, now)?
+        finish_event(tx, event, EventStatus::Delivered, None, now)?
     };
     Ok(Delivered {
         event: row,
@@ -289,7 +289,7 @@ fn deliver_one(
 fn finish_event(
     tx: &Connection,
     event: &EventRow,
-    status: &str,
+    status: EventStatus,
     error: Option<&str>,
     now: i64,
 ) -> Result<EventRow, StoreError> {
@@ -297,10 +297,10 @@ fn finish_event(
         "UPDATE events SET status = ?2, error = ?3, processed_at = ?4, updated_at = ?4,
             lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL WHERE id = ?1",
     )?
-    .execute(params![event.id, status, error, now])?;
+    .execute(params![event.id, status.as_str(), error, now])?;
     // The claimed row plus what just changed: no read-back (and no payload re-parse) per event.
     Ok(EventRow {
-        status: status.to_string(),
+        status,
         error: error.map(str::to_string),
         processed_at: Some(from_ms(now)),
         next_attempt_at: None,
@@ -321,12 +321,12 @@ fn settle_failed(
     owner: Option<&str>,
 ) -> Result<Option<EventRow>, StoreError> {
     let (status, next, processed) = if attempts >= retry.max_attempts {
-        ("dead_letter", None, Some(now))
+        (EventStatus::DeadLetter, None, Some(now))
     } else {
         let wait = i64::try_from(retry.backoff(attempts).as_millis()).unwrap_or(i64::MAX);
-        ("failed", Some(now.saturating_add(wait)), None)
+        (EventStatus::Failed, Some(now.saturating_add(wait)), None)
     };
-    let error = if status == "dead_letter" {
+    let error = if status == EventStatus::DeadLetter {
         format!("gave up after {attempts} attempt(s): {error}")
     } else {
         error.to_string()
@@ -337,7 +337,15 @@ fn settle_failed(
                 updated_at = ?6, lease_owner = NULL, lease_until = NULL
              WHERE id = ?1 AND status = 'processing' AND (?7 IS NULL OR lease_owner = ?7)",
         )?
-        .execute(params![id, status, error, next, processed, now, owner])?;
+        .execute(params![
+            id,
+            status.as_str(),
+            error,
+            next,
+            processed,
+            now,
+            owner
+        ])?;
     if changed == 0 {
         return Ok(None);
     }

@@ -18,15 +18,16 @@
 mod chain;
 mod dispatch;
 
-use crate::error::json_col;
+use crate::error::{enum_at, json_col, opt_enum_at};
 use crate::lookup::Lookup;
 use crate::protocol::{opt_exec, opt_persona};
 use crate::time::{from_ms, now_ms};
 use crate::{Store, StoreError, write_tx};
 use chrono::{DateTime, Utc};
-use personas_core::ValidationError;
 use personas_core::trigger::SourceKind;
-use personas_core::{Execution, ExecutionId, PersonaId, TriggerId, TriggerKind};
+use personas_core::{
+    EventDeliveryStatus, EventStatus, Execution, ExecutionId, PersonaId, TriggerId, TriggerKind,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,12 +40,12 @@ use std::time::Duration;
 pub struct EventRow {
     pub id: String,
     pub event_type: String,
-    pub source_kind: String,
+    pub source_kind: SourceKind,
     pub source_id: Option<String>,
     pub source_execution_id: Option<ExecutionId>,
     pub target_persona_id: Option<PersonaId>,
     pub payload: Value,
-    pub status: String,
+    pub status: EventStatus,
     pub attempts: u32,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -67,12 +68,12 @@ pub(crate) fn row_to_event(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
         id: r.get(0)?,
         event_type: r.get(1)?,
-        source_kind: r.get(2)?,
+        source_kind: enum_at(r, 2, "events.source_kind")?,
         source_id: r.get(3)?,
         source_execution_id: opt_exec(r.get(4)?),
         target_persona_id: opt_persona(r.get(5)?),
         payload: json_col("payload", &payload)?,
-        status: r.get(7)?,
+        status: enum_at(r, 7, "events.status")?,
         attempts: r.get(8)?,
         error: r.get(9)?,
         created_at: from_ms(r.get(10)?),
@@ -184,7 +185,7 @@ pub struct DeliveryRow {
     pub persona_id: Option<PersonaId>,
     pub persona_name: String,
     pub execution_id: Option<ExecutionId>,
-    pub status: String,
+    pub status: EventDeliveryStatus,
     pub error: Option<String>,
     pub attempt: u32,
     pub created_at: DateTime<Utc>,
@@ -199,29 +200,19 @@ pub struct SubscriptionRow {
     /// Normalised type, or prefix for a `*` pattern.
     pub match_key: String,
     pub is_prefix: bool,
-    pub source_kind: Option<String>,
+    pub source_kind: Option<SourceKind>,
     pub source_id: Option<String>,
 }
 
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
-    pub status: Option<String>,
+    pub status: Option<EventStatus>,
     pub event_type: Option<String>,
-    /// Only events from this kind of source (`persona`, `webhook`, …).
-    pub source_kind: Option<String>,
+    /// Only events from this kind of source.
+    pub source_kind: Option<SourceKind>,
     pub limit: Option<u32>,
 }
-
-/// Statuses an event can have.
-pub const EVENT_STATUSES: [&str; 6] = [
-    "pending",
-    "processing",
-    "delivered",
-    "skipped",
-    "failed",
-    "dead_letter",
-];
 
 const DELIVERY_COLUMNS: &str = "event_id, target, persona_id, persona_name, execution_id, \
     status, error, attempt, created_at";
@@ -233,7 +224,7 @@ fn row_to_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
         persona_id: r.get::<_, Option<String>>(2)?.map(PersonaId::from_string),
         persona_name: r.get(3)?,
         execution_id: r.get::<_, Option<String>>(4)?.map(ExecutionId::from_string),
-        status: r.get(5)?,
+        status: enum_at(r, 5, "event_deliveries.status")?,
         error: r.get(6)?,
         attempt: r.get(7)?,
         created_at: from_ms(r.get(8)?),
@@ -340,12 +331,12 @@ impl<'s> BusRepo<'s> {
                     Some(depth) => EventRow {
                         id,
                         event_type: ev.event_type.clone(),
-                        source_kind: ev.source_kind.as_str().to_string(),
+                        source_kind: ev.source_kind,
                         source_id: ev.source_id.clone(),
                         source_execution_id: ev.source_execution_id.clone(),
                         target_persona_id: ev.target_persona_id.clone(),
                         payload: ev.payload.clone(),
-                        status: "pending".into(),
+                        status: EventStatus::Pending,
                         attempts: 0,
                         error: None,
                         created_at: from_ms(now),
@@ -381,22 +372,6 @@ impl<'s> BusRepo<'s> {
 
     /// Newest first.
     pub fn list(&self, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
-        if let Some(s) = &filter.status
-            && !EVENT_STATUSES.contains(&s.as_str())
-        {
-            return Err(ValidationError::new(
-                "status",
-                format!(
-                    "unknown event status {s:?}; expected one of: {}",
-                    EVENT_STATUSES.join(", ")
-                ),
-            )
-            .into());
-        }
-        if let Some(k) = &filter.source_kind {
-            k.parse::<SourceKind>()
-                .map_err(|e| ValidationError::new("source", e))?;
-        }
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {EVENT_COLUMNS} FROM events
@@ -406,9 +381,9 @@ impl<'s> BusRepo<'s> {
         ))?;
         let rows = stmt.query_map(
             params![
-                filter.status,
+                filter.status.map(EventStatus::as_str),
                 filter.event_type,
-                filter.source_kind,
+                filter.source_kind.map(SourceKind::as_str),
                 filter.limit.unwrap_or(50)
             ],
             row_to_event,
@@ -455,11 +430,11 @@ impl<'s> BusRepo<'s> {
     }
 
     /// Number of events in a status.
-    pub fn count(&self, status: &str) -> Result<u64, StoreError> {
+    pub fn count(&self, status: EventStatus) -> Result<u64, StoreError> {
         let conn = self.store.conn()?;
         Ok(conn.query_row(
             "SELECT COUNT(*) FROM events WHERE status = ?1",
-            [status],
+            [status.as_str()],
             |r| r.get(0),
         )?)
     }
@@ -494,7 +469,7 @@ impl<'s> BusRepo<'s> {
                 pattern: r.get(2)?,
                 match_key: r.get(3)?,
                 is_prefix: r.get(4)?,
-                source_kind: r.get(5)?,
+                source_kind: opt_enum_at(r, 5, "subscriptions.source_kind")?,
                 source_id: r.get(6)?,
             })
         })?;
@@ -505,7 +480,10 @@ impl<'s> BusRepo<'s> {
     /// Deliveries it already made are kept and not repeated.
     pub fn retry(&self, id_or_prefix: &str) -> Result<EventRow, StoreError> {
         let event = self.find(id_or_prefix)?;
-        if !matches!(event.status.as_str(), "dead_letter" | "failed" | "skipped") {
+        if !matches!(
+            event.status,
+            EventStatus::DeadLetter | EventStatus::Failed | EventStatus::Skipped
+        ) {
             return Err(StoreError::conflict(
                 "event",
                 format!(
@@ -577,17 +555,19 @@ impl<'s> BusRepo<'s> {
                 .unwrap_or_else(|| id.to_string()))
         };
         let trigger = event.trigger_id.as_deref().unwrap_or("?");
-        Ok(match event.source_kind.as_str() {
-            "persona" => format!("persona \"{}\"", persona_name(event.source_id.as_deref())?),
-            "chain" => format!(
+        Ok(match event.source_kind {
+            SourceKind::Persona => {
+                format!("persona \"{}\"", persona_name(event.source_id.as_deref())?)
+            }
+            SourceKind::Chain => format!(
                 "the end of a run of persona \"{}\" (chain trigger {trigger})",
                 persona_name(event.source_id.as_deref())?
             ),
-            "webhook" => format!("a webhook (trigger {trigger})"),
-            "schedule" => format!("a schedule (trigger {trigger})"),
-            "watcher" => format!("a file watcher (trigger {trigger})"),
-            "user" => "a person (personas event emit)".to_string(),
-            other => format!("the {other}"),
+            SourceKind::Webhook => format!("a webhook (trigger {trigger})"),
+            SourceKind::Schedule => format!("a schedule (trigger {trigger})"),
+            SourceKind::Watcher => format!("a file watcher (trigger {trigger})"),
+            SourceKind::User => "a person (personas event emit)".to_string(),
+            SourceKind::System => "the system".to_string(),
         })
     }
 }

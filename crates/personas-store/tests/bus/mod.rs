@@ -78,7 +78,7 @@ fn a_delivery_enqueues_one_execution_per_recipient_with_the_payload() {
             RETRY,
         )
         .expect("deliver");
-    assert_eq!(done[0].event.status, "delivered");
+    assert_eq!(done[0].event.status, personas_core::EventStatus::Delivered);
     assert_eq!(done[0].created.len(), 2);
     let exec = &done[0].created[0];
     assert_eq!(exec.input, Some(json!({"id": 42})));
@@ -86,11 +86,9 @@ fn a_delivery_enqueues_one_execution_per_recipient_with_the_payload() {
     assert_eq!(exec.trigger_ref.as_deref(), Some(ev.id.as_str()));
     let deliveries = store.bus().deliveries(&ev.id).expect("deliveries");
     assert_eq!(deliveries.len(), 2);
-    assert!(
-        deliveries
-            .iter()
-            .all(|d| d.status == "delivered" && d.execution_id.is_some())
-    );
+    assert!(deliveries.iter().all(
+        |d| d.status == personas_core::EventDeliveryStatus::Delivered && d.execution_id.is_some()
+    ));
 
     // Delivering the same event again (a lease that expired while its first owner was only
     // slow) finds the executions it made: still one per recipient.
@@ -129,7 +127,7 @@ fn a_lost_lease_is_reaped_and_redelivery_never_duplicates() {
         .reap_leases(&|owner| owner != "dead:1", 5)
         .expect("reap");
     assert_eq!(reaped.len(), 1);
-    assert_eq!(reaped[0].status, "pending");
+    assert_eq!(reaped[0].status, personas_core::EventStatus::Pending);
     // The live owner's lease is not touched.
     let claimed = store.bus().claim("live:1", LEASE, 10).expect("reclaim");
     assert_eq!(claimed[0].attempts, 2, "the lost attempt counts");
@@ -168,7 +166,7 @@ fn a_lost_lease_is_reaped_and_redelivery_never_duplicates() {
             .expect("reap");
     }
     let poison = store.bus().get(&poison.id).expect("get");
-    assert_eq!(poison.status, "dead_letter");
+    assert_eq!(poison.status, personas_core::EventStatus::DeadLetter);
     assert!(
         poison
             .error
@@ -202,7 +200,7 @@ fn failed_deliveries_retry_then_dead_letter_and_manual_retry_requeues() {
             )
             .expect("deliver");
         let want = if attempt < 3 { "failed" } else { "dead_letter" };
-        assert_eq!(out[0].event.status, want, "attempt {attempt}");
+        assert_eq!(out[0].event.status.as_str(), want, "attempt {attempt}");
         assert!(
             out[0]
                 .event
@@ -221,7 +219,7 @@ fn failed_deliveries_retry_then_dead_letter_and_manual_retry_requeues() {
     );
     assert_eq!(
         store.bus().deliveries(&ev.id).expect("d")[0].status,
-        "failed"
+        personas_core::EventDeliveryStatus::Failed
     );
 
     // Fix the cause, retry by hand: delivered.
@@ -242,7 +240,7 @@ fn failed_deliveries_retry_then_dead_letter_and_manual_retry_requeues() {
             RETRY,
         )
         .expect("deliver");
-    assert_eq!(out[0].event.status, "delivered");
+    assert_eq!(out[0].event.status, personas_core::EventStatus::Delivered);
     assert_eq!(executions_of(&store, &ev.id), 1);
     let e = store
         .bus()
@@ -282,7 +280,7 @@ fn skips_record_their_reason_and_a_disabled_subscriber_is_not_a_failure() {
         (out[0].event.status.as_str(), out[0].event.error.as_deref()),
         ("skipped", Some("depth limit"))
     );
-    assert_eq!(out[1].event.status, "skipped");
+    assert_eq!(out[1].event.status, personas_core::EventStatus::Skipped);
     assert!(
         out[1]
             .event
@@ -329,7 +327,7 @@ fn dedupe_keys_publish_once_and_depth_follows_the_emitting_execution() {
         .protocol()
         .insert_event(
             "next",
-            "persona",
+            personas_core::trigger::SourceKind::Persona,
             Some(a.id.as_str()),
             Some(&exec.id),
             None,
@@ -345,7 +343,7 @@ fn dedupe_keys_publish_once_and_depth_follows_the_emitting_execution() {
         .protocol()
         .insert_event(
             "next",
-            "persona",
+            personas_core::trigger::SourceKind::Persona,
             Some(a.id.as_str()),
             Some(&manual.id),
             None,

@@ -69,12 +69,19 @@ fn approving_the_last_review_requeues_the_session_with_the_decision() {
             Some(&p.id),
             "Merge?",
             None,
-            "high",
+            personas_core::protocol::Severity::High,
             &["merge".into()],
         )
         .expect("r1");
     let r2 = proto
-        .insert_review(&e.id, Some(&p.id), "Tag?", None, "low", &[])
+        .insert_review(
+            &e.id,
+            Some(&p.id),
+            "Tag?",
+            None,
+            personas_core::protocol::Severity::Low,
+            &[],
+        )
         .expect("r2");
 
     // Still running: nobody can decide yet, and nothing changes.
@@ -136,7 +143,7 @@ fn approving_the_last_review_requeues_the_session_with_the_decision() {
     assert_eq!(last.effect, Effect::Resumed);
     assert_eq!(last.execution.status, ExecutionStatus::Queued);
     assert_eq!(last.execution.finished_at, None);
-    assert_eq!(last.review.decided_by.as_deref(), Some("user"));
+    assert_eq!(last.review.decided_by.map(|b| b.as_str()), Some("user"));
 
     let claimed = ex.claim_next(9, "me").expect("claim").expect("resumed run");
     assert_eq!(claimed.id, e.id);
@@ -190,7 +197,14 @@ fn rejection_ends_the_run_when_the_persona_says_so_and_timeouts_act() {
             .expect("claimed");
         let r = store
             .protocol()
-            .insert_review(&e.id, Some(&p.id), title, None, "medium", &[])
+            .insert_review(
+                &e.id,
+                Some(&p.id),
+                title,
+                None,
+                personas_core::protocol::Severity::Medium,
+                &[],
+            )
             .expect("review");
         let mut out = ExecutionOutcome::ended(ExecutionStatus::AwaitingReview, None, None);
         out.session_id = Some("s".into());
@@ -243,7 +257,7 @@ fn rejection_ends_the_run_when_the_persona_says_so_and_timeouts_act() {
         .expire(&r.id, TimeoutAction::Approve, 5, OnReject::Resume)
         .expect("expire");
     assert_eq!(
-        (d.review.decided_by.as_deref(), d.effect),
+        (d.review.decided_by.map(|b| b.as_str()), d.effect),
         (Some("timeout"), Effect::Resumed)
     );
 
@@ -254,7 +268,14 @@ fn rejection_ends_the_run_when_the_persona_says_so_and_timeouts_act() {
         .expect("enqueue");
     let r = store
         .protocol()
-        .insert_review(&e.id, Some(&p.id), "Orphan", None, "low", &[])
+        .insert_review(
+            &e.id,
+            Some(&p.id),
+            "Orphan",
+            None,
+            personas_core::protocol::Severity::Low,
+            &[],
+        )
         .expect("review");
     store.executions().request_cancel(&e.id).expect("cancel");
     let err = store
@@ -271,7 +292,7 @@ fn rejection_ends_the_run_when_the_persona_says_so_and_timeouts_act() {
     assert_eq!(store.reviews().close_orphans().expect("close"), 1);
     assert_eq!(
         store.reviews().find(&r.id).expect("find").status,
-        "cancelled"
+        personas_core::ReviewStatus::Cancelled
     );
 }
 
@@ -408,10 +429,16 @@ fn consecutive_failures_pause_the_persona_and_resume_lifts_it() {
         "{}",
         issue.suggested_fix
     );
-    let auth = store.healing().issues(Some("open"), 10).expect("issues");
+    let auth = store
+        .healing()
+        .issues(Some(personas_core::IssueStatus::Open), 10)
+        .expect("issues");
     let auth = auth
         .iter()
-        .find(|i| i.error_class == "auth_failed")
+        .find(|i| {
+            i.error_class
+                == personas_core::IssueClass::Failure(personas_core::ErrorClass::AuthFailed)
+        })
         .expect("auth issue");
     assert_eq!(
         auth.occurrences, 2,
@@ -476,7 +503,7 @@ fn consecutive_failures_pause_the_persona_and_resume_lifts_it() {
     assert!(
         store
             .healing()
-            .issues(Some("open"), 10)
+            .issues(Some(personas_core::IssueStatus::Open), 10)
             .expect("issues")
             .is_empty(),
         "a success resolves the persona's issues"
@@ -609,7 +636,7 @@ fn an_open_provider_breaker_holds_the_queue_until_its_cooldown() {
         .into_iter()
         .find(|b| b.scope == "provider")
         .expect("provider");
-    assert_eq!(provider.state, "open");
+    assert_eq!(provider.state, personas_core::BreakerState::Open);
 }
 
 #[test]
@@ -624,7 +651,7 @@ fn the_outbox_plans_each_new_message_once_per_channel_and_records_attempts() {
             &p.name,
             None,
             "before any channel",
-            "normal",
+            personas_core::protocol::Priority::Normal,
         )
         .expect("old message");
     // Channels take messages from the millisecond they were added.
@@ -634,23 +661,44 @@ fn the_outbox_plans_each_new_message_once_per_channel_and_records_attempts() {
         .add_channel(
             &p.id,
             "team",
-            "slack",
+            personas_core::ChannelKind::Slack,
             &serde_json::json!({"webhook_url": "env:X"}),
         )
         .expect("channel");
-    let dup = d.add_channel(&p.id, "team", "webhook", &serde_json::json!({}));
+    let dup = d.add_channel(
+        &p.id,
+        "team",
+        personas_core::ChannelKind::Webhook,
+        &serde_json::json!({}),
+    );
     assert!(matches!(dup, Err(StoreError::Conflict { .. })));
-    d.add_channel(&p.id, "desk", "desktop", &serde_json::json!({}))
-        .expect("desktop");
+    d.add_channel(
+        &p.id,
+        "desk",
+        personas_core::ChannelKind::Desktop,
+        &serde_json::json!({}),
+    )
+    .expect("desktop");
     // Channels see messages added after them only.
     std::thread::sleep(std::time::Duration::from_millis(2));
     let m = store
         .protocol()
-        .insert_message(None, Some(&p.id), &p.name, Some("Hi"), "hello", "high")
+        .insert_message(
+            None,
+            Some(&p.id),
+            &p.name,
+            Some("Hi"),
+            "hello",
+            personas_core::protocol::Priority::High,
+        )
         .expect("message");
     assert_eq!(d.plan().expect("plan"), 2);
     assert_eq!(d.plan().expect("plan again"), 0, "planned once");
-    assert!(d.of_subject("message", &old.id).expect("old").is_empty());
+    assert!(
+        d.of_subject(personas_core::NoticeKind::Message, &old.id)
+            .expect("old")
+            .is_empty()
+    );
 
     let due = d.lease_due("me", 10, 30_000).expect("lease");
     assert_eq!(due.len(), 2);
@@ -684,9 +732,11 @@ fn the_outbox_plans_each_new_message_once_per_channel_and_records_attempts() {
     let other = due.iter().find(|x| x.channel.id != slack.id).expect("desk");
     assert_eq!(
         d.record_attempt(&other.id, None, None).expect("ok").status,
-        "delivered"
+        personas_core::NotificationStatus::Delivered
     );
-    let all = d.of_subject("message", &m.id).expect("deliveries");
+    let all = d
+        .of_subject(personas_core::NoticeKind::Message, &m.id)
+        .expect("deliveries");
     assert_eq!(all.len(), 2);
     assert_eq!(
         store.protocol().messages(None, 10).expect("inbox").len(),
