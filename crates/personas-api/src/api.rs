@@ -5,6 +5,7 @@
 
 mod access;
 mod oversight;
+pub(crate) mod upkeep;
 
 use crate::bus::*;
 use crate::error::{ApiError, Code};
@@ -730,6 +731,22 @@ impl Operations for Api {
 
     async fn resolve_issue(&self, req: IssueRef) -> Result<personas_store::IssueRow, ApiError> {
         self.issue_resolve(req).await
+    }
+
+    async fn get_tool(&self, req: ToolRef) -> Result<Tool, ApiError> {
+        self.tool_get(req).await
+    }
+
+    async fn rotate_vault(&self, req: RotateVault) -> Result<VaultRotated, ApiError> {
+        self.vault_rotate(req).await
+    }
+
+    async fn backup_store(&self, req: BackupStore) -> Result<Backup, ApiError> {
+        self.store_backup(req).await
+    }
+
+    async fn run_gc(&self, req: RunGc) -> Result<GcResult, ApiError> {
+        self.gc_run(req).await
     }
 }
 

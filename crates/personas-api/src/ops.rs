@@ -16,8 +16,10 @@ use ts_rs::TS;
 
 mod access;
 mod oversight;
+mod upkeep;
 pub use access::*;
 pub use oversight::*;
+pub use upkeep::*;
 
 /// An operation that takes no input.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS, JsonSchema)]

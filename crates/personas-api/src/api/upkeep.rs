@@ -1,0 +1,150 @@
+//! The data dir's upkeep as operations: a consistent copy of the live store, the retention
+//! policy applied now, and the vault's key rotation. Each runs in the process that holds the
+//! data dir (the runtime, or the CLI's in-process API when none runs), so the store is never
+//! written by two owners at once.
+
+use super::access::vault_error;
+use crate::Api;
+use crate::error::{ApiError, Code};
+use crate::ops::{Backup, BackupStore, GcResult, RotateVault, RunGc, VaultRotated};
+use personas_core::Secret;
+use personas_engine::vault::VaultError;
+use personas_store::StoreError;
+use personas_store::backup::BackupReport;
+use personas_store::retention::GcReport;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// SQLite's `auto_vacuum` mode in which freed pages go back to the disk as gc runs.
+const INCREMENTAL_VACUUM: i64 = 2;
+
+pub(crate) fn backup_view(r: BackupReport) -> Backup {
+    Backup {
+        path: r.path.display().to_string(),
+        bytes: r.bytes,
+        schema_version: r.schema_version,
+        personas: r.personas,
+        executions: r.executions,
+    }
+}
+
+fn gc_view(r: GcReport, vacuumed: bool, shrinks_by_itself: bool, elapsed_ms: u64) -> GcResult {
+    GcResult {
+        dry_run: r.dry_run,
+        executions: r.executions,
+        output_lines: r.output_lines,
+        executions_output_pruned: r.executions_output_pruned,
+        events: r.events,
+        event_deliveries: r.event_deliveries,
+        notification_deliveries: r.notification_deliveries,
+        messages: r.messages,
+        run_tokens: r.run_tokens,
+        webhook_deliveries: r.webhook_deliveries,
+        bytes_before: r.bytes_before,
+        bytes_after: r.bytes_after,
+        vacuumed,
+        shrinks_by_itself,
+        elapsed_ms,
+    }
+}
+
+impl Api {
+    pub(super) async fn store_backup(&self, req: BackupStore) -> Result<Backup, ApiError> {
+        let path = PathBuf::from(req.path.trim());
+        // Relative to what? The runtime's working directory is no one's guess to make.
+        if !path.is_absolute() {
+            return Err(ApiError::invalid(
+                "path",
+                format!("{:?} is not an absolute path", req.path),
+            ));
+        }
+        let report = self
+            .store(move |s| s.backup_to(&path))
+            .await
+            .map_err(|e| match e.code {
+                // The store names its own argument; here it is the request's `path`.
+                Code::Conflict => ApiError {
+                    field: Some("path".into()),
+                    ..e
+                },
+                _ => e,
+            })?;
+        tracing::info!(path = %report.path.display(), bytes = report.bytes, "store backed up");
+        Ok(backup_view(report))
+    }
+
+    pub(super) async fn gc_run(&self, req: RunGc) -> Result<GcResult, ApiError> {
+        let (dry_run, vacuum) = (req.dry_run.unwrap_or(false), req.vacuum.unwrap_or(false));
+        if dry_run && vacuum {
+            return Err(ApiError::invalid(
+                "vacuum",
+                "a dry run removes nothing, so there is nothing to vacuum",
+            ));
+        }
+        if vacuum && let Some(url) = self.host_url() {
+            return Err(ApiError {
+                code: Code::Conflict,
+                message: format!(
+                    "vacuum: rewrites the whole database and needs the runtime stopped (it is running at {url})"
+                ),
+                field: Some("vacuum".into()),
+            });
+        }
+        let data_dir = self.config().data_dir.clone();
+        let policy = self.config().retention.policy();
+        let started = Instant::now();
+        let (report, shrinks) = self
+            .store(move |s| {
+                let mut report = personas_engine::retention::gc(s, &data_dir, &policy, dry_run)?;
+                if vacuum {
+                    s.retention().vacuum()?;
+                    report.bytes_after = s.retention().size();
+                }
+                let shrinks = s.retention().auto_vacuum()? == INCREMENTAL_VACUUM;
+                Ok::<_, StoreError>((report, shrinks))
+            })
+            .await?;
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(removed = report.total(), dry_run, vacuum, "gc ran");
+        Ok(gc_view(report, vacuum, shrinks, elapsed_ms))
+    }
+
+    pub(super) async fn vault_rotate(&self, req: RotateVault) -> Result<VaultRotated, ApiError> {
+        let new_passphrase = req
+            .new_passphrase
+            .filter(|p| !p.is_empty())
+            .map(Secret::new);
+        let created = self
+            .store(|s| {
+                personas_engine::vault::Vault::status(s).map_err(|e| match e {
+                    VaultError::Store(s) => s,
+                    other => StoreError::Corrupt(other.to_string()),
+                })
+            })
+            .await?
+            .created;
+        if !created {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "there is no vault yet: nothing to rotate (it is created with the first credential)",
+            ));
+        }
+        let store = self.engine().store().clone();
+        let cell = std::sync::Arc::clone(self.engine().vault());
+        let (resealed, generation) =
+            tokio::task::spawn_blocking(move || cell.rotate(&store, new_passphrase))
+                .await
+                .map_err(|e| ApiError::internal(format!("the rotation task failed: {e}")))?
+                .map_err(|e| match e {
+                    VaultError::WeakPassphrase { .. } => {
+                        ApiError::invalid("new_passphrase", e.to_string())
+                    }
+                    other => vault_error(other),
+                })?;
+        tracing::info!(resealed, generation, "vault key rotated");
+        Ok(VaultRotated {
+            resealed: resealed as u64,
+            generation,
+        })
+    }
+}
