@@ -1,9 +1,6 @@
 //! One module per command group; [`dispatch`] routes a parsed command line.
 
 pub mod bench;
-pub mod bench_bus;
-pub mod bench_redact;
-pub mod bench_retention;
 pub mod channel;
 pub mod credential;
 pub mod data;
