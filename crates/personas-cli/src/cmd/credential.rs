@@ -1,4 +1,4 @@
-//! `personas credential add|list|show|test|remove|types` and `personas vault status|rotate`.
+//! `personas credential add|update|list|show|test|remove|types` and `personas vault status|rotate`.
 //!
 //! Values are never printed, never taken from a listing, and a value left out of `--field`
 //! is prompted for without echo (or read as one line from a non-terminal stdin, for scripts) —
@@ -13,7 +13,7 @@ use clap::Subcommand;
 use personas_api::Operations;
 use personas_api::ops::{
     CreateCredential, Credential, CredentialRef, CredentialType, DeleteCredential, Empty,
-    RotateVault, TestCredential, TestStatus, VaultMode,
+    RotateVault, TestCredential, TestStatus, UpdateCredential, VaultMode,
 };
 use personas_engine::vault::VaultOptions;
 use std::collections::BTreeMap;
@@ -36,6 +36,23 @@ pub enum CredentialCmd {
         /// FIELD=VARIABLE: expose a field under another environment variable name.
         #[arg(long = "env", value_name = "FIELD=VARIABLE")]
         env: Vec<String>,
+    },
+    /// Change a credential: new values (secret fields left out keep theirs), variables, name.
+    Update {
+        name: String,
+        /// KEY=VALUE, or just KEY to be prompted without echo (or to read one line from stdin
+        /// when it is not a terminal). Repeatable.
+        #[arg(long = "field", value_name = "KEY[=VALUE]")]
+        fields: Vec<String>,
+        /// FIELD=VARIABLE: expose a field under another environment variable name.
+        #[arg(long = "env", value_name = "FIELD=VARIABLE")]
+        env: Vec<String>,
+        /// Remove an optional field's value. Repeatable.
+        #[arg(long, value_name = "FIELD")]
+        clear: Vec<String>,
+        /// A new name.
+        #[arg(long, value_name = "NAME")]
+        rename: Option<String>,
     },
     /// List credentials: names, types, variables, last check. Never values.
     List,
@@ -149,13 +166,7 @@ async fn add(
 ) -> CliResult<()> {
     let client = ctx.client()?;
     let (mut values, ask) = parse_fields(&fields)?;
-    let mut env_overrides = BTreeMap::new();
-    for e in env {
-        let (f, v) = e
-            .split_once('=')
-            .ok_or_else(|| CliError::usage(format!("--env {e:?}: write FIELD=VARIABLE")))?;
-        env_overrides.insert(f.to_string(), v.to_string());
-    }
+    let env_overrides = parse_env(&env)?;
     let t = credential_type(&client, &kind).await?;
     let field = |name: &str| t.fields.iter().find(|f| f.name == name);
     // Everything checkable is checked before anyone is asked to type a secret.
@@ -215,6 +226,65 @@ async fn add(
     Ok(())
 }
 
+/// Parses `--env FIELD=VARIABLE` values.
+fn parse_env(raw: &[String]) -> CliResult<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    for e in raw {
+        let (f, v) = e
+            .split_once('=')
+            .ok_or_else(|| CliError::usage(format!("--env {e:?}: write FIELD=VARIABLE")))?;
+        env.insert(f.to_string(), v.to_string());
+    }
+    Ok(env)
+}
+
+/// `credential update`: asks for the values named without one, then replaces what was given.
+async fn update(
+    ctx: &mut Context,
+    name: String,
+    fields: Vec<String>,
+    env: Vec<String>,
+    clear: Vec<String>,
+    rename: Option<String>,
+) -> CliResult<()> {
+    let client = ctx.client()?;
+    let (mut values, ask) = parse_fields(&fields)?;
+    let env = parse_env(&env)?;
+    if !ask.is_empty() {
+        let c = client
+            .get_credential(CredentialRef {
+                credential: name.clone(),
+            })
+            .await?;
+        for f in &ask {
+            let spec = c.fields.iter().find(|x| &x.field == f).ok_or_else(|| {
+                CliError::usage(format!(
+                    "--field {f}: {} credentials have no field {f:?}",
+                    c.kind
+                ))
+            })?;
+            values.insert(f.clone(), read_value(&c.kind, f, spec.secret)?);
+        }
+    }
+    let req = UpdateCredential {
+        credential: name,
+        name: rename,
+        fields: values,
+        env: (!env.is_empty()).then_some(env),
+        clear: (!clear.is_empty()).then_some(clear),
+    };
+    let c = client
+        .update_credential(req)
+        .await
+        .map_err(credential_error)?;
+    if ctx.json {
+        print_json(&c);
+    } else {
+        println!("updated credential {} ({})", Style::detect().bold(&c.name), c.kind);
+    }
+    Ok(())
+}
+
 /// Request fields named like the command's flags: `kind` is `--type`, `fields.X` `--field X`.
 fn credential_error(e: personas_api::ApiError) -> CliError {
     match e.field.as_deref() {
@@ -261,6 +331,13 @@ pub async fn run(ctx: &mut Context, cmd: CredentialCmd) -> CliResult<ExitCode> {
             fields,
             env,
         } => add(ctx, name, kind, fields, env).await?,
+        CredentialCmd::Update {
+            name,
+            fields,
+            env,
+            clear,
+            rename,
+        } => update(ctx, name, fields, env, clear, rename).await?,
         CredentialCmd::List => {
             let list = client.list_credentials(Empty {}).await?;
             if ctx.json {

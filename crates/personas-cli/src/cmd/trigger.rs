@@ -1,4 +1,4 @@
-//! `personas trigger add|list|remove|enable|disable|reveal|rotate|fire`: what starts a persona
+//! `personas trigger add|list|remove|enable|disable|reveal|rotate|fire|preview`: what starts a persona
 //! besides a person.
 //!
 //! A webhook trigger's secret is sealed in the vault: printed once by `add`, and again only by
@@ -15,7 +15,7 @@ use crate::render::{self, Style};
 use clap::{ArgGroup, Args, Subcommand};
 use personas_api::Operations;
 use personas_api::bus::{
-    AddTrigger, FireTrigger, ListTriggers, SetTriggerEnabled, TriggerInput, TriggerRef,
+    AddTrigger, FireTrigger, ListTriggers, PreviewCron, SetTriggerEnabled, TriggerInput, TriggerRef,
     TriggerView, WebhookSecretShown,
 };
 use std::path::PathBuf;
@@ -50,6 +50,18 @@ pub enum TriggerCmd {
     Rotate {
         /// Trigger id (or a unique prefix of it).
         id: String,
+    },
+    /// Check a cron expression and show its next fire times (nothing is stored).
+    Preview {
+        /// 5 fields (minute hour day month weekday) or 6 (seconds first).
+        #[arg(value_name = "EXPR")]
+        cron: String,
+        /// Time zone (IANA name, e.g. Europe/Prague). Default: the runtime machine's.
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+        /// How many fire times (at most 50).
+        #[arg(long, default_value_t = 5)]
+        count: u32,
     },
     /// Fire a trigger by hand now: its persona runs with this payload (any kind of trigger;
     /// the way to use a --manual one).
@@ -277,6 +289,24 @@ pub async fn run(ctx: &mut Context, cmd: TriggerCmd) -> CliResult<ExitCode> {
                 print_json(&row);
             } else {
                 println!("{}", row.id);
+            }
+        }
+        TriggerCmd::Preview { cron, tz, count } => {
+            let p = client
+                .preview_cron(PreviewCron {
+                    cron,
+                    tz,
+                    count: Some(count),
+                })
+                .await
+                .map_err(flag_error)?;
+            if ctx.json {
+                print_json(&p);
+            } else {
+                println!("{} ({})", p.cron, p.tz);
+                for t in &p.next_local {
+                    println!("  {t}");
+                }
             }
         }
         TriggerCmd::Enable { id } => set_enabled(ctx, id, true).await?,
