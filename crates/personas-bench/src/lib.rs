@@ -31,8 +31,8 @@ mod redact;
 mod retention;
 
 pub use bus::BusBenchArgs;
-pub use error::{BenchError, BenchResult};
 use clap::{Args, ValueEnum};
+pub use error::{BenchError, BenchResult};
 use personas_core::{ExecutionStatus, LineKind, PersonaSpec};
 use personas_engine::{Engine, EngineConfig, EngineEvent};
 use personas_store::{Durability, NewExecution, Store, StoreOptions};

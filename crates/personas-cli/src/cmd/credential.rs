@@ -140,20 +140,15 @@ fn read_value(kind: &str, field: &str, secret: bool) -> CliResult<String> {
 }
 
 /// The credential type `kind`, from the `list_credential_types` operation.
-async fn credential_type(
-    client: &personas_api::Client,
-    kind: &str,
-) -> CliResult<CredentialType> {
+async fn credential_type(client: &personas_api::Client, kind: &str) -> CliResult<CredentialType> {
     let types = client.list_credential_types(Empty {}).await?.types;
     let known: Vec<&str> = types.iter().map(|t| t.kind.as_str()).collect();
     let hint = format!("types: {}", known.join(", "));
-    types
-        .into_iter()
-        .find(|t| t.kind == kind)
-        .ok_or_else(|| {
-            CliError::usage(format!("--type: unknown credential type {kind:?}"))
-                .with_hint(format!("{hint}; `personas credential types` describes them"))
-        })
+    types.into_iter().find(|t| t.kind == kind).ok_or_else(|| {
+        CliError::usage(format!("--type: unknown credential type {kind:?}")).with_hint(format!(
+            "{hint}; `personas credential types` describes them"
+        ))
+    })
 }
 
 /// `credential add`: checks what can be checked, asks for the values not given, stores.
@@ -217,11 +212,18 @@ async fn add(
         fields: values,
         env: (!env_overrides.is_empty()).then_some(env_overrides),
     };
-    let c = client.create_credential(req).await.map_err(credential_error)?;
+    let c = client
+        .create_credential(req)
+        .await
+        .map_err(credential_error)?;
     if ctx.json {
         print_json(&c);
     } else {
-        println!("stored credential {} ({})", Style::detect().bold(&c.name), c.kind);
+        println!(
+            "stored credential {} ({})",
+            Style::detect().bold(&c.name),
+            c.kind
+        );
     }
     Ok(())
 }
@@ -280,7 +282,11 @@ async fn update(
     if ctx.json {
         print_json(&c);
     } else {
-        println!("updated credential {} ({})", Style::detect().bold(&c.name), c.kind);
+        println!(
+            "updated credential {} ({})",
+            Style::detect().bold(&c.name),
+            c.kind
+        );
     }
     Ok(())
 }

@@ -145,7 +145,9 @@ pub async fn run(ctx: &mut Context, cmd: ToolCmd) -> CliResult<ExitCode> {
                 print_json(&t);
             } else {
                 let schema = match t.input_schema.as_object() {
-                    Some(o) if !o.is_empty() => format!("\nInput (JSON Schema): {}", t.input_schema),
+                    Some(o) if !o.is_empty() => {
+                        format!("\nInput (JSON Schema): {}", t.input_schema)
+                    }
                     _ => String::new(),
                 };
                 println!(

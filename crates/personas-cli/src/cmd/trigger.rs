@@ -15,8 +15,8 @@ use crate::render::{self, Style};
 use clap::{ArgGroup, Args, Subcommand};
 use personas_api::Operations;
 use personas_api::bus::{
-    AddTrigger, FireTrigger, ListTriggers, PreviewCron, SetTriggerEnabled, TriggerInput, TriggerRef,
-    TriggerView, WebhookSecretShown,
+    AddTrigger, FireTrigger, ListTriggers, PreviewCron, SetTriggerEnabled, TriggerInput,
+    TriggerRef, TriggerView, WebhookSecretShown,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -181,9 +181,8 @@ fn input_of(args: &AddArgs) -> CliResult<TriggerInput> {
     }
     if let Some(path) = &args.watch {
         // The runtime may run elsewhere: a path relative to this shell is resolved here.
-        let abs = std::path::absolute(path).map_err(|e| {
-            CliError::usage(format!("--watch {}: {e}", path.display()))
-        })?;
+        let abs = std::path::absolute(path)
+            .map_err(|e| CliError::usage(format!("--watch {}: {e}", path.display())))?;
         return Ok(TriggerInput::Watch {
             watch: abs.display().to_string(),
             glob: args.glob.clone(),
@@ -269,13 +268,13 @@ pub async fn run(ctx: &mut Context, cmd: TriggerCmd) -> CliResult<ExitCode> {
             }
         }
         TriggerCmd::Fire { id, payload } => {
-            let payload = match payload {
-                Some(p) => Some(
-                    serde_json::from_str(&p)
-                        .map_err(|e| CliError::usage(format!("--payload is not valid JSON: {e}")))?,
-                ),
-                None => None,
-            };
+            let payload =
+                match payload {
+                    Some(p) => Some(serde_json::from_str(&p).map_err(|e| {
+                        CliError::usage(format!("--payload is not valid JSON: {e}"))
+                    })?),
+                    None => None,
+                };
             let hint = format!("`personas trigger enable {id}`");
             let row = client
                 .fire_trigger(FireTrigger { id, payload })

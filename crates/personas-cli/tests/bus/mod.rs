@@ -166,13 +166,20 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
             "--json",
         ],
     );
-    assert_eq!(gh["trigger"]["config"], json!({"kind": "webhook", "github": true}));
+    assert_eq!(
+        gh["trigger"]["config"],
+        json!({"kind": "webhook", "github": true})
+    );
     assert_eq!(gh["secret"].as_str().map(str::len), Some(64));
     let out = with_vault_out(&env, &["trigger", "add", "Digest", "--github"]);
     assert_eq!(out.status.code(), Some(2), "--github needs --webhook");
     let out = with_vault_out(
         &env,
-        &["trigger", "reveal", &cron["trigger"]["id"].as_str().expect("id")[..28]],
+        &[
+            "trigger",
+            "reveal",
+            &cron["trigger"]["id"].as_str().expect("id")[..28],
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -180,7 +187,11 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
         "{}",
         text(&out.stderr)
     );
-    let out = env.run(&["trigger", "remove", gh["trigger"]["id"].as_str().expect("id")]);
+    let out = env.run(&[
+        "trigger",
+        "remove",
+        gh["trigger"]["id"].as_str().expect("id"),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for db in ["personas.db", "personas.db-wal"] {
         let bytes = std::fs::read(env.data_dir().join(db)).unwrap_or_default();
@@ -321,7 +332,10 @@ async fn events_emitted_from_the_cli_run_subscribers_and_dead_letters_can_be_ret
     let listed = env.json(&["event", "list"]);
     let event = &listed["events"][0];
     assert_eq!(
-        (event["event"]["id"].as_str(), event["event"]["status"].as_str()),
+        (
+            event["event"]["id"].as_str(),
+            event["event"]["status"].as_str()
+        ),
         (Some(id.as_str()), Some("delivered"))
     );
     let exec_id = event["executions"][0]
@@ -547,7 +561,9 @@ async fn killing_the_daemon_mid_dispatch_delivers_every_event_exactly_once_after
     assert_eq!(ok + interrupted, 2 * EVENTS, "{statuses:?}: {odd:#?}");
     let events_json: Value = env.json(&["event", "list", "--limit", "1"]);
     assert_eq!(
-        events_json[0]["executions"].as_array().map(Vec::len),
+        events_json["events"][0]["executions"]
+            .as_array()
+            .map(Vec::len),
         Some(2)
     );
 }

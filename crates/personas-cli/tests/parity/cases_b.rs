@@ -4,7 +4,9 @@
 use super::harness::Case;
 use serde_json::json;
 
-const PERSONA: &[&str] = &["persona", "create", "--name", "Greeter", "--prompt", "Say hi"];
+const PERSONA: &[&str] = &[
+    "persona", "create", "--name", "Greeter", "--prompt", "Say hi",
+];
 /// A credential type without a health check: `credential test` answers `unsupported` without
 /// reaching any service.
 const CREDENTIAL: &[&str] = &[
@@ -18,7 +20,13 @@ const CREDENTIAL: &[&str] = &[
 ];
 /// A schedule whose next fires are the same whenever the test runs within a year.
 const CRON: &[&str] = &[
-    "trigger", "add", "Greeter", "--cron", "0 9 1 1 *", "--tz", "UTC",
+    "trigger",
+    "add",
+    "Greeter",
+    "--cron",
+    "0 9 1 1 *",
+    "--tz",
+    "UTC",
 ];
 const WEBHOOK: &[&str] = &["trigger", "add", "Greeter", "--webhook"];
 const TOOL: &[&str] = &[
@@ -42,7 +50,15 @@ const EVENT: &[&str] = &[
     r#"{"n": 1}"#,
 ];
 /// What a runtime changes on an event after it is stored (dispatching it).
-const DISPATCHED: &[&str] = &["status", "attempts", "error", "deliveries", "executions"];
+const DISPATCHED: &[&str] = &[
+    "status",
+    "attempts",
+    "error",
+    "processed_at",
+    "next_attempt_at",
+    "deliveries",
+    "executions",
+];
 /// Where a webhook is called depends on the port the runtime serves on.
 const WEBHOOK_VOLATILE: &[&str] = &["url", "secret"];
 
@@ -126,10 +142,14 @@ fn events() -> Vec<Case> {
         )
         .after(&[EVENT])
         .volatile(DISPATCHED),
-        Case::read("get_event", &["event", "show", "{event}"], json!({"id": "{event}"}))
-            .after(&[EVENT])
-            .lookup("{event}", &["event", "list"], "/events/0/event/id")
-            .volatile(DISPATCHED),
+        Case::read(
+            "get_event",
+            &["event", "show", "{event}"],
+            json!({"id": "{event}"}),
+        )
+        .after(&[EVENT])
+        .lookup("{event}", &["event", "list"], "/events/0/event/id")
+        .volatile(DISPATCHED),
     ]
 }
 
@@ -179,7 +199,12 @@ fn tools_and_channels() -> Vec<Case> {
             json!({"name": "greet", "description": "Says hello", "call": {"kind": "command", "command": "echo hello"}}),
         ),
         Case::read("list_tools", &["tool", "list"], json!({})).after(&[TOOL]),
-        Case::read("get_tool", &["tool", "show", "greet"], json!({"tool": "greet"})).after(&[TOOL]),
+        Case::read(
+            "get_tool",
+            &["tool", "show", "greet"],
+            json!({"tool": "greet"}),
+        )
+        .after(&[TOOL]),
         Case::change(
             "delete_tool",
             &["tool", "remove", "greet"],
@@ -229,7 +254,12 @@ fn data() -> Vec<Case> {
         )
         .after(&[PERSONA])
         .volatile(sizes),
-        Case::change("run_gc", &["gc"], json!({"dry_run": false, "vacuum": false})).volatile(sizes),
+        Case::change(
+            "run_gc",
+            &["gc"],
+            json!({"dry_run": false, "vacuum": false}),
+        )
+        .volatile(sizes),
         Case::change(
             "run_gc",
             &["gc", "--dry-run"],

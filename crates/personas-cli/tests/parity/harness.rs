@@ -81,7 +81,12 @@ impl Case {
 
     /// `placeholder` in the command and the request stands for the string at `pointer` in
     /// what `personas <argv> --json` prints after the setup (e.g. the id of what it made).
-    pub fn lookup(mut self, placeholder: &'static str, argv: &[&str], pointer: &'static str) -> Case {
+    pub fn lookup(
+        mut self,
+        placeholder: &'static str,
+        argv: &[&str],
+        pointer: &'static str,
+    ) -> Case {
         self.lookups.push(Lookup {
             placeholder,
             argv: strings(argv),
@@ -241,7 +246,12 @@ impl Dir {
             let value = found
                 .pointer(l.pointer)
                 .and_then(Value::as_str)
-                .ok_or_else(|| format!("{:?} --json has no string at {}: {found}", l.argv, l.pointer))?;
+                .ok_or_else(|| {
+                    format!(
+                        "{:?} --json has no string at {}: {found}",
+                        l.argv, l.pointer
+                    )
+                })?;
             pairs.push((l.placeholder.to_string(), value.to_string()));
         }
         let fill = |s: &str| {
@@ -346,7 +356,9 @@ fn only_volatile(v: &Value, volatile: &[&str]) -> Value {
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(|i| only_volatile(i, volatile)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| only_volatile(i, volatile)).collect())
+        }
         other => other.clone(),
     }
 }

@@ -635,8 +635,9 @@ impl VaultCell {
             opts.new_passphrase = new_passphrase;
         }
         let mut slot = self.unlocked.lock().unwrap_or_else(|p| p.into_inner());
-        let mut vault = Vault::open(store, &opts)?
-            .ok_or_else(|| VaultError::Corrupt("there is no vault yet: nothing to rotate".into()))?;
+        let mut vault = Vault::open(store, &opts)?.ok_or_else(|| {
+            VaultError::Corrupt("there is no vault yet: nothing to rotate".into())
+        })?;
         let resealed = vault.rotate(&opts)?;
         let generation = vault.generation();
         *slot = Some(Arc::new(vault));
