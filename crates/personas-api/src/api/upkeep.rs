@@ -148,3 +148,87 @@ impl Api {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{HostInfo, Operations};
+    use personas_engine::EngineConfig;
+    use personas_engine::vault::VaultOptions;
+
+    fn api(dir: &std::path::Path, url: Option<&str>) -> Api {
+        let config = EngineConfig::load(dir, |_| None).expect("config");
+        Api::open(
+            config,
+            VaultOptions::default(),
+            HostInfo {
+                url: url.map(String::from),
+            },
+        )
+        .expect("api")
+    }
+
+    #[tokio::test]
+    async fn a_backup_needs_a_new_absolute_path_and_names_the_field_when_not() {
+        let dir = tempfile::tempdir().expect("dir");
+        let api = api(dir.path(), None);
+        let e = api
+            .backup_store(BackupStore {
+                path: "copy.db".into(),
+            })
+            .await
+            .expect_err("relative");
+        assert_eq!((e.code, e.field.as_deref()), (Code::Invalid, Some("path")));
+        let path = dir.path().join("copy.db").display().to_string();
+        let b = api
+            .backup_store(BackupStore { path: path.clone() })
+            .await
+            .expect("backup");
+        assert_eq!(b.path, path);
+        assert!(b.bytes > 0 && b.schema_version > 0);
+        let e = api
+            .backup_store(BackupStore { path })
+            .await
+            .expect_err("exists");
+        assert_eq!((e.code, e.field.as_deref()), (Code::Conflict, Some("path")));
+    }
+
+    #[tokio::test]
+    async fn vacuum_is_refused_by_a_serving_runtime_and_runs_in_process() {
+        let dir = tempfile::tempdir().expect("dir");
+        let served = api(dir.path(), Some("http://127.0.0.1:9"));
+        let vacuum = RunGc {
+            dry_run: None,
+            vacuum: Some(true),
+        };
+        let e = served.run_gc(vacuum.clone()).await.expect_err("serving");
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (Code::Conflict, Some("vacuum"))
+        );
+        let r = api(dir.path(), None)
+            .run_gc(vacuum)
+            .await
+            .expect("in process");
+        assert!(r.vacuumed && r.shrinks_by_itself && !r.dry_run);
+        let e = served
+            .run_gc(RunGc {
+                dry_run: Some(true),
+                vacuum: Some(true),
+            })
+            .await
+            .expect_err("both");
+        assert_eq!(e.code, Code::Invalid);
+    }
+
+    #[tokio::test]
+    async fn rotating_without_a_vault_is_a_conflict() {
+        let dir = tempfile::tempdir().expect("dir");
+        let e = api(dir.path(), None)
+            .rotate_vault(RotateVault::default())
+            .await
+            .expect_err("no vault");
+        assert_eq!(e.code, Code::Conflict);
+        assert!(e.message.contains("no vault yet"), "{}", e.message);
+    }
+}
