@@ -10,6 +10,7 @@
 mod access;
 mod metrics;
 mod oversight;
+pub(crate) mod upkeep;
 
 use crate::error::{ApiError, Code};
 use crate::ops::*;

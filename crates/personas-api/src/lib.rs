@@ -12,6 +12,7 @@
 //! - [`bus`]: the trigger and event-bus operations' types and implementation.
 //! - [`system`]: the installation checks shared with `personas doctor`.
 //! - [`templates`]: the persona template gallery.
+//! - [`local`]: what needs a data dir no process holds (restoring a backup).
 //! - [`schema`]: TypeScript (ts-rs) and OpenAPI (schemars) generation.
 //!
 //! Adding an operation: add its request/response types to [`ops`], a line to the table, and
@@ -27,6 +28,7 @@ pub mod bus;
 pub mod client;
 pub mod error;
 pub mod event;
+pub mod local;
 pub mod ops;
 pub mod schema;
 pub mod system;
@@ -172,6 +174,14 @@ macro_rules! for_each_operation {
             resolve_issue: $crate::ops::IssueRef => $crate::ops::IssueRow,
             /// The runtime's counters (named internal events) and gauges; `GET /metrics` serves them as Prometheus text.
             get_metrics: $crate::ops::Empty => $crate::ops::Metrics,
+            /// One custom tool: its call, the usage text a run's prompt gets, the personas it is attached to.
+            get_tool: $crate::ops::ToolRef => $crate::ops::Tool,
+            /// Re-encrypts every credential and webhook secret under a new vault key (all or nothing).
+            rotate_vault: $crate::ops::RotateVault => $crate::ops::VaultRotated,
+            /// Writes a consistent copy of the store to a new file (0600) while it is in use.
+            backup_store: $crate::ops::BackupStore => $crate::ops::Backup,
+            /// Applies the `[retention]` policy now and reports what it removed (or would).
+            run_gc: $crate::ops::RunGc => $crate::ops::GcResult,
         }
     };
 }

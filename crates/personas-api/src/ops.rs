@@ -19,9 +19,11 @@ use ts_rs::TS;
 mod access;
 mod metrics;
 mod oversight;
+mod upkeep;
 pub use access::*;
 pub use metrics::*;
 pub use oversight::*;
+pub use upkeep::*;
 
 /// An operation that takes no input.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS, JsonSchema)]

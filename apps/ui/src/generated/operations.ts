@@ -2,6 +2,8 @@
 import type { AddChannel } from "./AddChannel";
 import type { AddMemory } from "./AddMemory";
 import type { AddTrigger } from "./AddTrigger";
+import type { Backup } from "./Backup";
+import type { BackupStore } from "./BackupStore";
 import type { CanvasLayout } from "./CanvasLayout";
 import type { Channel } from "./Channel";
 import type { ChannelList } from "./ChannelList";
@@ -33,6 +35,7 @@ import type { ExecutionList } from "./ExecutionList";
 import type { ExecutionOutputRequest } from "./ExecutionOutputRequest";
 import type { ExecutionRef } from "./ExecutionRef";
 import type { FireTrigger } from "./FireTrigger";
+import type { GcResult } from "./GcResult";
 import type { HealingList } from "./HealingList";
 import type { IssueRef } from "./IssueRef";
 import type { IssueRow } from "./IssueRow";
@@ -60,6 +63,8 @@ import type { PersonaRef } from "./PersonaRef";
 import type { PreviewCron } from "./PreviewCron";
 import type { PromptVersionList } from "./PromptVersionList";
 import type { ReviewList } from "./ReviewList";
+import type { RotateVault } from "./RotateVault";
+import type { RunGc } from "./RunGc";
 import type { RunPersona } from "./RunPersona";
 import type { RunStats } from "./RunStats";
 import type { SetTriggerEnabled } from "./SetTriggerEnabled";
@@ -80,6 +85,7 @@ import type { UpdatePersona } from "./UpdatePersona";
 import type { UpdatePolicy } from "./UpdatePolicy";
 import type { UpdateSettings } from "./UpdateSettings";
 import type { Updated } from "./Updated";
+import type { VaultRotated } from "./VaultRotated";
 import type { VaultStatus } from "./VaultStatus";
 import type { WebhookSecretShown } from "./WebhookSecretShown";
 
@@ -211,6 +217,14 @@ export interface Operations {
   resolve_issue: { request: IssueRef; response: IssueRow };
   /** The runtime's counters (named internal events) and gauges; `GET /metrics` serves them as Prometheus text. */
   get_metrics: { request: Empty; response: Metrics };
+  /** One custom tool: its call, the usage text a run's prompt gets, the personas it is attached to. */
+  get_tool: { request: ToolRef; response: Tool };
+  /** Re-encrypts every credential and webhook secret under a new vault key (all or nothing). */
+  rotate_vault: { request: RotateVault; response: VaultRotated };
+  /** Writes a consistent copy of the store to a new file (0600) while it is in use. */
+  backup_store: { request: BackupStore; response: Backup };
+  /** Applies the `[retention]` policy now and reports what it removed (or would). */
+  run_gc: { request: RunGc; response: GcResult };
 }
 
 export type OperationName = keyof Operations;
@@ -280,4 +294,8 @@ export const OPERATION_NAMES: OperationName[] = [
   "list_healing",
   "resolve_issue",
   "get_metrics",
+  "get_tool",
+  "rotate_vault",
+  "backup_store",
+  "run_gc",
 ];

@@ -42,7 +42,7 @@ fn invalid(v: ValidationError) -> ApiError {
     ApiError::invalid(wire_field(&v.field), v.message)
 }
 
-fn vault_error(e: VaultError) -> ApiError {
+pub(super) fn vault_error(e: VaultError) -> ApiError {
     let hint = vault_mod::fix_hint(&e);
     match e {
         VaultError::Store(s) => s.into(),
@@ -455,6 +455,11 @@ impl Api {
             call: req.call,
         };
         self.blocking(move |s| Ok(tool_view(s, s.tools().create(&new)?)?))
+            .await
+    }
+
+    pub async fn get_tool(&self, req: ToolRef) -> Result<Tool, ApiError> {
+        self.blocking(move |s| Ok(tool_view(s, s.tools().find(&req.tool)?)?))
             .await
     }
 

@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use personas_core::{PermissionPolicy, PermissionTemplate};
-use personas_store::ToolCall;
+// The call a tool makes, re-exported so front-ends can build one without the store.
+pub use personas_store::ToolCall;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -3,14 +3,16 @@
 //!
 //! Secret fields are given as `credential:NAME.FIELD` (a vault credential's field) or `env:NAME`
 //! (a variable `channel_env_allow` in config.toml lists) and resolved when sending, so no secret
-//! is ever stored.
+//! is ever stored. Each subcommand is one operation (`add_channel`, `list_channels`,
+//! `remove_channel`, `test_channel`).
 
 use super::print_json;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
-use personas_engine::delivery::channel;
+use personas_api::Operations;
+use personas_api::ops::{AddChannel, ChannelRef, ListChannels};
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
@@ -31,7 +33,7 @@ pub enum ChannelCmd {
         name: String,
         /// slack, telegram, email, webhook or desktop.
         #[arg(long = "type", value_name = "TYPE")]
-        kind: String,
+        kind: personas_core::ChannelKind,
         /// The channel's settings as a JSON object; secrets as "credential:NAME.FIELD" (or
         /// "env:NAME" for a variable channel_env_allow in config.toml lists).
         #[arg(long, default_value = "{}")]
@@ -48,8 +50,32 @@ pub enum ChannelCmd {
     Test { persona: String, name: String },
 }
 
+/// `kind` is `--type`, `config.X` is `--config X`, `name` is `--name`.
+fn add_error(e: personas_api::ApiError) -> CliError {
+    let Some(field) = e.field.clone() else {
+        return e.into();
+    };
+    if e.code != personas_api::Code::Invalid {
+        return e.into();
+    }
+    let what = match field.as_str() {
+        "kind" => "--type".to_string(),
+        "name" => "--name".to_string(),
+        f => match f.strip_prefix("config.") {
+            Some(key) => format!("--config {key}"),
+            None => return e.into(),
+        },
+    };
+    let message = e
+        .message
+        .strip_prefix(&format!("{field}: "))
+        .unwrap_or(&e.message);
+    CliError::usage(format!("{what}: {message}"))
+        .with_hint("`personas channel add --help` shows an example of each type")
+}
+
 pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
+    let client = ctx.client()?;
     let st = Style::detect();
     match cmd {
         ChannelCmd::Add {
@@ -58,60 +84,43 @@ pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
             kind,
             config,
         } => {
-            let p = store.personas().find(&persona)?;
             let value: serde_json::Value = serde_json::from_str(&config).map_err(|e| {
                 CliError::usage(format!("--config is not valid JSON: {e}"))
                     .with_hint(r#"quote it for the shell, e.g. --config '{"webhook_url": "env:SLACK_WEBHOOK_URL"}'"#)
             })?;
-            let kind: personas_core::ChannelKind = kind
-                .parse()
-                .map_err(|e| CliError::usage(format!("--type: {e}")))?;
-            channel::parse(kind, &value)
-                .and_then(|c| c.check_env_refs(&ctx.config.channel_env_allow))
-                .map_err(|e| {
-                    let what = if e.field == "type" {
-                        "--type".to_string()
-                    } else {
-                        format!("--config {}", e.field)
-                    };
-                    CliError::usage(format!("{what}: {}", e.message))
-                        .with_hint("`personas channel add --help` shows an example of each type")
-                })?;
-            let name = name.trim();
-            if name.is_empty() {
-                return Err(CliError::usage("--name: must not be empty"));
-            }
-            let c = store.deliveries().add_channel(&p.id, name, kind, &value)?;
+            let req = AddChannel {
+                persona,
+                name,
+                kind,
+                config: Some(value),
+            };
+            let c = client.add_channel(req).await.map_err(add_error)?;
             if ctx.json {
                 print_json(&c);
             } else {
-                println!("added {kind} channel {} to {}", st.bold(&c.name), p.name);
+                println!(
+                    "added {} channel {} to {}",
+                    c.kind,
+                    st.bold(&c.name),
+                    c.persona_name
+                );
             }
         }
         ChannelCmd::List { persona } => {
-            let persona_id = match persona {
-                Some(p) => Some(store.personas().find(&p)?.id),
-                None => None,
-            };
-            let list = store.deliveries().channels(persona_id.as_ref())?;
+            let list = client.list_channels(ListChannels { persona }).await?;
             if ctx.json {
                 print_json(&list);
-            } else if list.is_empty() {
+            } else if list.channels.is_empty() {
                 println!(
                     "no channels — add one with `personas channel add PERSONA --name NAME --type TYPE --config JSON`"
                 );
             } else {
-                let names: std::collections::HashMap<_, _> = store
-                    .personas()
-                    .list()?
-                    .into_iter()
-                    .map(|p| (p.id, p.name))
-                    .collect();
                 let rows: Vec<Vec<String>> = list
+                    .channels
                     .iter()
                     .map(|c| {
                         vec![
-                            names.get(&c.persona_id).cloned().unwrap_or_default(),
+                            c.persona_name.clone(),
                             c.name.clone(),
                             c.kind.to_string(),
                             c.config.to_string(),
@@ -126,52 +135,36 @@ pub async fn run(ctx: &mut Context, cmd: ChannelCmd) -> CliResult<ExitCode> {
             }
         }
         ChannelCmd::Remove { persona, name } => {
-            let p = store.personas().find(&persona)?;
-            let c = store.deliveries().remove_channel(&p.id, &name)?;
+            let c = client.remove_channel(ChannelRef { persona, name }).await?;
             if ctx.json {
                 print_json(&c);
             } else {
-                println!("removed channel {} from {}", c.name, p.name);
+                println!("removed channel {} from {}", c.name, c.persona_name);
             }
         }
         ChannelCmd::Test { persona, name } => {
-            let p = store.personas().find(&persona)?;
-            let c = store
-                .deliveries()
-                .channels(Some(&p.id))?
-                .into_iter()
-                .find(|c| c.name == name || c.id == name)
-                .ok_or_else(|| {
-                    CliError::usage(format!("channel not found: {name}"))
-                        .with_hint(format!("`personas channel list --persona \"{}\"`", p.name))
+            let hint = format!("`personas channel list --persona \"{persona}\"`");
+            let t = client
+                .test_channel(ChannelRef {
+                    persona,
+                    name: name.clone(),
+                })
+                .await
+                .map_err(|e| {
+                    let missing = e.code == personas_api::Code::NotFound;
+                    let err = CliError::from(e);
+                    if missing { err.with_hint(hint) } else { err }
                 })?;
-            let vault = std::sync::Arc::new(personas_engine::vault::VaultCell::new(
-                personas_engine::vault::VaultOptions::from_env(|k| std::env::var(k).ok()),
-            ));
-            let sent = personas_engine::delivery::send_test(
-                &ctx.config,
-                &store,
-                &vault,
-                &p.name,
-                &p.id,
-                &c,
-            )
-            .await;
-            match sent {
-                Ok(()) if c.kind == personas_core::ChannelKind::Desktop => println!(
-                    "desktop notifications are shown by a running app; the channel config is valid"
-                ),
-                Ok(()) => println!(
-                    "{} sent a test notification through {}",
-                    st.green("✔"),
-                    c.name
-                ),
-                Err(e) => {
-                    return Err(CliError::runtime(format!(
-                        "the test notification through {} failed: {}",
-                        c.name, e.message
-                    )));
-                }
+            if ctx.json {
+                print_json(&t);
+            } else if t.ok {
+                println!("{} {}", st.green("✔"), t.message);
+            }
+            if !t.ok {
+                return Err(CliError::runtime(format!(
+                    "the test notification through {name} failed: {}",
+                    t.message
+                )));
             }
         }
     }

@@ -1,24 +1,24 @@
-//! `personas credential add|list|show|test|remove|types` and `personas vault status|rotate`.
+//! `personas credential add|update|list|show|test|remove|types` and `personas vault status|rotate`.
 //!
 //! Values are never printed, never taken from a listing, and a value left out of `--field`
-//! is prompted for without echo (or read as one line from a non-terminal stdin, for scripts).
+//! is prompted for without echo (or read as one line from a non-terminal stdin, for scripts) —
+//! reading them stays here; storing them is the `create_credential` operation, which seals
+//! them in the vault of the process holding the data dir.
 
-use super::print_json;
+use super::{flag_error, print_json};
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
-use personas_core::Secret;
-use personas_core::connector::TEMPLATES;
-use personas_engine::credentials::{self, CredentialError, CredentialInput, check};
-use personas_engine::vault::{Vault, VaultError, VaultOptions};
-use personas_store::{CredentialRow, Store};
-use serde_json::json;
+use personas_api::Operations;
+use personas_api::ops::{
+    CreateCredential, Credential, CredentialRef, CredentialType, DeleteCredential, Empty,
+    RotateVault, TestCredential, TestStatus, UpdateCredential, VaultMode,
+};
+use personas_engine::vault::VaultOptions;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Subcommand, Debug)]
 pub enum CredentialCmd {
@@ -36,6 +36,23 @@ pub enum CredentialCmd {
         /// FIELD=VARIABLE: expose a field under another environment variable name.
         #[arg(long = "env", value_name = "FIELD=VARIABLE")]
         env: Vec<String>,
+    },
+    /// Change a credential: new values (secret fields left out keep theirs), variables, name.
+    Update {
+        name: String,
+        /// KEY=VALUE, or just KEY to be prompted without echo (or to read one line from stdin
+        /// when it is not a terminal). Repeatable.
+        #[arg(long = "field", value_name = "KEY[=VALUE]")]
+        fields: Vec<String>,
+        /// FIELD=VARIABLE: expose a field under another environment variable name.
+        #[arg(long = "env", value_name = "FIELD=VARIABLE")]
+        env: Vec<String>,
+        /// Remove an optional field's value. Repeatable.
+        #[arg(long, value_name = "FIELD")]
+        clear: Vec<String>,
+        /// A new name.
+        #[arg(long, value_name = "NAME")]
+        rename: Option<String>,
     },
     /// List credentials: names, types, variables, last check. Never values.
     List,
@@ -61,37 +78,11 @@ pub enum CredentialCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum VaultCmd {
-    /// Where the vault key lives and its generation (does not unlock it).
+    /// Where the vault key lives, its generation, and whether credentials can be used now.
     Status,
     /// Re-encrypt every credential under a new random key (all or nothing).
     /// With PERSONAS_VAULT_NEW_PASSPHRASE set, a passphrase vault also gets a new passphrase.
     Rotate,
-}
-
-impl From<CredentialError> for CliError {
-    fn from(e: CredentialError) -> Self {
-        match e {
-            CredentialError::Store(s) => s.into(),
-            CredentialError::Vault(v) => v.into(),
-            other => {
-                if other.is_user_error() {
-                    CliError::usage(other.to_string())
-                } else {
-                    CliError::runtime(other.to_string())
-                }
-            }
-        }
-    }
-}
-
-impl From<VaultError> for CliError {
-    fn from(e: VaultError) -> Self {
-        match e {
-            VaultError::Store(s) => s.into(),
-            e if e.is_user_error() => CliError::usage(e.to_string()),
-            e => CliError::runtime(e.to_string()),
-        }
-    }
 }
 
 pub(crate) fn vault_options() -> VaultOptions {
@@ -99,13 +90,13 @@ pub(crate) fn vault_options() -> VaultOptions {
 }
 
 /// Parses `--field` values: `KEY=VALUE` pairs, and keys whose value must be read.
-fn parse_fields(raw: &[String]) -> CliResult<(BTreeMap<String, Secret>, Vec<String>)> {
+fn parse_fields(raw: &[String]) -> CliResult<(BTreeMap<String, String>, Vec<String>)> {
     let mut given = BTreeMap::new();
     let mut ask = Vec::new();
     for f in raw {
         match f.split_once('=') {
             Some((k, v)) if !k.is_empty() => {
-                given.insert(k.to_string(), Secret::new(v));
+                given.insert(k.to_string(), v.to_string());
             }
             None if !f.is_empty() => ask.push(f.clone()),
             _ => {
@@ -119,7 +110,7 @@ fn parse_fields(raw: &[String]) -> CliResult<(BTreeMap<String, Secret>, Vec<Stri
 }
 
 /// Reads a value: prompt without echo on a terminal, else one line of stdin.
-fn read_value(kind: &str, field: &str, secret: bool) -> CliResult<Secret> {
+fn read_value(kind: &str, field: &str, secret: bool) -> CliResult<String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         let prompt = format!("{kind} {field}: ");
@@ -132,7 +123,7 @@ fn read_value(kind: &str, field: &str, secret: bool) -> CliResult<Secret> {
             stdin.lock().read_line(&mut s).map(|_| s)
         }
         .map_err(|e| CliError::runtime(format!("cannot read {field}: {e}")))?;
-        Ok(Secret::new(v.trim_end_matches(['\r', '\n'])))
+        Ok(v.trim_end_matches(['\r', '\n']).to_string())
     } else {
         let mut line = String::new();
         let n = stdin
@@ -144,117 +135,229 @@ fn read_value(kind: &str, field: &str, secret: bool) -> CliResult<Secret> {
                 "field {field}: no value given and stdin is empty; pass --field {field}=VALUE"
             )));
         }
-        Ok(Secret::new(line.trim_end_matches(['\r', '\n'])))
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
     }
 }
 
-/// Variables of the fields a credential sets (stored or defaulted).
-fn variables(row: &CredentialRow, store: &Store) -> CliResult<Vec<String>> {
-    Ok(credentials::field_states(store, row)?
-        .into_iter()
-        .filter(|f| f.set)
-        .map(|f| f.variable)
-        .collect())
-}
-
-/// Variables a linked set of credentials would set; a clash is a usage error naming both.
-pub fn check_env_clashes(store: &Store, rows: &[CredentialRow]) -> CliResult<()> {
-    credentials::check_env_clashes(store, rows).map_err(|e| match e {
-        CredentialError::Invalid(v) => CliError::usage(format!("--credential: {}", v.message))
-            .with_hint("store one of them with --env FIELD=OTHER_NAME"),
-        other => other.into(),
+/// The credential type `kind`, from the `list_credential_types` operation.
+async fn credential_type(client: &personas_api::Client, kind: &str) -> CliResult<CredentialType> {
+    let types = client.list_credential_types(Empty {}).await?.types;
+    let known: Vec<&str> = types.iter().map(|t| t.kind.as_str()).collect();
+    let hint = format!("types: {}", known.join(", "));
+    types.into_iter().find(|t| t.kind == kind).ok_or_else(|| {
+        CliError::usage(format!("--type: unknown credential type {kind:?}")).with_hint(format!(
+            "{hint}; `personas credential types` describes them"
+        ))
     })
 }
 
+/// `credential add`: checks what can be checked, asks for the values not given, stores.
+async fn add(
+    ctx: &mut Context,
+    name: String,
+    kind: String,
+    fields: Vec<String>,
+    env: Vec<String>,
+) -> CliResult<()> {
+    let client = ctx.client()?;
+    let (mut values, ask) = parse_fields(&fields)?;
+    let env_overrides = parse_env(&env)?;
+    let t = credential_type(&client, &kind).await?;
+    let field = |name: &str| t.fields.iter().find(|f| f.name == name);
+    // Everything checkable is checked before anyone is asked to type a secret.
+    if let Some(unknown) = values.keys().chain(ask.iter()).find(|k| field(k).is_none()) {
+        let names: Vec<&str> = t.fields.iter().map(|f| f.name.as_str()).collect();
+        return Err(CliError::usage(format!(
+            "--field {unknown}: {kind} credentials have no field {unknown:?}; fields: {}",
+            names.join(", ")
+        )));
+    }
+    let on_command_line: Vec<&str> = values
+        .keys()
+        .filter(|k| field(k).is_some_and(|f| f.secret))
+        .map(String::as_str)
+        .collect();
+    if !on_command_line.is_empty() {
+        eprintln!(
+            "warning: the value of {} was given on the command line, where process \
+             listings and shell history can show it; next time write --field {} \
+             alone to be prompted for it",
+            on_command_line.join(", "),
+            on_command_line[0]
+        );
+    }
+    let missing: Vec<String> = t
+        .fields
+        .iter()
+        .filter(|f| f.required && !values.contains_key(&f.name) && !ask.contains(&f.name))
+        .map(|f| f.name.clone())
+        .collect();
+    if !std::io::stdin().is_terminal() && !missing.is_empty() && ask.is_empty() {
+        return Err(CliError::usage(format!(
+            "field {}: is required for {kind} credentials",
+            missing[0]
+        ))
+        .with_hint(format!(
+            "pass --field {0}=VALUE, or --field {0} to read it from stdin",
+            missing[0]
+        )));
+    }
+    for f in ask.iter().chain(missing.iter()) {
+        let secret = field(f).is_some_and(|s| s.secret);
+        values.insert(f.clone(), read_value(&kind, f, secret)?);
+    }
+    let req = CreateCredential {
+        name,
+        kind,
+        fields: values,
+        env: (!env_overrides.is_empty()).then_some(env_overrides),
+    };
+    let c = client
+        .create_credential(req)
+        .await
+        .map_err(credential_error)?;
+    if ctx.json {
+        print_json(&c);
+    } else {
+        println!(
+            "stored credential {} ({})",
+            Style::detect().bold(&c.name),
+            c.kind
+        );
+    }
+    Ok(())
+}
+
+/// Parses `--env FIELD=VARIABLE` values.
+fn parse_env(raw: &[String]) -> CliResult<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    for e in raw {
+        let (f, v) = e
+            .split_once('=')
+            .ok_or_else(|| CliError::usage(format!("--env {e:?}: write FIELD=VARIABLE")))?;
+        env.insert(f.to_string(), v.to_string());
+    }
+    Ok(env)
+}
+
+/// `credential update`: asks for the values named without one, then replaces what was given.
+async fn update(
+    ctx: &mut Context,
+    name: String,
+    fields: Vec<String>,
+    env: Vec<String>,
+    clear: Vec<String>,
+    rename: Option<String>,
+) -> CliResult<()> {
+    let client = ctx.client()?;
+    let (mut values, ask) = parse_fields(&fields)?;
+    let env = parse_env(&env)?;
+    if !ask.is_empty() {
+        let c = client
+            .get_credential(CredentialRef {
+                credential: name.clone(),
+            })
+            .await?;
+        for f in &ask {
+            let spec = c.fields.iter().find(|x| &x.field == f).ok_or_else(|| {
+                CliError::usage(format!(
+                    "--field {f}: {} credentials have no field {f:?}",
+                    c.kind
+                ))
+            })?;
+            values.insert(f.clone(), read_value(&c.kind, f, spec.secret)?);
+        }
+    }
+    let req = UpdateCredential {
+        credential: name,
+        name: rename,
+        fields: values,
+        env: (!env.is_empty()).then_some(env),
+        clear: (!clear.is_empty()).then_some(clear),
+    };
+    let c = client
+        .update_credential(req)
+        .await
+        .map_err(credential_error)?;
+    if ctx.json {
+        print_json(&c);
+    } else {
+        println!(
+            "updated credential {} ({})",
+            Style::detect().bold(&c.name),
+            c.kind
+        );
+    }
+    Ok(())
+}
+
+/// Request fields named like the command's flags: `kind` is `--type`, `fields.X` `--field X`.
+fn credential_error(e: personas_api::ApiError) -> CliError {
+    match e.field.as_deref() {
+        Some("kind") => CliError::usage(format!(
+            "--type{}",
+            e.message.strip_prefix("kind").unwrap_or(&e.message)
+        )),
+        Some(f) if f.starts_with("fields.") || f.starts_with("env.") => {
+            CliError::usage(e.message.clone())
+        }
+        _ => flag_error(e),
+    }
+}
+
+/// Variables a credential sets (its fields with a value, stored or defaulted).
+fn variables(c: &Credential) -> String {
+    c.fields
+        .iter()
+        .filter(|f| f.set)
+        .map(|f| f.variable.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn check_text(c: &Credential) -> String {
+    match &c.last_check {
+        Some(check) if check.ok => format!("ok {}", render::ago(check.at)),
+        Some(check) => format!(
+            "failed {}: {}",
+            render::ago(check.at),
+            check.error.as_deref().unwrap_or("?")
+        ),
+        None => "never".into(),
+    }
+}
+
 pub async fn run(ctx: &mut Context, cmd: CredentialCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
     let st = Style::detect();
+    let client = ctx.client()?;
     match cmd {
         CredentialCmd::Add {
             name,
             kind,
             fields,
             env,
-        } => {
-            let (mut values, ask) = parse_fields(&fields)?;
-            let mut env_overrides = BTreeMap::new();
-            for e in env {
-                let (f, v) = e
-                    .split_once('=')
-                    .ok_or_else(|| CliError::usage(format!("--env {e:?}: write FIELD=VARIABLE")))?;
-                env_overrides.insert(f.to_string(), v.to_string());
-            }
-            let t = credentials::template(&kind)?;
-            let on_command_line: Vec<&str> = values
-                .keys()
-                .filter(|k| t.field(k).is_some_and(|f| f.secret))
-                .map(String::as_str)
-                .collect();
-            if !on_command_line.is_empty() {
-                eprintln!(
-                    "warning: the value of {} was given on the command line, where process \
-                     listings and shell history can show it; next time write --field {} \
-                     alone to be prompted for it",
-                    on_command_line.join(", "),
-                    on_command_line[0]
-                );
-            }
-            let mut input = CredentialInput {
-                name,
-                kind: kind.clone(),
-                fields: values.clone(),
-                env_overrides,
-            };
-            // Everything checkable is checked before anyone is asked to type a secret.
-            for f in &ask {
-                if t.field(f).is_none() {
-                    input.fields.insert(f.clone(), Secret::new("placeholder"));
-                }
-            }
-            let mut missing: Vec<String> = credentials::check_input(&input)?
-                .into_iter()
-                .map(String::from)
-                .collect();
-            if !std::io::stdin().is_terminal() && !missing.is_empty() && ask.is_empty() {
-                return Err(CliError::usage(format!(
-                    "field {}: is required for {kind} credentials",
-                    missing[0]
-                ))
-                .with_hint(format!(
-                    "pass --field {0}=VALUE, or --field {0} to read it from stdin",
-                    missing[0]
-                )));
-            }
-            missing.retain(|m| !ask.contains(m));
-            for f in ask.iter().chain(missing.iter()) {
-                let secret = t.field(f).is_some_and(|s| s.secret);
-                values.insert(f.clone(), read_value(&kind, f, secret)?);
-            }
-            input.fields = values;
-            let opts = vault_options();
-            let row = tokio::task::spawn_blocking(move || credentials::add(&store, &opts, &input))
-                .await
-                .map_err(|e| CliError::runtime(format!("adding the credential failed: {e}")))??;
-            if ctx.json {
-                print_json(&row);
-            } else {
-                println!("stored credential {} ({})", st.bold(&row.name), row.kind);
-            }
-        }
+        } => add(ctx, name, kind, fields, env).await?,
+        CredentialCmd::Update {
+            name,
+            fields,
+            env,
+            clear,
+            rename,
+        } => update(ctx, name, fields, env, clear, rename).await?,
         CredentialCmd::List => {
-            let list = store.credentials().list()?;
+            let list = client.list_credentials(Empty {}).await?;
             if ctx.json {
                 print_json(&list);
-            } else if list.is_empty() {
+            } else if list.credentials.is_empty() {
                 println!(
                     "no credentials yet — add one with `personas credential add NAME --type TYPE --field KEY=VALUE`"
                 );
             } else {
-                let mut rows = Vec::new();
-                for c in &list {
-                    let vars = variables(c, &store)?.join(", ");
-                    rows.push(vec![c.name.clone(), c.kind.clone(), vars, check_text(c)]);
-                }
+                let rows: Vec<Vec<String>> = list
+                    .credentials
+                    .iter()
+                    .map(|c| vec![c.name.clone(), c.kind.clone(), variables(c), check_text(c)])
+                    .collect();
                 println!(
                     "{}",
                     render::table(&["NAME", "TYPE", "VARIABLES", "LAST CHECK"], &rows)
@@ -262,150 +365,139 @@ pub async fn run(ctx: &mut Context, cmd: CredentialCmd) -> CliResult<ExitCode> {
             }
         }
         CredentialCmd::Show { name } => {
-            let c = store.credentials().find(&name)?;
-            let personas = store.credentials().linked_personas(&c.id)?;
-            let fields: Vec<serde_json::Value> = credentials::field_states(&store, &c)?
-                .into_iter()
-                .filter(|f| f.set)
-                .map(|f| {
-                    json!({"field": f.field, "variable": f.variable, "secret": f.secret, "value": f.value})
-                })
-                .collect();
+            let c = client
+                .get_credential(CredentialRef { credential: name })
+                .await?;
             if ctx.json {
-                print_json(&json!({"credential": c, "fields": fields, "personas": personas}));
+                print_json(&c);
             } else {
-                println!("{} {}", st.bold(&c.name), st.dim(&c.kind));
-                let rows: Vec<Vec<String>> = fields
-                    .iter()
-                    .map(|f| {
-                        vec![
-                            f["field"].as_str().unwrap_or_default().to_string(),
-                            f["variable"].as_str().unwrap_or_default().to_string(),
-                            match f["value"].as_str() {
-                                Some(v) => v.to_string(),
-                                None => "•••••• (encrypted)".into(),
-                            },
-                        ]
-                    })
-                    .collect();
-                println!("{}", render::table(&["FIELD", "VARIABLE", "VALUE"], &rows));
-                println!("last check: {}", check_text(&c));
-                println!(
-                    "used by: {}",
-                    if personas.is_empty() {
-                        "-".into()
-                    } else {
-                        personas.join(", ")
-                    }
-                );
+                print_credential(&c, st);
             }
         }
         CredentialCmd::Test { name, timeout } => {
-            if !(timeout.is_finite() && timeout > 0.0 && timeout <= 300.0) {
-                return Err(CliError::usage(format!(
-                    "--timeout {timeout}: must be between 0 and 300 seconds"
-                )));
-            }
-            let opts = vault_options();
-            let s2 = store.clone();
-            let opened = tokio::task::spawn_blocking(move || {
-                credentials::open_named(&s2, &name, &mut || {
-                    Vault::open(&s2, &opts)?.map(Arc::new).ok_or_else(|| {
-                        VaultError::Corrupt(
-                            "credentials exist but the vault record is missing".into(),
-                        )
-                    })
-                })
-            })
-            .await
-            .map_err(|e| CliError::runtime(format!("opening the credential failed: {e}")))??;
-            let outcome = check::run(&opened, Duration::from_secs_f64(timeout)).await;
-            check::record(&store, &opened, &outcome)?;
+            let req = TestCredential {
+                credential: name,
+                timeout_secs: Some(timeout),
+            };
+            let t = client.test_credential(req).await.map_err(|e| {
+                if e.field.as_deref() == Some("timeout_secs") {
+                    CliError::usage(format!("--timeout {timeout}: {}", e.message))
+                } else {
+                    e.into()
+                }
+            })?;
             if ctx.json {
-                print_json(&json!({"credential": opened.row.name, "check": outcome}));
+                print_json(&t);
             }
-            return Ok(match outcome {
-                check::CheckOutcome::Ok { detail } => {
+            let name = &t.credential.name;
+            return Ok(match t.status {
+                TestStatus::Ok => {
                     if !ctx.json {
-                        println!("{} {}: {detail}", st.green("ok"), opened.row.name);
+                        println!("{} {name}: {}", st.green("ok"), t.detail);
                     }
                     ExitCode::SUCCESS
                 }
-                check::CheckOutcome::Failed { error } => {
+                TestStatus::Failed => {
                     if !ctx.json {
-                        println!("{} {}: {error}", st.red("failed"), opened.row.name);
+                        println!("{} {name}: {}", st.red("failed"), t.detail);
                     }
                     ExitCode::from(1)
                 }
-                check::CheckOutcome::Unsupported { reason } => {
+                TestStatus::Unsupported => {
                     if !ctx.json {
-                        println!("{} {}: {reason}", st.yellow("not checked"), opened.row.name);
+                        println!("{} {name}: {}", st.yellow("not checked"), t.detail);
                     }
                     ExitCode::SUCCESS
                 }
             });
         }
         CredentialCmd::Remove { name, force } => {
-            let c = store.credentials().remove(&name, force)?;
+            let req = DeleteCredential {
+                credential: name,
+                force: Some(force),
+            };
+            let c = client.delete_credential(req).await?;
             if ctx.json {
-                print_json(&json!({"deleted": c.id, "name": c.name}));
+                print_json(&c);
             } else {
                 println!("deleted credential {} and its encrypted values", c.name);
             }
         }
         CredentialCmd::Types => {
+            let list = client.list_credential_types(Empty {}).await?;
             if ctx.json {
-                print_json(&TEMPLATES);
+                print_json(&list);
             } else {
-                for t in TEMPLATES {
-                    println!("{} — {}", st.bold(t.kind), t.label);
-                    for f in t.fields {
-                        let mut notes = Vec::new();
-                        if f.secret {
-                            notes.push("secret".to_string());
-                        }
-                        if !f.required {
-                            notes.push("optional".into());
-                        }
-                        if let Some(d) = f.default {
-                            notes.push(format!("default {d}"));
-                        }
-                        println!(
-                            "    {:<10} {:<22} {}{}",
-                            f.name,
-                            f.env,
-                            f.description,
-                            if notes.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" ({})", notes.join(", "))
-                            }
-                        );
-                    }
-                }
+                print_types(&list.types, st);
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_text(c: &CredentialRow) -> String {
-    match (c.last_checked_at, c.last_check_ok) {
-        (Some(at), Some(true)) => format!("ok {}", render::ago(at)),
-        (Some(at), Some(false)) => format!(
-            "failed {}: {}",
-            render::ago(at),
-            c.last_check_error.as_deref().unwrap_or("?")
-        ),
-        _ => "never".into(),
+fn print_credential(c: &Credential, st: Style) {
+    println!("{} {}", st.bold(&c.name), st.dim(&c.kind));
+    let rows: Vec<Vec<String>> = c
+        .fields
+        .iter()
+        .filter(|f| f.set)
+        .map(|f| {
+            vec![
+                f.field.clone(),
+                f.variable.clone(),
+                match &f.value {
+                    Some(v) => v.clone(),
+                    None => "•••••• (encrypted)".into(),
+                },
+            ]
+        })
+        .collect();
+    println!("{}", render::table(&["FIELD", "VARIABLE", "VALUE"], &rows));
+    println!("last check: {}", check_text(c));
+    println!(
+        "used by: {}",
+        if c.personas.is_empty() {
+            "-".into()
+        } else {
+            c.personas.join(", ")
+        }
+    );
+}
+
+fn print_types(types: &[CredentialType], st: Style) {
+    for t in types {
+        println!("{} — {}", st.bold(&t.kind), t.label);
+        for f in &t.fields {
+            let mut notes = Vec::new();
+            if f.secret {
+                notes.push("secret".to_string());
+            }
+            if !f.required && f.default.is_none() {
+                notes.push("optional".into());
+            }
+            if let Some(d) = &f.default {
+                notes.push(format!("default {d}"));
+            }
+            println!(
+                "    {:<10} {:<22} {}{}",
+                f.name,
+                f.env,
+                f.description,
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", notes.join(", "))
+                }
+            );
+        }
     }
 }
 
 pub async fn vault(ctx: &mut Context, cmd: VaultCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
+    let client = ctx.client()?;
     match cmd {
         VaultCmd::Status => {
-            let s = Vault::status(&store)?;
+            let s = client.vault_status(Empty {}).await?;
             if ctx.json {
                 print_json(&s);
             } else if !s.created {
@@ -415,8 +507,8 @@ pub async fn vault(ctx: &mut Context, cmd: VaultCmd) -> CliResult<ExitCode> {
             } else {
                 println!(
                     "vault key: {} · generation {}{}",
-                    match s.key_source.as_deref() {
-                        Some("keychain") => "in the OS keychain",
+                    match s.mode {
+                        VaultMode::Keychain => "in the OS keychain",
                         _ => "wrapped under a passphrase (Argon2id)",
                     },
                     s.generation.unwrap_or(0),
@@ -424,30 +516,26 @@ pub async fn vault(ctx: &mut Context, cmd: VaultCmd) -> CliResult<ExitCode> {
                         .map(|t| format!(" · rotated {}", render::ago(t)))
                         .unwrap_or_default()
                 );
+                if let Some(problem) = &s.problem {
+                    println!("problem: {problem}");
+                }
             }
         }
         VaultCmd::Rotate => {
-            if !Vault::status(&store)?.created {
-                return Err(CliError::usage(
-                    "there is no vault yet: nothing to rotate (it is created with the first credential)",
-                ));
-            }
-            let opts = vault_options();
-            let s2 = store.clone();
-            let (n, generation) = tokio::task::spawn_blocking(move || {
-                let mut v = Vault::open(&s2, &opts)?.ok_or_else(|| {
-                    VaultError::Corrupt("there is no vault yet: nothing to rotate".into())
-                })?;
-                let n = v.rotate(&opts)?;
-                Ok::<_, VaultError>((n, v.generation()))
-            })
-            .await
-            .map_err(|e| CliError::runtime(format!("the rotation failed: {e}")))??;
+            // The new passphrase goes to whichever process holds the data dir (over the
+            // runtime's loopback API, behind its token), like a credential's values.
+            let req = RotateVault {
+                new_passphrase: std::env::var("PERSONAS_VAULT_NEW_PASSPHRASE")
+                    .ok()
+                    .filter(|p| !p.is_empty()),
+            };
+            let r = client.rotate_vault(req).await?;
             if ctx.json {
-                print_json(&json!({"resealed": n, "generation": generation}));
+                print_json(&r);
             } else {
                 println!(
-                    "rotated the vault key: {n} value(s) re-encrypted, generation {generation}"
+                    "rotated the vault key: {} value(s) re-encrypted, generation {}",
+                    r.resealed, r.generation
                 );
             }
         }

@@ -1,15 +1,18 @@
 //! `personas backup FILE`, `personas restore FILE`, `personas gc`: the data's safety.
 //!
-//! `backup` copies the live store with SQLite's online backup API (consistent while the runtime
-//! runs); `restore` puts a backup into an empty data dir after checking it; `gc` applies the
-//! `[retention]` policy now (the running runtime also applies it every `interval_minutes`).
+//! `backup` is the `backup_store` operation: the process holding the data dir copies the live
+//! store with SQLite's online backup API (consistent while the runtime runs). `gc` is `run_gc`:
+//! the `[retention]` policy applied now (the running runtime also applies it every
+//! `interval_minutes`). `restore` stays local — it needs a data dir no process holds, so it is
+//! refused while a runtime runs and done in this process by `personas_api::local::restore`.
 
 use super::print_json;
 use crate::context::Context;
 use crate::daemon;
 use crate::error::{CliError, CliResult};
 use clap::Args;
-use personas_store::backup::{self, RestoreError};
+use personas_api::Operations;
+use personas_api::ops::{BackupStore, GcResult, RunGc};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -43,29 +46,26 @@ fn mib(bytes: u64) -> String {
 }
 
 pub async fn backup(ctx: &mut Context, args: BackupArgs) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
     let started = Instant::now();
-    let file = args.file.clone();
-    let report = tokio::task::spawn_blocking(move || store.backup_to(&file))
-        .await
-        .map_err(|e| CliError::runtime(e.to_string()))?
-        .map_err(|e| match e {
-            personas_store::StoreError::Conflict { message, .. } => CliError::usage(message),
-            other => CliError::runtime(format!(
-                "cannot back up to {}: {other}",
-                args.file.display()
-            )),
-        })?;
+    // The runtime writes the file: a path relative to this shell is resolved here.
+    let path = std::path::absolute(&args.file)
+        .map_err(|e| CliError::usage(format!("FILE {}: {e}", args.file.display())))?;
+    let b = ctx
+        .client()?
+        .backup_store(BackupStore {
+            path: path.display().to_string(),
+        })
+        .await?;
     if ctx.json {
-        print_json(&report);
+        print_json(&b);
     } else {
         println!(
             "backed up {} personas and {} executions (schema v{}, {}) to {} in {} ms",
-            report.personas,
-            report.executions,
-            report.schema_version,
-            mib(report.bytes),
-            report.path.display(),
+            b.personas,
+            b.executions,
+            b.schema_version,
+            mib(b.bytes),
+            b.path,
             started.elapsed().as_millis()
         );
     }
@@ -83,68 +83,40 @@ pub async fn restore(ctx: &mut Context, args: RestoreArgs) -> CliResult<ExitCode
         .with_hint("stop it, and restore into a new --data-dir"));
     }
     let (from, dir) = (args.file.clone(), data_dir.clone());
-    let report = tokio::task::spawn_blocking(move || backup::restore(&from, &dir))
+    let r = tokio::task::spawn_blocking(move || personas_api::local::restore(&from, &dir))
         .await
-        .map_err(|e| CliError::runtime(e.to_string()))?
-        .map_err(|e| match e {
-            RestoreError::Store(s) => CliError::runtime(s.to_string()),
-            other => CliError::usage(other.to_string()),
-        })?;
-    // Brings an older backup's schema up to date.
-    let store = ctx.store()?;
-    let health = store.health()?;
+        .map_err(|e| CliError::runtime(e.to_string()))??;
     if ctx.json {
-        print_json(&serde_json::json!({
-            "restored": report,
-            "data_dir": data_dir,
-            "schema_version": health.schema_version,
-        }));
+        print_json(&r);
     } else {
         println!(
             "restored {} personas and {} executions from {} into {} (schema v{})",
-            report.personas,
-            report.executions,
+            r.restored.personas,
+            r.restored.executions,
             args.file.display(),
             data_dir.display(),
-            health.schema_version
+            r.schema_version
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn gc(ctx: &mut Context, args: GcArgs) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
-    let data_dir = ctx.config.data_dir.clone();
-    if args.vacuum
-        && let Some(info) = daemon::running(&data_dir)?
-    {
-        return Err(CliError::usage(format!(
-            "--vacuum rewrites the whole database and needs the runtime stopped (pid {} is running)",
-            info.pid
-        )));
-    }
-    let policy = ctx.config.retention.policy();
-    let started = Instant::now();
-    let (s, dry) = (store.clone(), args.dry_run);
-    let mut report = tokio::task::spawn_blocking(move || {
-        personas_engine::retention::gc(&s, &data_dir, &policy, dry)
-    })
-    .await
-    .map_err(|e| CliError::runtime(e.to_string()))??;
-    if args.vacuum {
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || s.retention().vacuum())
-            .await
-            .map_err(|e| CliError::runtime(e.to_string()))??;
-        report.bytes_after = store.retention().size();
-    }
-    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let req = RunGc {
+        dry_run: Some(args.dry_run),
+        vacuum: Some(args.vacuum),
+    };
+    let report = ctx.client()?.run_gc(req).await.map_err(super::flag_error)?;
     if ctx.json {
-        let mut v = serde_json::to_value(&report).map_err(|e| CliError::runtime(e.to_string()))?;
-        v["elapsed_ms"] = elapsed_ms.into();
-        print_json(&v);
-        return Ok(ExitCode::SUCCESS);
+        print_json(&report);
+    } else {
+        print_gc(&report);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_gc(report: &GcResult) {
+    let elapsed_ms = report.elapsed_ms;
     let verb = if report.dry_run {
         "would remove"
     } else {
@@ -181,12 +153,11 @@ pub async fn gc(ctx: &mut Context, args: GcArgs) -> CliResult<ExitCode> {
             mib(report.bytes_before),
             mib(report.bytes_after)
         );
-        if !args.vacuum && store.retention().auto_vacuum().unwrap_or(2) != 2 {
+        if !report.vacuumed && !report.shrinks_by_itself {
             println!(
                 "hint: this database was made by an older version and does not shrink by itself; \
                  `personas gc --vacuum` (runtime stopped) converts it once"
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,17 +1,17 @@
 //! `personas event emit|list|show|retry`: the bus from the command line.
 //!
-//! `emit` stores the event (durable before the command returns) and wakes a running daemon;
-//! without one, the event waits in the store for the next `personas up`.
+//! `emit` is the `emit_event` operation: the event is durable before the command returns (and
+//! its payload passes the runtime's secret redaction); a running runtime delivers it at once,
+//! else it waits in the store for the next `personas up`.
 
 use super::print_json;
 use crate::context::Context;
-use crate::daemon::{self, Client};
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
-use personas_core::trigger::validate_event_type;
-use personas_engine::triggers::user_event;
-use personas_store::{EventDeliveryRow, EventFilter, EventRow, Store};
+use personas_api::Operations;
+use personas_api::bus::{EmitEvent, EventRef, EventView, ListEvents};
+use personas_api::ops::EventRow;
 use serde_json::{Value, json};
 use std::process::ExitCode;
 
@@ -33,14 +33,14 @@ pub enum EventCmd {
     List {
         /// Only this status: pending, processing, delivered, skipped, failed, dead_letter.
         #[arg(long)]
-        status: Option<String>,
+        status: Option<personas_core::EventStatus>,
         /// Only this event type.
         #[arg(long = "type", value_name = "TYPE")]
         event_type: Option<String>,
         /// Only events from this kind of source: persona, webhook, schedule, user, chain,
         /// system, watcher.
         #[arg(long, value_name = "SOURCE")]
-        source: Option<String>,
+        source: Option<personas_core::trigger::SourceKind>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
@@ -71,34 +71,6 @@ fn parse_payload(raw: Option<&str>) -> CliResult<Value> {
     })
 }
 
-async fn wake_daemon(ctx: &Context) -> bool {
-    let data_dir = &ctx.config.data_dir;
-    match daemon::running(data_dir)
-        .ok()
-        .flatten()
-        .and_then(|d| Client::new(&d, data_dir))
-    {
-        Some(client) => {
-            client.wake().await;
-            true
-        }
-        None => false,
-    }
-}
-
-/// An event with its deliveries, as `--json` shows it.
-fn with_deliveries(e: &EventRow, deliveries: &[EventDeliveryRow]) -> Value {
-    let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
-    v["executions"] = json!(
-        deliveries
-            .iter()
-            .filter_map(|d| d.execution_id.clone())
-            .collect::<Vec<_>>()
-    );
-    v["deliveries"] = json!(deliveries);
-    v
-}
-
 fn status(s: &str, st: Style) -> String {
     match s {
         "delivered" => st.green(s),
@@ -126,29 +98,24 @@ fn source(e: &EventRow) -> String {
 }
 
 pub async fn run(ctx: &mut Context, cmd: EventCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
-    let st = Style::detect();
+    let client = ctx.client()?;
     match cmd {
         EventCmd::Emit {
             event_type,
             payload,
             target,
         } => {
-            validate_event_type(&event_type).map_err(|e| CliError::usage(e.to_string()))?;
-            let mut payload = parse_payload(payload.as_deref())?;
-            personas_core::redact::redact_json(&super::known_secrets(ctx, &store), &mut payload);
-            let target = match target {
-                Some(t) => Some(store.personas().find(&t)?.id),
-                None => None,
+            let req = EmitEvent {
+                event_type,
+                payload: Some(parse_payload(payload.as_deref())?),
+                target,
             };
-            let event = user_event(&event_type, payload, target, std::env::var("USER").ok())?;
-            let (row, _) = store.bus().publish(&event)?;
-            let woke = wake_daemon(ctx).await;
+            let row = client.emit_event(req).await?;
             if ctx.json {
                 print_json(&row);
             } else {
                 println!("{}", row.id);
-                if !woke {
+                if client.url().is_none() {
                     eprintln!(
                         "stored; no runtime is running for {} — it is delivered when `personas up` starts",
                         ctx.config.data_dir.display()
@@ -157,92 +124,39 @@ pub async fn run(ctx: &mut Context, cmd: EventCmd) -> CliResult<ExitCode> {
             }
         }
         EventCmd::List {
-            status: wanted,
+            status,
             event_type,
-            source: from,
+            source,
             limit,
         } => {
-            let wanted = wanted
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse())
-                .transpose()
-                .map_err(|e| CliError::usage(format!("--status: {e}")))?;
-            let from = from
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse())
-                .transpose()
-                .map_err(|e| CliError::usage(format!("--source: {e}")))?;
-            let list = store.bus().list(&EventFilter {
-                status: wanted,
+            let req = ListEvents {
                 event_type,
-                source_kind: from,
+                status,
+                source,
                 limit: Some(limit),
-            })?;
-            let ids: Vec<&str> = list.iter().map(|e| e.id.as_str()).collect();
-            let deliveries = store.bus().deliveries_of(&ids)?;
-            let of = |e: &EventRow| deliveries.get(&e.id).map(Vec::as_slice).unwrap_or(&[]);
+            };
+            let list = client.list_events(req).await?;
             if ctx.json {
-                let all: Vec<Value> = list.iter().map(|e| with_deliveries(e, of(e))).collect();
-                print_json(&all);
-            } else if list.is_empty() {
-                println!("no events");
+                print_json(&list);
             } else {
-                let mut rows = Vec::new();
-                for e in &list {
-                    let runs: Vec<String> = of(e)
-                        .iter()
-                        .filter_map(|d| d.execution_id.as_ref())
-                        .map(|x| short(x.as_str(), 13))
-                        .collect();
-                    rows.push(vec![
-                        e.id.clone(),
-                        e.event_type.clone(),
-                        source(e),
-                        status(e.status.as_str(), st),
-                        e.attempts.to_string(),
-                        render::ago(e.created_at),
-                        if runs.is_empty() {
-                            "-".into()
-                        } else {
-                            runs.join(", ")
-                        },
-                        e.error.as_deref().map(|x| short(x, 60)).unwrap_or_default(),
-                    ]);
-                }
-                println!(
-                    "{}",
-                    render::table(
-                        &[
-                            "ID",
-                            "TYPE",
-                            "SOURCE",
-                            "STATUS",
-                            "TRIES",
-                            "CREATED",
-                            "EXECUTIONS",
-                            "ERROR"
-                        ],
-                        &rows
-                    )
-                );
+                print_list(&list.events);
             }
         }
         EventCmd::Show { id } => {
-            let e = store.bus().find(&id)?;
+            let v = client.get_event(EventRef { id }).await?;
             if ctx.json {
-                print_json(&with_deliveries(&e, &store.bus().deliveries(&e.id)?));
+                print_json(&v);
             } else {
-                print_event(&store, &e, st)?;
+                print_event(&v);
             }
         }
         EventCmd::Retry { id } => {
-            let e = store.bus().retry(&id)?;
-            let woke = wake_daemon(ctx).await;
+            let e = client.retry_event(EventRef { id }).await?;
             if ctx.json {
                 print_json(&e);
             } else {
                 println!("{} re-queued", e.id);
-                if !woke {
+                if client.url().is_none() {
                     eprintln!("no runtime is running; it is delivered when `personas up` starts");
                 }
             }
@@ -251,12 +165,59 @@ pub async fn run(ctx: &mut Context, cmd: EventCmd) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_event(store: &Store, e: &EventRow, st: Style) -> CliResult<()> {
+fn print_list(list: &[EventView]) {
+    if list.is_empty() {
+        println!("no events");
+        return;
+    }
+    let st = Style::detect();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|v| {
+            let e = &v.event;
+            let runs: Vec<String> = v.executions.iter().map(|x| short(x.as_str(), 13)).collect();
+            vec![
+                e.id.clone(),
+                e.event_type.clone(),
+                source(e),
+                status(&e.status.to_string(), st),
+                e.attempts.to_string(),
+                render::ago(e.created_at),
+                if runs.is_empty() {
+                    "-".into()
+                } else {
+                    runs.join(", ")
+                },
+                e.error.as_deref().map(|x| short(x, 60)).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        render::table(
+            &[
+                "ID",
+                "TYPE",
+                "SOURCE",
+                "STATUS",
+                "TRIES",
+                "CREATED",
+                "EXECUTIONS",
+                "ERROR"
+            ],
+            &rows
+        )
+    );
+}
+
+fn print_event(v: &EventView) {
+    let st = Style::detect();
+    let e = &v.event;
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     let rows = vec![
         vec!["type".into(), e.event_type.clone()],
         vec!["source".into(), source(e)],
-        vec!["status".into(), status(e.status.as_str(), st)],
+        vec!["status".into(), status(&e.status.to_string(), st)],
         vec!["attempts".into(), e.attempts.to_string()],
         vec!["depth".into(), e.depth.to_string()],
         vec!["created".into(), e.created_at.to_rfc3339()],
@@ -277,14 +238,14 @@ fn print_event(store: &Store, e: &EventRow, st: Style) -> CliResult<()> {
         st.bold("payload"),
         serde_json::to_string_pretty(&e.payload).unwrap_or_default()
     );
-    let deliveries: Vec<EventDeliveryRow> = store.bus().deliveries(&e.id)?;
-    if !deliveries.is_empty() {
-        let rows: Vec<Vec<String>> = deliveries
+    if !v.deliveries.is_empty() {
+        let rows: Vec<Vec<String>> = v
+            .deliveries
             .iter()
             .map(|d| {
                 vec![
                     d.persona_name.clone(),
-                    status(d.status.as_str(), st),
+                    status(&d.status.to_string(), st),
                     d.execution_id
                         .as_ref()
                         .map(|x| x.to_string())
@@ -298,5 +259,4 @@ fn print_event(store: &Store, e: &EventRow, st: Style) -> CliResult<()> {
             render::table(&["PERSONA", "DELIVERY", "EXECUTION", "ERROR"], &rows)
         );
     }
-    Ok(())
 }

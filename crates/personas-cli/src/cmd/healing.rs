@@ -1,11 +1,13 @@
 //! `personas healing list|resolve`: failures the runtime could not fix by itself, with a
-//! suggested fix, and the state of the circuit breakers.
+//! suggested fix, and the state of the circuit breakers (`list_healing`, `resolve_issue`).
 
 use super::print_json;
 use crate::context::Context;
 use crate::error::CliResult;
 use crate::render::{self, Style};
 use clap::Subcommand;
+use personas_api::Operations;
+use personas_api::ops::{HealingList, IssueRef, ListHealing};
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
@@ -25,62 +27,23 @@ pub enum HealingCmd {
 }
 
 pub async fn run(ctx: &mut Context, cmd: HealingCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
-    let st = Style::detect();
+    let client = ctx.client()?;
     match cmd {
         HealingCmd::List { all, limit } => {
-            let issues = store
-                .healing()
-                .issues((!all).then_some(personas_core::IssueStatus::Open), limit)?;
-            let breakers: Vec<_> = store
-                .healing()
-                .breakers()?
-                .into_iter()
-                .filter(|b| all || b.state == personas_core::BreakerState::Open)
-                .collect();
+            let list = client
+                .list_healing(ListHealing {
+                    all: Some(all),
+                    limit: Some(limit),
+                })
+                .await?;
             if ctx.json {
-                print_json(&serde_json::json!({"issues": issues, "breakers": breakers}));
-                return Ok(ExitCode::SUCCESS);
-            }
-            if issues.is_empty() {
-                println!("no {}healing issues", if all { "" } else { "open " });
-            }
-            for i in &issues {
-                println!(
-                    "{} {} · {} · [{}] ×{} · {}",
-                    st.yellow("●"),
-                    st.bold(&i.title),
-                    i.persona_name,
-                    i.error_class,
-                    i.occurrences,
-                    render::ago(i.updated_at)
-                );
-                println!("  fix: {}", i.suggested_fix);
-                println!("  {}", st.dim(&format!("id {} · {}", i.id, i.status)));
-            }
-            for b in &breakers {
-                let scope = match b.scope.strip_prefix("persona:") {
-                    Some(id) => store
-                        .personas()
-                        .get(&personas_core::PersonaId::from_string(id))
-                        .map(|p| format!("persona {}", p.name))
-                        .unwrap_or_else(|_| b.scope.clone()),
-                    None => "model provider".into(),
-                };
-                println!(
-                    "{} breaker {}: {}{}",
-                    st.red("■"),
-                    scope,
-                    b.state,
-                    b.reason
-                        .as_deref()
-                        .map(|r| format!(" — {r}"))
-                        .unwrap_or_default()
-                );
+                print_json(&list);
+            } else {
+                print_list(&list, all);
             }
         }
         HealingCmd::Resolve { id } => {
-            let issue = store.healing().resolve_issue(&id)?;
+            let issue = client.resolve_issue(IssueRef { id }).await?;
             if ctx.json {
                 print_json(&issue);
             } else {
@@ -89,4 +52,41 @@ pub async fn run(ctx: &mut Context, cmd: HealingCmd) -> CliResult<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_list(list: &HealingList, all: bool) {
+    let st = Style::detect();
+    if list.issues.is_empty() {
+        println!("no {}healing issues", if all { "" } else { "open " });
+    }
+    for i in &list.issues {
+        println!(
+            "{} {} · {} · [{}] ×{} · {}",
+            st.yellow("●"),
+            st.bold(&i.title),
+            i.persona_name,
+            i.error_class,
+            i.occurrences,
+            render::ago(i.updated_at)
+        );
+        println!("  fix: {}", i.suggested_fix);
+        println!("  {}", st.dim(&format!("id {} · {}", i.id, i.status)));
+    }
+    for b in &list.breakers {
+        let scope = match &b.persona_name {
+            Some(name) => format!("persona {name}"),
+            None if b.scope == "provider" => "model provider".into(),
+            None => b.scope.clone(),
+        };
+        println!(
+            "{} breaker {}: {}{}",
+            st.red("■"),
+            scope,
+            b.state,
+            b.reason
+                .as_deref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
+        );
+    }
 }

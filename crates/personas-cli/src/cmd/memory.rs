@@ -128,7 +128,11 @@ pub async fn run(ctx: &mut Context, cmd: MemoryCmd) -> CliResult<ExitCode> {
             importance,
         } => {
             let p = store.personas().find(&persona)?;
-            let known = super::known_secrets(ctx, &store);
+            let known = personas_engine::known::runtime_redactor(
+                &store,
+                &personas_engine::vault::VaultCell::new(super::credential::vault_options()),
+                &ctx.config,
+            );
             let (title, content) = (known.redact(&title), known.redact(&content));
             let m = mems.add(&p.id, &title, &content, &category, importance)?;
             show(&m, "added");
@@ -145,7 +149,11 @@ pub async fn run(ctx: &mut Context, cmd: MemoryCmd) -> CliResult<ExitCode> {
                     "nothing to change: give --title, --content, --category or --importance",
                 ));
             }
-            let known = super::known_secrets(ctx, &store);
+            let known = personas_engine::known::runtime_redactor(
+                &store,
+                &personas_engine::vault::VaultCell::new(super::credential::vault_options()),
+                &ctx.config,
+            );
             let title = title.map(|t| known.redact(&t).into_owned());
             let content = content.map(|c| known.redact(&c).into_owned());
             let m = mems

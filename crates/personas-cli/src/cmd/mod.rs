@@ -1,9 +1,6 @@
 //! One module per command group; [`dispatch`] routes a parsed command line.
 
 pub mod bench;
-pub mod bench_bus;
-pub mod bench_redact;
-pub mod bench_retention;
 pub mod channel;
 pub mod credential;
 pub mod data;
@@ -90,13 +87,13 @@ pub fn print_json<T: serde::Serialize>(v: &T) {
     }
 }
 
-/// Every secret this data dir's runtime knows (vault values when the vault opens, channel
-/// secrets, non-harmless `[env]` values), for text the CLI stores on the user's behalf: the same
-/// gate the API's submitted text and a run's output pass (`personas_engine::known`).
-pub fn known_secrets(
-    ctx: &Context,
-    store: &personas_store::Store,
-) -> personas_core::redact::Redactor {
-    let vault = personas_engine::vault::VaultCell::new(credential::vault_options());
-    personas_engine::known::runtime_redactor(store, &vault, &ctx.config)
+/// An API error whose `field` is named like the command's flag, reported as that flag
+/// (`--cron: ...`); other errors as they are.
+pub fn flag_error(e: personas_api::ApiError) -> crate::error::CliError {
+    match e.field.as_deref() {
+        Some(f) if e.code == personas_api::Code::Invalid && e.message.starts_with(f) => {
+            crate::error::CliError::usage(format!("--{}", e.message))
+        }
+        _ => e.into(),
+    }
 }

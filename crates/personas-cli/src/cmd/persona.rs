@@ -462,7 +462,8 @@ impl Links {
                     rows.push(c);
                 }
             }
-            super::credential::check_env_clashes(store, &rows)?;
+            personas_engine::credentials::check_env_clashes(store, &rows)
+                .map_err(|e| CliError::usage(format!("--credential: {e}")))?;
             Some(rows.into_iter().map(|r| r.id).collect())
         };
         let tools = if add_tools.is_empty() && remove_tools.is_empty() {

@@ -1,12 +1,14 @@
 //! `personas tool add|list|show|remove`: custom tools personas can be given
 //! (`persona create|update --tool NAME`); each attached tool is documented in the run's prompt.
+//! Each subcommand is one operation (`create_tool`, `list_tools`, `get_tool`, `delete_tool`).
 
 use super::print_json;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
-use personas_store::{NewTool, ToolCall};
+use personas_api::Operations;
+use personas_api::ops::{CreateTool, Empty, ToolCall, ToolRef};
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
@@ -45,8 +47,39 @@ pub enum ToolCmd {
     },
 }
 
+/// The call `tool add` describes: a command line, or an HTTP request.
+fn call_of(
+    command: Option<String>,
+    url: Option<String>,
+    method: String,
+    header: Vec<String>,
+    body: Option<String>,
+) -> CliResult<ToolCall> {
+    match (command, url) {
+        (Some(command), None) => Ok(ToolCall::Command { command }),
+        (None, Some(url)) => {
+            let mut headers = Vec::new();
+            for h in header {
+                let (k, v) = h.split_once(':').ok_or_else(|| {
+                    CliError::usage(format!("--header {h:?}: write \"Name: value\""))
+                })?;
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            Ok(ToolCall::Http {
+                method: method.to_ascii_uppercase(),
+                url,
+                headers,
+                body,
+            })
+        }
+        _ => Err(CliError::usage(
+            "a tool needs exactly one of --command or --url",
+        )),
+    }
+}
+
 pub async fn run(ctx: &mut Context, cmd: ToolCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
+    let client = ctx.client()?;
     let st = Style::detect();
     match cmd {
         ToolCmd::Add {
@@ -59,40 +92,21 @@ pub async fn run(ctx: &mut Context, cmd: ToolCmd) -> CliResult<ExitCode> {
             body,
             input_schema,
         } => {
-            let call = match (command, url) {
-                (Some(command), None) => ToolCall::Command { command },
-                (None, Some(url)) => {
-                    let mut headers = Vec::new();
-                    for h in header {
-                        let (k, v) = h.split_once(':').ok_or_else(|| {
-                            CliError::usage(format!("--header {h:?}: write \"Name: value\""))
-                        })?;
-                        headers.push((k.trim().to_string(), v.trim().to_string()));
-                    }
-                    ToolCall::Http {
-                        method: method.to_ascii_uppercase(),
-                        url,
-                        headers,
-                        body,
-                    }
-                }
-                _ => {
-                    return Err(CliError::usage(
-                        "a tool needs exactly one of --command or --url",
-                    ));
-                }
-            };
+            let call = call_of(command, url, method, header, body)?;
             let input_schema = match input_schema {
-                Some(s) => serde_json::from_str(&s)
-                    .map_err(|e| CliError::usage(format!("--input-schema is not JSON: {e}")))?,
-                None => serde_json::json!({"type": "object"}),
+                Some(s) => Some(
+                    serde_json::from_str(&s)
+                        .map_err(|e| CliError::usage(format!("--input-schema is not JSON: {e}")))?,
+                ),
+                None => None,
             };
-            let t = store.tools().create(&NewTool {
+            let req = CreateTool {
                 name,
                 description,
-                input_schema,
                 call,
-            })?;
+                input_schema,
+            };
+            let t = client.create_tool(req).await.map_err(super::flag_error)?;
             if ctx.json {
                 print_json(&t);
             } else {
@@ -100,15 +114,16 @@ pub async fn run(ctx: &mut Context, cmd: ToolCmd) -> CliResult<ExitCode> {
             }
         }
         ToolCmd::List => {
-            let list = store.tools().list()?;
+            let list = client.list_tools(Empty {}).await?;
             if ctx.json {
                 print_json(&list);
-            } else if list.is_empty() {
+            } else if list.tools.is_empty() {
                 println!(
                     "no tools yet — define one with `personas tool add NAME --description TEXT --command CMD`"
                 );
             } else {
                 let rows: Vec<Vec<String>> = list
+                    .tools
                     .iter()
                     .map(|t| {
                         vec![
@@ -125,18 +140,28 @@ pub async fn run(ctx: &mut Context, cmd: ToolCmd) -> CliResult<ExitCode> {
             }
         }
         ToolCmd::Show { name } => {
-            let t = store.tools().find(&name)?;
-            let doc = personas_engine::tools::doc(&t);
+            let t = client.get_tool(ToolRef { tool: name }).await?;
             if ctx.json {
-                print_json(&serde_json::json!({"tool": t, "prompt": doc}));
+                print_json(&t);
             } else {
-                println!("{}\n{}\n\n{}", st.bold(&t.name), doc.description, doc.usage);
+                let schema = match t.input_schema.as_object() {
+                    Some(o) if !o.is_empty() => {
+                        format!("\nInput (JSON Schema): {}", t.input_schema)
+                    }
+                    _ => String::new(),
+                };
+                println!(
+                    "{}\n{}{schema}\n\n{}",
+                    st.bold(&t.name),
+                    t.description.trim(),
+                    t.usage
+                );
             }
         }
         ToolCmd::Remove { name } => {
-            let t = store.tools().remove(&name)?;
+            let t = client.delete_tool(ToolRef { tool: name }).await?;
             if ctx.json {
-                print_json(&serde_json::json!({"deleted": t.id, "name": t.name}));
+                print_json(&t);
             } else {
                 println!("deleted tool {}", t.name);
             }

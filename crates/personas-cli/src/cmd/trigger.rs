@@ -1,32 +1,25 @@
-//! `personas trigger add|list|remove|enable|disable|reveal|rotate`: what starts a persona
+//! `personas trigger add|list|remove|enable|disable|reveal|rotate|fire|preview`: what starts a persona
 //! besides a person.
 //!
 //! A webhook trigger's secret is sealed in the vault: printed once by `add`, and again only by
 //! `reveal` or `rotate`; `list` never shows it.
 //!
-//! Triggers are written to the store directly (safe beside a running daemon); a running daemon is
-//! then woken so its scheduler and dispatcher pick the change up at once. What a flag means and
-//! which values are refused is `personas_engine::triggers`, shared with the app's API.
+//! Each subcommand is one trigger operation (`add_trigger`, `list_triggers`, ...) called
+//! through the client, so a running runtime's scheduler and dispatcher pick the change up at
+//! once; `--json` prints the operation's answer as the HTTP API returns it.
 
-use super::credential::vault_options;
-use super::print_json;
+use super::{flag_error, print_json};
 use crate::context::Context;
-use crate::daemon::{self, Client};
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
-use chrono::Utc;
 use clap::{ArgGroup, Args, Subcommand};
-use personas_core::cron::CronSchedule;
-use personas_core::trigger::TriggerConfig;
-use personas_core::{Secret, ValidationError};
-use personas_engine::credentials::CredentialError;
-use personas_engine::triggers::{self, TriggerSpec};
-use personas_engine::vault::{Vault, VaultError};
-use personas_store::{Store, StoreError, TriggerRow};
-use serde_json::{Value, json};
+use personas_api::Operations;
+use personas_api::bus::{
+    AddTrigger, FireTrigger, ListTriggers, PreviewCron, SetTriggerEnabled, TriggerInput,
+    TriggerRef, TriggerView, WebhookSecretShown,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Subcommand, Debug)]
 pub enum TriggerCmd {
@@ -57,6 +50,18 @@ pub enum TriggerCmd {
     Rotate {
         /// Trigger id (or a unique prefix of it).
         id: String,
+    },
+    /// Check a cron expression and show its next fire times (nothing is stored).
+    Preview {
+        /// 5 fields (minute hour day month weekday) or 6 (seconds first).
+        #[arg(value_name = "EXPR")]
+        cron: String,
+        /// Time zone (IANA name, e.g. Europe/Prague). Default: the runtime machine's.
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+        /// How many fire times (at most 50).
+        #[arg(long, default_value_t = 5)]
+        count: u32,
     },
     /// Fire a trigger by hand now: its persona runs with this payload (any kind of trigger;
     /// the way to use a --manual one).
@@ -131,57 +136,55 @@ pub struct AddArgs {
     pub disabled: bool,
 }
 
-/// Bad input names the flag it came from.
-fn flag_error(e: ValidationError) -> CliError {
-    let hint = match e.field.as_str() {
-        "chain" | "source" => Some("`personas persona list` shows the personas there are"),
+/// Bad input names the flag it came from; a persona that is not there says where to look.
+fn add_error(e: personas_api::ApiError) -> CliError {
+    let hint = match e.field.as_deref() {
+        Some("chain" | "source" | "persona") => {
+            Some("`personas persona list` shows the personas there are")
+        }
         _ => None,
     };
-    let err = CliError::usage(format!("--{}: {}", e.field, e.message));
+    let err = flag_error(e);
     match hint {
         Some(h) => err.with_hint(h),
         None => err,
     }
 }
 
-fn store_error(e: StoreError) -> CliError {
-    match e {
-        StoreError::Invalid(v) => flag_error(v),
-        other => other.into(),
-    }
-}
-
-fn spec_of(args: &AddArgs) -> CliResult<TriggerSpec> {
-    if let Some(pattern) = &args.event {
-        return Ok(TriggerSpec::Event {
-            pattern: pattern.clone(),
+fn input_of(args: &AddArgs) -> CliResult<TriggerInput> {
+    if let Some(event) = &args.event {
+        return Ok(TriggerInput::Event {
+            event: event.clone(),
             source: args.source.clone(),
         });
     }
-    if let Some(expr) = &args.cron {
-        return Ok(TriggerSpec::Cron {
-            expr: expr.clone(),
+    if let Some(cron) = &args.cron {
+        return Ok(TriggerInput::Cron {
+            cron: cron.clone(),
             tz: args.tz.clone(),
             missed: args.missed.clone(),
         });
     }
     if args.webhook {
-        return Ok(TriggerSpec::Webhook {
-            github: args.github,
+        return Ok(TriggerInput::Webhook {
+            github: Some(args.github),
         });
     }
     if args.manual {
-        return Ok(TriggerSpec::Manual);
+        return Ok(TriggerInput::Manual);
     }
     if let Some(after) = &args.chain {
-        return Ok(TriggerSpec::Chain {
-            after: after.clone(),
+        return Ok(TriggerInput::Chain {
+            chain: after.clone(),
             on: Some(args.on.clone()),
         });
     }
     if let Some(path) = &args.watch {
-        return Ok(TriggerSpec::Watch {
-            path: path.clone(),
+        // The runtime may run elsewhere: a path relative to this shell is resolved here.
+        let abs = std::path::absolute(path)
+            .map_err(|e| CliError::usage(format!("--watch {}: {e}", path.display())))?;
+        return Ok(TriggerInput::Watch {
+            watch: abs.display().to_string(),
             glob: args.glob.clone(),
         });
     }
@@ -190,238 +193,203 @@ fn spec_of(args: &AddArgs) -> CliResult<TriggerSpec> {
     ))
 }
 
-/// Where the webhook of trigger `id` is reached: the running daemon, else the configured address.
-fn webhook_url(ctx: &Context, id: &str) -> String {
-    let base = daemon::running(&ctx.config.data_dir)
-        .ok()
-        .flatten()
-        .map(|d| d.url)
-        .unwrap_or_else(|| format!("http://{}", ctx.config.listen));
-    triggers::webhook_url(&base, id)
-}
-
-/// A trigger as `--json` shows it: the stored row, plus a webhook's URL (never its secret), or
-/// the next fire times of a schedule.
-fn to_json(ctx: &Context, t: &TriggerRow) -> Value {
-    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-    if matches!(t.config, TriggerConfig::Webhook { .. }) {
-        v["url"] = json!(webhook_url(ctx, t.id.as_str()));
-    }
-    if t.schedule().is_some() {
-        v["next_fires"] = json!(triggers::next_fires(t, 3, Utc::now()));
-    }
-    v
-}
-
-/// Bad input names its flag; vault trouble says how to fix it.
-fn trigger_error(e: CredentialError) -> CliError {
-    match e {
-        CredentialError::Store(s) => store_error(s),
-        CredentialError::Invalid(v) if v.field == "id" => CliError::usage(v.message),
-        CredentialError::Invalid(v) => flag_error(v),
-        CredentialError::Vault(v) => {
-            let hint = personas_engine::vault::fix_hint(&v);
-            let err = CliError::from(v);
-            match hint {
-                Some(h) => err.with_hint(h),
-                None => err,
-            }
-        }
-    }
-}
-
-/// Opens the vault for a webhook secret (creating it for the first secret stored).
-fn unlock(store: &Store) -> Result<Arc<Vault>, VaultError> {
-    Vault::open_or_create(store, &vault_options()).map(Arc::new)
-}
-
 /// Prints a webhook's secret with where to send and how to sign.
-fn print_secret(ctx: &Context, t: &TriggerRow, secret: &Secret) {
-    let url = webhook_url(ctx, t.id.as_str());
+fn print_secret(url: &str, secret: &str, signing: &str) {
+    println!("  url:    {url}");
+    println!("  secret: {secret}");
+    println!("  sign each request: {signing}");
+}
+
+fn print_shown(ctx: &Context, shown: &WebhookSecretShown) {
     if ctx.json {
-        let mut v = to_json(ctx, t);
-        v["url"] = json!(url);
-        v["secret"] = json!(secret.expose());
-        print_json(&v);
+        print_json(shown);
     } else {
-        println!("  url:    {url}");
-        println!("  secret: {}", secret.expose());
-        println!("  sign each request: {}", triggers::signature_help(t));
+        print_secret(&shown.webhook.url, &shown.secret, &shown.webhook.signing);
     }
 }
 
-fn when(t: Option<chrono::DateTime<Utc>>, schedule: Option<&CronSchedule>) -> String {
-    match (t, schedule) {
-        (Some(t), Some(s)) => triggers::in_zone(t, s.tz_name()),
-        (Some(t), None) => render::ago(t),
-        (None, _) => "-".into(),
+/// The next fire time as read in the schedule's zone, or how long ago something happened.
+fn next_fire(v: &TriggerView) -> String {
+    match v.next_fires_local.first() {
+        Some(t) if v.trigger.enabled => t.clone(),
+        _ => "-".into(),
     }
 }
 
-async fn wake_daemon(ctx: &Context) {
-    let data_dir = &ctx.config.data_dir;
-    if let Some(client) = daemon::running(data_dir)
-        .ok()
-        .flatten()
-        .and_then(|d| Client::new(&d, data_dir))
-    {
-        client.wake().await;
-    }
+fn ago(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(render::ago).unwrap_or_else(|| "-".into())
 }
 
 pub async fn run(ctx: &mut Context, cmd: TriggerCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
-    let st = Style::detect();
+    let client = ctx.client()?;
     match cmd {
         TriggerCmd::Add(args) => {
-            let spec = spec_of(&args)?;
-            let added = triggers::add(
-                &store,
-                &args.persona,
-                &spec,
-                !args.disabled,
-                Utc::now(),
-                &mut || unlock(&store),
-            )
-            .map_err(trigger_error)?;
-            let t = added.trigger;
-            wake_daemon(ctx).await;
+            let req = AddTrigger {
+                trigger: input_of(&args)?,
+                persona: args.persona.clone(),
+                enabled: Some(!args.disabled),
+            };
+            let v = client.add_trigger(req).await.map_err(add_error)?;
             if ctx.json {
-                match &added.secret {
-                    Some(secret) => print_secret(ctx, &t, secret),
-                    None => print_json(&to_json(ctx, &t)),
-                }
+                print_json(&v);
             } else {
-                println!(
-                    "added {} trigger {} for {}: {}",
-                    t.kind,
-                    t.id,
-                    t.persona_name,
-                    triggers::describe(&t)
-                );
-                if let Some(Ok(s)) = t.schedule() {
-                    println!("  next: {}", when(t.next_fire_at, Some(&s)));
-                }
-                if let Some(secret) = &added.secret {
-                    print_secret(ctx, &t, secret);
-                    println!(
-                        "  the secret is shown once; `personas trigger reveal {}` shows it again",
-                        t.id
-                    );
-                }
+                print_added(&v);
             }
         }
         TriggerCmd::Reveal { id } => {
-            let (t, secret) = triggers::reveal_secret(&store, &id, &mut || unlock(&store))
-                .map_err(trigger_error)?;
-            print_secret(ctx, &t, &secret);
+            let shown = client.reveal_webhook_secret(TriggerRef { id }).await?;
+            print_shown(ctx, &shown);
         }
         TriggerCmd::Rotate { id } => {
-            let (t, secret) = triggers::rotate_secret(&store, &id, &mut || unlock(&store))
-                .map_err(trigger_error)?;
+            let shown = client.rotate_webhook_secret(TriggerRef { id }).await?;
             if !ctx.json {
                 println!(
                     "new secret for trigger {} (the old one no longer works):",
-                    t.id
+                    shown.trigger_id
                 );
             }
-            print_secret(ctx, &t, &secret);
+            print_shown(ctx, &shown);
         }
         TriggerCmd::List { persona } => {
-            let persona_id = match persona {
-                Some(p) => Some(store.personas().find(&p)?.id),
-                None => None,
-            };
-            let list = store.triggers().list(persona_id.as_ref())?;
+            let list = client.list_triggers(ListTriggers { persona }).await?;
             if ctx.json {
-                print_json(&list.iter().map(|t| to_json(ctx, t)).collect::<Vec<_>>());
-            } else if list.is_empty() {
-                println!("no triggers");
+                print_json(&list);
             } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|t| {
-                        let schedule = t.schedule().and_then(Result::ok);
-                        let state = match (&t.last_error, t.enabled) {
-                            (_, false) => st.dim("disabled"),
-                            (Some(e), true) => st.red(&format!("error: {e}")),
-                            (None, true) => st.green("enabled"),
-                        };
-                        vec![
-                            t.id.to_string(),
-                            t.persona_name.clone(),
-                            t.kind.to_string(),
-                            triggers::describe(t),
-                            state,
-                            when(t.next_fire_at.filter(|_| t.enabled), schedule.as_ref()),
-                            when(t.last_fired_at, None),
-                            t.fire_count.to_string(),
-                        ]
-                    })
-                    .collect();
-                println!(
-                    "{}",
-                    render::table(
-                        &[
-                            "ID",
-                            "PERSONA",
-                            "KIND",
-                            "FIRES ON",
-                            "STATE",
-                            "NEXT",
-                            "LAST FIRED",
-                            "FIRED"
-                        ],
-                        &rows
-                    )
-                );
+                print_list(&list.triggers);
             }
         }
         TriggerCmd::Remove { id } => {
-            let t = store.triggers().remove(&id)?;
-            wake_daemon(ctx).await;
+            let v = client.remove_trigger(TriggerRef { id }).await?;
             if ctx.json {
-                print_json(&t);
+                print_json(&v);
             } else {
+                let t = &v.trigger;
                 println!("removed {} trigger {} of {}", t.kind, t.id, t.persona_name);
             }
         }
         TriggerCmd::Fire { id, payload } => {
-            let t = store.triggers().find(&id)?;
-            let payload = match payload {
-                Some(p) => serde_json::from_str(&p)
-                    .map_err(|e| CliError::usage(format!("--payload is not valid JSON: {e}")))?,
-                None => json!({}),
-            };
-            let event =
-                triggers::fire_event(&t, payload, std::env::var("USER").ok()).map_err(|e| {
-                    CliError::from(e).with_hint(format!("`personas trigger enable {}`", t.id))
+            let payload =
+                match payload {
+                    Some(p) => Some(serde_json::from_str(&p).map_err(|e| {
+                        CliError::usage(format!("--payload is not valid JSON: {e}"))
+                    })?),
+                    None => None,
+                };
+            let hint = format!("`personas trigger enable {id}`");
+            let row = client
+                .fire_trigger(FireTrigger { id, payload })
+                .await
+                .map_err(|e| {
+                    let disabled = e.code == personas_api::Code::Conflict;
+                    let err = CliError::from(e);
+                    if disabled { err.with_hint(hint) } else { err }
                 })?;
-            let (row, _) = store.bus().publish(&event)?;
-            wake_daemon(ctx).await;
             if ctx.json {
                 print_json(&row);
             } else {
                 println!("{}", row.id);
             }
         }
-        TriggerCmd::Enable { id } => set_enabled(ctx, &store, &id, true).await?,
-        TriggerCmd::Disable { id } => set_enabled(ctx, &store, &id, false).await?,
+        TriggerCmd::Preview { cron, tz, count } => {
+            let p = client
+                .preview_cron(PreviewCron {
+                    cron,
+                    tz,
+                    count: Some(count),
+                })
+                .await
+                .map_err(flag_error)?;
+            if ctx.json {
+                print_json(&p);
+            } else {
+                println!("{} ({})", p.cron, p.tz);
+                for t in &p.next_local {
+                    println!("  {t}");
+                }
+            }
+        }
+        TriggerCmd::Enable { id } => set_enabled(ctx, id, true).await?,
+        TriggerCmd::Disable { id } => set_enabled(ctx, id, false).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn set_enabled(ctx: &Context, store: &Store, id: &str, enabled: bool) -> CliResult<()> {
-    let t = store.triggers().set_enabled(id, enabled, Utc::now())?;
-    wake_daemon(ctx).await;
+fn print_added(v: &TriggerView) {
+    let t = &v.trigger;
+    println!(
+        "added {} trigger {} for {}: {}",
+        t.kind, t.id, t.persona_name, v.summary
+    );
+    if let Some(next) = v.next_fires_local.first() {
+        println!("  next: {next}");
+    }
+    if let (Some(secret), Some(hook)) = (&v.secret, &v.webhook) {
+        print_secret(&hook.url, secret, &hook.signing);
+        println!(
+            "  the secret is shown once; `personas trigger reveal {}` shows it again",
+            t.id
+        );
+    }
+}
+
+fn print_list(list: &[TriggerView]) {
+    if list.is_empty() {
+        println!("no triggers");
+        return;
+    }
+    let st = Style::detect();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|v| {
+            let t = &v.trigger;
+            let state = match (&t.last_error, t.enabled) {
+                (_, false) => st.dim("disabled"),
+                (Some(e), true) => st.red(&format!("error: {e}")),
+                (None, true) => st.green("enabled"),
+            };
+            vec![
+                t.id.to_string(),
+                t.persona_name.clone(),
+                t.kind.to_string(),
+                v.summary.clone(),
+                state,
+                next_fire(v),
+                ago(t.last_fired_at),
+                t.fire_count.to_string(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        render::table(
+            &[
+                "ID",
+                "PERSONA",
+                "KIND",
+                "FIRES ON",
+                "STATE",
+                "NEXT",
+                "LAST FIRED",
+                "FIRED"
+            ],
+            &rows
+        )
+    );
+}
+
+async fn set_enabled(ctx: &mut Context, id: String, enabled: bool) -> CliResult<()> {
+    let v = ctx
+        .client()?
+        .set_trigger_enabled(SetTriggerEnabled { id, enabled })
+        .await?;
     if ctx.json {
-        print_json(&to_json(ctx, &t));
+        print_json(&v);
     } else {
         println!(
             "{} trigger {} of {}",
             if enabled { "enabled" } else { "disabled" },
-            t.id,
-            t.persona_name
+            v.trigger.id,
+            v.trigger.persona_name
         );
     }
     Ok(())

@@ -62,7 +62,7 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
         "trigger", "add", "Triage", "--event", "ticket.*", "--source", "webhook",
     ]);
     assert_eq!(
-        sub["config"],
+        sub["trigger"]["config"],
         json!({"kind": "event", "pattern": "ticket.*", "source": {"kind": "webhook"}})
     );
     let cron = env.json(&[
@@ -76,11 +76,11 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
         "--missed",
         "catch-up:2",
     ]);
-    assert_eq!(cron["config"]["missed"], "catch-up:2");
+    assert_eq!(cron["trigger"]["config"]["missed"], "catch-up:2");
     let hook = with_vault(&env, &["trigger", "add", "Digest", "--webhook", "--json"]);
-    let id = hook["id"].as_str().expect("id");
+    let id = hook["trigger"]["id"].as_str().expect("id");
     assert!(
-        hook["url"]
+        hook["webhook"]["url"]
             .as_str()
             .is_some_and(|u| u.ends_with(&format!("/webhooks/{id}"))),
         "{hook}"
@@ -89,8 +89,8 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
     let chain = env.json(&[
         "trigger", "add", "Digest", "--chain", "Triage", "--on", "failed",
     ]);
-    assert_eq!(chain["config"]["on"], "failed");
-    assert_eq!(chain["after_persona_name"], "Triage");
+    assert_eq!(chain["trigger"]["config"]["on"], "failed");
+    assert_eq!(chain["trigger"]["after_persona_name"], "Triage");
     let watch = env.json(&[
         "trigger",
         "add",
@@ -100,15 +100,15 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
         "--glob",
         "*.md",
     ]);
-    assert_eq!(watch["config"]["glob"], "*.md");
+    assert_eq!(watch["trigger"]["config"]["glob"], "*.md");
 
     let list = env.json(&["trigger", "list"]);
-    assert_eq!(list.as_array().map(Vec::len), Some(5));
-    let listed_cron = list
+    assert_eq!(list["triggers"].as_array().map(Vec::len), Some(5));
+    let listed_cron = list["triggers"]
         .as_array()
         .expect("array")
         .iter()
-        .find(|t| t["kind"] == "cron")
+        .find(|t| t["trigger"]["kind"] == "cron")
         .expect("cron");
     let next: Vec<chrono::DateTime<chrono::Utc>> = listed_cron["next_fires"]
         .as_array()
@@ -119,20 +119,20 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
     assert_eq!(next.len(), 3);
     assert!(next.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(
-        listed_cron["next_fire_at"]
+        listed_cron["trigger"]["next_fire_at"]
             .as_str()
             .map(|s| s.parse::<chrono::DateTime<chrono::Utc>>().expect("t")),
         Some(next[0])
     );
-    let listed_hook = list
+    let listed_hook = list["triggers"]
         .as_array()
         .expect("array")
         .iter()
-        .find(|t| t["kind"] == "webhook")
+        .find(|t| t["trigger"]["kind"] == "webhook")
         .expect("hook");
     let secret = hook["secret"].as_str().expect("secret");
     assert!(listed_hook.get("secret").is_none(), "{listed_hook}");
-    assert_eq!(listed_hook["url"], hook["url"]);
+    assert_eq!(listed_hook["webhook"]["url"], hook["webhook"]["url"]);
     assert!(
         !list.to_string().contains(secret),
         "the JSON listing never carries the secret"
@@ -169,13 +169,20 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
             "--json",
         ],
     );
-    assert_eq!(gh["config"], json!({"kind": "webhook", "github": true}));
+    assert_eq!(
+        gh["trigger"]["config"],
+        json!({"kind": "webhook", "github": true})
+    );
     assert_eq!(gh["secret"].as_str().map(str::len), Some(64));
     let out = with_vault_out(&env, &["trigger", "add", "Digest", "--github"]);
     assert_eq!(out.status.code(), Some(2), "--github needs --webhook");
     let out = with_vault_out(
         &env,
-        &["trigger", "reveal", &cron["id"].as_str().expect("id")[..28]],
+        &[
+            "trigger",
+            "reveal",
+            &cron["trigger"]["id"].as_str().expect("id")[..28],
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -183,7 +190,11 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
         "{}",
         text(&out.stderr)
     );
-    let out = env.run(&["trigger", "remove", gh["id"].as_str().expect("id")]);
+    let out = env.run(&[
+        "trigger",
+        "remove",
+        gh["trigger"]["id"].as_str().expect("id"),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for db in ["personas.db", "personas.db-wal"] {
         let bytes = std::fs::read(env.data_dir().join(db)).unwrap_or_default();
@@ -203,7 +214,9 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
     let out = env.run(&["trigger", "remove", &id[..28]]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        env.json(&["trigger", "list"]).as_array().map(Vec::len),
+        env.json(&["trigger", "list"])["triggers"]
+            .as_array()
+            .map(Vec::len),
         Some(4)
     );
 
@@ -243,7 +256,9 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
     let out = env.run(&["trigger", "add", "Triage"]);
     assert_eq!(out.status.code(), Some(2), "a trigger needs a kind");
     assert_eq!(
-        env.json(&["trigger", "list"]).as_array().map(Vec::len),
+        env.json(&["trigger", "list"])["triggers"]
+            .as_array()
+            .map(Vec::len),
         Some(4),
         "nothing stored"
     );
@@ -281,7 +296,7 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
         );
     }
     assert!(
-        env.json(&["event", "list"])
+        env.json(&["event", "list"])["events"]
             .as_array()
             .is_some_and(Vec::is_empty)
     );
@@ -318,9 +333,12 @@ async fn events_emitted_from_the_cli_run_subscribers_and_dead_letters_can_be_ret
     })
     .await;
     let listed = env.json(&["event", "list"]);
-    let event = &listed[0];
+    let event = &listed["events"][0];
     assert_eq!(
-        (event["id"].as_str(), event["status"].as_str()),
+        (
+            event["event"]["id"].as_str(),
+            event["event"]["status"].as_str()
+        ),
         (Some(id.as_str()), Some("delivered"))
     );
     let exec_id = event["executions"][0]
@@ -343,7 +361,7 @@ async fn events_emitted_from_the_cli_run_subscribers_and_dead_letters_can_be_ret
 
     // A manual trigger, fired by hand; a disabled one refuses.
     let manual = env.json(&["trigger", "add", "Triage", "--manual"]);
-    let trigger_id = manual["id"].as_str().expect("id").to_string();
+    let trigger_id = manual["trigger"]["id"].as_str().expect("id").to_string();
     let fired = env.json(&[
         "trigger",
         "fire",
@@ -547,7 +565,9 @@ async fn killing_the_daemon_mid_dispatch_delivers_every_event_exactly_once_after
     assert_eq!(ok + interrupted, 2 * EVENTS, "{statuses:?}: {odd:#?}");
     let events_json: Value = env.json(&["event", "list", "--limit", "1"]);
     assert_eq!(
-        events_json[0]["executions"].as_array().map(Vec::len),
+        events_json["events"][0]["executions"]
+            .as_array()
+            .map(Vec::len),
         Some(2)
     );
 }

@@ -215,7 +215,8 @@ async fn health_checks_record_ok_unauthorized_and_timeout() {
 
     let list = env.json(&["credential", "list"]);
     let find = |n: &str| {
-        list.as_array()
+        list["credentials"]
+            .as_array()
             .expect("array")
             .iter()
             .find(|c| c["name"] == n)
@@ -224,26 +225,26 @@ async fn health_checks_record_ok_unauthorized_and_timeout() {
     };
     assert_eq!(
         (
-            find("good")["last_check_ok"].clone(),
-            find("good")["last_check_error"].clone()
+            find("good")["last_check"]["ok"].clone(),
+            find("good")["last_check"]["error"].clone()
         ),
         (json!(true), Value::Null)
     );
-    assert_eq!(find("bad")["last_check_ok"], json!(false));
+    assert_eq!(find("bad")["last_check"]["ok"], json!(false));
     assert!(
-        find("bad")["last_check_error"]
+        find("bad")["last_check"]["error"]
             .as_str()
             .expect("error")
             .contains("401")
     );
-    assert_eq!(find("slow")["last_check_ok"], json!(false));
+    assert_eq!(find("slow")["last_check"]["ok"], json!(false));
     assert!(
-        find("slow")["last_check_error"]
+        find("slow")["last_check"]["error"]
             .as_str()
             .expect("error")
             .contains("timed out")
     );
-    assert!(find("good")["last_checked_at"].is_string());
+    assert!(find("good")["last_check"]["at"].is_string());
     assert!(files_containing(env.data_dir(), TOKEN.as_bytes()).is_empty());
 }
 
@@ -272,7 +273,7 @@ async fn no_key_store_refuses_a_wrong_passphrase_changes_nothing_and_rotation_ke
         "{err}"
     );
     assert!(
-        env.json(&["credential", "list"])
+        env.json(&["credential", "list"])["credentials"]
             .as_array()
             .expect("a")
             .is_empty()
@@ -297,16 +298,17 @@ async fn no_key_store_refuses_a_wrong_passphrase_changes_nothing_and_rotation_ke
         &wrong,
         "ghp_otherValue123456\n",
     );
-    assert_eq!(out.status.code(), Some(2));
+    // The API answers `unavailable` (field `vault`): the vault cannot be used as configured.
+    assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("wrong vault passphrase"),
         "{}",
         text(&out.stderr)
     );
     let out = env.run_with(&["vault", "rotate"], &wrong, "");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let out = env.run_with(&["credential", "test", "github"], &wrong, "");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         env.store().credentials().vault().expect("v"),
         db_before,
@@ -318,7 +320,9 @@ async fn no_key_store_refuses_a_wrong_passphrase_changes_nothing_and_rotation_ke
         "values untouched"
     );
     assert_eq!(
-        env.json(&["credential", "list"]).as_array().map(Vec::len),
+        env.json(&["credential", "list"])["credentials"]
+            .as_array()
+            .map(Vec::len),
         Some(1)
     );
 
@@ -342,7 +346,7 @@ async fn no_key_store_refuses_a_wrong_passphrase_changes_nothing_and_rotation_ke
     );
     let status = env.json(&["vault", "status"]);
     assert_eq!(
-        (status["key_source"].clone(), status["generation"].clone()),
+        (status["mode"].clone(), status["generation"].clone()),
         (json!("passphrase"), json!(2))
     );
 }

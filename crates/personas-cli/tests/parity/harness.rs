@@ -27,6 +27,18 @@ pub struct Case {
     pub changes: bool,
     /// Keys masked besides ids and times (e.g. a duration).
     pub volatile: Vec<&'static str>,
+    /// Values looked up in each data dir after the setup, put in place of a placeholder in
+    /// `argv` and `request` (an id the setup made). `{dir}` always stands for the data dir.
+    pub lookups: Vec<Lookup>,
+}
+
+/// `placeholder` stands for the string at `pointer` (a JSON pointer) in what `personas
+/// <argv> --json` prints.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub placeholder: &'static str,
+    pub argv: Vec<String>,
+    pub pointer: &'static str,
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -43,6 +55,7 @@ impl Case {
             request,
             changes: false,
             volatile: Vec::new(),
+            lookups: Vec::new(),
         }
     }
 
@@ -63,6 +76,22 @@ impl Case {
     /// Keys whose values differ between two equal runs (masked like ids).
     pub fn volatile(mut self, keys: &[&'static str]) -> Case {
         self.volatile.extend_from_slice(keys);
+        self
+    }
+
+    /// `placeholder` in the command and the request stands for the string at `pointer` in
+    /// what `personas <argv> --json` prints after the setup (e.g. the id of what it made).
+    pub fn lookup(
+        mut self,
+        placeholder: &'static str,
+        argv: &[&str],
+        pointer: &'static str,
+    ) -> Case {
+        self.lookups.push(Lookup {
+            placeholder,
+            argv: strings(argv),
+            pointer,
+        });
         self
     }
 }
@@ -199,9 +228,39 @@ impl Dir {
 
     async fn setup(&self, case: &Case) -> Result<(), String> {
         for cmd in &case.setup {
-            self.cli(cmd).await?;
+            let cmd: Vec<String> = cmd.iter().map(|a| self.in_dir(a)).collect();
+            self.cli(&cmd).await?;
         }
         Ok(())
+    }
+
+    fn in_dir(&self, s: &str) -> String {
+        s.replace("{dir}", &self.path().display().to_string())
+    }
+
+    /// The case's command and request with its placeholders filled in for this data dir.
+    async fn resolve(&self, case: &Case) -> Result<(Vec<String>, Value), String> {
+        let mut pairs = vec![("{dir}".to_string(), self.path().display().to_string())];
+        for l in &case.lookups {
+            let found = self.cli_json(&l.argv).await?;
+            let value = found
+                .pointer(l.pointer)
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    format!(
+                        "{:?} --json has no string at {}: {found}",
+                        l.argv, l.pointer
+                    )
+                })?;
+            pairs.push((l.placeholder.to_string(), value.to_string()));
+        }
+        let fill = |s: &str| {
+            pairs
+                .iter()
+                .fold(s.to_string(), |acc, (p, v)| acc.replace(p.as_str(), v))
+        };
+        let argv = case.argv.iter().map(|a| fill(a)).collect();
+        Ok((argv, fill_json(&case.request, &fill)))
     }
 }
 
@@ -211,12 +270,14 @@ pub async fn check(case: &Case) -> Result<(), String> {
     let mut up = Dir::new().await;
     up.up().await?;
     up.setup(case).await?;
-    let by_cli = up.cli_json(&case.argv).await?;
+    let (argv, request) = up.resolve(case).await?;
+    let by_cli = up.cli_json(&argv).await?;
     if case.changes {
         let mut twin = Dir::new().await;
         twin.up().await?;
         twin.setup(case).await?;
-        let by_http = twin.http(case.op, &case.request).await?;
+        let (_, request) = twin.resolve(case).await?;
+        let by_http = twin.http(case.op, &request).await?;
         twin.down().await;
         same(
             &case.volatile,
@@ -226,8 +287,10 @@ pub async fn check(case: &Case) -> Result<(), String> {
             &by_http,
         )?;
     } else {
-        let by_http = up.http(case.op, &case.request).await?;
-        if by_cli != by_http {
+        let by_http = up.http(case.op, &request).await?;
+        // The runtime may move on between the two reads (an event it dispatches): only the
+        // keys the case calls volatile may differ.
+        if only_volatile(&by_cli, &case.volatile) != only_volatile(&by_http, &case.volatile) {
             return Err(format!(
                 "the CLI printed\n{}\nbut the HTTP API answered\n{}",
                 pretty(&by_cli),
@@ -240,7 +303,8 @@ pub async fn check(case: &Case) -> Result<(), String> {
     // 2. Nothing holds the data dir: the CLI runs the operation in process.
     let alone = Dir::new().await;
     alone.setup(case).await?;
-    let in_process = alone.cli_json(&case.argv).await?;
+    let (argv, _) = alone.resolve(case).await?;
+    let in_process = alone.cli_json(&argv).await?;
     same(
         &case.volatile,
         "CLI with a runtime",
@@ -260,6 +324,42 @@ fn same(volatile: &[&str], a_name: &str, a: &Value, b_name: &str, b: &Value) -> 
             pretty(&ma),
             pretty(&mb)
         ))
+    }
+}
+
+/// `v` with every string passed through `fill`.
+fn fill_json(v: &Value, fill: &dyn Fn(&str) -> String) -> Value {
+    match v {
+        Value::String(s) => Value::String(fill(s)),
+        Value::Array(items) => Value::Array(items.iter().map(|i| fill_json(i, fill)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), fill_json(v, fill)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `v` with the values of `volatile` keys masked, and nothing else.
+fn only_volatile(v: &Value, volatile: &[&str]) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let masked = if volatile.contains(&k.as_str()) {
+                        Value::String("<volatile>".into())
+                    } else {
+                        only_volatile(v, volatile)
+                    };
+                    (k.clone(), masked)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| only_volatile(i, volatile)).collect())
+        }
+        other => other.clone(),
     }
 }
 

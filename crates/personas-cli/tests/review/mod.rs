@@ -228,7 +228,7 @@ async fn bad_input_is_refused_with_exit_2_and_names_what_is_wrong() {
     }
     assert_eq!(
         env.json(&["channel", "list"]),
-        serde_json::json!([]),
+        serde_json::json!({"channels": []}),
         "nothing stored"
     );
 
@@ -403,10 +403,12 @@ async fn memories_channels_and_policies_are_managed_from_the_cli() {
         text(&out.stderr)
     );
     let channels = env.json(&["channel", "list", "--persona", "Keeper"]);
-    assert_eq!(channels.as_array().map(Vec::len), Some(2));
+    assert_eq!(channels["channels"].as_array().map(Vec::len), Some(2));
     env.json(&["channel", "remove", "Keeper", "broken"]);
     assert_eq!(
-        env.json(&["channel", "list"]).as_array().map(Vec::len),
+        env.json(&["channel", "list"])["channels"]
+            .as_array()
+            .map(Vec::len),
         Some(1)
     );
     let issues = env.json(&["healing", "list"]);

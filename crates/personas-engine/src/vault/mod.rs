@@ -621,6 +621,29 @@ impl VaultCell {
         Ok(v)
     }
 
+    /// Re-encrypts every sealed value under a new key ([`Vault::rotate`]); `new_passphrase`
+    /// re-wraps a passphrase vault under it instead of the configured one. The rotated vault
+    /// stays unlocked for this process, so its runs go on without the old passphrase.
+    /// Returns the values resealed and the new generation. Blocking.
+    pub fn rotate(
+        &self,
+        store: &Store,
+        new_passphrase: Option<Secret>,
+    ) -> Result<(usize, i64), VaultError> {
+        let mut opts = self.opts.clone();
+        if new_passphrase.is_some() {
+            opts.new_passphrase = new_passphrase;
+        }
+        let mut slot = self.unlocked.lock().unwrap_or_else(|p| p.into_inner());
+        let mut vault = Vault::open(store, &opts)?.ok_or_else(|| {
+            VaultError::Corrupt("there is no vault yet: nothing to rotate".into())
+        })?;
+        let resealed = vault.rotate(&opts)?;
+        let generation = vault.generation();
+        *slot = Some(Arc::new(vault));
+        Ok((resealed, generation))
+    }
+
     /// Forgets the unlocked key (after another process rotated the vault).
     pub fn invalidate(&self) {
         *self.unlocked.lock().unwrap_or_else(|p| p.into_inner()) = None;

@@ -368,6 +368,23 @@ pub async fn round_trips(s: &Server) {
             .await["credentials"],
         json!([])
     );
+    // One tool by name, and the data dir's upkeep: a backup, gc (vacuum is refused while the
+    // runtime serves), and a vault key rotation.
+    let tool = s.ok("get_tool", json!({"tool": "open-issue"})).await;
+    assert_eq!(tool["name"], "open-issue");
+    let copy = s.data_dir().join("round-trip.backup");
+    let b = s
+        .ok("backup_store", json!({"path": copy.display().to_string()}))
+        .await;
+    assert!(b["bytes"].as_u64() > Some(0), "{b}");
+    assert_eq!(
+        s.ok("run_gc", json!({"dry_run": true})).await["dry_run"],
+        true
+    );
+    let (status, e) = s.call("run_gc", json!({"vacuum": true})).await;
+    assert_eq!((status, e["field"].as_str()), (409, Some("vacuum")), "{e}");
+    let rotated = s.ok("rotate_vault", json!({})).await;
+    assert!(rotated["generation"].as_i64() > Some(1), "{rotated}");
     s.ok("delete_tool", json!({"tool": "open-issue"})).await;
     assert_eq!(s.ok("list_tools", json!({})).await["tools"], json!([]));
     s.ok("delete_persona", json!({"persona": "Vaulted"})).await;
@@ -618,7 +635,14 @@ async fn a_secret_given_to_the_api_never_comes_back_out() {
             "create_tool",
             json!({"name": "t1", "description": "d", "call": {"kind": "command", "command": "true"}}),
         ),
+        ("get_tool", json!({"tool": "t1"})),
         ("delete_tool", json!({"tool": "t1"})),
+        ("run_gc", json!({"dry_run": true})),
+        ("rotate_vault", json!({})),
+        (
+            "backup_store",
+            json!({"path": s.data_dir().join("leak.backup").display().to_string()}),
+        ),
         (
             "update_credential",
             json!({"credential": "github", "name": "github2", "fields": {"api_url": url}}),

@@ -18,14 +18,13 @@
 //! The queue is not started: executions are created, not run (running them is the runner's
 //! cost, measured elsewhere).
 
-use crate::context::Context;
-use crate::error::{CliError, CliResult};
+use crate::{BenchError, BenchResult};
 use clap::Args;
 use personas_core::PersonaSpec;
 use personas_core::trigger::{SourceKind, TriggerConfig};
-use personas_engine::EngineEvent;
 use personas_engine::bus::{Dispatcher, Publisher};
 use personas_engine::events::EventBus;
+use personas_engine::{EngineConfig, EngineEvent};
 use personas_store::{NewEvent, NewTrigger, Store};
 use serde::Serialize;
 use serde_json::json;
@@ -134,30 +133,30 @@ fn event_type(j: usize) -> String {
     }
 }
 
-fn bench_err(e: impl std::fmt::Display) -> CliError {
-    CliError::runtime(format!("bench failed: {e}"))
+fn bench_err(e: impl std::fmt::Display) -> BenchError {
+    BenchError::runtime(format!("bench failed: {e}"))
 }
 
-pub async fn run(ctx: &mut Context, args: BusBenchArgs) -> CliResult<BusReport> {
+pub async fn run(config: &EngineConfig, args: BusBenchArgs) -> BenchResult<BusReport> {
     if args.subscriptions == 0 || args.publishers == 0 {
-        return Err(CliError::usage(
+        return Err(BenchError::usage(
             "--subscriptions and --publishers must be at least 1",
         ));
     }
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let dir = base.join(format!("personas-bench-bus-{}", std::process::id()));
     std::fs::create_dir_all(&dir)
-        .map_err(|e| CliError::runtime(format!("cannot create {}: {e}", dir.display())))?;
-    let result = measure(ctx, &args, &dir).await;
+        .map_err(|e| BenchError::runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let result = measure(config, &args, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
 async fn measure(
-    ctx: &Context,
+    base: &EngineConfig,
     args: &BusBenchArgs,
     dir: &std::path::Path,
-) -> CliResult<BusReport> {
+) -> BenchResult<BusReport> {
     let store = Store::open_in_dir(dir).map_err(bench_err)?;
     eprintln!(
         "bus bench: store {} (WAL, synchronous=FULL); {} subscriptions",
@@ -198,7 +197,7 @@ async fn measure(
     };
     setup.await.map_err(bench_err)?.map_err(bench_err)?;
 
-    let mut config = ctx.config.clone();
+    let mut config = base.clone();
     config.data_dir = dir.to_path_buf();
     let config = Arc::new(config);
     let events = EventBus::new();

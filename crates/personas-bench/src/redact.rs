@@ -10,7 +10,7 @@
 //! - One protocol tool call over a run's tool channel (loopback TCP, token-checked), round
 //!   trip, with the runner side answering at once.
 
-use crate::error::{CliError, CliResult};
+use crate::{BenchError, BenchResult};
 use personas_core::Secret;
 use personas_core::redact::Redactor;
 use personas_engine::runner::environment;
@@ -67,13 +67,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-pub async fn run(lines: Vec<Vec<u8>>) -> CliResult<RedactReport> {
+pub async fn run(lines: Vec<Vec<u8>>) -> BenchResult<RedactReport> {
     let lines: Vec<String> = lines
         .into_iter()
         .map(|l| String::from_utf8_lossy(&l).into_owned())
         .collect();
     if lines.is_empty() {
-        return Err(CliError::usage("no transcript lines to redact"));
+        return Err(BenchError::usage("no transcript lines to redact"));
     }
     let secrets: Vec<(String, Secret)> = (0..100)
         .map(|i| (format!("cred{i}.token"), Secret::new(token(i))))
@@ -130,10 +130,10 @@ pub async fn run(lines: Vec<Vec<u8>>) -> CliResult<RedactReport> {
     let env_redactor_us = start.elapsed().as_secs_f64() * 1e6 / m as f64;
 
     // One tool call through a run's tool channel.
-    let tok = Secret::new(new_token().map_err(CliError::runtime)?);
+    let tok = Secret::new(new_token().map_err(BenchError::runtime)?);
     let mut ch = ToolChannel::listen(&tok)
         .await
-        .map_err(|e| CliError::runtime(format!("tool channel: {e}")))?;
+        .map_err(|e| BenchError::runtime(format!("tool channel: {e}")))?;
     let endpoint = ch.addr().to_string();
     let answer = tokio::spawn(async move {
         loop {
@@ -151,7 +151,7 @@ pub async fn run(lines: Vec<Vec<u8>>) -> CliResult<RedactReport> {
             serde_json::json!({"content": "hello"}),
         )
         .await
-        .map_err(CliError::runtime)?;
+        .map_err(BenchError::runtime)?;
         if i >= 100 {
             times.push(t.elapsed().as_secs_f64() * 1e6);
         }

@@ -6,7 +6,7 @@
 //! rather than by running anything, and the policy is applied once per simulated day, as the
 //! running runtime would with its hourly sweep (a daily pass prunes the same rows, 24 at once).
 
-use crate::error::{CliError, CliResult};
+use crate::{BenchError, BenchResult};
 use personas_core::PersonaSpec;
 use personas_store::{Durability, RetentionPolicy, Store, StoreOptions};
 use serde::Serialize;
@@ -34,11 +34,11 @@ pub struct RetentionReport {
     pub generate_s: f64,
 }
 
-fn err(e: impl std::fmt::Display) -> CliError {
-    CliError::runtime(e.to_string())
+fn err(e: impl std::fmt::Display) -> BenchError {
+    BenchError::runtime(e.to_string())
 }
 
-pub fn run(days: u32) -> CliResult<RetentionReport> {
+pub fn run(days: u32) -> BenchResult<RetentionReport> {
     const PERSONAS: usize = 10;
     const LINES: usize = 200;
     let dir = tempfile::tempdir().map_err(err)?;
