@@ -4,6 +4,7 @@
 //! policies, healing issues and circuit breakers in [`oversight`].
 
 mod access;
+mod files;
 mod oversight;
 
 use crate::bus::*;
@@ -460,24 +461,30 @@ impl Operations for Api {
 
     async fn update_memory(&self, mut req: UpdateMemory) -> Result<MemoryRow, ApiError> {
         let known = self.known_secrets().await;
-        known.redact_string(&mut req.title);
-        known.redact_string(&mut req.content);
-        check_memory_fields(&req.title, &req.content, &req.category, req.importance)?;
-        self.store(move |s| {
-            s.protocol().update_memory(
-                &req.id,
-                &req.title,
-                &req.content,
-                &req.category,
-                req.importance,
-            )
-        })
-        .await
+        if let Some(t) = req.title.as_mut() {
+            known.redact_string(t);
+        }
+        if let Some(c) = req.content.as_mut() {
+            known.redact_string(c);
+        }
+        if let Some(i) = req.importance
+            && !(1..=5).contains(&i)
+        {
+            return Err(ApiError::invalid("importance", "must be between 1 and 5"));
+        }
+        // Fields left out keep their value; the store checks the merged memory.
+        let edit = personas_store::MemoryEdit {
+            title: req.title,
+            content: req.content,
+            category: req.category,
+            importance: req.importance,
+        };
+        self.store(move |s| s.memories().edit(&req.id, &edit)).await
     }
 
     async fn delete_memory(&self, req: MemoryRef) -> Result<MemoryRow, ApiError> {
-        self.store(move |s| s.protocol().delete_memory(&req.id))
-            .await
+        // By id or a unique prefix of it, like every other reference.
+        self.store(move |s| s.memories().delete(&req.id)).await
     }
 
     async fn list_reviews(&self, req: ListReviews) -> Result<ReviewList, ApiError> {
@@ -730,6 +737,14 @@ impl Operations for Api {
 
     async fn resolve_issue(&self, req: IssueRef) -> Result<personas_store::IssueRow, ApiError> {
         self.issue_resolve(req).await
+    }
+
+    async fn export_persona(&self, req: ExportPersona) -> Result<PersonaFileText, ApiError> {
+        self.persona_export(req).await
+    }
+
+    async fn import_persona(&self, req: ImportPersona) -> Result<ImportedPersona, ApiError> {
+        self.persona_import(req).await
     }
 }
 

@@ -168,6 +168,10 @@ macro_rules! for_each_operation {
             list_healing: $crate::ops::ListHealing => $crate::ops::HealingList,
             /// Marks a healing issue resolved.
             resolve_issue: $crate::ops::IssueRef => $crate::ops::IssueRow,
+            /// A persona as a shareable file (YAML or JSON); the personas it may start by name.
+            export_persona: $crate::ops::ExportPersona => $crate::ops::PersonaFileText,
+            /// Creates (or with `replace`, updates) a persona from a file; refused naming each grant beyond what it holds unless `grant`.
+            import_persona: $crate::ops::ImportPersona => $crate::ops::ImportedPersona,
         }
     };
 }

@@ -1,62 +1,31 @@
-//! `personas stats [--persona P] [--days N]`: daily rollups per persona (UTC days) — runs by
-//! status, duration p50/p95, tokens, cost and success rate.
+//! `personas stats [--days N]`: `get_stats` — runs, outcomes, durations, tokens and cost per
+//! day and per persona, in this machine's time zone (the same days the UI charts).
 
 use super::print_json;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
+use chrono::Offset;
 use clap::Args;
-use personas_store::DailyMetrics;
-use serde::Serialize;
+use personas_api::Operations;
+use personas_api::ops::StatsRequest;
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    /// Only this persona (name or id).
-    #[arg(long)]
-    pub persona: Option<String>,
     /// How many days back, today included (1 to 366).
     #[arg(long, default_value_t = 7)]
     pub days: u32,
 }
 
-#[derive(Serialize, Default)]
-struct Totals {
-    runs: u64,
-    completed: u64,
-    failed: u64,
-    incomplete: u64,
-    cancelled: u64,
-    timed_out: u64,
-    refused: u64,
-    input_tokens: u64,
-    output_tokens: u64,
-    cost_usd: f64,
-    success_rate: Option<f64>,
-}
-
-fn totals(rows: &[DailyMetrics]) -> Totals {
-    let mut t = Totals::default();
-    for r in rows {
-        t.runs += r.runs;
-        t.completed += r.completed;
-        t.failed += r.failed;
-        t.incomplete += r.incomplete;
-        t.cancelled += r.cancelled;
-        t.timed_out += r.timed_out;
-        t.refused += r.refused;
-        t.input_tokens += r.input_tokens;
-        t.output_tokens += r.output_tokens;
-        t.cost_usd += r.cost_usd;
-    }
-    let attempted = t.completed + t.failed + t.incomplete + t.timed_out;
-    t.success_rate = (attempted > 0).then(|| t.completed as f64 / attempted as f64);
-    t
-}
-
 fn pct(v: Option<f64>) -> String {
     v.map(|r| format!("{:.0}%", r * 100.0))
         .unwrap_or_else(|| "-".into())
+}
+
+/// This machine's offset from UTC now, in minutes east.
+fn local_offset_minutes() -> i32 {
+    chrono::Local::now().offset().fix().local_minus_utc() / 60
 }
 
 pub async fn run(ctx: &mut Context, args: StatsArgs) -> CliResult<ExitCode> {
@@ -66,45 +35,39 @@ pub async fn run(ctx: &mut Context, args: StatsArgs) -> CliResult<ExitCode> {
             args.days
         )));
     }
-    let store = ctx.store()?;
-    let persona = match &args.persona {
-        Some(p) => Some(store.personas().find(p)?),
-        None => None,
-    };
-    let rows = store
-        .metrics()
-        .daily(persona.as_ref().map(|p| &p.id), args.days)?;
-    let t = totals(&rows);
+    let stats = ctx
+        .client()?
+        .get_stats(StatsRequest {
+            days: Some(args.days),
+            tz_offset_minutes: Some(local_offset_minutes()),
+        })
+        .await?;
     if ctx.json {
-        print_json(&serde_json::json!({
-            "days": args.days,
-            "persona": persona.as_ref().map(|p| &p.name),
-            "daily": rows,
-            "totals": t,
-        }));
+        print_json(&stats);
         return Ok(ExitCode::SUCCESS);
     }
-    if rows.is_empty() {
+    if stats.runs == 0 {
         println!("no runs in the last {} day(s)", args.days);
         return Ok(ExitCode::SUCCESS);
     }
     let st = Style::detect();
-    let ms = |v: Option<i64>| v.map(render::duration_ms).unwrap_or_else(|| "-".into());
-    let table: Vec<Vec<String>> = rows
+    let ms = |v: Option<u64>| {
+        v.map(|v| render::duration_ms(i64::try_from(v).unwrap_or(i64::MAX)))
+            .unwrap_or_else(|| "-".into())
+    };
+    let days: Vec<Vec<String>> = stats
+        .days
         .iter()
-        .map(|r| {
+        .map(|d| {
             vec![
-                r.day.clone(),
-                r.persona_name.clone(),
-                r.runs.to_string(),
-                r.completed.to_string(),
-                r.failed.to_string(),
-                (r.incomplete + r.cancelled + r.timed_out + r.refused).to_string(),
-                pct(r.success_rate),
-                ms(r.duration_p50_ms),
-                ms(r.duration_p95_ms),
-                format!("{}/{}", r.input_tokens, r.output_tokens),
-                format!("${:.4}", r.cost_usd),
+                d.day.clone(),
+                d.runs.to_string(),
+                d.completed.to_string(),
+                d.failed.to_string(),
+                (d.incomplete + d.cancelled + d.timed_out).to_string(),
+                d.active.to_string(),
+                format!("{}/{}", d.input_tokens, d.output_tokens),
+                format!("${:.4}", d.cost_usd),
             ]
         })
         .collect();
@@ -113,29 +76,60 @@ pub async fn run(ctx: &mut Context, args: StatsArgs) -> CliResult<ExitCode> {
         render::table(
             &[
                 "DAY",
-                "PERSONA",
                 "RUNS",
                 "OK",
                 "FAILED",
                 "OTHER",
+                "ACTIVE",
+                "TOKENS IN/OUT",
+                "COST"
+            ],
+            &days
+        )
+    );
+    let personas: Vec<Vec<String>> = stats
+        .personas
+        .iter()
+        .map(|p| {
+            vec![
+                p.persona_name.clone(),
+                p.runs.to_string(),
+                p.completed.to_string(),
+                p.failed.to_string(),
+                pct(p.success_rate),
+                ms(p.duration_p50_ms),
+                ms(p.duration_p95_ms),
+                format!("{}/{}", p.input_tokens, p.output_tokens),
+                format!("${:.4}", p.cost_usd),
+            ]
+        })
+        .collect();
+    println!(
+        "\n{}",
+        render::table(
+            &[
+                "PERSONA",
+                "RUNS",
+                "OK",
+                "FAILED",
                 "SUCCESS",
                 "P50",
                 "P95",
                 "TOKENS IN/OUT",
                 "COST"
             ],
-            &table
+            &personas
         )
     );
     println!(
-        "\n{} {} runs · {} completed · {} failed · {} refused · success {} · ${:.4} (UTC days; OTHER = incomplete, cancelled, timed out, refused)",
+        "\n{} {} runs · {} completed · success {} · p50 {} · ${:.4} since {} (local days; OTHER = incomplete, cancelled, timed out)",
         st.bold("total"),
-        t.runs,
-        t.completed,
-        t.failed,
-        t.refused,
-        pct(t.success_rate),
-        t.cost_usd
+        stats.runs,
+        stats.completed,
+        pct(stats.success_rate),
+        ms(stats.duration_p50_ms),
+        stats.cost_usd,
+        stats.since_day
     );
     Ok(ExitCode::SUCCESS)
 }
