@@ -183,7 +183,10 @@ type Stream =
 
 async fn connect(rt: &Runtime) -> Result<Stream, String> {
     let url = format!("{}/api/events", rt.url.replacen("http", "ws", 1));
-    let mut req = url.as_str().into_client_request().map_err(|e| e.to_string())?;
+    let mut req = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
     // The token rides in the subprotocol list: browsers cannot set headers on a WebSocket, so
     // the runtime accepts it there for every client.
     let protocols = format!("personas, personas.token.{}", rt.token);
@@ -191,10 +194,13 @@ async fn connect(rt: &Runtime) -> Result<Stream, String> {
         "sec-websocket-protocol",
         protocols.parse().map_err(|_| "bad token".to_string())?,
     );
-    let (ws, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(req))
-        .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await
+    .map_err(|_| "timed out".to_string())?
+    .map_err(|e| e.to_string())?;
     Ok(ws)
 }
 

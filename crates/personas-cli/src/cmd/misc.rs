@@ -1,4 +1,4 @@
-//! Small commands: `message list` (`list_messages`), `doctor` (`system_check`), and `config`,
+//! Small commands: `message list|read` (`list_messages`, `mark_messages_read`), `doctor` (`system_check`), and `config`,
 //! which stays local: it prints the configuration this process resolves (defaults →
 //! config.toml → `PERSONAS_*` variables), which is what a CLI run in this shell uses and may
 //! differ from what a running runtime was started with (`get_settings` reports that one).
@@ -9,7 +9,7 @@ use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
 use personas_api::Operations;
-use personas_api::ops::{Empty, ListMessages, SystemReport};
+use personas_api::ops::{Empty, ListMessages, MarkMessagesRead, SystemReport};
 use personas_api::system::{self, CheckStatus};
 use std::process::ExitCode;
 
@@ -23,10 +23,28 @@ pub enum MessageCmd {
         #[arg(long)]
         unread: bool,
     },
+    /// Mark messages read: these ids, or every unread one when none is given.
+    Read { ids: Vec<String> },
 }
 
 pub async fn message(ctx: &mut Context, cmd: MessageCmd) -> CliResult<ExitCode> {
-    let MessageCmd::List { limit, unread } = cmd;
+    let (limit, unread) = match cmd {
+        MessageCmd::List { limit, unread } => (limit, unread),
+        MessageCmd::Read { ids } => {
+            let done = ctx
+                .client()?
+                .mark_messages_read(MarkMessagesRead {
+                    ids: (!ids.is_empty()).then_some(ids),
+                })
+                .await?;
+            if ctx.json {
+                print_json(&done);
+            } else {
+                println!("{} message(s) marked read", done.updated);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let list = ctx
         .client()?
         .list_messages(ListMessages {

@@ -31,8 +31,12 @@ pub enum PersonaCmd {
     },
     /// List personas.
     List,
-    /// Show one persona (by name or id), with its prompt versions.
+    /// Show one persona (by name or id), with its links, policy and recent runs.
     Show { persona: String },
+    /// Every prompt version of a persona, oldest first.
+    Versions { persona: String },
+    /// The credentials and custom tools a persona is given.
+    Links { persona: String },
     /// Change a persona; only the options given change.
     Update {
         persona: String,
@@ -273,6 +277,40 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
                 show(&client, &p, st).await?;
             }
         }
+        PersonaCmd::Versions { persona } => {
+            let list = client.list_prompt_versions(PersonaRef { persona }).await?;
+            if ctx.json {
+                print_json(&list);
+            } else {
+                for v in &list.versions {
+                    println!(
+                        "{} {}  {}",
+                        st.bold(&format!("v{}", v.version)),
+                        st.dim(&render::ago(v.created_at)),
+                        v.instructions.lines().next().unwrap_or("")
+                    );
+                }
+            }
+        }
+        PersonaCmd::Links { persona } => {
+            let links = client.get_persona_links(PersonaRef { persona }).await?;
+            if ctx.json {
+                print_json(&links);
+            } else {
+                let list = |v: &[String]| {
+                    if v.is_empty() {
+                        "-".to_string()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                println!(
+                    "credentials: {}\ntools: {}",
+                    list(&links.credentials),
+                    list(&links.tools)
+                );
+            }
+        }
         PersonaCmd::Update {
             persona,
             name,
@@ -387,7 +425,12 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             let syntax = match (format.as_deref(), &output) {
                 (Some("json"), _) => FileSyntax::Json,
                 (Some(_), _) => FileSyntax::Yaml,
-                (None, Some(path)) if path.to_string_lossy().to_ascii_lowercase().ends_with(".json") => {
+                (None, Some(path))
+                    if path
+                        .to_string_lossy()
+                        .to_ascii_lowercase()
+                        .ends_with(".json") =>
+                {
                     FileSyntax::Json
                 }
                 (None, _) => FileSyntax::Yaml,

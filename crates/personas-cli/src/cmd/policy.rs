@@ -159,7 +159,10 @@ pub async fn run(
     println!("{} policy", view.persona_name);
     println!("{}", render::table(&["SETTING", "VALUE"], &rows));
     if view.paused {
-        println!("paused by its circuit breaker: `personas persona resume {}`", view.persona_name);
+        println!(
+            "paused by its circuit breaker: `personas persona resume {}`",
+            view.persona_name
+        );
     }
     Ok(())
 }

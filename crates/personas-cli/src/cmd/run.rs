@@ -131,11 +131,15 @@ async fn follow_foreground(
             Some(next) if next.status == ExecutionStatus::Queued => continue,
             Some(next) if next.status.is_terminal() => return Ok(next),
             Some(next) => {
-                return Ok(
-                    follow::follow(client, None, id.as_str(), follower, OnInterrupt::Cancel)
-                        .await?
-                        .unwrap_or(next),
-                );
+                return Ok(follow::follow(
+                    client,
+                    None,
+                    id.as_str(),
+                    follower,
+                    OnInterrupt::Cancel,
+                )
+                .await?
+                .unwrap_or(next));
             }
             None => return Ok(done),
         }

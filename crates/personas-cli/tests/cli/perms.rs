@@ -244,8 +244,18 @@ async fn allow_persona_star_is_warned_and_unknown_names_are_refused() {
         "spoke",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // `get_persona` holds ids; the human view and the file name them.
+    let spoke = env.store().personas().find("Spoke").expect("spoke");
     let shown = env.json(&["persona", "show", "Hub"]);
-    assert_eq!(shown["may_start"], json!(["Spoke"]));
+    assert_eq!(
+        shown["permissions"]["allow_personas"],
+        json!([spoke.id.as_str()])
+    );
+    let human = text(&env.run(&["persona", "show", "Hub"]).stdout);
+    assert!(
+        human.contains("may start") && human.contains("Spoke"),
+        "{human}"
+    );
     let out = env.run(&["persona", "delete", "Spoke"]);
     assert!(out.status.success());
     let hub = env.store().personas().find("Hub").expect("hub");

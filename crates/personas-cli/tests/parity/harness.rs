@@ -16,7 +16,8 @@ pub const PASSPHRASE: &str = "parity passphrase, long enough";
 #[derive(Debug, Clone)]
 pub struct Case {
     pub op: &'static str,
-    /// CLI commands (without `--json`) run first, in every data dir; each must succeed.
+    /// CLI commands (without `--json`) run first, in every data dir; each must succeed. `$id`
+    /// in the command and the request stands for the `id` the last one printed as JSON.
     pub setup: Vec<Vec<String>>,
     /// The command under test, without `--json`.
     pub argv: Vec<String>,
@@ -197,11 +198,46 @@ impl Dir {
         Ok(body)
     }
 
-    async fn setup(&self, case: &Case) -> Result<(), String> {
+    /// Runs the setup commands; returns the case with `$id` in its command and request replaced
+    /// by the `id` the last setup command printed as JSON (so a case can name what its setup
+    /// made: an execution, a memory), in this data dir.
+    async fn setup(&self, case: &Case) -> Result<Case, String> {
+        let mut last = Vec::new();
         for cmd in &case.setup {
-            self.cli(cmd).await?;
+            last = self.cli(cmd).await?;
         }
-        Ok(())
+        let Some(id) = printed_id(&last) else {
+            return Ok(case.clone());
+        };
+        let mut case = case.clone();
+        for a in &mut case.argv {
+            *a = a.replace("$id", &id);
+        }
+        case.request = with_id(&case.request, &id);
+        Ok(case)
+    }
+}
+
+/// The `id` of the JSON a command printed: one value, or JSON lines ending with it
+/// (`run --follow --json`).
+fn printed_id(stdout: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stdout);
+    let value: Value = serde_json::from_str(&text)
+        .ok()
+        .or_else(|| serde_json::from_str(text.lines().rfind(|l| !l.trim().is_empty())?).ok())?;
+    value["id"].as_str().map(str::to_string)
+}
+
+fn with_id(v: &Value, id: &str) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace("$id", id)),
+        Value::Array(items) => Value::Array(items.iter().map(|i| with_id(i, id)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), with_id(v, id)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -210,13 +246,13 @@ pub async fn check(case: &Case) -> Result<(), String> {
     // 1. A runtime holds the data dir: the CLI's calls go over HTTP.
     let mut up = Dir::new().await;
     up.up().await?;
-    up.setup(case).await?;
-    let by_cli = up.cli_json(&case.argv).await?;
+    let here = up.setup(case).await?;
+    let by_cli = up.cli_json(&here.argv).await?;
     if case.changes {
         let mut twin = Dir::new().await;
         twin.up().await?;
-        twin.setup(case).await?;
-        let by_http = twin.http(case.op, &case.request).await?;
+        let there = twin.setup(case).await?;
+        let by_http = twin.http(case.op, &there.request).await?;
         twin.down().await;
         same(
             &case.volatile,
@@ -226,7 +262,7 @@ pub async fn check(case: &Case) -> Result<(), String> {
             &by_http,
         )?;
     } else {
-        let by_http = up.http(case.op, &case.request).await?;
+        let by_http = up.http(case.op, &here.request).await?;
         if by_cli != by_http {
             return Err(format!(
                 "the CLI printed\n{}\nbut the HTTP API answered\n{}",
@@ -239,8 +275,8 @@ pub async fn check(case: &Case) -> Result<(), String> {
 
     // 2. Nothing holds the data dir: the CLI runs the operation in process.
     let alone = Dir::new().await;
-    alone.setup(case).await?;
-    let in_process = alone.cli_json(&case.argv).await?;
+    let here = alone.setup(case).await?;
+    let in_process = alone.cli_json(&here.argv).await?;
     same(
         &case.volatile,
         "CLI with a runtime",
