@@ -297,17 +297,10 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             if ctx.json {
                 print_json(&links);
             } else {
-                let list = |v: &[String]| {
-                    if v.is_empty() {
-                        "-".to_string()
-                    } else {
-                        v.join(", ")
-                    }
-                };
                 println!(
                     "credentials: {}\ntools: {}",
-                    list(&links.credentials),
-                    list(&links.tools)
+                    names_or_dash(&links.credentials),
+                    names_or_dash(&links.tools)
                 );
             }
         }
@@ -590,39 +583,7 @@ async fn show(client: &Client, p: &Persona, st: Style) -> CliResult<()> {
         println!("{}", p.description);
     }
     println!();
-    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-    let list = |v: &[String]| {
-        if v.is_empty() {
-            "-".to_string()
-        } else {
-            v.join(", ")
-        }
-    };
-    let rows = vec![
-        vec!["enabled".into(), enabled_text(p, policy.paused)],
-        vec![
-            "model".into(),
-            p.model.clone().unwrap_or_else(|| "default".into()),
-        ],
-        vec!["max concurrent".into(), p.max_concurrent.to_string()],
-        vec!["timeout".into(), format!("{} s", p.timeout_secs)],
-        vec!["max turns".into(), opt(p.max_turns.map(|t| t.to_string()))],
-        vec![
-            "max budget".into(),
-            opt(p.max_budget_usd.map(|b| format!("${b}"))),
-        ],
-        vec![
-            "permission mode".into(),
-            p.permissions.mode.as_cli_str().into(),
-        ],
-        vec!["allowed tools".into(), list(&p.permissions.allow)],
-        vec!["denied tools".into(), list(&p.permissions.deny)],
-        vec!["may start".into(), list(&may_start)],
-        vec![
-            "prompt version".into(),
-            format!("v{} ({versions} stored)", p.prompt_version),
-        ],
-    ];
+    let rows = setting_rows(p, policy.paused, &may_start, versions);
     println!("{}", render::table(&["SETTING", "VALUE"], &rows));
     println!("\n{}\n{}", st.bold("Instructions"), p.instructions.trim());
     for s in &p.sections {
@@ -642,9 +603,53 @@ async fn show(client: &Client, p: &Persona, st: Style) -> CliResult<()> {
     println!(
         "\n{} {}\n{} {}",
         st.bold("Credentials:"),
-        list(&links.credentials),
+        names_or_dash(&links.credentials),
         st.bold("Tools:"),
-        list(&links.tools)
+        names_or_dash(&links.tools)
     );
     Ok(())
+}
+
+/// The settings table of `persona show`.
+fn setting_rows(
+    p: &Persona,
+    paused: bool,
+    may_start: &[String],
+    versions: usize,
+) -> Vec<Vec<String>> {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let rows = vec![
+        vec!["enabled".into(), enabled_text(p, paused)],
+        vec![
+            "model".into(),
+            p.model.clone().unwrap_or_else(|| "default".into()),
+        ],
+        vec!["max concurrent".into(), p.max_concurrent.to_string()],
+        vec!["timeout".into(), format!("{} s", p.timeout_secs)],
+        vec!["max turns".into(), opt(p.max_turns.map(|t| t.to_string()))],
+        vec![
+            "max budget".into(),
+            opt(p.max_budget_usd.map(|b| format!("${b}"))),
+        ],
+        vec![
+            "permission mode".into(),
+            p.permissions.mode.as_cli_str().into(),
+        ],
+        vec!["allowed tools".into(), names_or_dash(&p.permissions.allow)],
+        vec!["denied tools".into(), names_or_dash(&p.permissions.deny)],
+        vec!["may start".into(), names_or_dash(may_start)],
+        vec![
+            "prompt version".into(),
+            format!("v{} ({versions} stored)", p.prompt_version),
+        ],
+    ];
+    rows
+}
+
+fn names_or_dash(v: &[String]) -> String {
+    if v.is_empty() {
+        "-".to_string()
+    } else {
+        v.join(", ")
+    }
 }

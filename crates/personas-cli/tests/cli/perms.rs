@@ -182,7 +182,18 @@ async fn a_persona_starts_only_the_personas_its_policy_allows() {
             .is_some_and(|r| r.contains("Intake may not start Vault")),
         "{skipped:?}"
     );
-    let after = store.executions().get(&exec.id).expect("exec");
+    // The dispatcher records the denial on the source execution right after the skip commits.
+    let after = loop {
+        let e = store.executions().get(&exec.id).expect("exec");
+        if e.persona_denials.len() > 2 {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bus denial was never recorded: {e:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let last = after.persona_denials.last().expect("bus denial");
     assert_eq!(
         (last.via.as_str(), last.action.as_deref()),
