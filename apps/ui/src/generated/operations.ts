@@ -32,8 +32,11 @@ import type { Execution } from "./Execution";
 import type { ExecutionList } from "./ExecutionList";
 import type { ExecutionOutputRequest } from "./ExecutionOutputRequest";
 import type { ExecutionRef } from "./ExecutionRef";
+import type { ExportPersona } from "./ExportPersona";
 import type { FireTrigger } from "./FireTrigger";
 import type { HealingList } from "./HealingList";
+import type { ImportPersona } from "./ImportPersona";
+import type { ImportedPersona } from "./ImportedPersona";
 import type { IssueRef } from "./IssueRef";
 import type { IssueRow } from "./IssueRow";
 import type { ListChannels } from "./ListChannels";
@@ -52,6 +55,7 @@ import type { MessageList } from "./MessageList";
 import type { OutputPage } from "./OutputPage";
 import type { PermissionTemplateList } from "./PermissionTemplateList";
 import type { Persona } from "./Persona";
+import type { PersonaFileText } from "./PersonaFileText";
 import type { PersonaLinks } from "./PersonaLinks";
 import type { PersonaList } from "./PersonaList";
 import type { PersonaPolicy } from "./PersonaPolicy";
@@ -208,6 +212,10 @@ export interface Operations {
   list_healing: { request: ListHealing; response: HealingList };
   /** Marks a healing issue resolved. */
   resolve_issue: { request: IssueRef; response: IssueRow };
+  /** A persona as a shareable file (YAML or JSON); the personas it may start by name. */
+  export_persona: { request: ExportPersona; response: PersonaFileText };
+  /** Creates (or with `replace`, updates) a persona from a file; refused naming each grant beyond what it holds unless `grant`. */
+  import_persona: { request: ImportPersona; response: ImportedPersona };
 }
 
 export type OperationName = keyof Operations;
@@ -276,4 +284,6 @@ export const OPERATION_NAMES: OperationName[] = [
   "resume_persona",
   "list_healing",
   "resolve_issue",
+  "export_persona",
+  "import_persona",
 ];
