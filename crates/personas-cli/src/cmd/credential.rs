@@ -157,15 +157,6 @@ fn variables(row: &CredentialRow, store: &Store) -> CliResult<Vec<String>> {
         .collect())
 }
 
-/// Variables a linked set of credentials would set; a clash is a usage error naming both.
-pub fn check_env_clashes(store: &Store, rows: &[CredentialRow]) -> CliResult<()> {
-    credentials::check_env_clashes(store, rows).map_err(|e| match e {
-        CredentialError::Invalid(v) => CliError::usage(format!("--credential: {}", v.message))
-            .with_hint("store one of them with --env FIELD=OTHER_NAME"),
-        other => other.into(),
-    })
-}
-
 pub async fn run(ctx: &mut Context, cmd: CredentialCmd) -> CliResult<ExitCode> {
     let store = ctx.store()?;
     let st = Style::detect();
