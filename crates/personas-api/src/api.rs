@@ -8,6 +8,7 @@
 //! [`oversight`]; triggers and the event bus in [`crate::bus`].
 
 mod access;
+mod files;
 mod metrics;
 mod oversight;
 pub(crate) mod upkeep;
@@ -473,22 +474,29 @@ impl Api {
 
     pub async fn update_memory(&self, mut req: UpdateMemory) -> Result<MemoryRow, ApiError> {
         let known = self.known_secrets().await;
-        known.redact_string(&mut req.title);
-        known.redact_string(&mut req.content);
-        check_memory_fields(&req.title, &req.content, &req.category, req.importance)?;
-        self.store(move |s| {
-            let edit = MemoryEdit {
-                title: Some(req.title),
-                content: Some(req.content),
-                category: Some(req.category),
-                importance: Some(req.importance),
-            };
-            s.memories().edit(&req.id, &edit)
-        })
-        .await
+        if let Some(t) = req.title.as_mut() {
+            known.redact_string(t);
+        }
+        if let Some(c) = req.content.as_mut() {
+            known.redact_string(c);
+        }
+        if let Some(i) = req.importance
+            && !(1..=5).contains(&i)
+        {
+            return Err(ApiError::invalid("importance", "must be between 1 and 5"));
+        }
+        // Fields left out keep their value; the store checks the merged memory.
+        let edit = MemoryEdit {
+            title: req.title,
+            content: req.content,
+            category: req.category,
+            importance: req.importance,
+        };
+        self.store(move |s| s.memories().edit(&req.id, &edit)).await
     }
 
     pub async fn delete_memory(&self, req: MemoryRef) -> Result<MemoryRow, ApiError> {
+        // By id or a unique prefix of it, like every other reference.
         self.store(move |s| s.memories().delete(&req.id)).await
     }
 

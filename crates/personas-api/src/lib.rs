@@ -182,6 +182,10 @@ macro_rules! for_each_operation {
             backup_store: $crate::ops::BackupStore => $crate::ops::Backup,
             /// Applies the `[retention]` policy now and reports what it removed (or would).
             run_gc: $crate::ops::RunGc => $crate::ops::GcResult,
+            /// A persona as a shareable file (YAML or JSON); the personas it may start by name.
+            export_persona: $crate::ops::ExportPersona => $crate::ops::PersonaFileText,
+            /// Creates (or with `replace`, updates) a persona from a file; refused naming each grant beyond what it holds unless `grant`.
+            import_persona: $crate::ops::ImportPersona => $crate::ops::ImportedPersona,
         }
     };
 }

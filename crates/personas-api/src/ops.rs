@@ -10,17 +10,21 @@ use personas_core::{
     PromptVersion, ReviewStatus,
 };
 // Store rows some operations answer with, re-exported so front-ends need only this crate.
-pub use personas_store::{EventRow, IssueRow, MemoryRow, MessageRow, ReviewRow, RunStats};
+pub use personas_store::{
+    DayStats, Effect, EventRow, IssueRow, MemoryRow, MessageRow, PersonaStats, ReviewRow, RunStats,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
 
 mod access;
+mod files;
 mod metrics;
 mod oversight;
 mod upkeep;
 pub use access::*;
+pub use files::*;
 pub use metrics::*;
 pub use oversight::*;
 pub use upkeep::*;
@@ -256,12 +260,22 @@ pub struct AddMemory {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct UpdateMemory {
     pub id: String,
-    pub title: String,
-    pub content: String,
-    pub category: String,
-    pub importance: u8,
+    /// Fields left out keep their value.
+    #[serde(default)]
+    #[ts(optional)]
+    pub title: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub content: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub category: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub importance: Option<u8>,
 }
 
+/// Names a memory by id or a unique prefix of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct MemoryRef {
     pub id: String,

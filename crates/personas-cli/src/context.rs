@@ -7,13 +7,20 @@ use crate::error::{CliError, CliResult};
 use personas_api::{Api, Client, HostInfo};
 use personas_engine::EngineConfig;
 use personas_engine::config::default_data_dir;
-use personas_store::Store;
 
 pub struct Context {
     pub config: EngineConfig,
     pub json: bool,
-    store: Option<Store>,
     client: Option<Client>,
+    runtime: Option<Runtime>,
+}
+
+/// The runtime holding the data dir, as the client found it: where it listens and its token
+/// (for its event stream, which is not an operation).
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub url: String,
+    pub token: String,
 }
 
 impl Context {
@@ -28,8 +35,8 @@ impl Context {
         Ok(Context {
             config,
             json: global.json,
-            store: None,
             client: None,
+            runtime: None,
         })
     }
 
@@ -49,7 +56,12 @@ impl Context {
                     ))
                     .with_hint("the token is <data dir>/api-token; run as the user who started the runtime")
                 })?;
-                Client::http(&info.url, &token)?
+                let client = Client::http(&info.url, &token)?;
+                self.runtime = Some(Runtime {
+                    url: info.url,
+                    token,
+                });
+                client
             }
             None => Client::local(Api::open(
                 self.config.clone(),
@@ -61,16 +73,8 @@ impl Context {
         Ok(client)
     }
 
-    /// Opens (creating and migrating if needed) the store in the data dir.
-    pub fn store(&mut self) -> CliResult<Store> {
-        if let Some(s) = &self.store {
-            return Ok(s.clone());
-        }
-        let s = Store::open_in_dir(&self.config.data_dir).map_err(|e| {
-            CliError::runtime(format!("cannot open the store in {}: {e}", self.config.data_dir.display()))
-                .with_hint("check the data dir (--data-dir / PERSONAS_DATA_DIR) is writable; `personas doctor` checks it")
-        })?;
-        self.store = Some(s.clone());
-        Ok(s)
+    /// The runtime the client talks to, when one holds the data dir (after [`Context::client`]).
+    pub fn runtime(&self) -> Option<&Runtime> {
+        self.runtime.as_ref()
     }
 }

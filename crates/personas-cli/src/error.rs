@@ -1,7 +1,6 @@
 //! CLI errors: a message, an optional hint, and the exit code (2 = bad input, 1 = runtime).
 
 use personas_core::ValidationError;
-use personas_store::StoreError;
 
 #[derive(Debug)]
 pub struct CliError {
@@ -37,29 +36,6 @@ impl CliError {
     }
 }
 
-impl From<StoreError> for CliError {
-    fn from(e: StoreError) -> Self {
-        let hint = match &e {
-            StoreError::NotFound {
-                what: "persona", ..
-            } => Some("`personas persona list` shows the personas there are"),
-            StoreError::NotFound {
-                what: "execution", ..
-            } => Some("`personas execution list` shows recent executions"),
-            _ => None,
-        };
-        let err = if e.is_user_error() {
-            CliError::usage(e.to_string())
-        } else {
-            CliError::runtime(e.to_string())
-        };
-        match hint {
-            Some(h) => err.with_hint(h),
-            None => err,
-        }
-    }
-}
-
 /// The API's closed codes decide the exit: what the request named is wrong or absent or clashes
 /// → 2 (bad input); the runtime or this machine failed → 1.
 impl From<personas_api::ApiError> for CliError {
@@ -88,9 +64,7 @@ impl From<ValidationError> for CliError {
 
 impl From<personas_engine::EngineError> for CliError {
     fn from(e: personas_engine::EngineError) -> Self {
-        match e {
-            personas_engine::EngineError::Store(s) => s.into(),
-            other => CliError::runtime(other.to_string()),
-        }
+        // The same kinds as the API's: a store's not-found or conflict is bad input (2).
+        personas_api::ApiError::from(e).into()
     }
 }

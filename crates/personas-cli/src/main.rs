@@ -1,8 +1,9 @@
 //! `personas`: the command-line front-end of the Personas runtime.
 //!
-//! Thin by design: it parses arguments, calls the store and engine, and prints. Listing and
-//! editing commands work on the shared SQLite store directly (safe alongside a running daemon);
-//! running work goes to the daemon when one is up (`personas up`), or runs in this process.
+//! Thin by design: it parses arguments, turns them into operations of the `personas-api` table
+//! and renders their answers (`--json` prints an operation's answer as the HTTP API returns it).
+//! Operations go to the runtime holding the data dir when one runs (`personas up`, the desktop
+//! app), else run in this process.
 #![forbid(unsafe_code)]
 
 mod cmd;

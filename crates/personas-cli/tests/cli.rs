@@ -126,9 +126,10 @@ async fn persona_lifecycle_and_file_round_trip() {
     assert_eq!(created["max_concurrent"], 2);
     assert_eq!(created["permissions"]["allow"], serde_json::json!(["Read"]));
 
+    // `persona list --json` is `list_personas`' answer.
     let list = env.json(&["persona", "list"]);
-    assert_eq!(list.as_array().map(Vec::len), Some(1));
-    assert!(list[0]["id"].is_string());
+    assert_eq!(list["personas"].as_array().map(Vec::len), Some(1));
+    assert!(list["personas"][0]["id"].is_string());
 
     let updated = env.json(&[
         "persona",
@@ -140,8 +141,17 @@ async fn persona_lifecycle_and_file_round_trip() {
         "sonnet",
     ]);
     assert_eq!(updated["prompt_version"], 2);
+    // `persona show --json` is `get_persona`; the versions are `persona versions`.
     let shown = env.json(&["persona", "show", created["id"].as_str().expect("id")]);
-    assert_eq!(shown["prompt_versions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(shown["prompt_version"], 2);
+    let versions = env.json(&["persona", "versions", "Release notes writer"]);
+    assert_eq!(versions["versions"].as_array().map(Vec::len), Some(2));
+    let human = env.run(&["persona", "show", "Release notes writer"]);
+    assert!(
+        text(&human.stdout).contains("v2 (2 stored)"),
+        "{}",
+        text(&human.stdout)
+    );
 
     for ext in ["yaml", "json"] {
         let file = env.data_dir().join(format!("p.{ext}"));
@@ -163,7 +173,9 @@ async fn persona_lifecycle_and_file_round_trip() {
         let out = env.run(&["persona", "import", file.to_str().expect("utf8")]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
         assert!(text(&out.stderr).contains("allowed tools Read"));
-        let imported = env.json(&["persona", "import", file.to_str().expect("utf8"), "--grant"]);
+        let answer = env.json(&["persona", "import", file.to_str().expect("utf8"), "--grant"]);
+        assert_eq!(answer["granted"], serde_json::json!(["allowed tools Read"]));
+        let imported = &answer["persona"];
         assert_eq!(imported["instructions"], "Be brief.");
         assert_eq!(imported["model"], "sonnet");
         assert_eq!(imported["timeout_secs"], 300);
@@ -292,13 +304,14 @@ async fn run_follow_without_a_daemon_streams_and_summarises() {
     );
 
     let list = env.json(&["execution", "list"]);
-    let exec = &list[0];
+    let exec = &list["executions"][0];
     assert_eq!(exec["status"], "completed");
     let id = exec["id"].as_str().expect("id");
     let shown = env.json(&["execution", "show", &id[..28]]);
     assert_eq!(shown["id"], id, "found by prefix");
     let messages = env.json(&["message", "list"]);
-    assert_eq!(messages[0]["title"], "Notes ready");
+    assert_eq!(messages["messages"][0]["title"], "Notes ready");
+    assert_eq!(messages["unread"], 1);
     let logs = env.run(&["execution", "logs", id]);
     assert!(text(&logs.stdout).contains("## Release notes"));
 }
@@ -320,7 +333,7 @@ async fn a_missing_claude_binary_fails_the_run_with_exit_1_and_a_hint() {
             && stdout.contains("npm install -g @anthropic-ai/claude-code"),
         "{stdout}"
     );
-    let e = &env.json(&["execution", "list"])[0];
+    let e = &env.json(&["execution", "list"])["executions"][0];
     assert_eq!(
         (e["status"].as_str(), e["error_class"].as_str()),
         (Some("failed"), Some("cli_missing"))
@@ -330,7 +343,10 @@ async fn a_missing_claude_binary_fails_the_run_with_exit_1_and_a_hint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_reports_the_cli_and_its_version() {
     let env = Env::new().await;
-    let checks = env.json(&["doctor"]);
+    // `doctor --json` is `system_check`'s report.
+    let report = env.json(&["doctor"]);
+    assert_eq!(report["ok"], true, "{report}");
+    let checks = &report["checks"];
     let find = |name: &str| {
         checks
             .as_array()

@@ -50,6 +50,35 @@ const EXEMPT: &[(&str, &str)] = &[
         "healing issues are raised only by failed runs a runtime classifies; `personas healing \
          resolve` prints the operation's answer like every other command here",
     ),
+    (
+        "get_settings",
+        "the UI's settings page; `personas config` prints the configuration this process \
+         resolves (defaults, config.toml, PERSONAS_* variables) locally — see docs/architecture.md",
+    ),
+    (
+        "update_settings",
+        "the UI's settings page; from the CLI, config.toml is edited by hand",
+    ),
+    (
+        "list_templates",
+        "the UI's template gallery; the CLI creates personas from flags or from a persona file",
+    ),
+    (
+        "create_from_template",
+        "the UI's template gallery; the CLI creates personas from flags or from a persona file",
+    ),
+    (
+        "resume_persona",
+        "`personas persona resume` calls it, but it answers only for a persona its circuit breaker \
+         paused, which needs failing runs this table's data dirs do not script; tests/review \
+         checks the CLI's answer for a persona that is not paused",
+    ),
+    (
+        "decide_review",
+        "`personas review approve|reject` calls it, but a pending review needs a run paused by a \
+         scripted Messages API turn, which this table's data dirs do not script; tests/review \
+         decides reviews through the CLI with and without a runtime",
+    ),
 ];
 
 fn all_cases() -> Vec<Case> {

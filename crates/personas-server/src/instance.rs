@@ -132,6 +132,17 @@ pub struct Host {
 }
 
 impl Host {
+    /// [`Host::start`] over the store in `config.data_dir`, opened (created and migrated if
+    /// needed) here, for a host that holds no store of its own (`personas up`).
+    pub async fn start_in_dir(
+        config: EngineConfig,
+        listen: &str,
+        fallback: PortFallback,
+    ) -> Result<Host, HostError> {
+        let store = Store::open_in_dir(&config.data_dir).map_err(EngineError::from)?;
+        Self::start(config, store, listen, fallback).await
+    }
+
     /// Takes the data dir's lock, binds `listen`, starts the engine (crash recovery, queue,
     /// bus, scheduler, ...) and publishes where it listens.
     pub async fn start(

@@ -34,9 +34,12 @@ import type { Execution } from "./Execution";
 import type { ExecutionList } from "./ExecutionList";
 import type { ExecutionOutputRequest } from "./ExecutionOutputRequest";
 import type { ExecutionRef } from "./ExecutionRef";
+import type { ExportPersona } from "./ExportPersona";
 import type { FireTrigger } from "./FireTrigger";
 import type { GcResult } from "./GcResult";
 import type { HealingList } from "./HealingList";
+import type { ImportPersona } from "./ImportPersona";
+import type { ImportedPersona } from "./ImportedPersona";
 import type { IssueRef } from "./IssueRef";
 import type { IssueRow } from "./IssueRow";
 import type { ListChannels } from "./ListChannels";
@@ -56,6 +59,7 @@ import type { Metrics } from "./Metrics";
 import type { OutputPage } from "./OutputPage";
 import type { PermissionTemplateList } from "./PermissionTemplateList";
 import type { Persona } from "./Persona";
+import type { PersonaFileText } from "./PersonaFileText";
 import type { PersonaLinks } from "./PersonaLinks";
 import type { PersonaList } from "./PersonaList";
 import type { PersonaPolicy } from "./PersonaPolicy";
@@ -225,6 +229,10 @@ export interface Operations {
   backup_store: { request: BackupStore; response: Backup };
   /** Applies the `[retention]` policy now and reports what it removed (or would). */
   run_gc: { request: RunGc; response: GcResult };
+  /** A persona as a shareable file (YAML or JSON); the personas it may start by name. */
+  export_persona: { request: ExportPersona; response: PersonaFileText };
+  /** Creates (or with `replace`, updates) a persona from a file; refused naming each grant beyond what it holds unless `grant`. */
+  import_persona: { request: ImportPersona; response: ImportedPersona };
 }
 
 export type OperationName = keyof Operations;
@@ -298,4 +306,6 @@ export const OPERATION_NAMES: OperationName[] = [
   "rotate_vault",
   "backup_store",
   "run_gc",
+  "export_persona",
+  "import_persona",
 ];

@@ -1,16 +1,17 @@
-//! `personas execution list|show|logs|cancel`.
+//! `personas execution list|show|logs|cancel`: `list_executions`, `get_execution`,
+//! `execution_output` (followed through the runtime's event stream with `--follow`) and
+//! `cancel_execution`.
 
+use super::follow::{self, Follower, OnInterrupt};
 use super::print_json;
-use super::run::Follower;
 use crate::context::Context;
-use crate::daemon::{self, Client};
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
+use personas_api::Operations;
+use personas_api::ops::{ExecutionOutputRequest, ExecutionRef, ListExecutions};
 use personas_core::ExecutionStatus;
-use personas_store::ExecutionFilter;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Subcommand, Debug)]
 pub enum ExecutionCmd {
@@ -30,7 +31,8 @@ pub enum ExecutionCmd {
         /// Execution id (or a unique prefix of it).
         id: String,
     },
-    /// The execution's output, rendered (or as JSON lines with --json).
+    /// The execution's output, rendered; with --json the `execution_output` page (or, with
+    /// --follow, one JSON line per output line and the execution at the end).
     Logs {
         id: String,
         /// Keep printing new lines until the execution ends.
@@ -42,7 +44,7 @@ pub enum ExecutionCmd {
 }
 
 pub async fn run(ctx: &mut Context, cmd: ExecutionCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
+    let client = ctx.client()?;
     let st = Style::detect();
     match cmd {
         ExecutionCmd::List {
@@ -50,27 +52,26 @@ pub async fn run(ctx: &mut Context, cmd: ExecutionCmd) -> CliResult<ExitCode> {
             status,
             limit,
         } => {
-            let persona_id = match persona {
-                Some(p) => Some(store.personas().find(&p)?.id),
-                None => None,
-            };
             let status = status
                 .map(|s| {
                     s.parse::<ExecutionStatus>()
                         .map_err(|e| CliError::usage(format!("--status: {e}")))
                 })
                 .transpose()?;
-            let list = store.executions().list(&ExecutionFilter {
-                persona_id,
-                status,
-                limit: Some(limit),
-            })?;
+            let list = client
+                .list_executions(ListExecutions {
+                    persona,
+                    status,
+                    limit: Some(limit),
+                })
+                .await?;
             if ctx.json {
                 print_json(&list);
-            } else if list.is_empty() {
+            } else if list.executions.is_empty() {
                 println!("no executions");
             } else {
                 let rows: Vec<Vec<String>> = list
+                    .executions
                     .iter()
                     .map(|e| {
                         vec![
@@ -98,7 +99,7 @@ pub async fn run(ctx: &mut Context, cmd: ExecutionCmd) -> CliResult<ExitCode> {
             }
         }
         ExecutionCmd::Show { id } => {
-            let e = store.executions().find(&id)?;
+            let e = client.get_execution(ExecutionRef { id }).await?;
             if ctx.json {
                 print_json(&e);
             } else {
@@ -207,32 +208,38 @@ pub async fn run(ctx: &mut Context, cmd: ExecutionCmd) -> CliResult<ExitCode> {
             }
         }
         ExecutionCmd::Logs { id, follow } => {
-            let e = store.executions().find(&id)?;
+            let e = client.get_execution(ExecutionRef { id }).await?;
+            if ctx.json && !follow {
+                // The stored output as `execution_output` answers it (one page).
+                let page = client
+                    .execution_output(ExecutionOutputRequest {
+                        id: e.id.to_string(),
+                        after: None,
+                        limit: None,
+                    })
+                    .await?;
+                print_json(&page);
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut f = Follower::new(ctx.json);
-            while f.catch_up(&store, &e.id)? {}
+            f.catch_up(&client, e.id.as_str()).await?;
             if follow {
-                loop {
-                    let now = store.executions().get(&e.id)?;
-                    if now.status.is_terminal() {
-                        while f.catch_up(&store, &e.id)? {}
-                        f.finish(&now);
-                        break;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => { while f.catch_up(&store, &e.id)? {} }
-                        _ = tokio::signal::ctrl_c() => break,
-                    }
+                let runtime = ctx.runtime().cloned();
+                if let Some(done) = follow::follow(
+                    &client,
+                    runtime.as_ref(),
+                    e.id.as_str(),
+                    &mut f,
+                    OnInterrupt::Detach,
+                )
+                .await?
+                {
+                    f.finish(&done);
                 }
             }
         }
         ExecutionCmd::Cancel { id } => {
-            let e = store.executions().find(&id)?;
-            let data_dir = ctx.config.data_dir.clone();
-            let via_daemon = daemon::running(&data_dir)?.and_then(|d| Client::new(&d, &data_dir));
-            let after = match via_daemon {
-                Some(c) => c.cancel(e.id.as_str()).await?,
-                None => store.executions().request_cancel(&e.id)?,
-            };
+            let after = client.cancel_execution(ExecutionRef { id }).await?;
             if ctx.json {
                 print_json(&after);
             } else if after.status == ExecutionStatus::Running {

@@ -1,16 +1,18 @@
-//! `personas memory list|add|edit|delete`: what personas remember between runs.
+//! `personas memory list|add|edit|delete`: what personas remember between runs —
+//! `list_memories`, `add_memory`, `update_memory`, `delete_memory` (text is redacted by the API).
 
 use super::print_json;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
-use personas_store::{MemoryEdit, MemoryRow};
+use personas_api::ops::{AddMemory, Empty, ListMemories, MemoryRef, MemoryRow, UpdateMemory};
+use personas_api::{ApiError, Code, Operations};
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
 pub enum MemoryCmd {
-    /// Memories, most important then newest first.
+    /// Memories, newest first.
     List {
         /// Only this persona's (name or id).
         #[arg(long)]
@@ -49,11 +51,8 @@ pub enum MemoryCmd {
     Delete { id: String },
 }
 
-fn hint(e: personas_store::StoreError) -> CliError {
-    let not_found = matches!(
-        e,
-        personas_store::StoreError::NotFound { what: "memory", .. }
-    );
+fn hint(e: ApiError) -> CliError {
+    let not_found = e.code == Code::NotFound;
     let err = CliError::from(e);
     if not_found {
         err.with_hint("`personas memory list` shows the memories and their ids")
@@ -63,9 +62,8 @@ fn hint(e: personas_store::StoreError) -> CliError {
 }
 
 pub async fn run(ctx: &mut Context, cmd: MemoryCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
+    let client = ctx.client()?;
     let st = Style::detect();
-    let mems = store.memories();
     let show = |m: &MemoryRow, verb: &str| {
         if ctx.json {
             print_json(m);
@@ -75,23 +73,26 @@ pub async fn run(ctx: &mut Context, cmd: MemoryCmd) -> CliResult<ExitCode> {
     };
     match cmd {
         MemoryCmd::List { persona, limit } => {
-            let persona_id = match persona {
-                Some(p) => Some(store.personas().find(&p)?.id),
-                None => None,
-            };
-            let list = mems.list(persona_id.as_ref(), limit)?;
+            let list = client
+                .list_memories(ListMemories {
+                    persona,
+                    limit: Some(limit),
+                })
+                .await?;
             if ctx.json {
                 print_json(&list);
-            } else if list.is_empty() {
+            } else if list.memories.is_empty() {
                 println!("no memories");
             } else {
-                let names: std::collections::HashMap<_, _> = store
-                    .personas()
-                    .list()?
+                let names: std::collections::HashMap<_, _> = client
+                    .list_personas(Empty {})
+                    .await?
+                    .personas
                     .into_iter()
                     .map(|p| (p.id, p.name))
                     .collect();
                 let rows: Vec<Vec<String>> = list
+                    .memories
                     .iter()
                     .map(|m| {
                         let mut content: String = m.content.chars().take(60).collect();
@@ -127,14 +128,15 @@ pub async fn run(ctx: &mut Context, cmd: MemoryCmd) -> CliResult<ExitCode> {
             category,
             importance,
         } => {
-            let p = store.personas().find(&persona)?;
-            let known = personas_engine::known::runtime_redactor(
-                &store,
-                &personas_engine::vault::VaultCell::new(super::credential::vault_options()),
-                &ctx.config,
-            );
-            let (title, content) = (known.redact(&title), known.redact(&content));
-            let m = mems.add(&p.id, &title, &content, &category, importance)?;
+            let m = client
+                .add_memory(AddMemory {
+                    persona,
+                    title,
+                    content,
+                    category: Some(category),
+                    importance: Some(importance),
+                })
+                .await?;
             show(&m, "added");
         }
         MemoryCmd::Edit {
@@ -149,28 +151,20 @@ pub async fn run(ctx: &mut Context, cmd: MemoryCmd) -> CliResult<ExitCode> {
                     "nothing to change: give --title, --content, --category or --importance",
                 ));
             }
-            let known = personas_engine::known::runtime_redactor(
-                &store,
-                &personas_engine::vault::VaultCell::new(super::credential::vault_options()),
-                &ctx.config,
-            );
-            let title = title.map(|t| known.redact(&t).into_owned());
-            let content = content.map(|c| known.redact(&c).into_owned());
-            let m = mems
-                .edit(
-                    &id,
-                    &MemoryEdit {
-                        title,
-                        content,
-                        category,
-                        importance,
-                    },
-                )
+            let m = client
+                .update_memory(UpdateMemory {
+                    id,
+                    title,
+                    content,
+                    category,
+                    importance,
+                })
+                .await
                 .map_err(hint)?;
             show(&m, "updated");
         }
         MemoryCmd::Delete { id } => {
-            let m = mems.delete(&id).map_err(hint)?;
+            let m = client.delete_memory(MemoryRef { id }).await.map_err(hint)?;
             show(&m, "deleted");
         }
     }

@@ -1,13 +1,16 @@
-//! Small commands: `message list` (with delivery status), `doctor` (checks shared with the UI,
-//! in personas-api), `config`.
+//! Small commands: `message list|read` (`list_messages`, `mark_messages_read`), `doctor` (`system_check`), and `config`,
+//! which stays local: it prints the configuration this process resolves (defaults →
+//! config.toml → `PERSONAS_*` variables), which is what a CLI run in this shell uses and may
+//! differ from what a running runtime was started with (`get_settings` reports that one).
 
 use super::print_json;
 use crate::context::Context;
-use crate::daemon;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
-use personas_api::system::{self, Check, CheckStatus};
+use personas_api::Operations;
+use personas_api::ops::{Empty, ListMessages, MarkMessagesRead, SystemReport};
+use personas_api::system::{self, CheckStatus};
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
@@ -16,38 +19,46 @@ pub enum MessageCmd {
     List {
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Only messages not read yet.
+        #[arg(long)]
+        unread: bool,
     },
+    /// Mark messages read: these ids, or every unread one when none is given.
+    Read { ids: Vec<String> },
 }
 
 pub async fn message(ctx: &mut Context, cmd: MessageCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
-    let MessageCmd::List { limit } = cmd;
-    let list = store.protocol().messages(None, limit)?;
-    let deliveries = list
-        .iter()
-        .map(|m| {
-            store
-                .deliveries()
-                .of_subject(personas_core::NoticeKind::Message, &m.id)
+    let (limit, unread) = match cmd {
+        MessageCmd::List { limit, unread } => (limit, unread),
+        MessageCmd::Read { ids } => {
+            let done = ctx
+                .client()?
+                .mark_messages_read(MarkMessagesRead {
+                    ids: (!ids.is_empty()).then_some(ids),
+                })
+                .await?;
+            if ctx.json {
+                print_json(&done);
+            } else {
+                println!("{} message(s) marked read", done.updated);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let list = ctx
+        .client()?
+        .list_messages(ListMessages {
+            unread_only: unread.then_some(true),
+            limit: Some(limit),
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .await?;
     if ctx.json {
-        // Each message with how its deliveries to the persona's channels went.
-        let out: Vec<serde_json::Value> = list
-            .iter()
-            .zip(&deliveries)
-            .map(|(m, d)| {
-                let mut v = serde_json::to_value(m).unwrap_or_default();
-                v["deliveries"] = serde_json::to_value(d).unwrap_or_default();
-                v
-            })
-            .collect();
-        print_json(&out);
-    } else if list.is_empty() {
+        print_json(&list);
+    } else if list.messages.is_empty() {
         println!("no messages");
     } else {
         let st = Style::detect();
-        for (m, sent) in list.iter().zip(&deliveries) {
+        for m in &list.messages {
             let title = m
                 .title
                 .as_deref()
@@ -61,59 +72,37 @@ pub async fn message(ctx: &mut Context, cmd: MessageCmd) -> CliResult<ExitCode> 
                 title,
                 m.content
             );
-            if !sent.is_empty() {
-                let parts: Vec<String> = sent
-                    .iter()
-                    .map(|d| match d.status.as_str() {
-                        "delivered" => format!("{} ✔", d.channel_name),
-                        "failed" => format!(
-                            "{} ✘ after {} attempt(s): {}",
-                            d.channel_name,
-                            d.attempts,
-                            d.last_error.as_deref().unwrap_or("")
-                        ),
-                        _ => format!("{} … (attempt {})", d.channel_name, d.attempts + 1),
-                    })
-                    .collect();
-                println!("  {}", st.dim(&parts.join(" · ")));
-            }
         }
+        println!("{}", st.dim(&format!("{} unread", list.unread)));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn doctor(ctx: &mut Context) -> CliResult<ExitCode> {
-    let cfg = ctx.config.clone();
-    let store = ctx.store().map_err(|e| match e.hint {
-        Some(h) => format!("{} ({h})", e.message),
-        None => e.message,
-    });
-    let vault = std::sync::Arc::new(personas_engine::vault::VaultCell::new(
-        personas_engine::vault::VaultOptions::from_env(|k| std::env::var(k).ok()),
-    ));
-    let mut checks = system::checks(&cfg, store.as_ref().map_err(Clone::clone), &vault).await;
-    checks.push(match daemon::running(&cfg.data_dir) {
-        Ok(Some(info)) => Check::new(
-            "runtime",
-            CheckStatus::Ok,
-            format!("running at {} (pid {})", info.url, info.pid),
-            None,
-        ),
-        Ok(None) => Check::new(
-            "runtime",
-            CheckStatus::Ok,
-            "not running (start it with `personas up`)",
-            None,
-        ),
-        Err(e) => Check::new("runtime", CheckStatus::Warn, e.message, None),
-    });
-
-    let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
+    let report = match ctx.client() {
+        Ok(client) => client.system_check(Empty {}).await?,
+        // The store cannot be opened: the checks that need none still say what is wrong.
+        Err(e) => {
+            let cause = match e.hint {
+                Some(h) => format!("{} ({h})", e.message),
+                None => e.message,
+            };
+            let vault = std::sync::Arc::new(personas_engine::vault::VaultCell::new(
+                super::credential::vault_options(),
+            ));
+            let checks = system::checks(&ctx.config, Err(cause), &vault).await;
+            SystemReport {
+                version: env!("CARGO_PKG_VERSION").into(),
+                ok: checks.iter().all(|c| c.status != CheckStatus::Fail),
+                checks,
+            }
+        }
+    };
     if ctx.json {
-        print_json(&checks);
+        print_json(&report);
     } else {
         let st = Style::detect();
-        for c in &checks {
+        for c in &report.checks {
             let mark = match c.status {
                 CheckStatus::Ok => st.green("✔"),
                 CheckStatus::Warn => st.yellow("!"),
@@ -125,10 +114,10 @@ pub async fn doctor(ctx: &mut Context) -> CliResult<ExitCode> {
             }
         }
     }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
+    Ok(if report.ok {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

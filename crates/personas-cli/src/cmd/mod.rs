@@ -6,6 +6,7 @@ pub mod credential;
 pub mod data;
 pub mod event;
 pub mod execution;
+pub mod follow;
 pub mod healing;
 pub mod memory;
 pub mod misc;

@@ -1,13 +1,18 @@
-//! `personas persona …`: create, list, show, update, delete, export, import.
+//! `personas persona …`: create, list, show, update, delete, export, import, resume, policy —
+//! each a call of the operation of the same name; `--json` prints its response.
 
 use super::print_json;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::{Args, Subcommand};
-use personas_core::persona_file::{PersonaFile, Syntax};
+use personas_api::ops::{
+    CreatePersona, Empty, ExportPersona, FileSyntax, ListExecutions, ListHealing, PersonaRef,
+    UpdatePersona,
+};
+use personas_api::{Client, Operations};
 use personas_core::{PermissionMode, PermissionTemplate, Persona, PersonaSpec};
-use personas_store::{ExecutionFilter, PersonaLinks, Store};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,8 +31,12 @@ pub enum PersonaCmd {
     },
     /// List personas.
     List,
-    /// Show one persona (by name or id), with its prompt versions.
+    /// Show one persona (by name or id), with its links, policy and recent runs.
     Show { persona: String },
+    /// Every prompt version of a persona, oldest first.
+    Versions { persona: String },
+    /// The credentials and custom tools a persona is given.
+    Links { persona: String },
     /// Change a persona; only the options given change.
     Update {
         persona: String,
@@ -196,7 +205,7 @@ impl Settings {
 }
 
 pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
+    let client = ctx.client()?;
     let st = Style::detect();
     match cmd {
         PersonaCmd::Create {
@@ -204,12 +213,21 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             prompt,
             settings,
         } => {
+            let mut settings = *settings;
             let mut spec = PersonaSpec::new(name, prompt);
-            // Resolve links first: a bad name must not leave a half-made persona behind.
-            let links =
-                Links::resolve(&store, None, &settings.credential, &[], &settings.tool, &[])?;
+            let credentials = non_empty(std::mem::take(&mut settings.credential));
+            let tools = non_empty(std::mem::take(&mut settings.tool));
             settings.apply(&mut spec)?;
-            let p = store.personas().create_linked(&spec, &links)?;
+            // Links are resolved with the persona, in one transaction: a bad name leaves no
+            // half-made persona behind.
+            let p = client
+                .create_persona(CreatePersona {
+                    spec,
+                    credentials,
+                    tools,
+                    permissions_template: None,
+                })
+                .await?;
             warn_full_trust(&p);
             warn_any_persona(&p);
             if ctx.json {
@@ -219,22 +237,24 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             }
         }
         PersonaCmd::List => {
-            let list = store.personas().list()?;
+            let list = client.list_personas(Empty {}).await?;
             if ctx.json {
                 print_json(&list);
-            } else if list.is_empty() {
+            } else if list.personas.is_empty() {
                 println!(
                     "no personas yet — create one with `personas persona create --name NAME --prompt TEXT`"
                 );
             } else {
+                let paused = paused_personas(&client).await?;
                 let rows: Vec<Vec<String>> = list
+                    .personas
                     .iter()
                     .map(|p| {
                         vec![
                             p.name.clone(),
                             p.id.to_string(),
                             p.model.clone().unwrap_or_else(|| "default".into()),
-                            enabled_text(&store, p),
+                            enabled_text(p, paused.contains(p.id.as_str())),
                             format!("v{}", p.prompt_version),
                             render::ago(p.updated_at),
                         ]
@@ -250,47 +270,37 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             }
         }
         PersonaCmd::Show { persona } => {
-            let p = store.personas().find(&persona)?;
-            let versions = store.personas().prompt_versions(&p.id)?;
-            let creds: Vec<String> = store
-                .credentials()
-                .of_persona(&p.id)?
-                .into_iter()
-                .map(|c| c.name)
-                .collect();
-            let tools: Vec<String> = store
-                .tools()
-                .of_persona(&p.id)?
-                .into_iter()
-                .map(|t| t.name)
-                .collect();
-            let recent = store.executions().list(&ExecutionFilter {
-                persona_id: Some(p.id.clone()),
-                limit: Some(5),
-                ..Default::default()
-            })?;
+            let p = client.get_persona(PersonaRef { persona }).await?;
             if ctx.json {
-                print_json(
-                    &serde_json::json!({"persona": p, "prompt_versions": versions, "recent_executions": recent, "credentials": creds, "tools": tools,
-                        "may_start": store.personas().target_names(&p.permissions)?,
-                        "policy": store.policies().get(&p.id)?, "breaker": store.healing().persona_breaker(&p.id)?}),
-                );
+                print_json(&p);
             } else {
-                show(&store, &p, versions.len(), &recent, st);
+                show(&client, &p, st).await?;
+            }
+        }
+        PersonaCmd::Versions { persona } => {
+            let list = client.list_prompt_versions(PersonaRef { persona }).await?;
+            if ctx.json {
+                print_json(&list);
+            } else {
+                for v in &list.versions {
+                    println!(
+                        "{} {}  {}",
+                        st.bold(&format!("v{}", v.version)),
+                        st.dim(&render::ago(v.created_at)),
+                        v.instructions.lines().next().unwrap_or("")
+                    );
+                }
+            }
+        }
+        PersonaCmd::Links { persona } => {
+            let links = client.get_persona_links(PersonaRef { persona }).await?;
+            if ctx.json {
+                print_json(&links);
+            } else {
                 println!(
-                    "\n{} {}\n{} {}",
-                    st.bold("Credentials:"),
-                    if creds.is_empty() {
-                        "-".into()
-                    } else {
-                        creds.join(", ")
-                    },
-                    st.bold("Tools:"),
-                    if tools.is_empty() {
-                        "-".into()
-                    } else {
-                        tools.join(", ")
-                    }
+                    "credentials: {}\ntools: {}",
+                    names_or_dash(&links.credentials),
+                    names_or_dash(&links.tools)
                 );
             }
         }
@@ -307,15 +317,32 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             remove_tool,
             disallow_persona,
         } => {
-            let current = store.personas().find(&persona)?;
-            let links = Links::resolve(
-                &store,
-                Some(&current),
-                &settings.credential,
-                &remove_credential,
-                &settings.tool,
-                &remove_tool,
-            )?;
+            let mut settings = *settings;
+            let current = client.get_persona(PersonaRef { persona }).await?;
+            let add_creds = std::mem::take(&mut settings.credential);
+            let add_tools = std::mem::take(&mut settings.tool);
+            let (credentials, tools) = if add_creds.is_empty()
+                && remove_credential.is_empty()
+                && add_tools.is_empty()
+                && remove_tool.is_empty()
+            {
+                (None, None)
+            } else {
+                let links = client
+                    .get_persona_links(PersonaRef {
+                        persona: current.id.to_string(),
+                    })
+                    .await?;
+                (
+                    relink(
+                        links.credentials,
+                        &add_creds,
+                        &remove_credential,
+                        "--remove-credential",
+                    )?,
+                    relink(links.tools, &add_tools, &remove_tool, "--remove-tool")?,
+                )
+            };
             let mut spec = PersonaSpec::from(&current);
             if let Some(n) = name {
                 spec.name = n;
@@ -329,14 +356,14 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             if clear_denied_tools {
                 spec.permissions.deny.clear();
             }
-            for name in &disallow_persona {
+            for name in disallow_persona {
                 let id = if name == personas_core::ANY_PERSONA {
-                    name.clone()
+                    name
                 } else {
-                    store
-                        .personas()
-                        .find(name)
-                        .map_err(|e| CliError::usage(format!("--disallow-persona: {e}")))?
+                    client
+                        .get_persona(PersonaRef { persona: name })
+                        .await
+                        .map_err(|e| CliError::usage(format!("--disallow-persona: {}", e.message)))?
                         .id
                         .to_string()
                 };
@@ -349,9 +376,15 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             if disable {
                 spec.enabled = false;
             }
-            let p = store
-                .personas()
-                .update_linked(current.id.as_str(), &spec, &links)?;
+            let p = client
+                .update_persona(UpdatePersona {
+                    persona: current.id.to_string(),
+                    spec,
+                    credentials,
+                    tools,
+                    permissions_template: None,
+                })
+                .await?;
             if p.permissions.mode != current.permissions.mode {
                 warn_full_trust(&p);
             }
@@ -370,9 +403,9 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             }
         }
         PersonaCmd::Delete { persona } => {
-            let p = store.personas().delete(&persona)?;
+            let p = client.delete_persona(PersonaRef { persona }).await?;
             if ctx.json {
-                print_json(&serde_json::json!({"deleted": p.id, "name": p.name}));
+                print_json(&p);
             } else {
                 println!("deleted persona {} ({})", p.name, p.id);
             }
@@ -382,119 +415,107 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
             output,
             format,
         } => {
-            let p = store.personas().find(&persona)?;
             let syntax = match (format.as_deref(), &output) {
-                (Some("json"), _) => Syntax::Json,
-                (Some(_), _) => Syntax::Yaml,
-                (None, Some(path)) => Syntax::for_path(&path.to_string_lossy()),
-                (None, None) if ctx.json => Syntax::Json,
-                (None, None) => Syntax::Yaml,
+                (Some("json"), _) => FileSyntax::Json,
+                (Some(_), _) => FileSyntax::Yaml,
+                (None, Some(path))
+                    if path
+                        .to_string_lossy()
+                        .to_ascii_lowercase()
+                        .ends_with(".json") =>
+                {
+                    FileSyntax::Json
+                }
+                (None, _) => FileSyntax::Yaml,
             };
-            // Files name the personas it may start: ids differ between machines.
-            let mut spec = PersonaSpec::from(&p);
-            spec.permissions.allow_personas = store.personas().target_names(&p.permissions)?;
-            let text = PersonaFile::from(&spec).render(syntax);
+            let file = client
+                .export_persona(ExportPersona {
+                    persona,
+                    syntax: Some(syntax),
+                })
+                .await?;
             match output {
                 Some(path) => {
-                    std::fs::write(&path, text).map_err(|e| {
+                    std::fs::write(&path, &file.text).map_err(|e| {
                         CliError::runtime(format!("cannot write {}: {e}", path.display()))
                     })?;
-                    eprintln!("exported {} to {}", p.name, path.display());
+                    if ctx.json {
+                        print_json(&file);
+                    } else {
+                        eprintln!("exported {} to {}", file.name, path.display());
+                    }
                 }
-                None => print!("{text}"),
+                None if ctx.json => print_json(&file),
+                None => print!("{}", file.text),
             }
         }
         PersonaCmd::Resume { persona } => {
-            let p = store.personas().find(&persona)?;
-            store.healing().resume_persona(&p.id, &p.name)?;
+            let policy = client.resume_persona(PersonaRef { persona }).await?;
             if ctx.json {
-                print_json(&serde_json::json!({"resumed": p.id, "name": p.name}));
+                print_json(&policy);
             } else {
-                println!("resumed persona {}: it runs again", st.bold(&p.name));
+                println!(
+                    "resumed persona {}: it runs again",
+                    st.bold(&policy.persona_name)
+                );
             }
         }
         PersonaCmd::Policy { persona, policy } => {
-            let p = store.personas().find(&persona)?;
-            super::policy::run(ctx, &store, &p, policy)?;
+            super::policy::run(ctx, &client, persona, policy).await?;
         }
         PersonaCmd::Import {
             file,
             replace,
             grant,
         } => {
-            super::persona_import::run(ctx, &store, &file, replace, grant)?;
+            super::persona_import::run(ctx, &client, &file, replace, grant).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Credential and tool links asked for on the command line, resolved before anything is
-/// stored, and stored in the same transaction as the persona.
-struct Links;
-impl Links {
-    fn resolve(
-        store: &Store,
-        current: Option<&Persona>,
-        add_creds: &[String],
-        remove_creds: &[String],
-        add_tools: &[String],
-        remove_tools: &[String],
-    ) -> CliResult<PersonaLinks> {
-        let credentials = if add_creds.is_empty() && remove_creds.is_empty() {
-            None
-        } else {
-            let mut rows = match current {
-                Some(p) => store.credentials().of_persona(&p.id)?,
-                None => Vec::new(),
-            };
-            for name in remove_creds {
-                let c = store.credentials().find(name).map_err(|e| {
-                    CliError::from(e).with_hint("`personas credential list` shows the credentials")
-                })?;
-                rows.retain(|r| r.id != c.id);
-            }
-            for name in add_creds {
-                let c = store.credentials().find(name).map_err(|e| {
-                    CliError::usage(format!("--credential: {e}"))
-                        .with_hint("`personas credential list` shows the credentials")
-                })?;
-                if !rows.iter().any(|r| r.id == c.id) {
-                    rows.push(c);
-                }
-            }
-            personas_engine::credentials::check_env_clashes(store, &rows)
-                .map_err(|e| CliError::usage(format!("--credential: {e}")))?;
-            Some(rows.into_iter().map(|r| r.id).collect())
-        };
-        let tools = if add_tools.is_empty() && remove_tools.is_empty() {
-            None
-        } else {
-            let mut ids: Vec<String> = match current {
-                Some(p) => store
-                    .tools()
-                    .of_persona(&p.id)?
-                    .into_iter()
-                    .map(|t| t.id)
-                    .collect(),
-                None => Vec::new(),
-            };
-            for name in remove_tools {
-                let t = store.tools().find(name)?;
-                ids.retain(|i| *i != t.id);
-            }
-            for name in add_tools {
-                let t = store.tools().find(name).map_err(|e| {
-                    CliError::usage(format!("--tool: {e}"))
-                        .with_hint("`personas tool list` shows the tools")
-                })?;
-                if !ids.contains(&t.id) {
-                    ids.push(t.id);
-                }
-            }
-            Some(ids)
-        };
-        Ok(PersonaLinks { credentials, tools })
+fn non_empty(v: Vec<String>) -> Option<Vec<String>> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// The linked names after removing and adding some; `None` when nothing changes. Removing a
+/// name that is not linked is an error naming it.
+fn relink(
+    mut linked: Vec<String>,
+    add: &[String],
+    remove: &[String],
+    remove_flag: &str,
+) -> CliResult<Option<Vec<String>>> {
+    if add.is_empty() && remove.is_empty() {
+        return Ok(None);
     }
+    for name in remove {
+        let before = linked.len();
+        linked.retain(|l| !l.eq_ignore_ascii_case(name));
+        if linked.len() == before {
+            return Err(CliError::usage(format!(
+                "{remove_flag}: {name:?} is not linked to this persona"
+            ))
+            .with_hint("`personas persona show NAME` lists its credentials and tools"));
+        }
+    }
+    for name in add {
+        if !linked.iter().any(|l| l.eq_ignore_ascii_case(name)) {
+            linked.push(name.clone());
+        }
+    }
+    Ok(Some(linked))
+}
+
+/// Ids of the personas whose circuit breaker is open (paused after repeated failures).
+async fn paused_personas(client: &Client) -> CliResult<HashSet<String>> {
+    let healing = client.list_healing(ListHealing::default()).await?;
+    Ok(healing
+        .breakers
+        .into_iter()
+        .filter(|b| b.state == personas_core::BreakerState::Open)
+        .filter_map(|b| b.scope.strip_prefix("persona:").map(str::to_string))
+        .collect())
 }
 
 /// Full trust is an explicit choice; say what it means when it is made.
@@ -519,13 +540,7 @@ fn warn_any_persona(p: &Persona) {
 }
 
 /// "yes", "no", or "paused" when its circuit breaker is open.
-fn enabled_text(store: &personas_store::Store, p: &Persona) -> String {
-    let paused = store
-        .healing()
-        .persona_breaker(&p.id)
-        .ok()
-        .flatten()
-        .is_some_and(|b| b.state == personas_core::BreakerState::Open);
+fn enabled_text(p: &Persona, paused: bool) -> String {
     match (p.enabled, paused) {
         (false, _) => "no".into(),
         (true, true) => "paused (`personas persona resume`)".into(),
@@ -533,21 +548,78 @@ fn enabled_text(store: &personas_store::Store, p: &Persona) -> String {
     }
 }
 
-fn show(
-    store: &personas_store::Store,
-    p: &Persona,
-    versions: usize,
-    recent: &[personas_core::Execution],
-    st: Style,
-) {
+/// The human view of one persona: its settings, prompt versions, links and recent runs (each
+/// from its own operation; `--json` prints `get_persona` alone).
+async fn show(client: &Client, p: &Persona, st: Style) -> CliResult<()> {
+    let me = || PersonaRef {
+        persona: p.id.to_string(),
+    };
+    let versions = client.list_prompt_versions(me()).await?.versions.len();
+    let links = client.get_persona_links(me()).await?;
+    let policy = client.get_policy(me()).await?;
+    let recent = client
+        .list_executions(ListExecutions {
+            persona: Some(p.id.to_string()),
+            status: None,
+            limit: Some(5),
+        })
+        .await?
+        .executions;
+    let names: HashMap<String, String> = client
+        .list_personas(Empty {})
+        .await?
+        .personas
+        .into_iter()
+        .map(|q| (q.id.to_string(), q.name))
+        .collect();
+    let may_start: Vec<String> = p
+        .permissions
+        .allow_personas
+        .iter()
+        .map(|t| names.get(t).cloned().unwrap_or_else(|| t.clone()))
+        .collect();
     println!("{} {}", st.bold(&p.name), st.dim(p.id.as_str()));
     if !p.description.is_empty() {
         println!("{}", p.description);
     }
     println!();
+    let rows = setting_rows(p, policy.paused, &may_start, versions);
+    println!("{}", render::table(&["SETTING", "VALUE"], &rows));
+    println!("\n{}\n{}", st.bold("Instructions"), p.instructions.trim());
+    for s in &p.sections {
+        println!("\n{}\n{}", st.bold(&s.title), s.body.trim());
+    }
+    if !recent.is_empty() {
+        println!("\n{}", st.bold("Recent executions"));
+        for e in &recent {
+            println!(
+                "  {}  {}  {}",
+                e.id,
+                render::status(e.status, st),
+                render::ago(e.queued_at)
+            );
+        }
+    }
+    println!(
+        "\n{} {}\n{} {}",
+        st.bold("Credentials:"),
+        names_or_dash(&links.credentials),
+        st.bold("Tools:"),
+        names_or_dash(&links.tools)
+    );
+    Ok(())
+}
+
+/// The settings table of `persona show`.
+fn setting_rows(
+    p: &Persona,
+    paused: bool,
+    may_start: &[String],
+    versions: usize,
+) -> Vec<Vec<String>> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     let rows = vec![
-        vec!["enabled".into(), enabled_text(store, p)],
+        vec!["enabled".into(), enabled_text(p, paused)],
         vec![
             "model".into(),
             p.model.clone().unwrap_or_else(|| "default".into()),
@@ -563,49 +635,21 @@ fn show(
             "permission mode".into(),
             p.permissions.mode.as_cli_str().into(),
         ],
-        vec![
-            "allowed tools".into(),
-            if p.permissions.allow.is_empty() {
-                "-".into()
-            } else {
-                p.permissions.allow.join(", ")
-            },
-        ],
-        vec![
-            "denied tools".into(),
-            if p.permissions.deny.is_empty() {
-                "-".into()
-            } else {
-                p.permissions.deny.join(", ")
-            },
-        ],
-        vec![
-            "may start".into(),
-            match store.personas().target_names(&p.permissions) {
-                Ok(names) if !names.is_empty() => names.join(", "),
-                Ok(_) => "-".into(),
-                Err(e) => format!("? ({e})"),
-            },
-        ],
+        vec!["allowed tools".into(), names_or_dash(&p.permissions.allow)],
+        vec!["denied tools".into(), names_or_dash(&p.permissions.deny)],
+        vec!["may start".into(), names_or_dash(may_start)],
         vec![
             "prompt version".into(),
             format!("v{} ({versions} stored)", p.prompt_version),
         ],
     ];
-    println!("{}", render::table(&["SETTING", "VALUE"], &rows));
-    println!("\n{}\n{}", st.bold("Instructions"), p.instructions.trim());
-    for s in &p.sections {
-        println!("\n{}\n{}", st.bold(&s.title), s.body.trim());
-    }
-    if !recent.is_empty() {
-        println!("\n{}", st.bold("Recent executions"));
-        for e in recent {
-            println!(
-                "  {}  {}  {}",
-                e.id,
-                render::status(e.status, st),
-                render::ago(e.queued_at)
-            );
-        }
+    rows
+}
+
+fn names_or_dash(v: &[String]) -> String {
+    if v.is_empty() {
+        "-".to_string()
+    } else {
+        v.join(", ")
     }
 }

@@ -1,14 +1,15 @@
 //! `personas persona policy NAME [...]`: a persona's review, budget and healing settings. With
-//! no option it shows them (with the runtime defaults that apply where none is set).
+//! no option it shows them (`get_policy`, with the runtime defaults that apply where none is
+//! set); with options it replaces them (`update_policy`) and shows the result.
 
 use super::print_json;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::render;
 use clap::Args;
-use personas_core::Persona;
+use personas_api::ops::{PersonaRef, Policy, UpdatePolicy};
+use personas_api::{Client, Operations};
 use personas_core::review::{OnReject, TimeoutAction};
-use personas_store::{PersonaPolicy, Store};
 
 #[derive(Args, Debug, Default)]
 pub struct PolicyArgs {
@@ -51,27 +52,38 @@ impl PolicyArgs {
     }
 }
 
-pub fn run(ctx: &Context, store: &Store, p: &Persona, args: PolicyArgs) -> CliResult<()> {
-    let mut policy = if args.clear {
-        PersonaPolicy::default()
-    } else {
-        store.policies().get(&p.id)?
-    };
+pub async fn run(
+    ctx: &Context,
+    client: &Client,
+    persona: String,
+    args: PolicyArgs,
+) -> CliResult<()> {
+    let mut view = client
+        .get_policy(PersonaRef {
+            persona: persona.clone(),
+        })
+        .await?;
     if args.changes() {
+        let mut policy = if args.clear {
+            Policy::default()
+        } else {
+            view.policy.clone()
+        };
         if let Some(v) = args.review_timeout {
             policy.review_timeout_secs = Some(v);
         }
+        // Checked here too so the error names the flag, not the request field.
         if let Some(v) = &args.review_timeout_action {
-            policy.review_timeout_action = Some(
-                v.parse::<TimeoutAction>()
-                    .map_err(|e| CliError::usage(format!("--review-timeout-action: {e}")))?,
-            );
+            let a = v
+                .parse::<TimeoutAction>()
+                .map_err(|e| CliError::usage(format!("--review-timeout-action: {e}")))?;
+            policy.review_timeout_action = Some(a);
         }
         if let Some(v) = &args.on_reject {
-            policy.on_reject = Some(
-                v.parse::<OnReject>()
-                    .map_err(|e| CliError::usage(format!("--on-reject: {e}")))?,
-            );
+            let a = v
+                .parse::<OnReject>()
+                .map_err(|e| CliError::usage(format!("--on-reject: {e}")))?;
+            policy.on_reject = Some(a);
         }
         if let Some(v) = args.daily_budget_usd {
             policy.daily_budget_usd = Some(v);
@@ -85,13 +97,18 @@ pub fn run(ctx: &Context, store: &Store, p: &Persona, args: PolicyArgs) -> CliRe
         if let Some(v) = args.max_retries {
             policy.max_retries = Some(v);
         }
-        policy = store.policies().set(&p.id, &policy)?;
+        view = client
+            .update_policy(UpdatePolicy {
+                persona: view.persona_id.clone(),
+                policy,
+            })
+            .await?;
     }
     if ctx.json {
-        print_json(&policy);
+        print_json(&view);
         return Ok(());
     }
-    let c = &ctx.config;
+    let (policy, d) = (&view.policy, &view.defaults);
     let or = |v: Option<String>, default: String| match v {
         Some(v) => v,
         None => format!("{default} (default)"),
@@ -102,21 +119,21 @@ pub fn run(ctx: &Context, store: &Store, p: &Persona, args: PolicyArgs) -> CliRe
             "review timeout".into(),
             or(
                 policy.review_timeout_secs.map(|s| format!("{s} s")),
-                format!("{} s", c.review.timeout_secs),
+                format!("{} s", d.review_timeout_secs),
             ),
         ],
         vec![
             "review timeout action".into(),
             or(
                 policy.review_timeout_action.map(|a| a.to_string()),
-                c.review.timeout_action.to_string(),
+                d.review_timeout_action.to_string(),
             ),
         ],
         vec![
             "on reject".into(),
             or(
                 policy.on_reject.map(|a| a.to_string()),
-                c.review.on_reject.to_string(),
+                d.on_reject.to_string(),
             ),
         ],
         vec![
@@ -131,18 +148,24 @@ pub fn run(ctx: &Context, store: &Store, p: &Persona, args: PolicyArgs) -> CliRe
             "failure threshold".into(),
             or(
                 policy.failure_threshold.map(|n| n.to_string()),
-                c.healing.failure_threshold.to_string(),
+                d.failure_threshold.to_string(),
             ),
         ],
         vec![
             "max retries".into(),
             or(
                 policy.max_retries.map(|n| n.to_string()),
-                c.healing.max_retries.to_string(),
+                d.max_retries.to_string(),
             ),
         ],
     ];
-    println!("{} policy", p.name);
+    println!("{} policy", view.persona_name);
     println!("{}", render::table(&["SETTING", "VALUE"], &rows));
+    if view.paused {
+        println!(
+            "paused by its circuit breaker: `personas persona resume {}`",
+            view.persona_name
+        );
+    }
     Ok(())
 }

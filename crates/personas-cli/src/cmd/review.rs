@@ -1,29 +1,28 @@
 //! `personas review list|approve|reject`: decisions on runs paused for review.
 //!
-//! With `personas up` running the decision goes through its API (`decide_review`), so it is
-//! announced on the event stream and the session resumes at once; without it the decision is
-//! written to the shared store (one transaction re-queues the paused execution) and the run
-//! resumes when the runtime starts.
+//! `list_reviews` and `decide_review`. With a runtime holding the data dir the decision is
+//! announced on its event stream and the session resumes at once; without one the decision is
+//! stored (one transaction re-queues the paused execution) and the run resumes when the
+//! runtime starts.
 
 use super::print_json;
 use crate::context::Context;
-use crate::daemon::{self, Client};
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use clap::Subcommand;
+use personas_api::ops::{DecideReview, Effect, Empty, ListReviews, ReviewRow};
+use personas_api::{Code, Operations};
 use personas_core::review::Decision;
-use personas_store::{Decided, DecidedBy, Effect, ReviewRow};
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
 pub enum ReviewCmd {
-    /// Reviews, newest first (pending ones by default).
+    /// Reviews, oldest first (pending ones by default).
     List {
         /// pending, approved, rejected, timed_out, cancelled, or all.
         #[arg(long, default_value = "pending")]
         status: String,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
     },
     /// Approve: the paused run resumes its session with the approval (and note).
     Approve {
@@ -51,52 +50,68 @@ const STATUSES: [&str; 6] = [
 ];
 
 pub async fn run(ctx: &mut Context, cmd: ReviewCmd) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
+    let client = ctx.client()?;
     let st = Style::detect();
     match cmd {
-        ReviewCmd::List { status, limit } => {
+        ReviewCmd::List { status } => {
             if !STATUSES.contains(&status.as_str()) {
                 return Err(CliError::usage(format!(
                     "--status: unknown review status {status:?}; expected one of: {}",
                     STATUSES.join(", ")
                 )));
             }
-            let filter = (status != "all")
-                .then(|| status.parse::<personas_core::ReviewStatus>())
-                .transpose()
-                .map_err(|e| CliError::usage(format!("--status: {e}")))?;
-            let list = store.reviews().list(filter, limit)?;
+            let list = client
+                .list_reviews(ListReviews {
+                    status: match status.as_str() {
+                        "all" => None,
+                        s => Some(
+                            s.parse()
+                                .map_err(|e| CliError::usage(format!("--status: {e}")))?,
+                        ),
+                    },
+                })
+                .await?;
             if ctx.json {
                 print_json(&list);
-            } else if list.is_empty() {
+            } else if list.reviews.is_empty() {
                 println!("no {} reviews", if status == "all" { "" } else { &status });
             } else {
-                print_list(&list, &store, st);
+                let names: HashMap<String, String> = client
+                    .list_personas(Empty {})
+                    .await?
+                    .personas
+                    .into_iter()
+                    .map(|p| (p.id.to_string(), p.name))
+                    .collect();
+                print_list(&list.reviews, &names, st);
             }
         }
-        ReviewCmd::Approve { id, note } => return decide(ctx, &id, Decision::Approve, note).await,
-        ReviewCmd::Reject { id, note } => return decide(ctx, &id, Decision::Reject, note).await,
+        ReviewCmd::Approve { id, note } => return decide(ctx, id, Decision::Approve, note).await,
+        ReviewCmd::Reject { id, note } => return decide(ctx, id, Decision::Reject, note).await,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_list(list: &[ReviewRow], store: &personas_store::Store, st: Style) {
+fn print_list(list: &[ReviewRow], names: &HashMap<String, String>, st: Style) {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|r| {
-            let persona = store
-                .executions()
-                .get(&r.execution_id)
-                .map(|e| e.persona_name)
-                .unwrap_or_else(|_| "-".into());
+            let persona = r
+                .persona_id
+                .as_ref()
+                .and_then(|id| names.get(id.as_str()).cloned())
+                .unwrap_or_else(|| "-".into());
             let due = match (r.status.as_str(), r.deadline_at) {
                 ("pending", Some(d)) => format!(
                     "{} then {}",
                     d.format("%Y-%m-%d %H:%M UTC"),
-                    r.timeout_action.map_or("reject", |a| a.as_str())
+                    r.timeout_action
+                        .map_or_else(|| "reject".to_string(), |a| a.to_string())
                 ),
                 ("pending", None) => "run still going".into(),
-                _ => r.decided_by.map_or("-".into(), |b| b.to_string()),
+                _ => r
+                    .decided_by
+                    .map_or_else(|| "-".to_string(), |d| d.to_string()),
             };
             vec![
                 r.id.clone(),
@@ -137,38 +152,23 @@ fn status(s: &str, st: Style) -> String {
 
 async fn decide(
     ctx: &mut Context,
-    id: &str,
+    id: String,
     decision: Decision,
     note: Option<String>,
 ) -> CliResult<ExitCode> {
-    let store = ctx.store()?;
-    let data_dir = ctx.config.data_dir.clone();
-    let daemon = daemon::running(&data_dir)?;
-    let decided: Decided = match daemon.as_ref().and_then(|d| Client::new(d, &data_dir)) {
-        // The daemon decides, announces it to the UI and resumes the session at once.
-        Some(c) => {
-            let body = serde_json::json!({"id": id, "decision": decision.as_str(), "note": note});
-            c.operation("decide_review", &body).await?
-        }
-        None => store
-            .reviews()
-            .decide(
-                id,
-                decision,
-                note.as_deref(),
-                DecidedBy::User,
-                ctx.config.review.on_reject,
-            )
-            .map_err(|e| {
-                let hint = matches!(e, personas_store::StoreError::NotFound { .. })
-                    .then_some("`personas review list` shows the pending reviews");
-                let err = CliError::from(e);
-                match hint {
-                    Some(h) => err.with_hint(h),
-                    None => err,
-                }
-            })?,
-    };
+    let client = ctx.client()?;
+    let decided = client
+        .decide_review(DecideReview { id, decision, note })
+        .await
+        .map_err(|e| {
+            let not_found = e.code == Code::NotFound;
+            let err = CliError::from(e);
+            if not_found {
+                err.with_hint("`personas review list` shows the pending reviews")
+            } else {
+                err
+            }
+        })?;
     if ctx.json {
         print_json(&decided);
         return Ok(ExitCode::SUCCESS);
@@ -185,7 +185,7 @@ async fn decide(
             "execution {} stays paused: {pending} more review(s) to decide",
             decided.execution.id
         ),
-        Effect::Resumed if daemon.is_some() => println!(
+        Effect::Resumed if client.local_api().is_none() => println!(
             "execution {} resumes its Claude session now (`personas execution logs {} -f`)",
             decided.execution.id, decided.execution.id
         ),
@@ -196,7 +196,7 @@ async fn decide(
             );
             eprintln!(
                 "no runtime is running for {}: it resumes when `personas up` starts",
-                data_dir.display()
+                ctx.config.data_dir.display()
             );
         }
         Effect::Ended => println!(

@@ -1,22 +1,24 @@
 //! `personas run PERSONA [--input JSON] [--follow]`.
 //!
-//! The execution is queued in the store first (durable), then:
-//! - a running daemon is woken and runs it; `--follow` tails it from the store;
-//! - with no daemon, `--follow` runs it in this process and streams engine events;
-//!   without `--follow` it stays queued for the next `personas up`.
+//! The execution is queued by `run_persona` (durable before it answers), then:
+//! - a runtime holding the data dir runs it; `--follow` streams it through the operations and
+//!   the runtime's event stream (Ctrl-C cancels it with `cancel_execution`);
+//! - with no runtime, `--follow` runs it in this process (the in-process API's engine) and
+//!   streams its events; without `--follow` it stays queued for the next `personas up`.
 
+use super::follow::{self, Follower, OnInterrupt};
 use super::print_json;
 use crate::context::Context;
-use crate::daemon::{self, Client};
 use crate::error::{CliError, CliResult};
-use crate::render::{self, Style};
+use crate::render::Style;
 use clap::Args;
-use personas_core::{Execution, ExecutionId, ExecutionStatus, OutputLine};
+use personas_api::ops::{ExecutionRef, RunPersona};
+use personas_api::{Client, Operations};
+use personas_core::{Execution, ExecutionId, ExecutionStatus};
 use personas_engine::{Engine, EngineEvent};
-use personas_store::{NewExecution, Store};
-use std::io::{IsTerminal, Read, Write};
+use std::io::Read;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 #[derive(Args, Debug)]
@@ -55,26 +57,22 @@ fn parse_input(raw: Option<&str>) -> CliResult<Option<serde_json::Value>> {
 
 pub async fn run(ctx: &mut Context, args: RunArgs) -> CliResult<ExitCode> {
     let input = parse_input(args.input.as_deref())?;
-    let store = ctx.store()?;
-    let persona = store.personas().find(&args.persona)?;
-    let exec = store
-        .executions()
-        .enqueue(&NewExecution::manual(persona.id.clone(), input))?;
-    let data_dir = ctx.config.data_dir.clone();
-    let daemon = daemon::running(&data_dir)?;
-    let client = daemon.as_ref().and_then(|d| Client::new(d, &data_dir));
-    if let Some(c) = &client {
-        c.wake().await;
-    }
+    let client = ctx.client()?;
+    let exec = client
+        .run_persona(RunPersona {
+            persona: args.persona,
+            input,
+        })
+        .await?;
     if !args.follow {
         if ctx.json {
             print_json(&exec);
         } else {
             println!("{}", exec.id);
-            if daemon.is_none() {
+            if client.local_api().is_some() {
                 eprintln!(
                     "queued; no runtime is running for {} — it runs when `personas up` starts (or use --follow to run it now)",
-                    data_dir.display()
+                    ctx.config.data_dir.display()
                 );
             }
         }
@@ -85,13 +83,24 @@ pub async fn run(ctx: &mut Context, args: RunArgs) -> CliResult<ExitCode> {
         eprintln!(
             "{} {} · execution {}",
             Style::detect().bold("▶"),
-            persona.name,
+            exec.persona_name,
             exec.id
         );
     }
-    let done = match daemon {
-        Some(_) => follow_stored(&store, &exec.id, client.as_ref(), &mut follower).await?,
-        None => follow_foreground(ctx, store, &exec.id, &mut follower).await?,
+    let done = match client.local_api() {
+        Some(api) => {
+            let engine = api.engine().clone();
+            follow_foreground(&client, &engine, &exec.id, &mut follower).await?
+        }
+        None => follow::follow(
+            &client,
+            ctx.runtime(),
+            exec.id.as_str(),
+            &mut follower,
+            OnInterrupt::Cancel,
+        )
+        .await?
+        .ok_or_else(|| CliError::runtime("stopped following before the run ended"))?,
     };
     follower.finish(&done);
     if done.status == ExecutionStatus::AwaitingReview {
@@ -107,55 +116,49 @@ pub async fn run(ctx: &mut Context, args: RunArgs) -> CliResult<ExitCode> {
 
 /// Runs the execution in this process, streaming engine events. Ctrl-C cancels it cleanly.
 async fn follow_foreground(
-    ctx: &Context,
-    store: Store,
+    client: &Client,
+    engine: &Engine,
     id: &ExecutionId,
     follower: &mut Follower,
 ) -> CliResult<Execution> {
-    let engine = Engine::new(ctx.config.clone(), store.clone());
     loop {
-        let done = run_here(&engine, &store, id, follower).await?;
+        let done = run_here(client, engine, id, follower).await?;
         if done.status != ExecutionStatus::AwaitingReview {
             return Ok(done);
         }
         // Paused for review: wait for a decision made in another terminal, then resume here.
-        match wait_for_decision(&store, id, follower).await? {
+        match wait_for_decision(client, id, follower).await? {
             Some(next) if next.status == ExecutionStatus::Queued => continue,
             Some(next) if next.status.is_terminal() => return Ok(next),
-            Some(next) => return follow_stored(&store, id, None, follower).await.or(Ok(next)),
+            Some(next) => {
+                return Ok(follow::follow(
+                    client,
+                    None,
+                    id.as_str(),
+                    follower,
+                    OnInterrupt::Cancel,
+                )
+                .await?
+                .unwrap_or(next));
+            }
             None => return Ok(done),
         }
     }
 }
 
-/// Prints how to decide a paused run's reviews.
-fn note_paused(store: &Store, id: &ExecutionId, follower: &mut Follower) -> CliResult<()> {
-    let pending = store
-        .protocol()
-        .reviews(Some(personas_core::ReviewStatus::Pending), Some(id))?;
-    follower.note("⏸ paused: waiting for a review decision");
-    for r in pending {
-        follower.note(&format!(
-            "  {} — `personas review approve {} [--note TEXT]` or `personas review reject {}`",
-            r.title, r.id, r.id
-        ));
-    }
-    Ok(())
-}
-
-/// Waits (polling the store, which another process changes) until a paused execution is no
-/// longer paused. `None` when the user pressed Ctrl-C: the run stays paused.
+/// Waits (reading the execution again: another process decides) until a paused execution is
+/// no longer paused. `None` when the user pressed Ctrl-C: the run stays paused.
 async fn wait_for_decision(
-    store: &Store,
+    client: &Client,
     id: &ExecutionId,
     follower: &mut Follower,
 ) -> CliResult<Option<Execution>> {
-    note_paused(store, id, follower)?;
+    follow::note_paused(client, id.as_str(), follower).await?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let now = store.executions().get(id)?;
+                let now = client.get_execution(ExecutionRef { id: id.to_string() }).await?;
                 if now.status != ExecutionStatus::AwaitingReview {
                     return Ok(Some(now));
                 }
@@ -171,8 +174,8 @@ async fn wait_for_decision(
 
 /// One segment of the execution in this process.
 async fn run_here(
+    client: &Client,
     engine: &Engine,
-    store: &Store,
     id: &ExecutionId,
     follower: &mut Follower,
 ) -> CliResult<Execution> {
@@ -186,18 +189,22 @@ async fn run_here(
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(EngineEvent::Output { line }) if &line.execution_id == id => follower.line(&line),
+                Ok(EngineEvent::Output { line }) if &line.execution_id == id => {
+                    if !follower.line(&line) {
+                        follower.catch_up(client, id.as_str()).await?;
+                    }
+                }
                 Ok(EngineEvent::Execution { execution }) if &execution.id == id
                     && (execution.status.is_terminal() || execution.status == ExecutionStatus::AwaitingReview) => break,
                 Ok(_) => {}
-                // Fell behind: catch up from the store, which has every line.
-                Err(RecvError::Lagged(_)) => { follower.catch_up(store, id)?; }
+                // Fell behind: catch up from the stored output, which has every line.
+                Err(RecvError::Lagged(_)) => follower.catch_up(client, id.as_str()).await?,
                 Err(RecvError::Closed) => break,
             },
             _ = tokio::signal::ctrl_c(), if !cancelled => {
                 cancelled = true;
                 follower.note("cancelling… (the CLI gets a few seconds to stop its tools)");
-                engine.cancel(id).await?;
+                client.cancel_execution(ExecutionRef { id: id.to_string() }).await?;
             },
             _ = tick.tick() => follower.spin(),
         }
@@ -206,141 +213,16 @@ async fn run_here(
         Ok(r) => r?,
         Err(e) => return Err(CliError::runtime(format!("the run task failed: {e}"))),
     };
-    follower.catch_up(store, id)?;
+    follower.catch_up(client, id.as_str()).await?;
     if done.status.is_terminal() || done.status == ExecutionStatus::AwaitingReview {
         return Ok(done);
     }
-    // Another runtime took it over meanwhile (a daemon started); keep following from the store.
-    follow_stored(store, id, None, follower).await
-}
-
-/// Follows an execution another process runs, by tailing the store.
-async fn follow_stored(
-    store: &Store,
-    id: &ExecutionId,
-    client: Option<&Client>,
-    follower: &mut Follower,
-) -> CliResult<Execution> {
-    let mut cancelled = false;
-    let mut paused_noted = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        let more = follower.catch_up(store, id)?;
-        if !more {
-            let exec = store.executions().get(id)?;
-            if exec.status.is_terminal() {
-                follower.catch_up(store, id)?;
-                return Ok(exec);
-            }
-            // The daemon resumes it after the decision; keep following.
-            if exec.status == ExecutionStatus::AwaitingReview && !paused_noted {
-                note_paused(store, id, follower)?;
-                paused_noted = true;
-            } else if exec.status != ExecutionStatus::AwaitingReview {
-                paused_noted = false;
-            }
-        }
-        tokio::select! {
-            _ = tick.tick() => follower.spin(),
-            _ = tokio::signal::ctrl_c(), if !cancelled => {
-                cancelled = true;
-                follower.note("cancelling…");
-                match client {
-                    Some(c) => { c.cancel(id.as_str()).await?; }
-                    None => { store.executions().request_cancel(id)?; }
-                }
-            },
-        }
-    }
-}
-
-/// Prints lines once each, in order, with a spinner between them on a terminal.
-pub struct Follower {
-    json: bool,
-    style: Style,
-    last_seq: i64,
-    spinner: bool,
-    spun: bool,
-    frame: usize,
-    started: Instant,
-}
-
-const SPIN: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
-const PAGE: u32 = 1000;
-
-impl Follower {
-    pub fn new(json: bool) -> Self {
-        Self {
-            json,
-            style: Style::detect(),
-            last_seq: 0,
-            spinner: !json && std::io::stderr().is_terminal(),
-            spun: false,
-            frame: 0,
-            started: Instant::now(),
-        }
-    }
-
-    fn clear_spinner(&mut self) {
-        if self.spun {
-            eprint!("\r\x1b[2K");
-            let _ = std::io::stderr().flush();
-            self.spun = false;
-        }
-    }
-
-    pub fn spin(&mut self) {
-        if !self.spinner {
-            return;
-        }
-        self.frame = (self.frame + 1) % SPIN.len();
-        eprint!(
-            "\r\x1b[2K{} {}",
-            SPIN[self.frame],
-            self.style.dim(&format!(
-                "working · {:.0} s",
-                self.started.elapsed().as_secs_f64()
-            ))
-        );
-        let _ = std::io::stderr().flush();
-        self.spun = true;
-    }
-
-    pub fn note(&mut self, text: &str) {
-        self.clear_spinner();
-        eprintln!("{}", self.style.dim(text));
-    }
-
-    pub fn line(&mut self, l: &OutputLine) {
-        if l.seq <= self.last_seq {
-            return;
-        }
-        self.last_seq = l.seq;
-        self.clear_spinner();
-        if self.json {
-            println!("{}", serde_json::to_string(l).unwrap_or_default());
-        } else if let Some(text) = render::line(l, self.style) {
-            println!("{text}");
-        }
-    }
-
-    /// Prints stored lines not shown yet; true when there may be more right away.
-    pub fn catch_up(&mut self, store: &Store, id: &ExecutionId) -> CliResult<bool> {
-        let lines = store.executions().output(id, self.last_seq, PAGE)?;
-        for l in &lines {
-            self.line(l);
-        }
-        Ok(lines.len() == PAGE as usize)
-    }
-
-    pub fn finish(&mut self, e: &Execution) {
-        self.clear_spinner();
-        if self.json {
-            println!("{}", serde_json::to_string(e).unwrap_or_default());
-        } else {
-            println!("{}", render::summary(e, self.style));
-        }
-    }
+    // Another runtime took it over meanwhile (one started); keep following its stored state.
+    Ok(
+        follow::follow(client, None, id.as_str(), follower, OnInterrupt::Cancel)
+            .await?
+            .unwrap_or(done),
+    )
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
-//! `personas stats [--persona P] [--days N]`: the `get_stats` operation — per persona, runs by
-//! outcome, duration p50/p95, tokens, cost and success rate, over local calendar days.
+//! `personas stats [--days N]`: `get_stats` — runs, outcomes, durations, tokens and cost per
+//! day and per persona, in this machine's time zone (the same days the UI charts).
 
 use super::print_json;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
+use chrono::Offset;
 use clap::Args;
 use personas_api::Operations;
 use personas_api::ops::StatsRequest;
@@ -12,17 +13,22 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    /// Only this persona (name or id).
-    #[arg(long)]
-    pub persona: Option<String>,
     /// How many days back, today included (1 to 366).
     #[arg(long, default_value_t = 7)]
     pub days: u32,
+    /// Only this persona (name or id).
+    #[arg(long)]
+    pub persona: Option<String>,
 }
 
 fn pct(v: Option<f64>) -> String {
     v.map(|r| format!("{:.0}%", r * 100.0))
         .unwrap_or_else(|| "-".into())
+}
+
+/// This machine's offset from UTC now, in minutes east.
+fn local_offset_minutes() -> i32 {
+    chrono::Local::now().offset().fix().local_minus_utc() / 60
 }
 
 pub async fn run(ctx: &mut Context, args: StatsArgs) -> CliResult<ExitCode> {
@@ -32,13 +38,12 @@ pub async fn run(ctx: &mut Context, args: StatsArgs) -> CliResult<ExitCode> {
             args.days
         )));
     }
-    let offset = chrono::Local::now().offset().local_minus_utc() / 60;
     let stats = ctx
         .client()?
         .get_stats(StatsRequest {
             days: Some(args.days),
-            tz_offset_minutes: Some(offset),
-            persona: args.persona,
+            tz_offset_minutes: Some(local_offset_minutes()),
+            persona: args.persona.clone(),
         })
         .await?;
     if ctx.json {
@@ -51,24 +56,22 @@ pub async fn run(ctx: &mut Context, args: StatsArgs) -> CliResult<ExitCode> {
     }
     let st = Style::detect();
     let ms = |v: Option<u64>| {
-        v.map(|v| render::duration_ms(v as i64))
+        v.map(|v| render::duration_ms(i64::try_from(v).unwrap_or(i64::MAX)))
             .unwrap_or_else(|| "-".into())
     };
-    let table: Vec<Vec<String>> = stats
-        .personas
+    let days: Vec<Vec<String>> = stats
+        .days
         .iter()
-        .map(|r| {
+        .map(|d| {
             vec![
-                r.persona_name.clone(),
-                r.runs.to_string(),
-                r.completed.to_string(),
-                r.failed.to_string(),
-                r.refused.to_string(),
-                pct(r.success_rate),
-                ms(r.duration_p50_ms),
-                ms(r.duration_p95_ms),
-                format!("{}/{}", r.input_tokens, r.output_tokens),
-                format!("${:.4}", r.cost_usd),
+                d.day.clone(),
+                d.runs.to_string(),
+                d.completed.to_string(),
+                d.failed.to_string(),
+                (d.incomplete + d.cancelled + d.timed_out).to_string(),
+                d.active.to_string(),
+                format!("{}/{}", d.input_tokens, d.output_tokens),
+                format!("${:.4}", d.cost_usd),
             ]
         })
         .collect();
@@ -76,29 +79,61 @@ pub async fn run(ctx: &mut Context, args: StatsArgs) -> CliResult<ExitCode> {
         "{}",
         render::table(
             &[
+                "DAY",
+                "RUNS",
+                "OK",
+                "FAILED",
+                "OTHER",
+                "ACTIVE",
+                "TOKENS IN/OUT",
+                "COST"
+            ],
+            &days
+        )
+    );
+    let personas: Vec<Vec<String>> = stats
+        .personas
+        .iter()
+        .map(|p| {
+            vec![
+                p.persona_name.clone(),
+                p.runs.to_string(),
+                p.completed.to_string(),
+                p.failed.to_string(),
+                pct(p.success_rate),
+                ms(p.duration_p50_ms),
+                ms(p.duration_p95_ms),
+                format!("{}/{}", p.input_tokens, p.output_tokens),
+                format!("${:.4}", p.cost_usd),
+            ]
+        })
+        .collect();
+    println!(
+        "\n{}",
+        render::table(
+            &[
                 "PERSONA",
                 "RUNS",
                 "OK",
                 "FAILED",
-                "REFUSED",
                 "SUCCESS",
                 "P50",
                 "P95",
                 "TOKENS IN/OUT",
                 "COST"
             ],
-            &table
+            &personas
         )
     );
     println!(
-        "\n{} {} runs since {} · {} completed · {} refused · success {} · ${:.4} (local days)",
+        "\n{} {} runs · {} completed · success {} · p50 {} · ${:.4} since {} (local days; OTHER = incomplete, cancelled, timed out)",
         st.bold("total"),
         stats.runs,
-        stats.since_day,
         stats.completed,
-        stats.refused,
         pct(stats.success_rate),
-        stats.cost_usd
+        ms(stats.duration_p50_ms),
+        stats.cost_usd,
+        stats.since_day
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -18,14 +18,16 @@ pub async fn run(ctx: &mut Context, args: UpArgs) -> CliResult<ExitCode> {
     let started = Instant::now();
     let data_dir = ctx.config.data_dir.clone();
     let listen = args.listen.unwrap_or_else(|| ctx.config.listen.clone());
-    let store = ctx.store()?;
-    let host = Host::start(ctx.config.clone(), store, &listen, PortFallback::Fail)
+    let host = Host::start_in_dir(ctx.config.clone(), &listen, PortFallback::Fail)
         .await
         .map_err(|e| match e {
             HostError::AlreadyRunning { .. } => CliError::runtime(e.to_string())
                 .with_hint("stop it first, or use another --data-dir"),
             HostError::Listen { .. } => CliError::runtime(e.to_string())
                 .with_hint("pick another address with --listen 127.0.0.1:PORT"),
+            HostError::Engine(_) => CliError::runtime(e.to_string()).with_hint(
+                "check the data dir (--data-dir / PERSONAS_DATA_DIR) is writable; `personas doctor` checks it",
+            ),
             other => CliError::runtime(other.to_string()),
         })?;
     // The token rides in the fragment: browsers never send it to a server or put it in a

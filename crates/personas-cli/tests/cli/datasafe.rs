@@ -95,8 +95,8 @@ async fn file_modes_after_up_on_a_fresh_data_dir_and_a_wrong_mode_is_reported_an
         .env("PERSONAS_DATA_DIR", &data)
         .output()
         .expect("doctor");
-    let checks: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let perm = checks
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let perm = report["checks"]
         .as_array()
         .and_then(|a| a.iter().find(|c| c["check"] == "permissions"))
         .expect("a permissions check")
@@ -163,7 +163,7 @@ fn stand_in_config(data: &Path, transcript: &Path, lines_per_sec: u32) {
 fn exec_list(env: &Env, data: &Path) -> Value {
     let out = env
         .command()
-        .args(["execution", "list", "--json", "--limit", "1000"])
+        .args(["execution", "list", "--json", "--limit", "500"])
         .env("PERSONAS_DATA_DIR", data)
         .output()
         .expect("list");
@@ -335,7 +335,10 @@ async fn backup_while_twenty_runs_stream_holds_every_committed_row_and_restores(
         .output()
         .expect("restore");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(exec_list(&env, &mid).as_array().map(Vec::len), Some(20));
+    assert_eq!(
+        exec_list(&env, &mid)["executions"].as_array().map(Vec::len),
+        Some(20)
+    );
 
     // Into a data dir that holds anything: refused, naming why, nothing changed.
     let out = env

@@ -182,7 +182,18 @@ async fn a_persona_starts_only_the_personas_its_policy_allows() {
             .is_some_and(|r| r.contains("Intake may not start Vault")),
         "{skipped:?}"
     );
-    let after = store.executions().get(&exec.id).expect("exec");
+    // The dispatcher records the denial on the source execution right after the skip commits.
+    let after = loop {
+        let e = store.executions().get(&exec.id).expect("exec");
+        if e.persona_denials.len() > 2 {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bus denial was never recorded: {e:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let last = after.persona_denials.last().expect("bus denial");
     assert_eq!(
         (last.via.as_str(), last.action.as_deref()),
@@ -244,8 +255,18 @@ async fn allow_persona_star_is_warned_and_unknown_names_are_refused() {
         "spoke",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // `get_persona` holds ids; the human view and the file name them.
+    let spoke = env.store().personas().find("Spoke").expect("spoke");
     let shown = env.json(&["persona", "show", "Hub"]);
-    assert_eq!(shown["may_start"], json!(["Spoke"]));
+    assert_eq!(
+        shown["permissions"]["allow_personas"],
+        json!([spoke.id.as_str()])
+    );
+    let human = text(&env.run(&["persona", "show", "Hub"]).stdout);
+    assert!(
+        human.contains("may start") && human.contains("Spoke"),
+        "{human}"
+    );
     let out = env.run(&["persona", "delete", "Spoke"]);
     assert!(out.status.success());
     let hub = env.store().personas().find("Hub").expect("hub");

@@ -418,7 +418,7 @@ async fn bad_credential_input_is_refused_with_exit_2_and_nothing_stored() {
                 "--credential",
                 "nosuch",
             ],
-            "credential not found: nosuch",
+            "no credential named \"nosuch\"",
         ),
     ];
     for (args, want) in cases {

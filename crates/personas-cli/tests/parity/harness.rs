@@ -16,7 +16,8 @@ pub const PASSPHRASE: &str = "parity passphrase, long enough";
 #[derive(Debug, Clone)]
 pub struct Case {
     pub op: &'static str,
-    /// CLI commands (without `--json`) run first, in every data dir; each must succeed.
+    /// CLI commands (without `--json`) run first, in every data dir; each must succeed. `$id`
+    /// in the command and the request stands for the `id` the last one printed as JSON.
     pub setup: Vec<Vec<String>>,
     /// The command under test, without `--json`.
     pub argv: Vec<String>,
@@ -226,12 +227,24 @@ impl Dir {
         Ok(body)
     }
 
-    async fn setup(&self, case: &Case) -> Result<(), String> {
+    /// Runs the setup commands; returns the case with `$id` in its command and request replaced
+    /// by the `id` the last setup command printed as JSON (so a case can name what its setup
+    /// made: an execution, a memory), in this data dir.
+    async fn setup(&self, case: &Case) -> Result<Case, String> {
+        let mut last = Vec::new();
         for cmd in &case.setup {
             let cmd: Vec<String> = cmd.iter().map(|a| self.in_dir(a)).collect();
-            self.cli(&cmd).await?;
+            last = self.cli(&cmd).await?;
         }
-        Ok(())
+        let Some(id) = printed_id(&last) else {
+            return Ok(case.clone());
+        };
+        let mut case = case.clone();
+        for a in &mut case.argv {
+            *a = a.replace("$id", &id);
+        }
+        case.request = with_id(&case.request, &id);
+        Ok(case)
     }
 
     fn in_dir(&self, s: &str) -> String {
@@ -264,19 +277,42 @@ impl Dir {
     }
 }
 
+/// The `id` of the JSON a command printed: one value, or JSON lines ending with it
+/// (`run --follow --json`).
+fn printed_id(stdout: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stdout);
+    let value: Value = serde_json::from_str(&text)
+        .ok()
+        .or_else(|| serde_json::from_str(text.lines().rfind(|l| !l.trim().is_empty())?).ok())?;
+    value["id"].as_str().map(str::to_string)
+}
+
+fn with_id(v: &Value, id: &str) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace("$id", id)),
+        Value::Array(items) => Value::Array(items.iter().map(|i| with_id(i, id)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), with_id(v, id)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Checks one case (see `tests/parity.rs`).
 pub async fn check(case: &Case) -> Result<(), String> {
     // 1. A runtime holds the data dir: the CLI's calls go over HTTP.
     let mut up = Dir::new().await;
     up.up().await?;
-    up.setup(case).await?;
-    let (argv, request) = up.resolve(case).await?;
+    let here = up.setup(case).await?;
+    let (argv, request) = up.resolve(&here).await?;
     let by_cli = up.cli_json(&argv).await?;
     if case.changes {
         let mut twin = Dir::new().await;
         twin.up().await?;
-        twin.setup(case).await?;
-        let (_, request) = twin.resolve(case).await?;
+        let there = twin.setup(case).await?;
+        let (_, request) = twin.resolve(&there).await?;
         let by_http = twin.http(case.op, &request).await?;
         twin.down().await;
         same(
@@ -302,8 +338,8 @@ pub async fn check(case: &Case) -> Result<(), String> {
 
     // 2. Nothing holds the data dir: the CLI runs the operation in process.
     let alone = Dir::new().await;
-    alone.setup(case).await?;
-    let (argv, _) = alone.resolve(case).await?;
+    let here = alone.setup(case).await?;
+    let (argv, _) = alone.resolve(&here).await?;
     let in_process = alone.cli_json(&argv).await?;
     same(
         &case.volatile,
