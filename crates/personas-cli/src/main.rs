@@ -72,6 +72,8 @@ pub enum Command {
     Healing(cmd::healing::HealingCmd),
     /// Daily metrics per persona: runs by status, durations, tokens, cost, success rate.
     Stats(cmd::stats::StatsArgs),
+    /// The runtime's counters and gauges (named internal events), as `/metrics` serves them.
+    Metrics,
     /// Check the installation: Claude CLI, auth, data dir, store.
     Doctor,
     /// Print the effective configuration (defaults, config.toml, PERSONAS_* variables).

@@ -344,7 +344,7 @@ macro_rules! string_enum {
                     $($text => Ok($name::$variant),)+
                     other => Err(format!(
                         "unknown {} {other:?}; expected one of: {}",
-                        stringify!($name),
+                        $crate::model::words(stringify!($name)),
                         [$($text),+].join(", ")
                     )),
                 }
@@ -352,6 +352,18 @@ macro_rules! string_enum {
         }
     };
 }
+/// A type's name as words for messages: `EventStatus` → `event status`.
+pub(crate) fn words(type_name: &str) -> String {
+    let mut out = String::with_capacity(type_name.len() + 4);
+    for (i, c) in type_name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 // Shared with the other modules that declare closed sets of stored names (`status`).
 pub(crate) use string_enum;
 

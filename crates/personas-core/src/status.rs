@@ -158,7 +158,7 @@ impl FromStr for IssueClass {
             .map(IssueClass::Failure)
             .map_err(|_| {
                 format!(
-                    "unknown IssueClass {s:?}; expected an ErrorClass ({}) or circuit_open",
+                    "unknown issue class {s:?}; expected an error class ({}) or circuit_open",
                     ErrorClass::ALL
                         .iter()
                         .map(|c| c.as_str())

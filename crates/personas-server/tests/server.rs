@@ -379,6 +379,20 @@ async fn every_operation_round_trips_through_the_server() {
         json!(format!("Follow script {key}."))
     );
 
+    // The shareable file: exported, refused as a duplicate, re-imported over itself.
+    let file = s.ok("export_persona", json!({"persona": "Checker"})).await;
+    let text = file["text"].as_str().expect("file text").to_string();
+    assert!(text.contains(&format!("Follow script {key}.")), "{text}");
+    let (st, dup) = s.call("import_persona", json!({"text": text})).await;
+    assert_eq!((st, dup["code"].as_str()), (409, Some("conflict")), "{dup}");
+    let imported = s
+        .ok(
+            "import_persona",
+            json!({"text": text, "replace": true, "grant": true}),
+        )
+        .await;
+    assert_eq!(imported["persona"]["name"], "Checker");
+
     // A real run through the API, watched on the event stream.
     let exec = s
         .ok(

@@ -40,6 +40,7 @@ pub async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
         Command::Channel(cmd) => channel::run(&mut ctx, cmd).await,
         Command::Healing(cmd) => healing::run(&mut ctx, cmd).await,
         Command::Stats(args) => stats::run(&mut ctx, args).await,
+        Command::Metrics => stats::metrics(&mut ctx).await,
         Command::Doctor => misc::doctor(&mut ctx).await,
         Command::Config => misc::config(&ctx),
         Command::Bench(args) => bench::run(&mut ctx, args).await,

@@ -83,6 +83,8 @@ pub enum PersonaCmd {
     },
     /// Resume a persona its circuit breaker paused after repeated failures.
     Resume { persona: String },
+    /// The permission policy templates --permissions-template accepts, with their rules.
+    Templates,
     /// Show or change a persona's review, budget and healing settings.
     Policy {
         persona: String,
@@ -458,6 +460,26 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
                     "resumed persona {}: it runs again",
                     st.bold(&policy.persona_name)
                 );
+            }
+        }
+        PersonaCmd::Templates => {
+            let list = client.list_permission_templates(Empty {}).await?;
+            if ctx.json {
+                print_json(&list);
+            } else {
+                for t in &list.templates {
+                    println!("{} — {}", st.bold(t.id.as_str()), t.description);
+                    println!("  mode: {}", t.policy.mode.as_cli_str());
+                    if !t.policy.allow.is_empty() {
+                        println!("  allowed: {}", t.policy.allow.join(", "));
+                    }
+                    if !t.policy.deny.is_empty() {
+                        println!("  denied: {}", t.policy.deny.join(", "));
+                    }
+                    if let Some(w) = &t.warning {
+                        println!("  {}", st.yellow(&format!("warning: {w}")));
+                    }
+                }
             }
         }
         PersonaCmd::Policy { persona, policy } => {

@@ -137,3 +137,35 @@ pub async fn run(ctx: &mut Context, args: StatsArgs) -> CliResult<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// `personas metrics`: `get_metrics` — the counters of the runtime holding the data dir. With
+/// none running the answer is this process's own (fresh) engine's, so every counter is 0: said
+/// on stderr so a script reading `--json` still gets the operation's answer.
+pub async fn metrics(ctx: &mut Context) -> CliResult<ExitCode> {
+    let client = ctx.client()?;
+    let m = client.get_metrics(personas_api::ops::Empty {}).await?;
+    if client.url().is_none() {
+        eprintln!(
+            "note: no runtime is running for this data dir; counters start at 0 in this process"
+        );
+    }
+    if ctx.json {
+        print_json(&m);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = m
+        .series
+        .iter()
+        .map(|s| {
+            let labels = s
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            vec![s.name.clone(), labels, format!("{}", s.value)]
+        })
+        .collect();
+    println!("{}", render::table(&["SERIES", "LABELS", "VALUE"], &rows));
+    Ok(ExitCode::SUCCESS)
+}

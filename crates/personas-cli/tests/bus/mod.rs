@@ -278,7 +278,7 @@ async fn triggers_are_added_listed_and_removed_and_bad_ones_are_refused() {
         ),
         (
             vec!["event", "list", "--status", "lost"],
-            "unknown event status",
+            "invalid value 'lost' for '--status <STATUS>': unknown event status \"lost\"; expected one of: pending",
         ),
         (vec!["event", "retry", "0000"], "event not found"),
     ] {

@@ -43,6 +43,9 @@ pub fn cases() -> Vec<Case> {
     vec![
         // ---- personas ----
         Case::read("list_personas", &["persona", "list"], json!({})).after(&[GREETER]),
+        Case::read("list_permission_templates", &["persona", "templates"], json!({})),
+        // The counters of whichever engine answers: the runtime's, or a fresh one in process.
+        Case::read("get_metrics", &["metrics"], json!({})).volatile(&["value"]),
         Case::read("get_persona", &["persona", "show", "greeter"], json!({"persona": "greeter"}))
             .after(&[GREETER]),
         Case::change(
@@ -97,7 +100,7 @@ pub fn cases() -> Vec<Case> {
             .volatile(&["duration_api_ms"]),
         Case::read("execution_output", &["execution", "logs", "$id"], json!({"id": "$id"}))
             .after(&[GREETER, RUN_DONE])
-            .volatile(&["text"]),
+            .volatile(&["text", "cwd", "duration_ms", "duration_api_ms", "cost_usd"]),
         // With a runtime the queued run may have started by the time it is cancelled: the
         // outcome (cancelled now, or cancel requested) is a race, the shape is not.
         Case::change("cancel_execution", &["execution", "cancel", "$id"], json!({"id": "$id"}))

@@ -169,7 +169,7 @@ async fn bad_input_is_refused_with_exit_2_and_names_what_is_wrong() {
     let cases: [(&[&str], &str); 6] = [
         (
             &["--type", "pager"],
-            "--type: unknown channel type \"pager\"",
+            "invalid value 'pager' for '--type <TYPE>': unknown channel kind \"pager\"; expected one of: slack",
         ),
         (
             &[

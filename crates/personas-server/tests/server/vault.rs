@@ -688,6 +688,11 @@ async fn a_secret_given_to_the_api_never_comes_back_out() {
         ("list_healing", json!({"all": true})),
         ("resolve_issue", json!({"id": "0000ffff"})),
         ("get_metrics", json!({})),
+        ("export_persona", json!({"persona": "Leaky"})),
+        (
+            "import_persona",
+            json!({"text": format!("name: Imported\ninstructions: keep {TOKEN} safe\n")}),
+        ),
         ("delete_persona", json!({"persona": "Leaky"})),
     ];
     let covered: std::collections::BTreeSet<&str> = reqs.iter().map(|(op, _)| *op).collect();
