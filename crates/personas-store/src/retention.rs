@@ -28,7 +28,7 @@
 
 use crate::{Store, StoreError, write_tx};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How long things are kept. Ages in days; 0 keeps forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +55,9 @@ impl Default for RetentionPolicy {
     }
 }
 
-/// What a prune removed (or, for a dry run, would remove).
-#[derive(Debug, Clone, Default, Serialize)]
+/// What a prune removed (or, for a dry run, would remove). On the wire inside `run_gc`'s answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(ts_rs::TS, schemars::JsonSchema))]
 pub struct GcReport {
     pub dry_run: bool,
     /// Executions removed entirely.
@@ -76,6 +77,7 @@ pub struct GcReport {
     pub bytes_after: u64,
     /// Executions removed or with output removed: their leftover files go too.
     #[serde(skip)]
+    #[cfg_attr(feature = "schema", ts(skip), schemars(skip))]
     pub pruned_executions: Vec<String>,
 }
 

@@ -3,7 +3,20 @@
 /**
  * What a gc pass removed (or, for a dry run, would remove).
  */
-export type GcResult = { dry_run: boolean, 
+export type GcResult = { 
+/**
+ * The database was rewritten (`vacuum`).
+ */
+vacuumed: boolean, 
+/**
+ * The database gives freed pages back to the disk as it goes (made by this version, or
+ * vacuumed once); when false, only a `vacuum` shrinks it.
+ */
+shrinks_by_itself: boolean, 
+/**
+ * How long the pass took.
+ */
+elapsed_ms: number, dry_run: boolean, 
 /**
  * Executions removed entirely.
  */
@@ -19,17 +32,4 @@ executions_output_pruned: number, events: number, event_deliveries: number, noti
 /**
  * Database size (file plus WAL) before and after, in bytes.
  */
-bytes_before: number, bytes_after: number, 
-/**
- * The database was rewritten (`vacuum`).
- */
-vacuumed: boolean, 
-/**
- * The database gives freed pages back to the disk as it goes (made by this version, or
- * vacuumed once); when false, only a `vacuum` shrinks it.
- */
-shrinks_by_itself: boolean, 
-/**
- * How long the pass took.
- */
-elapsed_ms: number, };
+bytes_before: number, bytes_after: number, };

@@ -28,20 +28,14 @@ pub(crate) fn backup_view(r: BackupReport) -> Backup {
     }
 }
 
-fn gc_view(r: GcReport, vacuumed: bool, shrinks_by_itself: bool, elapsed_ms: u64) -> GcResult {
+fn gc_view(
+    removed: GcReport,
+    vacuumed: bool,
+    shrinks_by_itself: bool,
+    elapsed_ms: u64,
+) -> GcResult {
     GcResult {
-        dry_run: r.dry_run,
-        executions: r.executions,
-        output_lines: r.output_lines,
-        executions_output_pruned: r.executions_output_pruned,
-        events: r.events,
-        event_deliveries: r.event_deliveries,
-        notification_deliveries: r.notification_deliveries,
-        messages: r.messages,
-        run_tokens: r.run_tokens,
-        webhook_deliveries: r.webhook_deliveries,
-        bytes_before: r.bytes_before,
-        bytes_after: r.bytes_after,
+        removed,
         vacuumed,
         shrinks_by_itself,
         elapsed_ms,
@@ -210,7 +204,7 @@ mod tests {
             .run_gc(vacuum)
             .await
             .expect("in process");
-        assert!(r.vacuumed && r.shrinks_by_itself && !r.dry_run);
+        assert!(r.vacuumed && r.shrinks_by_itself && !r.removed.dry_run);
         let e = served
             .run_gc(RunGc {
                 dry_run: Some(true),

@@ -7,6 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+pub use personas_store::retention::GcReport;
+
 /// Copies the store to a new file while it is in use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct BackupStore {
@@ -44,22 +46,10 @@ pub struct RunGc {
 /// What a gc pass removed (or, for a dry run, would remove).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct GcResult {
-    pub dry_run: bool,
-    /// Executions removed entirely.
-    pub executions: u64,
-    /// Output lines removed (of removed executions and of kept ones past `output_days`).
-    pub output_lines: u64,
-    /// Executions whose output was removed while the execution itself was kept.
-    pub executions_output_pruned: u64,
-    pub events: u64,
-    pub event_deliveries: u64,
-    pub notification_deliveries: u64,
-    pub messages: u64,
-    pub run_tokens: u64,
-    pub webhook_deliveries: u64,
-    /// Database size (file plus WAL) before and after, in bytes.
-    pub bytes_before: u64,
-    pub bytes_after: u64,
+    /// What was removed (or would be): the same fields a prune reports.
+    #[serde(flatten)]
+    #[ts(flatten)]
+    pub removed: GcReport,
     /// The database was rewritten (`vacuum`).
     pub vacuumed: bool,
     /// The database gives freed pages back to the disk as it goes (made by this version, or

@@ -117,20 +117,23 @@ pub async fn gc(ctx: &mut Context, args: GcArgs) -> CliResult<ExitCode> {
 
 fn print_gc(report: &GcResult) {
     let elapsed_ms = report.elapsed_ms;
-    let verb = if report.dry_run {
+    let verb = if report.removed.dry_run {
         "would remove"
     } else {
         "removed"
     };
     let parts: Vec<String> = [
-        (report.executions, "executions"),
-        (report.output_lines, "output lines"),
-        (report.events, "events"),
-        (report.event_deliveries, "event deliveries"),
-        (report.notification_deliveries, "notification deliveries"),
-        (report.messages, "messages"),
-        (report.run_tokens, "run tokens"),
-        (report.webhook_deliveries, "webhook replay records"),
+        (report.removed.executions, "executions"),
+        (report.removed.output_lines, "output lines"),
+        (report.removed.events, "events"),
+        (report.removed.event_deliveries, "event deliveries"),
+        (
+            report.removed.notification_deliveries,
+            "notification deliveries",
+        ),
+        (report.removed.messages, "messages"),
+        (report.removed.run_tokens, "run tokens"),
+        (report.removed.webhook_deliveries, "webhook replay records"),
     ]
     .iter()
     .filter(|(n, _)| *n > 0)
@@ -140,18 +143,18 @@ fn print_gc(report: &GcResult) {
         println!("nothing to remove under the retention policy ({elapsed_ms} ms)");
     } else {
         println!("{verb}: {}", parts.join(", "));
-        if report.executions_output_pruned > 0 {
+        if report.removed.executions_output_pruned > 0 {
             println!(
                 "  (output of {} kept executions included)",
-                report.executions_output_pruned
+                report.removed.executions_output_pruned
             );
         }
     }
-    if !report.dry_run {
+    if !report.removed.dry_run {
         println!(
             "database {} → {} in {elapsed_ms} ms",
-            mib(report.bytes_before),
-            mib(report.bytes_after)
+            mib(report.removed.bytes_before),
+            mib(report.removed.bytes_after)
         );
         if !report.vacuumed && !report.shrinks_by_itself {
             println!(
