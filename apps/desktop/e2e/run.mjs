@@ -228,8 +228,9 @@ try {
       return list.executions.find((e) => e.trigger === "schedule" && e.status === "completed");
     });
     assert(x11("state", TITLE) === "unmapped", "still hidden while it ran");
-    const triggers = JSON.parse(cli("trigger", "list", "--json"));
-    for (const t of triggers.triggers ?? triggers) cli("trigger", "remove", t.id);
+    // `trigger list --json` is `list_triggers`' answer: views, each holding its trigger row.
+    const { triggers } = JSON.parse(cli("trigger", "list", "--json"));
+    for (const view of triggers) cli("trigger", "remove", view.trigger.id);
     assert(run.persona_name === "Docs checker", "the scheduled run is the persona's");
   });
 
