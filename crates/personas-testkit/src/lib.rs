@@ -22,6 +22,7 @@
 
 pub mod api;
 pub mod claude;
+pub mod cloud;
 pub mod files;
 pub mod http_sink;
 pub mod leak;

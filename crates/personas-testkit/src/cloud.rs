@@ -1,0 +1,242 @@
+//! The cloud's real backing services for tests and `make cloud-dev`: a PostgreSQL cluster of
+//! our own ([`Postgres`]) and the Tansu Kafka-protocol broker storing its topics in it
+//! ([`Broker`]). Both are child processes killed when their handle drops.
+//!
+//! PostgreSQL refuses to run as root, and CI runs as root: then `initdb` and `postgres` run as
+//! the `postgres` system user (Debian's package creates it) through `runuser`, in a directory
+//! handed to that user. Authentication is `trust` on loopback only — a throwaway cluster.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on loopback (bound and released; good enough for a test's own servers).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free_port: cannot bind loopback")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The directory holding PostgreSQL's server programs (`initdb`, `postgres`): `PG_BIN`, else
+/// the newest `/usr/lib/postgresql/<v>/bin`, else whatever `PATH` has.
+pub fn pg_bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, p)| p)
+}
+
+fn pg_program(name: &str) -> PathBuf {
+    pg_bin_dir()
+        .map(|d| d.join(name))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// A command that runs as the `postgres` user when we are root (PostgreSQL refuses root).
+fn as_pg_user(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn hand_to_pg_user(dir: &Path) {
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .status()
+            .expect("cannot run chown");
+        assert!(status.success(), "cannot hand {} to the postgres user", dir.display());
+    }
+}
+
+/// A running PostgreSQL cluster on loopback.
+pub struct Postgres {
+    child: Child,
+    port: u16,
+    data: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Postgres {
+    /// A fresh cluster in a temporary directory.
+    pub fn start_temp() -> Postgres {
+        let temp = tempfile::Builder::new()
+            .prefix("personas-pg-")
+            .tempdir()
+            .expect("cannot create a temp dir");
+        let mut pg = Postgres::start(&temp.path().join("data"), free_port());
+        pg._temp = Some(temp);
+        pg
+    }
+
+    /// The cluster in `data` (created with `initdb` when missing) on `port`.
+    pub fn start(data: &Path, port: u16) -> Postgres {
+        let parent = data.parent().expect("the data dir has a parent");
+        std::fs::create_dir_all(parent).expect("cannot create the data dir's parent");
+        if !data.join("PG_VERSION").exists() {
+            std::fs::create_dir_all(data).expect("cannot create the data dir");
+            hand_to_pg_user(data);
+            if is_root() {
+                // The postgres user must be able to reach its directory.
+                let mut p = Some(parent);
+                while let Some(dir) = p {
+                    if dir == Path::new("/") {
+                        break;
+                    }
+                    let _ = Command::new("chmod").arg("o+x").arg(dir).status();
+                    p = dir.parent();
+                }
+            }
+            let out = as_pg_user(&pg_program("initdb"))
+                .arg("-D")
+                .arg(data)
+                .args(["-U", "personas", "--auth=trust", "-E", "UTF8", "--no-sync"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot run initdb (install Debian's postgresql; PG_BIN names its bin dir): {e}"
+                    )
+                });
+            assert!(
+                out.status.success(),
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let log = std::fs::File::create(parent.join("postgres.log")).expect("cannot create the log");
+        let child = as_pg_user(&pg_program("postgres"))
+            .arg("-D")
+            .arg(data)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", data.display()))
+            .args(["-c", "max_connections=300", "-c", "fsync=off", "-c", "synchronous_commit=off"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start postgres");
+        let pg = Postgres {
+            child,
+            port,
+            data: data.to_path_buf(),
+            _temp: None,
+        };
+        pg.wait_ready(Duration::from_secs(30));
+        pg
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ok = Command::new(pg_program("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "personas", "-d", "postgres"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not accept connections on port {} (see {})",
+                self.port,
+                self.data.parent().map(|p| p.join("postgres.log").display().to_string()).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection URL for database `db`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://personas@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Runs SQL with `psql` against `db`; its standard output.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "personas", "-d", db])
+            .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+            .output()
+            .expect("cannot run psql");
+        assert!(
+            out.status.success(),
+            "psql {sql:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Creates a database (no error if it exists).
+    pub fn create_database(&self, name: &str) {
+        let exists = self.psql(
+            "postgres",
+            &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+        );
+        if exists.trim() != "1" {
+            self.psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+        }
+    }
+
+    /// Everything in database `db` as SQL text (`pg_dump`), to search for what must not be there.
+    pub fn dump(&self, db: &str) -> String {
+        let out = Command::new(pg_program("pg_dump"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "personas", db])
+            .output()
+            .expect("cannot run pg_dump");
+        assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stops the server now (fast shutdown), as `drop` does.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
