@@ -8,8 +8,10 @@
 //! [`oversight`]; triggers and the event bus in [`crate::bus`].
 
 mod access;
+mod cloud;
 mod files;
 mod metrics;
+mod mirror;
 mod oversight;
 pub(crate) mod upkeep;
 
@@ -45,6 +47,8 @@ struct Inner {
     /// The saved settings as they were when this runtime started; a difference later means
     /// `update_settings` saved something that applies at the next start.
     saved_at_start: Option<SavedSettings>,
+    /// Cloud runs this process is mirroring now (each followed once).
+    mirrors: std::sync::Mutex<std::collections::HashSet<ExecutionId>>,
 }
 
 type SavedSettings = (u32, Option<PathBuf>);
@@ -68,6 +72,7 @@ impl Api {
                 engine,
                 host,
                 saved_at_start,
+                mirrors: Default::default(),
             }),
         }
     }
@@ -97,6 +102,20 @@ impl Api {
     /// The URL this runtime serves on, when it serves one.
     pub(crate) fn host_url(&self) -> Option<String> {
         self.inner.host.url.clone()
+    }
+
+    /// Marks a cloud mirror as followed by this process; false if it already is.
+    pub(crate) fn claim_mirror(&self, id: &ExecutionId) -> bool {
+        self.mirrors_lock().insert(id.clone())
+    }
+
+    pub(crate) fn release_mirror(&self, id: &ExecutionId) {
+        self.mirrors_lock().remove(id);
+    }
+
+    fn mirrors_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<ExecutionId>> {
+        // Single inserts and removes: a panic elsewhere cannot leave the set half-changed.
+        self.inner.mirrors.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn config(&self) -> &EngineConfig {
@@ -422,6 +441,10 @@ impl Api {
 
     pub async fn cancel_execution(&self, req: ExecutionRef) -> Result<Execution, ApiError> {
         let e = self.store(move |s| s.executions().find(&req.id)).await?;
+        if e.trigger == personas_core::TriggerKind::Cloud {
+            // No local process runs it: the cloud stops its worker, and the mirror records the end.
+            return self.cancel_cloud_execution(e).await;
+        }
         let id: ExecutionId = e.id;
         Ok(self.inner.engine.cancel(&id).await?)
     }

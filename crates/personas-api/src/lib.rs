@@ -186,6 +186,18 @@ macro_rules! for_each_operation {
             export_persona: $crate::ops::ExportPersona => $crate::ops::PersonaFileText,
             /// Creates (or with `replace`, updates) a persona from a file; refused naming each grant beyond what it holds unless `grant`.
             import_persona: $crate::ops::ImportPersona => $crate::ops::ImportedPersona,
+            /// Connects to a Personas cloud: checks the orchestrator answers the token (`whoami`), keeps the URL in the store and the token sealed in the vault.
+            cloud_connect: $crate::ops::CloudConnect => $crate::ops::CloudStatus,
+            /// The cloud connection and, when the orchestrator answers, its cluster and this month's usage; an unreachable one is a status, not an error.
+            cloud_status: $crate::ops::Empty => $crate::ops::CloudStatus,
+            /// Forgets the cloud connection and its token (mirrored runs stay in history).
+            cloud_disconnect: $crate::ops::Empty => $crate::ops::CloudDisconnected,
+            /// Pushes a persona (its file and linked credentials, sealed in the cloud on arrival) under its local id.
+            push_persona: $crate::ops::PushPersona => $crate::ops::PushedPersona,
+            /// Runs a pushed persona in the cloud; the run is mirrored into the local store as it goes (same id, statuses and output, trigger `cloud`).
+            cloud_execute: $crate::ops::CloudExecute => personas_core::Execution,
+            /// The cloud's executions with their attempts and workers, newest first.
+            list_cloud_executions: $crate::ops::ListCloudExecutions => $crate::ops::CloudExecutionList,
         }
     };
 }

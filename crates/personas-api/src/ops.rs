@@ -19,11 +19,13 @@ use serde_json::Value;
 use ts_rs::TS;
 
 mod access;
+mod cloud;
 mod files;
 mod metrics;
 mod oversight;
 mod upkeep;
 pub use access::*;
+pub use cloud::*;
 pub use files::*;
 pub use metrics::*;
 pub use oversight::*;

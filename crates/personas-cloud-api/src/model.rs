@@ -38,7 +38,7 @@ impl fmt::Debug for WireSecret {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthKind {
     /// A bearer JWT (the portal's, or a Supabase project's).
@@ -47,7 +47,7 @@ pub enum AuthKind {
     AdminToken,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ts_rs::TS)]
 pub struct Identity {
     pub tenant_id: String,
     /// The token's `sub` (or `admin` for the static token).
@@ -70,7 +70,7 @@ pub struct Execute {
     pub idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptState {
     /// Taken off the queue, sent to a worker.
@@ -86,7 +86,7 @@ pub enum AttemptState {
 }
 
 /// One try of an execution on one worker. Only the current attempt can complete its execution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ts_rs::TS)]
 pub struct Attempt {
     pub number: u32,
     pub state: AttemptState,
@@ -98,9 +98,10 @@ pub struct Attempt {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ts_rs::TS)]
 pub struct CloudExecution {
     #[serde(flatten)]
+    #[ts(flatten)]
     pub execution: Execution,
     /// The current attempt's number (0 while queued for the first time).
     pub attempt: u32,
@@ -126,7 +127,7 @@ pub struct ListExecutions {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ts_rs::TS)]
 pub struct CloudExecutionList {
     pub executions: Vec<CloudExecution>,
 }
@@ -310,7 +311,7 @@ pub struct ModelCredentialStatus {
     pub set_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ts_rs::TS)]
 pub struct OrchestratorView {
     pub id: String,
     /// Where it serves (as it advertises itself).
@@ -321,14 +322,14 @@ pub struct OrchestratorView {
     pub clients: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerState {
     Idle,
     Busy,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ts_rs::TS)]
 pub struct WorkerView {
     pub id: String,
     pub orchestrator_id: String,
@@ -341,7 +342,7 @@ pub struct WorkerView {
     pub heartbeat_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ts_rs::TS)]
 pub struct Cluster {
     pub orchestrators: Vec<OrchestratorView>,
     pub workers: Vec<WorkerView>,
@@ -360,7 +361,7 @@ pub struct UsageRequest {
     pub month: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ts_rs::TS)]
 pub struct Usage {
     pub month: String,
     pub executions: u64,

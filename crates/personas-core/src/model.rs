@@ -435,7 +435,8 @@ impl ErrorClass {
 }
 
 string_enum!(
-    /// What started an execution.
+    /// What started an execution. `cloud`: it ran in a Personas cloud and this row mirrors it
+    /// (no local process runs it).
     TriggerKind {
         Manual => "manual",
         Schedule => "schedule",
@@ -443,6 +444,7 @@ string_enum!(
         Event => "event",
         Chain => "chain",
         Retry => "retry",
+        Cloud => "cloud",
     }
 );
 

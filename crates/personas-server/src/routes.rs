@@ -70,6 +70,8 @@ impl ServerState {
                 url: Some(format!("http://127.0.0.1:{port}")),
             },
         );
+        // Cloud runs that were still going when the last runtime stopped are followed again.
+        api.resume_cloud_mirrors();
         ServerState {
             hub: EventHub::start(&engine, stop.clone()),
             api,

@@ -228,7 +228,7 @@ impl ExecutionRepo<'_> {
                 return Ok(out);
             }
             let running: u32 = tx.query_row(
-                "SELECT COUNT(*) FROM executions WHERE status = 'running'",
+                "SELECT COUNT(*) FROM executions WHERE status = 'running' AND trigger_kind != 'cloud'",
                 [],
                 |r| r.get(0),
             )?;
@@ -239,10 +239,11 @@ impl ExecutionRepo<'_> {
                 let next: Option<String> = tx
                     .prepare_cached(
                         "SELECT e.id FROM executions e JOIN personas p ON p.id = e.persona_id
-                         WHERE e.status = 'queued' AND p.enabled = 1
+                         WHERE e.status = 'queued' AND e.trigger_kind != 'cloud' AND p.enabled = 1
                            AND (e.not_before IS NULL OR e.not_before <= ?1)
                            AND (SELECT COUNT(*) FROM executions r
-                                WHERE r.persona_id = e.persona_id AND r.status = 'running') < p.max_concurrent
+                                WHERE r.persona_id = e.persona_id AND r.status = 'running'
+                                  AND r.trigger_kind != 'cloud') < p.max_concurrent
                          ORDER BY e.priority DESC, e.queued_at, e.id LIMIT 1",
                     )?
                     .query_row([now], |r| r.get(0))
@@ -279,11 +280,13 @@ impl ExecutionRepo<'_> {
             }
             let fits: bool = tx
                 .query_row(
-                    "SELECT e.status = 'queued'
+                    "SELECT e.status = 'queued' AND e.trigger_kind != 'cloud'
                         AND (e.not_before IS NULL OR e.not_before <= ?3)
-                        AND (SELECT COUNT(*) FROM executions WHERE status = 'running') < ?2
+                        AND (SELECT COUNT(*) FROM executions WHERE status = 'running'
+                             AND trigger_kind != 'cloud') < ?2
                         AND (SELECT COUNT(*) FROM executions r
-                             WHERE r.persona_id = e.persona_id AND r.status = 'running') < p.max_concurrent
+                             WHERE r.persona_id = e.persona_id AND r.status = 'running'
+                                  AND r.trigger_kind != 'cloud') < p.max_concurrent
                      FROM executions e JOIN personas p ON p.id = e.persona_id WHERE e.id = ?1",
                     params![id.as_str(), global_limit, now],
                     |r| r.get(0),

@@ -498,7 +498,7 @@ impl<'s> ExecutionRepo<'s> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
             let mut stmt = tx.prepare(&format!(
-                "SELECT {COLUMNS}, owner FROM executions WHERE status = 'running'"
+                "SELECT {COLUMNS}, owner FROM executions WHERE status = 'running' AND trigger_kind != 'cloud'"
             ))?;
             let rows = stmt.query_map([], |r| {
                 Ok((row_to_execution(r)?, r.get::<_, Option<String>>(32)?))

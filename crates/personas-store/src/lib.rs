@@ -20,6 +20,7 @@
 pub mod admission;
 pub mod backup;
 pub mod bus;
+pub mod cloud;
 pub mod credentials;
 pub mod delivery;
 mod error;
@@ -265,6 +266,10 @@ impl Store {
 
     pub fn retention(&self) -> retention::RetentionRepo<'_> {
         retention::RetentionRepo::new(self)
+    }
+
+    pub fn cloud(&self) -> cloud::CloudRepo<'_> {
+        cloud::CloudRepo::new(self)
     }
 
     pub fn webhooks(&self) -> WebhookRepo<'_> {

@@ -9,6 +9,11 @@ import type { Channel } from "./Channel";
 import type { ChannelList } from "./ChannelList";
 import type { ChannelRef } from "./ChannelRef";
 import type { ChannelTest } from "./ChannelTest";
+import type { CloudConnect } from "./CloudConnect";
+import type { CloudDisconnected } from "./CloudDisconnected";
+import type { CloudExecute } from "./CloudExecute";
+import type { CloudExecutionList } from "./CloudExecutionList";
+import type { CloudStatus } from "./CloudStatus";
 import type { CreateCredential } from "./CreateCredential";
 import type { CreateFromTemplate } from "./CreateFromTemplate";
 import type { CreatePersona } from "./CreatePersona";
@@ -43,6 +48,7 @@ import type { ImportedPersona } from "./ImportedPersona";
 import type { IssueRef } from "./IssueRef";
 import type { IssueRow } from "./IssueRow";
 import type { ListChannels } from "./ListChannels";
+import type { ListCloudExecutions } from "./ListCloudExecutions";
 import type { ListEvents } from "./ListEvents";
 import type { ListExecutions } from "./ListExecutions";
 import type { ListHealing } from "./ListHealing";
@@ -66,6 +72,8 @@ import type { PersonaPolicy } from "./PersonaPolicy";
 import type { PersonaRef } from "./PersonaRef";
 import type { PreviewCron } from "./PreviewCron";
 import type { PromptVersionList } from "./PromptVersionList";
+import type { PushPersona } from "./PushPersona";
+import type { PushedPersona } from "./PushedPersona";
 import type { ReviewList } from "./ReviewList";
 import type { RotateVault } from "./RotateVault";
 import type { RunGc } from "./RunGc";
@@ -233,6 +241,18 @@ export interface Operations {
   export_persona: { request: ExportPersona; response: PersonaFileText };
   /** Creates (or with `replace`, updates) a persona from a file; refused naming each grant beyond what it holds unless `grant`. */
   import_persona: { request: ImportPersona; response: ImportedPersona };
+  /** Connects to a Personas cloud: checks the orchestrator answers the token (`whoami`), keeps the URL in the store and the token sealed in the vault. */
+  cloud_connect: { request: CloudConnect; response: CloudStatus };
+  /** The cloud connection and, when the orchestrator answers, its cluster and this month's usage; an unreachable one is a status, not an error. */
+  cloud_status: { request: Empty; response: CloudStatus };
+  /** Forgets the cloud connection and its token (mirrored runs stay in history). */
+  cloud_disconnect: { request: Empty; response: CloudDisconnected };
+  /** Pushes a persona (its file and linked credentials, sealed in the cloud on arrival) under its local id. */
+  push_persona: { request: PushPersona; response: PushedPersona };
+  /** Runs a pushed persona in the cloud; the run is mirrored into the local store as it goes (same id, statuses and output, trigger `cloud`). */
+  cloud_execute: { request: CloudExecute; response: Execution };
+  /** The cloud's executions with their attempts and workers, newest first. */
+  list_cloud_executions: { request: ListCloudExecutions; response: CloudExecutionList };
 }
 
 export type OperationName = keyof Operations;
@@ -308,4 +328,10 @@ export const OPERATION_NAMES: OperationName[] = [
   "run_gc",
   "export_persona",
   "import_persona",
+  "cloud_connect",
+  "cloud_status",
+  "cloud_disconnect",
+  "push_persona",
+  "cloud_execute",
+  "list_cloud_executions",
 ];

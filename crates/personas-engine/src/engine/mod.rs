@@ -132,6 +132,12 @@ impl Engine {
         self.inner.rt.bus.subscribe()
     }
 
+    /// The output writer: lines stored through it are broadcast like a run's (the cloud
+    /// mirror stores a cloud run's output this way).
+    pub fn writer(&self) -> &OutputWriter {
+        &self.inner.rt.writer
+    }
+
     /// Sending half of the event channel, for components hosted beside the engine.
     pub fn bus(&self) -> &EventBus {
         &self.inner.rt.bus

@@ -178,6 +178,11 @@ fn webhook_aad(vault_id: &str, generation: i64, trigger_id: &str) -> String {
     format!("personas/v1/webhook/{vault_id}/g{generation}/{trigger_id}")
 }
 
+/// Bound to the cloud connection's token (a sealed value moved elsewhere does not open).
+fn cloud_token_aad(vault_id: &str, generation: i64) -> String {
+    format!("personas/v1/cloud-token/{vault_id}/g{generation}")
+}
+
 fn strong(p: &Secret, var: &'static str) -> Result<(), VaultError> {
     if p.expose().chars().count() < MIN_PASSPHRASE_LEN {
         return Err(VaultError::WeakPassphrase { var });
@@ -420,6 +425,30 @@ impl Vault {
             what: format!("the webhook secret of trigger {trigger_id}"),
         };
         let aad = webhook_aad(&self.vault_id, sealed.generation, trigger_id);
+        let plain = cipher::open(&self.key, &sealed.sealed, &aad).map_err(|_| damaged())?;
+        let text = std::str::from_utf8(&plain).map_err(|_| damaged())?;
+        Ok(Secret::new(text))
+    }
+
+    /// Seals the bearer token of the cloud connection.
+    pub fn seal_cloud_token(&self, token: &Secret) -> Result<SealedSecret, VaultError> {
+        let aad = cloud_token_aad(&self.vault_id, self.generation);
+        Ok(SealedSecret {
+            sealed: cipher::seal(&self.key, token.expose().as_bytes(), &aad)?,
+            generation: self.generation,
+        })
+    }
+
+    /// Opens the cloud connection's token. A token sealed before a rotation is `Stale`: the
+    /// rotation does not re-seal it, so the user connects again.
+    pub fn open_cloud_token(&self, sealed: &SealedSecret) -> Result<Secret, VaultError> {
+        if sealed.generation != self.generation {
+            return Err(VaultError::Stale);
+        }
+        let damaged = || VaultError::Damaged {
+            what: "the cloud connection's token".into(),
+        };
+        let aad = cloud_token_aad(&self.vault_id, sealed.generation);
         let plain = cipher::open(&self.key, &sealed.sealed, &aad).map_err(|_| damaged())?;
         let text = std::str::from_utf8(&plain).map_err(|_| damaged())?;
         Ok(Secret::new(text))
