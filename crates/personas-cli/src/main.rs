@@ -91,6 +91,9 @@ pub enum Command {
     Tool(cmd::tool::ToolCmd),
     /// MCP server on stdio: protocol tools for runs; persona control from Claude Code/Desktop.
     Mcp,
+    /// A Personas cloud: connect (token kept in the vault), status, disconnect.
+    #[command(subcommand)]
+    Cloud(cmd::cloud::CloudCmd),
     /// Copy the store to FILE (consistent while the runtime runs; the file is 0600).
     Backup(cmd::data::BackupArgs),
     /// Put a backup into an empty data dir (checked first: a Personas database, intact).

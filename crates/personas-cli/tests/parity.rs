@@ -79,6 +79,35 @@ const EXEMPT: &[(&str, &str)] = &[
          scripted Messages API turn, which this table's data dirs do not script; tests/review \
          decides reviews through the CLI with and without a runtime",
     ),
+    (
+        "cloud_connect",
+        "`personas cloud connect` calls it, but it answers only after a real orchestrator accepted \
+         the token, which this table's data dirs do not start; tests/cli/cloud.rs checks the \
+         refusals (bad URL, unreachable) and tests/cloud.rs the whole path against a CloudStack",
+    ),
+    (
+        "cloud_status",
+        "`personas cloud status --json` prints its answer; its connected side needs a real \
+         orchestrator (tests/cloud.rs), its disconnected side is checked in tests/cli/cloud.rs",
+    ),
+    (
+        "cloud_disconnect",
+        "`personas cloud disconnect --json` prints its answer; checked with and without a \
+         connection in tests/cli/cloud.rs and tests/cloud.rs",
+    ),
+    (
+        "push_persona",
+        "`personas persona push` calls it; it needs a real orchestrator (tests/cloud.rs)",
+    ),
+    (
+        "cloud_execute",
+        "`personas run --cloud` calls it; it needs a real orchestrator and worker (tests/cloud.rs)",
+    ),
+    (
+        "list_cloud_executions",
+        "`personas execution list --cloud --json` prints its answer; it needs a real \
+         orchestrator (tests/cloud.rs)",
+    ),
 ];
 
 fn all_cases() -> Vec<Case> {

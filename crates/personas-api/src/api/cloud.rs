@@ -89,24 +89,33 @@ impl Api {
                 cloud_error(e)
             }
         })?;
-        let secret = Secret::new(token);
-        let conn_url = url.clone();
-        let id = identity.clone();
+        self.store_connection(url.clone(), Secret::new(token), identity.clone())
+            .await?;
+        self.resume_cloud_mirrors();
+        Ok(self.status_of(client, url, Some(identity)).await)
+    }
+
+    /// Keeps the URL and who the token says we are in the store, the token sealed by the vault
+    /// (created on first use, like for a credential).
+    pub(crate) async fn store_connection(
+        &self,
+        url: String,
+        token: Secret,
+        identity: cloud::Identity,
+    ) -> Result<(), ApiError> {
         self.with_vault(move |store, unlock| {
             let vault = unlock()?;
-            let sealed = vault.seal_cloud_token(&secret)?;
+            let sealed = vault.seal_cloud_token(&token)?;
             store.cloud().connect(&CloudConnection {
-                url: conn_url.clone(),
+                url: url.clone(),
                 token: sealed,
-                tenant_id: id.tenant_id.clone(),
-                subject: id.subject.clone(),
+                tenant_id: identity.tenant_id.clone(),
+                subject: identity.subject.clone(),
                 connected_at_ms: chrono::Utc::now().timestamp_millis(),
             })?;
             Ok(())
         })
-        .await?;
-        self.resume_cloud_mirrors();
-        Ok(self.status_of(client, url, Some(identity)).await)
+        .await
     }
 
     pub async fn cloud_status(&self, _req: Empty) -> Result<CloudStatus, ApiError> {
@@ -349,4 +358,138 @@ fn linked_credentials(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HostInfo;
+    use personas_engine::EngineConfig;
+    use personas_engine::vault::VaultOptions;
+    use personas_testkit::leak::{Needle, in_database, in_files};
+
+    const PASSPHRASE: &str = "correct horse battery staple 42";
+
+    fn api(dir: &std::path::Path) -> Api {
+        let config = EngineConfig::load(dir, |_| None).expect("config");
+        let vault = VaultOptions {
+            passphrase: Some(Secret::new(PASSPHRASE)),
+            new_passphrase: None,
+            keychain: None,
+        };
+        Api::open(config, vault, HostInfo::default()).expect("api")
+    }
+
+    /// A loopback address nothing listens on (bound, then released).
+    fn dead_url() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        drop(l);
+        format!("http://127.0.0.1:{port}")
+    }
+
+    fn identity() -> cloud::Identity {
+        cloud::Identity {
+            tenant_id: "t-1".into(),
+            subject: "admin".into(),
+            via: cloud::AuthKind::AdminToken,
+            orchestrator_id: "o-1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_an_empty_token_or_an_unreachable_orchestrator_is_refused_storing_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let api = api(dir.path());
+        let connect = |url: &str, token: &str| {
+            api.cloud_connect(CloudConnect {
+                url: url.into(),
+                token: token.into(),
+            })
+        };
+        let e = connect("ftp://example.org", "t0ken-value")
+            .await
+            .expect_err("ftp");
+        assert_eq!((e.code, e.field.as_deref()), (Code::Invalid, Some("url")));
+        assert!(e.message.contains("ftp://example.org"), "{}", e.message);
+        let e = connect("http://127.0.0.1:9", "  ")
+            .await
+            .expect_err("no token");
+        assert_eq!((e.code, e.field.as_deref()), (Code::Invalid, Some("token")));
+        let url = dead_url();
+        let e = connect(&url, "t0ken-value").await.expect_err("unreachable");
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (Code::Unavailable, Some("url"))
+        );
+        assert!(e.message.contains(&url), "{}", e.message);
+        let status = api.cloud_status(Empty {}).await.expect("status");
+        assert!(!status.connected && !status.reachable && status.url.is_none());
+        assert!(
+            api.store(|s| s.cloud().connection())
+                .await
+                .expect("read")
+                .is_none()
+        );
+        // What needs a connection says how to make one.
+        let e = api
+            .list_cloud_executions(ListCloudExecutions::default())
+            .await
+            .expect_err("not connected");
+        assert_eq!(e.code, Code::Conflict);
+        assert!(
+            e.message.contains("personas cloud connect"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[tokio::test]
+    async fn the_token_is_sealed_in_the_vault_and_nowhere_in_plaintext() {
+        let dir = tempfile::tempdir().expect("dir");
+        let api = api(dir.path());
+        let token = "pc-admin-7f3a9c1e5b2d4f6a8c0e";
+        let url = dead_url();
+        api.store_connection(url.clone(), Secret::new(token), identity())
+            .await
+            .expect("stored");
+        // It opens again through the vault, for the URL stored beside it.
+        let client = api.cloud_client().await.expect("client");
+        assert_eq!(client.url(), url);
+        let sealed = api
+            .store(|s| s.cloud().connection())
+            .await
+            .expect("read")
+            .expect("connected")
+            .token;
+        let opened = api
+            .with_vault(move |_, unlock| Ok(unlock()?.open_cloud_token(&sealed)?))
+            .await
+            .expect("opens");
+        assert_eq!(opened.expose(), token);
+        // Nowhere in plaintext: no column of any table, no file of the data dir (config.toml
+        // included), in any encoding.
+        let needles = [Needle::new("cloud token", token)];
+        let (hits, values) = in_database(&needles, &dir.path().join(personas_store::DB_FILE));
+        assert!(hits.is_empty(), "{hits:#?}");
+        assert!(values > 0);
+        let hits = in_files(&needles, dir.path());
+        assert!(hits.is_empty(), "{hits:#?}");
+        // The orchestrator does not answer: a status saying so, not a failure.
+        let status = api.cloud_status(Empty {}).await.expect("status");
+        assert!(status.connected && !status.reachable);
+        assert_eq!(status.url.as_deref(), Some(url.as_str()));
+        let error = status.error.expect("why");
+        assert!(error.contains("cannot reach the orchestrator"), "{error}");
+        let gone = api.cloud_disconnect(Empty {}).await.expect("disconnect");
+        assert!(gone.was_connected);
+        assert!(
+            api.store(|s| s.cloud().connection())
+                .await
+                .expect("read")
+                .is_none()
+        );
+        let again = api.cloud_disconnect(Empty {}).await.expect("disconnect");
+        assert!(!again.was_connected);
+    }
 }

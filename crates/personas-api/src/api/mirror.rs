@@ -202,3 +202,207 @@ impl Api {
         let _ = self.store(move |s| s.cloud().note_error(&id2, &text)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HostInfo;
+    use chrono::Utc;
+    use personas_cloud_api::model::{CloudExecution, CloudLine};
+    use personas_core::{ExecutionStatus, LineKind, PersonaSpec};
+    use personas_engine::EngineConfig;
+    use personas_engine::vault::VaultOptions;
+    use personas_store::NewExecution;
+    use tokio::sync::broadcast::error::TryRecvError;
+
+    fn frame(seq: i64, event: ClientEvent) -> ClientFrame {
+        ClientFrame { seq, event }
+    }
+
+    fn record(e: &Execution) -> ClientEvent {
+        ClientEvent::Execution {
+            execution: Box::new(CloudExecution {
+                execution: e.clone(),
+                attempt: 1,
+                max_attempts: 3,
+                worker_id: Some("w-1".into()),
+                dead_letter_reason: None,
+                attempts: vec![],
+            }),
+        }
+    }
+
+    fn line(id: &ExecutionId, seq: i64, text: &str) -> ClientEvent {
+        ClientEvent::Output {
+            line: CloudLine {
+                execution_id: id.clone(),
+                seq,
+                attempt: 1,
+                kind: LineKind::AssistantText,
+                text: text.into(),
+                at: Utc::now(),
+            },
+        }
+    }
+
+    /// The frames of one cloud run: started, three lines, completed.
+    fn run_frames(cloud: &Execution) -> Vec<ClientFrame> {
+        let mut running = cloud.clone();
+        running.status = ExecutionStatus::Running;
+        running.started_at = Some(Utc::now());
+        let mut done = running.clone();
+        done.status = ExecutionStatus::Completed;
+        done.finished_at = Some(Utc::now());
+        done.cost_usd = 0.25;
+        done.result_text = Some("notes written".into());
+        vec![
+            frame(11, record(&running)),
+            frame(12, line(&cloud.id, 1, "one")),
+            frame(13, line(&cloud.id, 2, "two")),
+            frame(14, line(&cloud.id, 3, "three")),
+            frame(15, record(&done)),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_cloud_run_becomes_a_local_execution_in_order_and_a_replay_changes_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = EngineConfig::load(dir.path(), |_| None).expect("config");
+        let api = Api::open(config, VaultOptions::default(), HostInfo::default()).expect("api");
+        let store = api.engine().store().clone();
+        let persona = store
+            .personas()
+            .create(&PersonaSpec::new("Writer", "write release notes"))
+            .expect("persona");
+        // A local run queued too: the queue must take it and never the mirror.
+        let local = store
+            .executions()
+            .enqueue(&NewExecution::manual(persona.id.clone(), None))
+            .expect("local");
+        let mut cloud = local.clone();
+        cloud.id = ExecutionId::new();
+        let mirror = store
+            .cloud()
+            .insert_mirror(&cloud, "http://127.0.0.1:9")
+            .expect("mirror");
+        assert_eq!(
+            (mirror.status, mirror.trigger, mirror.persona_id.clone()),
+            (
+                ExecutionStatus::Queued,
+                personas_core::TriggerKind::Cloud,
+                persona.id.clone()
+            )
+        );
+        let mut events = api.engine().subscribe();
+        let mut at = Progress {
+            journal_seq: 0,
+            line_seq: 0,
+            unsaved: 0,
+        };
+        let frames = run_frames(&cloud);
+        let mut ended = Vec::new();
+        for f in frames.clone() {
+            ended.push(api.apply_frame(&cloud.id, f, &mut at).await);
+        }
+        assert_eq!(ended, [false, false, false, false, true]);
+        // The store holds it like a local run: status, result, cost, lines in order.
+        let stored = store.executions().get(&cloud.id).expect("row");
+        assert_eq!(stored.status, ExecutionStatus::Completed);
+        assert_eq!(stored.result_text.as_deref(), Some("notes written"));
+        assert_eq!((stored.cost_usd, stored.output_lines), (0.25, 3));
+        let texts: Vec<String> = store
+            .executions()
+            .output(&cloud.id, 0, 10)
+            .expect("output")
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        assert_eq!(texts, ["one", "two", "three"]);
+        assert_eq!(
+            store.cloud().mirror_state(&cloud.id).expect("state"),
+            Some((15, true, None))
+        );
+        // ... and announced it like one: running, the lines, completed, in that order.
+        let mut seen = Vec::new();
+        loop {
+            match events.try_recv() {
+                Ok(EngineEvent::Execution { execution }) if execution.id == cloud.id => {
+                    seen.push(execution.status.to_string())
+                }
+                Ok(EngineEvent::Output { line }) if line.execution_id == cloud.id => {
+                    seen.push(line.text)
+                }
+                Ok(_) => {}
+                Err(TryRecvError::Empty) => break,
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+        assert_eq!(seen, ["running", "one", "two", "three", "completed"]);
+        // A resumed stream replays what was applied: nothing is stored or announced twice,
+        // and a late record cannot move the ended run back.
+        let mut again = Progress {
+            journal_seq: 0,
+            line_seq: i64::try_from(stored.output_lines).expect("fits"),
+            unsaved: 0,
+        };
+        for f in frames {
+            api.apply_frame(&cloud.id, f, &mut again).await;
+        }
+        api.engine().writer().flush().await;
+        assert!(matches!(events.try_recv(), Err(TryRecvError::Empty)));
+        assert_eq!(store.executions().get(&cloud.id).expect("row"), stored);
+        // No local process takes, counts or recovers the mirror.
+        let taken = store.executions().claim_next(1, "me:1").expect("claim");
+        assert_eq!(taken.map(|e| e.id), Some(local.id.clone()));
+        let recovered = store
+            .executions()
+            .recover_interrupted(&|_, _| false)
+            .expect("recover");
+        assert_eq!(
+            recovered.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+            [local.id.clone()]
+        );
+        assert!(store.cloud().pending().expect("pending").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_running_mirror_is_not_claimed_recovered_or_counted_against_the_limit() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = personas_store::Store::open_in_dir(dir.path()).expect("store");
+        let persona = store
+            .personas()
+            .create(&PersonaSpec::new("Writer", "write"))
+            .expect("persona");
+        let local = store
+            .executions()
+            .enqueue(&NewExecution::manual(persona.id.clone(), None))
+            .expect("local");
+        let mut cloud = local.clone();
+        cloud.id = ExecutionId::new();
+        store
+            .cloud()
+            .insert_mirror(&cloud, "http://127.0.0.1:9")
+            .expect("mirror");
+        cloud.status = ExecutionStatus::Running;
+        cloud.started_at = Some(Utc::now());
+        store.cloud().apply(&cloud).expect("running");
+        // A limit of one running execution: the running mirror does not use it up.
+        let taken = store.executions().claim_next(1, "me:1").expect("claim");
+        assert_eq!(taken.map(|e| e.id), Some(local.id.clone()));
+        let recovered = store
+            .executions()
+            .recover_interrupted(&|_, _| false)
+            .expect("recover");
+        assert!(recovered.iter().all(|e| e.id != cloud.id));
+        assert_eq!(
+            store.executions().get(&cloud.id).expect("row").status,
+            ExecutionStatus::Running
+        );
+        let pending = store.cloud().pending().expect("pending");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].execution_id.clone(), pending[0].journal_seq),
+            (cloud.id, 0)
+        );
+    }
+}

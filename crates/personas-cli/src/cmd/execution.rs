@@ -25,6 +25,10 @@ pub enum ExecutionCmd {
         status: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// The connected cloud's executions (with their attempt and worker), asked of the
+        /// orchestrator; cloud runs started here are also in the plain list, mirrored.
+        #[arg(long)]
+        cloud: bool,
     },
     /// One execution: status, timings, tokens, cost, error.
     Show {
@@ -51,6 +55,7 @@ pub async fn run(ctx: &mut Context, cmd: ExecutionCmd) -> CliResult<ExitCode> {
             persona,
             status,
             limit,
+            cloud,
         } => {
             let status = status
                 .map(|s| {
@@ -58,6 +63,9 @@ pub async fn run(ctx: &mut Context, cmd: ExecutionCmd) -> CliResult<ExitCode> {
                         .map_err(|e| CliError::usage(format!("--status: {e}")))
                 })
                 .transpose()?;
+            if cloud {
+                return super::cloud::list_executions(ctx, persona, status, limit).await;
+            }
             let list = client
                 .list_executions(ListExecutions {
                     persona,

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod channel;
+pub mod cloud;
 pub mod credential;
 pub mod data;
 pub mod event;
@@ -48,6 +49,7 @@ pub async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
         Command::Vault(cmd) => credential::vault(&mut ctx, cmd).await,
         Command::Tool(cmd) => tool::run(&mut ctx, cmd).await,
         Command::Mcp => mcp(&mut ctx).await,
+        Command::Cloud(cmd) => cloud::run(&mut ctx, cmd).await,
         Command::Backup(args) => data::backup(&mut ctx, args).await,
         Command::Restore(args) => data::restore(&mut ctx, args).await,
         Command::Gc(args) => data::gc(&mut ctx, args).await,

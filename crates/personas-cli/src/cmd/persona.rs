@@ -83,6 +83,9 @@ pub enum PersonaCmd {
     },
     /// Resume a persona its circuit breaker paused after repeated failures.
     Resume { persona: String },
+    /// Send a persona to the connected cloud (its definition and linked credentials, sealed
+    /// there on arrival), under its local id; pushing again replaces it.
+    Push { persona: String },
     /// The permission policy templates --permissions-template accepts, with their rules.
     Templates,
     /// Show or change a persona's review, budget and healing settings.
@@ -451,6 +454,7 @@ pub async fn run(ctx: &mut Context, cmd: PersonaCmd) -> CliResult<ExitCode> {
                 None => print!("{}", file.text),
             }
         }
+        PersonaCmd::Push { persona } => return super::cloud::push(ctx, persona).await,
         PersonaCmd::Resume { persona } => {
             let policy = client.resume_persona(PersonaRef { persona }).await?;
             if ctx.json {

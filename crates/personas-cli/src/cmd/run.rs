@@ -12,7 +12,7 @@ use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::render::Style;
 use clap::Args;
-use personas_api::ops::{ExecutionRef, RunPersona};
+use personas_api::ops::{CloudExecute, ExecutionRef, RunPersona};
 use personas_api::{Client, Operations};
 use personas_core::{Execution, ExecutionId, ExecutionStatus};
 use personas_engine::{Engine, EngineEvent};
@@ -31,6 +31,11 @@ pub struct RunArgs {
     /// Stream the run live and wait for its end (exit 0 only if it completed).
     #[arg(long, short)]
     pub follow: bool,
+    /// Run it on the connected cloud's workers (push it first: `personas persona push`). The
+    /// run is mirrored into the local store as it goes, so --follow, `execution logs` and the
+    /// app show it like a local run.
+    #[arg(long)]
+    pub cloud: bool,
 }
 
 /// Reads and parses `--input`.
@@ -58,6 +63,9 @@ fn parse_input(raw: Option<&str>) -> CliResult<Option<serde_json::Value>> {
 pub async fn run(ctx: &mut Context, args: RunArgs) -> CliResult<ExitCode> {
     let input = parse_input(args.input.as_deref())?;
     let client = ctx.client()?;
+    if args.cloud {
+        return run_in_cloud(ctx, &client, args.persona, input, args.follow).await;
+    }
     let exec = client
         .run_persona(RunPersona {
             persona: args.persona,
@@ -107,6 +115,53 @@ pub async fn run(ctx: &mut Context, args: RunArgs) -> CliResult<ExitCode> {
         // Left paused on purpose (Ctrl-C while waiting): not a failure.
         return Ok(ExitCode::SUCCESS);
     }
+    Ok(if done.status == ExecutionStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `run --cloud`: `cloud_execute`, then (with --follow) the local mirror followed like a local
+/// run. Without a runtime the mirror runs in this process while it follows; without --follow
+/// it is picked up by the next runtime that starts.
+async fn run_in_cloud(
+    ctx: &Context,
+    client: &Client,
+    persona: String,
+    input: Option<serde_json::Value>,
+    follow: bool,
+) -> CliResult<ExitCode> {
+    let exec = client
+        .cloud_execute(CloudExecute { persona, input })
+        .await?;
+    if !follow {
+        if ctx.json {
+            print_json(&exec);
+        } else {
+            println!("{}", exec.id);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut follower = Follower::new(ctx.json);
+    if !ctx.json {
+        eprintln!(
+            "{} {} · cloud execution {}",
+            Style::detect().bold("▶"),
+            exec.persona_name,
+            exec.id
+        );
+    }
+    let done = follow::follow(
+        client,
+        ctx.runtime(),
+        exec.id.as_str(),
+        &mut follower,
+        OnInterrupt::Cancel,
+    )
+    .await?
+    .ok_or_else(|| CliError::runtime("stopped following before the run ended"))?;
+    follower.finish(&done);
     Ok(if done.status == ExecutionStatus::Completed {
         ExitCode::SUCCESS
     } else {
