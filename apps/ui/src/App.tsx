@@ -7,6 +7,7 @@ import { WebBackend, adoptToken, forgetToken, storeToken } from "./backend/web";
 import { DesktopBar } from "./components/DesktopBar";
 import { Layout } from "./components/Layout";
 import { Button, Card, Field, inputClass } from "./components/ui";
+import { CloudPage } from "./pages/Cloud";
 import { Credentials } from "./pages/Credentials";
 import { Dashboard } from "./pages/Dashboard";
 import { Executions } from "./pages/Executions";
@@ -149,6 +150,7 @@ export function App() {
           <Route path="observability" element={<Observability />} />
           <Route path="bus" element={<EventBus />} />
           <Route path="canvas" element={<Canvas />} />
+          <Route path="cloud" element={<CloudPage />} />
           <Route path="settings" element={<SettingsPage />} />
           <Route path="*" element={<p className="text-zinc-500">Nothing here.</p>} />
         </Route>

@@ -19,6 +19,8 @@ mod perms;
 #[path = "cli/vault.rs"]
 mod vault;
 
+#[path = "cli/cloud.rs"]
+mod cloud;
 #[path = "cli/datasafe.rs"]
 mod datasafe;
 #[path = "cli/leak.rs"]

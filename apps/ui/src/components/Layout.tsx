@@ -1,5 +1,5 @@
 // The app frame: navigation rail, connection indicator, theme switch, and the page.
-import { Activity, BarChart3, Bot, Brain, Inbox, KeyRound, LayoutDashboard, Moon, Network, RadioTower, Settings, ShieldCheck, Sparkles, Sun, Wrench } from "lucide-react";
+import { Activity, BarChart3, Bot, Brain, Cloud, Inbox, KeyRound, LayoutDashboard, Moon, Network, RadioTower, Settings, ShieldCheck, Sparkles, Sun, Wrench } from "lucide-react";
 import { Suspense } from "react";
 import { NavLink, Outlet } from "react-router";
 import { useApp } from "../stores/app";
@@ -20,6 +20,7 @@ const nav = [
   { to: "/observability", label: "Observability", icon: BarChart3 },
   { to: "/bus", label: "Event bus", icon: RadioTower },
   { to: "/canvas", label: "Team canvas", icon: Network },
+  { to: "/cloud", label: "Cloud", icon: Cloud },
   { to: "/welcome", label: "Templates & setup", icon: Sparkles },
   { to: "/settings", label: "Settings", icon: Settings },
 ];

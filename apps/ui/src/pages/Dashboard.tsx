@@ -3,7 +3,7 @@ import { useEffect } from "react";
 import { Link, useNavigate } from "react-router";
 import { backend } from "../backend";
 import { StatusBadge } from "../components/StatusBadge";
-import { Button, Card, Empty, ErrorBox, PageHeader, Spinner, Stat } from "../components/ui";
+import { Badge, Button, Card, Empty, ErrorBox, PageHeader, Spinner, Stat } from "../components/ui";
 import type { Execution } from "../generated";
 import { ago, duration, money, runDuration, tzOffset } from "../lib/format";
 import { useQuery } from "../lib/useQuery";
@@ -15,6 +15,7 @@ export function ExecutionRow({ e }: { e: Execution }) {
     <Link to={`/executions/${e.id}`} className="flex items-center gap-3 px-4 py-2.5 text-sm hover:bg-zinc-50 dark:hover:bg-zinc-800/60">
       <StatusBadge status={e.status} />
       <span className="flex-1 truncate font-medium">{e.persona_name}</span>
+      {e.trigger === "cloud" && <Badge tone="blue">cloud</Badge>}
       <span className="w-20 text-right tabular-nums text-zinc-500">{duration(runDuration(e))}</span>
       <span className="w-16 text-right tabular-nums text-zinc-500">{money(e.cost_usd)}</span>
       <span className="w-20 text-right text-xs text-zinc-400">{ago(e.queued_at)}</span>

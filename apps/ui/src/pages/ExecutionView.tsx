@@ -4,7 +4,7 @@ import { Link, useParams } from "react-router";
 import { backend, errorMessage } from "../backend";
 import { Conversation } from "../components/Conversation";
 import { StatusBadge } from "../components/StatusBadge";
-import { Button, ErrorBox, Spinner, Stat } from "../components/ui";
+import { Badge, Button, ErrorBox, Spinner, Stat } from "../components/ui";
 import { duration, money, runDuration, tokens } from "../lib/format";
 import { useExecutions } from "../stores/executions";
 
@@ -46,6 +46,9 @@ export function ExecutionView() {
         </Link>
         <h1 className="text-xl font-semibold">{exec.persona_name}</h1>
         <StatusBadge status={exec.status} />
+        {exec.trigger === "cloud" && (
+          <Badge tone="blue">ran in the cloud</Badge>
+        )}
         <span className="font-mono text-xs text-zinc-400">{exec.id}</span>
         <div className="ml-auto">
           {active && (

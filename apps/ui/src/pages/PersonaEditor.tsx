@@ -1,7 +1,7 @@
 // Create or edit a persona: instructions (with prompt version history and a diff), model,
 // limits, permission policy, credentials, tools and triggers; and run it with a JSON input. Server errors
 // land next to the field they name.
-import { History, Play, Save, Trash2 } from "lucide-react";
+import { Cloud, History, Play, Save, Trash2 } from "lucide-react";
 import { useEffect, useMemo, useState } from "react";
 import { useNavigate, useParams } from "react-router";
 import { BackendError, backend, errorMessage } from "../backend";
@@ -12,6 +12,7 @@ import { ChannelsCard, PersonaMemoriesCard, PolicyCard } from "../components/Per
 import type { Persona, PersonaSpec } from "../generated";
 import { diffLines } from "../lib/diff";
 import { useQuery } from "../lib/useQuery";
+import { canExecute, useCloud } from "../stores/cloud";
 import { toSpec, usePersonas } from "../stores/personas";
 
 function emptySpec(): PersonaSpec {
@@ -72,8 +73,14 @@ function RunPanel({ persona }: { persona: Persona }) {
   const nav = useNavigate();
   const [input, setInput] = useState("");
   const [err, setErr] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const run = async () => {
+  const [busy, setBusy] = useState<"local" | "cloud" | null>(null);
+  const cloud = useCloud((s) => s.status);
+  const refreshCloud = useCloud((s) => s.refresh);
+  const executeInCloud = useCloud((s) => s.execute);
+  useEffect(() => {
+    void refreshCloud();
+  }, [refreshCloud]);
+  const run = async (where: "local" | "cloud") => {
     let parsed: unknown = undefined;
     if (input.trim()) {
       try {
@@ -84,14 +91,15 @@ function RunPanel({ persona }: { persona: Persona }) {
       }
     }
     setErr(null);
-    setBusy(true);
+    setBusy(where);
     try {
-      const exec = await backend().call("run_persona", { persona: persona.id, input: parsed });
+      // A cloud run is mirrored here under the same id: the same execution view follows it.
+      const exec = where === "cloud" ? await executeInCloud(persona.id, parsed) : await backend().call("run_persona", { persona: persona.id, input: parsed });
       nav(`/executions/${exec.id}`);
     } catch (e) {
       setErr(errorMessage(e));
     } finally {
-      setBusy(false);
+      setBusy(null);
     }
   };
   return (
@@ -100,9 +108,19 @@ function RunPanel({ persona }: { persona: Persona }) {
         <Field label="Input (JSON, optional)" htmlFor="run-input" error={err} hint="Handed to the persona as its input.">
           <textarea id="run-input" rows={5} className={cx(inputClass, "font-mono text-xs")} value={input} onChange={(e) => setInput(e.target.value)} placeholder='{"pr": 42}' />
         </Field>
-        <Button variant="primary" busy={busy} onClick={run} disabled={!persona.enabled}>
-          <Play className="size-4" /> Run now
-        </Button>
+        <div className="flex flex-wrap items-center gap-2">
+          <Button variant="primary" busy={busy === "local"} onClick={() => void run("local")} disabled={!persona.enabled || busy !== null}>
+            <Play className="size-4" /> Run now
+          </Button>
+          <Button
+            busy={busy === "cloud"}
+            onClick={() => void run("cloud")}
+            disabled={!persona.enabled || busy !== null || !canExecute(cloud)}
+            title={canExecute(cloud) ? "Runs on the cloud's workers (push the persona first: personas persona push)" : "Connect to a cloud on the Cloud page first"}
+          >
+            <Cloud className="size-4" /> Execute in cloud
+          </Button>
+        </div>
       </div>
     </Card>
   );
