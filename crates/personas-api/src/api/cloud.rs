@@ -168,11 +168,31 @@ impl Api {
         let credentials = self
             .with_vault(move |store, unlock| linked_credentials(store, &id, unlock))
             .await?;
+        // A persona file carries no triggers: they go along as the runtime lists them.
+        let triggers = self
+            .list_triggers(crate::bus::ListTriggers {
+                persona: Some(persona.id.to_string()),
+            })
+            .await?
+            .triggers
+            .into_iter()
+            .map(|v| {
+                let config = serde_json::to_value(&v.trigger.config).map_err(|e| {
+                    ApiError::internal(format!("cannot encode a trigger's settings: {e}"))
+                })?;
+                Ok(cloud::PushedTrigger {
+                    kind: v.trigger.kind.to_string(),
+                    config,
+                    enabled: v.trigger.enabled,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
         let pushed = client
             .push_persona(&cloud::PushPersona {
                 text: file.text,
                 id: Some(persona.id.clone()),
                 credentials,
+                triggers,
             })
             .await
             .map_err(cloud_error)?;

@@ -20,7 +20,11 @@ async fn cloud_commands_without_a_reachable_orchestrator_say_what_to_do() {
     assert_eq!(status["reachable"], false);
     let out = env.run(&["cloud", "status"]);
     assert!(out.status.success());
-    assert!(text(&out.stdout).contains("not connected"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("not connected"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // Unreachable: exit 1 naming the URL; nothing is stored.
     let url = dead_url();
@@ -33,7 +37,11 @@ async fn cloud_commands_without_a_reachable_orchestrator_say_what_to_do() {
     // Not a URL: a usage error (exit 2) naming it.
     let out = env.run(&["cloud", "connect", "ftp://example.org", "--token", token]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("ftp://example.org"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ftp://example.org"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // What needs a connection says how to make one.
     for args in [
@@ -41,7 +49,12 @@ async fn cloud_commands_without_a_reachable_orchestrator_say_what_to_do() {
         &["run", "Anyone", "--cloud"][..],
     ] {
         let out = env.run(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
         assert!(
             text(&out.stderr).contains("personas cloud connect"),
             "{args:?}: {}",
