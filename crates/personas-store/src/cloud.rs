@@ -223,6 +223,41 @@ impl<'s> CloudRepo<'s> {
     }
 }
 
+/// Inside a vault rotation: stores the connection's token re-sealed under generation `to`;
+/// refused (nothing changes) if the connection appeared, vanished or was re-sealed meanwhile.
+pub(crate) fn reseal_token_in(
+    tx: &rusqlite::Transaction<'_>,
+    from: i64,
+    to: i64,
+    token: Option<&SealedSecret>,
+) -> Result<(), StoreError> {
+    let changed = || {
+        StoreError::conflict(
+            "vault",
+            "the cloud connection changed during the rotation; nothing was changed, run it again",
+        )
+    };
+    let stored: Option<i64> = tx
+        .query_row(
+            "SELECT generation FROM cloud_connection WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match (stored, token) {
+        (None, None) => Ok(()),
+        (Some(_), Some(t)) => {
+            let n = tx.execute(
+                "UPDATE cloud_connection SET token_sealed = ?1, generation = ?2
+                 WHERE id = 1 AND generation = ?3",
+                params![t.sealed, to, from],
+            )?;
+            if n == 1 { Ok(()) } else { Err(changed()) }
+        }
+        _ => Err(changed()),
+    }
+}
+
 /// Copies the cloud's fields onto the mirror row unless it already ended.
 fn apply_in(tx: &rusqlite::Connection, e: &Execution) -> Result<Option<Execution>, StoreError> {
     let denials = serde_json::to_string(&e.permission_denials).unwrap_or_else(|_| "[]".into());

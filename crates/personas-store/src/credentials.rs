@@ -424,17 +424,18 @@ impl<'s> CredentialRepo<'s> {
         record: &VaultRecord,
         resealed: &[Resealed],
     ) -> Result<(), StoreError> {
-        self.rotate_all(from_generation, record, resealed, &[])
+        self.rotate_all(from_generation, record, resealed, &[], None)
     }
 
-    /// [`CredentialRepo::rotate`], with every webhook key re-sealed too (all of them, or
-    /// nothing changes).
+    /// [`CredentialRepo::rotate`], with every webhook key and the cloud connection's token
+    /// re-sealed too (all of them, or nothing changes).
     pub fn rotate_all(
         &self,
         from_generation: i64,
         record: &VaultRecord,
         resealed: &[Resealed],
         webhooks: &[SealedWebhookSecret],
+        cloud_token: Option<&crate::webhooks::SealedSecret>,
     ) -> Result<(), StoreError> {
         let mut conn = self.store.conn()?;
         write_tx(&mut conn, |tx| {
@@ -504,6 +505,7 @@ impl<'s> CredentialRepo<'s> {
                     ));
                 }
             }
+            crate::cloud::reseal_token_in(tx, from_generation, record.generation, cloud_token)?;
             tx.execute(
                 "UPDATE vault SET key_source = ?1, generation = ?2, kdf = ?3, kdf_params = ?4,
                     salt = ?5, wrapped_key = ?6, key_check = ?7, rotated_at = ?8 WHERE id = 1",

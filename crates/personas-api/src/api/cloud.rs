@@ -281,19 +281,8 @@ impl Api {
             .ok_or_else(not_connected)?;
         let sealed = conn.token.clone();
         let token = self
-            .with_vault(move |_, unlock| {
-                let vault = unlock()?;
-                Ok(vault.open_cloud_token(&sealed).map_err(|e| match e {
-                    personas_engine::vault::VaultError::Stale => {
-                        CredentialError::Vault(personas_engine::vault::VaultError::Damaged {
-                            what: "the cloud token (sealed before the vault key was rotated; \
-                                   connect again)"
-                                .into(),
-                        })
-                    }
-                    other => other.into(),
-                })?)
-            })
+            // A key rotated by another process since is `Stale`: `with_vault` unlocks again.
+            .with_vault(move |_, unlock| Ok(unlock()?.open_cloud_token(&sealed)?))
             .await?;
         CloudClient::new(&conn.url, token.expose()).map_err(cloud_error)
     }
@@ -486,6 +475,22 @@ mod tests {
             .with_vault(move |_, unlock| Ok(unlock()?.open_cloud_token(&sealed)?))
             .await
             .expect("opens");
+        assert_eq!(opened.expose(), token);
+        // A key rotation re-seals it with everything else: it still opens afterwards.
+        api.rotate_vault(crate::ops::RotateVault::default())
+            .await
+            .expect("rotate");
+        let after = api
+            .store(|s| s.cloud().connection())
+            .await
+            .expect("read")
+            .expect("connected")
+            .token;
+        assert_eq!(after.generation, 2);
+        let opened = api
+            .with_vault(move |_, unlock| Ok(unlock()?.open_cloud_token(&after)?))
+            .await
+            .expect("opens after the rotation");
         assert_eq!(opened.expose(), token);
         // Nowhere in plaintext: no column of any table, no file of the data dir (config.toml
         // included), in any encoding.

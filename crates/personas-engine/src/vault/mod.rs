@@ -439,8 +439,7 @@ impl Vault {
         })
     }
 
-    /// Opens the cloud connection's token. A token sealed before a rotation is `Stale`: the
-    /// rotation does not re-seal it, so the user connects again.
+    /// Opens the cloud connection's token (a rotation re-seals it with everything else).
     pub fn open_cloud_token(&self, sealed: &SealedSecret) -> Result<Secret, VaultError> {
         if sealed.generation != self.generation {
             return Err(VaultError::Stale);
@@ -513,7 +512,24 @@ impl Vault {
                     trigger_id: w.trigger_id,
                 });
             }
-            repo.rotate_all(self.generation, &keyed.record, &resealed, &webhooks)?;
+            let cloud_token = match self.store.cloud().connection()? {
+                Some(c) => {
+                    let plain = self.open_cloud_token(&c.token)?;
+                    let aad = cloud_token_aad(&self.vault_id, next);
+                    Some(SealedSecret {
+                        sealed: cipher::seal(&keyed.key, plain.expose().as_bytes(), &aad)?,
+                        generation: next,
+                    })
+                }
+                None => None,
+            };
+            repo.rotate_all(
+                self.generation,
+                &keyed.record,
+                &resealed,
+                &webhooks,
+                cloud_token.as_ref(),
+            )?;
             Ok::<_, VaultError>(())
         })();
         if let Err(e) = result {
