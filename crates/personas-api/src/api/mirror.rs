@@ -128,6 +128,12 @@ impl Api {
                     }
                     self.save(id, &mut at).await;
                 }
+                // The cloud does not know it (another tenant's token now, or deleted):
+                // following again cannot help; the row says why.
+                Err(e) if e.code == personas_cloud_api::CloudErrorCode::NotFound => {
+                    self.note(id, &e.message).await;
+                    return;
+                }
                 Err(e) => self.note(id, &e.message).await,
             }
             // The stream ended or broke before the run did: reopen it where it stopped.
