@@ -364,10 +364,8 @@ mod tests {
             .executions()
             .recover_interrupted(&|_, _| false)
             .expect("recover");
-        assert_eq!(
-            recovered.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
-            [local.id.clone()]
-        );
+        let recovered: Vec<&ExecutionId> = recovered.iter().map(|e| &e.id).collect();
+        assert_eq!(recovered, [&local.id]);
         assert!(store.cloud().pending().expect("pending").is_empty());
     }
 
