@@ -30,6 +30,8 @@ mod oversight;
 
 #[path = "server/client.rs"]
 mod client;
+#[path = "server/cloud.rs"]
+mod cloud;
 #[path = "server/metrics.rs"]
 mod metrics;
 
@@ -663,6 +665,9 @@ async fn every_operation_round_trips_through_the_server() {
 
     // The runtime's counters and gauges (after the runs above).
     metrics::round_trips(&s).await;
+
+    // The cloud operations, with no orchestrator to reach.
+    cloud::round_trips(&s).await;
 
     let called = s.called.lock().expect("lock").clone();
     let all: BTreeSet<String> = personas_api::OPERATIONS

@@ -693,6 +693,20 @@ async fn a_secret_given_to_the_api_never_comes_back_out() {
             "import_persona",
             json!({"text": format!("name: Imported\ninstructions: keep {TOKEN} safe\n")}),
         ),
+        // The cloud: nothing to reach (port 9 is discard), so each answers an error that
+        // must not echo what it was given.
+        (
+            "cloud_connect",
+            json!({"url": "http://127.0.0.1:9", "token": TOKEN}),
+        ),
+        ("cloud_status", json!({})),
+        ("push_persona", json!({"persona": "Leaky"})),
+        (
+            "cloud_execute",
+            json!({"persona": "Leaky", "input": {"t": TOKEN}}),
+        ),
+        ("list_cloud_executions", json!({"persona": "Leaky"})),
+        ("cloud_disconnect", json!({})),
         ("delete_persona", json!({"persona": "Leaky"})),
     ];
     let covered: std::collections::BTreeSet<&str> = reqs.iter().map(|(op, _)| *op).collect();
