@@ -175,6 +175,11 @@ pub async fn follow(
             )),
         }
     }
+    // No runtime mirrors cloud runs now: this process does while it follows (a run started
+    // with `run --cloud` earlier, followed with `execution logs --follow`).
+    if let Some(api) = client.local_api() {
+        api.resume_cloud_mirrors();
+    }
     follow_polling(client, id, follower, on_interrupt).await
 }
 
