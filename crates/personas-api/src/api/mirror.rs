@@ -26,6 +26,18 @@ const RETRY_MAX: Duration = Duration::from_secs(10);
 /// Lines stored between two saves of the journal number.
 const ADVANCE_EVERY: u32 = 200;
 
+/// What applying a frame leaves the mirror to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Read the next frame.
+    More,
+    /// The run ended and its final record is stored.
+    Ended,
+    /// Something here failed (the store, the writer stopping with the runtime): stop without
+    /// moving the saved position past it, so whoever follows next replays from there.
+    Stop,
+}
+
 /// Where one mirror stands while it follows.
 struct Progress {
     /// The last journal number whose effect is stored (or about to be, see `unsaved`).
@@ -114,19 +126,19 @@ impl Api {
                     wait = RETRY_FIRST;
                     while let Some(frame) = frames.next().await {
                         match frame {
-                            Ok(f) => {
-                                if self.apply_frame(id, f, &mut at).await {
-                                    self.save(id, &mut at).await;
-                                    return;
-                                }
-                            }
+                            Ok(f) => match self.apply_frame(id, f, &mut at).await {
+                                Next::More => {}
+                                Next::Ended | Next::Stop => return,
+                            },
                             Err(e) => {
                                 self.note(id, &e.message).await;
                                 break;
                             }
                         }
                     }
-                    self.save(id, &mut at).await;
+                    if !self.save(id, &mut at).await {
+                        return;
+                    }
                 }
                 // The cloud does not know it (another tenant's token now, or deleted):
                 // following again cannot help; the row says why.
@@ -142,8 +154,8 @@ impl Api {
         }
     }
 
-    /// Applies one frame; true when the run has ended (its final record is stored).
-    async fn apply_frame(&self, id: &ExecutionId, frame: ClientFrame, at: &mut Progress) -> bool {
+    /// Applies one frame.
+    async fn apply_frame(&self, id: &ExecutionId, frame: ClientFrame, at: &mut Progress) -> Next {
         match frame.event {
             ClientEvent::Output { line } if &line.execution_id == id => {
                 if line.seq > at.line_seq {
@@ -161,14 +173,16 @@ impl Api {
                     at.unsaved += 1;
                 }
                 at.journal_seq = at.journal_seq.max(frame.seq);
-                if at.unsaved >= ADVANCE_EVERY {
-                    self.save(id, at).await;
+                if at.unsaved >= ADVANCE_EVERY && !self.save(id, at).await {
+                    return Next::Stop;
                 }
-                false
+                Next::More
             }
             ClientEvent::Execution { execution } if &execution.execution.id == id => {
                 // Its lines first, so the record never claims output the row does not hold.
-                self.engine().writer().flush().await;
+                if !self.lines_stored(id, at).await {
+                    return Next::Stop;
+                }
                 let record: Execution = execution.execution;
                 let ended = record.status.is_terminal();
                 match self.store(move |s| s.cloud().apply(&record)).await {
@@ -176,29 +190,58 @@ impl Api {
                     Ok(None) => {}
                     Err(e) => {
                         self.note(id, &e.message).await;
-                        return false;
+                        return Next::Stop;
                     }
                 }
                 at.journal_seq = at.journal_seq.max(frame.seq);
-                self.save(id, at).await;
-                ended
+                match (self.save(id, at).await, ended) {
+                    (false, _) => Next::Stop,
+                    (true, true) => Next::Ended,
+                    (true, false) => Next::More,
+                }
             }
             _ => {
                 at.journal_seq = at.journal_seq.max(frame.seq);
-                false
+                Next::More
             }
         }
     }
 
-    /// Stores the journal number once every line before it is stored.
-    async fn save(&self, id: &ExecutionId, at: &mut Progress) {
-        if at.unsaved > 0 {
-            self.engine().writer().flush().await;
-            at.unsaved = 0;
+    /// Waits until the lines handed to the writer are stored; false if they were not (the
+    /// writer stopped with its runtime, or dropped a batch it could not store).
+    async fn lines_stored(&self, id: &ExecutionId, at: &mut Progress) -> bool {
+        if at.unsaved == 0 {
+            return true;
+        }
+        let writer = self.engine().writer();
+        let lost = writer.flush_execution(id).await.is_err();
+        at.unsaved = 0;
+        let id2 = id.clone();
+        let held = match self.store(move |s| s.executions().get(&id2)).await {
+            Ok(e) => i64::try_from(e.output_lines).unwrap_or(i64::MAX),
+            Err(_) => return false,
+        };
+        if lost || held < at.line_seq {
+            tracing::warn!(execution = %id, held, expected = at.line_seq,
+                "cloud mirror: lines were not stored; stopping here to replay them later");
+            return false;
+        }
+        true
+    }
+
+    /// Saves the journal number once every line before it is stored; false if they were not
+    /// or the position could not be saved.
+    async fn save(&self, id: &ExecutionId, at: &mut Progress) -> bool {
+        if !self.lines_stored(id, at).await {
+            return false;
         }
         let (id2, seq) = (id.clone(), at.journal_seq);
-        if let Err(e) = self.store(move |s| s.cloud().advance(&id2, seq)).await {
-            tracing::warn!(execution = %id, error = %e.message, "cannot save a mirror's position");
+        match self.store(move |s| s.cloud().advance(&id2, seq)).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(execution = %id, error = %e.message, "cannot save a mirror's position");
+                false
+            }
         }
     }
 
@@ -310,7 +353,10 @@ mod tests {
         for f in frames.clone() {
             ended.push(api.apply_frame(&cloud.id, f, &mut at).await);
         }
-        assert_eq!(ended, [false, false, false, false, true]);
+        assert_eq!(
+            ended,
+            [Next::More, Next::More, Next::More, Next::More, Next::Ended]
+        );
         // The store holds it like a local run: status, result, cost, lines in order.
         let stored = store.executions().get(&cloud.id).expect("row");
         assert_eq!(stored.status, ExecutionStatus::Completed);
@@ -407,6 +453,52 @@ mod tests {
         assert_eq!(
             (pending[0].execution_id.clone(), pending[0].journal_seq),
             (cloud.id, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn lines_the_writer_could_not_store_are_not_skipped_on_resume() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = EngineConfig::load(dir.path(), |_| None).expect("config");
+        let api = Api::open(config, VaultOptions::default(), HostInfo::default()).expect("api");
+        let store = api.engine().store().clone();
+        let persona = store
+            .personas()
+            .create(&PersonaSpec::new("Writer", "write"))
+            .expect("persona");
+        let mut cloud = store
+            .executions()
+            .enqueue(&NewExecution::manual(persona.id.clone(), None))
+            .expect("local");
+        cloud.id = ExecutionId::new();
+        store
+            .cloud()
+            .insert_mirror(&cloud, "http://127.0.0.1:9")
+            .expect("mirror");
+        // The runtime is stopping: its writer takes nothing more.
+        api.engine().writer().close().await;
+        let mut at = Progress {
+            journal_seq: 0,
+            line_seq: 0,
+            unsaved: 0,
+        };
+        let frames = run_frames(&cloud);
+        let mut next = Vec::new();
+        for f in frames {
+            next.push(api.apply_frame(&cloud.id, f, &mut at).await);
+        }
+        // The first record applies (no lines before it); the end is not recorded over lines
+        // that are not there, and the saved position stays before them.
+        assert_eq!(next[0], Next::More);
+        assert_eq!(next[4], Next::Stop);
+        let row = store.executions().get(&cloud.id).expect("row");
+        assert_eq!(
+            (row.status, row.output_lines),
+            (ExecutionStatus::Running, 0)
+        );
+        assert_eq!(
+            store.cloud().mirror_state(&cloud.id).expect("state"),
+            Some((11, false, None))
         );
     }
 }
