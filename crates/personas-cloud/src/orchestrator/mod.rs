@@ -11,6 +11,12 @@
 //! - Front door: `api` (the operation table as routes, health, readiness, OpenAPI), `stream`
 //!   (the client WebSocket with resume) and [`crate::auth`] (JWT and static tokens).
 
+pub mod db;
+pub mod journal;
+pub mod kafka;
+pub mod outbox;
+pub mod pool;
+pub mod queue;
 pub mod state;
 
 pub use state::Orchestrator;
