@@ -191,6 +191,28 @@ pub struct PushPersona {
     pub id: Option<PersonaId>,
     #[serde(default)]
     pub credentials: Vec<PushedCredential>,
+    /// The persona's triggers (the persona file holds none). A push replaces the persona's
+    /// triggers with these; a trigger keeping its id keeps its schedule state.
+    #[serde(default)]
+    pub triggers: Vec<PushedTrigger>,
+}
+
+/// A trigger of a pushed persona, defined as locally. Cron and event triggers fire in the
+/// cloud; manual ones are kept as they are; webhook, chain and watch triggers are stored
+/// disabled (nothing in the cloud fires them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushedTrigger {
+    /// Keep the local trigger's id (default: a new one).
+    #[serde(default)]
+    pub id: Option<personas_core::TriggerId>,
+    pub config: personas_core::trigger::TriggerConfig,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

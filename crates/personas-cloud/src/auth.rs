@@ -228,6 +228,20 @@ impl Authenticator {
         })
     }
 
+    /// Accepts only the admin token (no JWT settings): what is left when JWT settings fail.
+    pub fn admin_only(admin_token: Option<&SecretSetting>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                admin_digest: admin_token.map(|t| Sha256::digest(t.expose().as_bytes()).into()),
+                algorithms: Vec::new(),
+                hs256: None,
+                jwks: None,
+                issuer: None,
+                audience: None,
+            }),
+        }
+    }
+
     /// Authenticates an `Authorization` header value.
     pub async fn authenticate_header(&self, header: Option<&str>) -> Result<Principal, AuthError> {
         let value = header.ok_or(AuthError::Missing)?;

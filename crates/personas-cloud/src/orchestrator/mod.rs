@@ -11,6 +11,7 @@
 //! - Front door: `api` (the operation table as routes, health, readiness, OpenAPI), `stream`
 //!   (the client WebSocket with resume) and [`crate::auth`] (JWT and static tokens).
 
+pub mod api;
 pub mod db;
 pub mod journal;
 pub mod kafka;
@@ -18,6 +19,7 @@ pub mod outbox;
 pub mod pool;
 pub mod queue;
 pub mod state;
+pub mod stream;
 
 pub use state::Orchestrator;
 
