@@ -132,10 +132,17 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, CloudError> {
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." {
-            "body".to_string()
-        } else {
-            path
+        // A missing field is reported at its parent's path; name the field itself.
+        let missing = inner
+            .to_string()
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, _)| name.to_string());
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => name,
+            (".", None) => "body".to_string(),
+            (_, Some(name)) => format!("{path}.{name}"),
+            (_, None) => path,
         };
         CloudError::invalid(&field, format!("{field}: {inner}"))
     })
