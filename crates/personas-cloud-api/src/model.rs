@@ -191,27 +191,26 @@ pub struct PushPersona {
     pub id: Option<PersonaId>,
     #[serde(default)]
     pub credentials: Vec<PushedCredential>,
-    /// The persona's triggers (the persona file holds none). A push replaces the persona's
-    /// triggers with these; a trigger keeping its id keeps its schedule state.
+    /// The persona's triggers (a persona file carries none): cron, event subscriptions, … as
+    /// the local runtime lists them. They run in the cloud from then on.
     #[serde(default)]
     pub triggers: Vec<PushedTrigger>,
 }
 
-/// A trigger of a pushed persona, defined as locally. Cron and event triggers fire in the
-/// cloud; manual ones are kept as they are; webhook, chain and watch triggers are stored
-/// disabled (nothing in the cloud fires them).
+/// One trigger of a pushed persona.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushedTrigger {
-    /// Keep the local trigger's id (default: a new one).
-    #[serde(default)]
-    pub id: Option<personas_core::TriggerId>,
-    pub config: personas_core::trigger::TriggerConfig,
-    #[serde(default = "default_true")]
+    /// `cron`, `event`, `webhook`, `chain`, `watch`, `manual` — the local trigger kinds.
+    pub kind: String,
+    /// The trigger's settings as the local runtime stores them (`{"cron": "0 9 * * *",
+    /// "timezone": "Europe/Paris"}`, `{"event_type": "issue.opened"}`, …).
+    pub config: serde_json::Value,
+    #[serde(default = "enabled")]
     pub enabled: bool,
 }
 
-fn default_true() -> bool {
+fn enabled() -> bool {
     true
 }
 

@@ -193,23 +193,28 @@ async fn every_operation_names_the_bad_field_with_400() {
         ),
         (
             "push_persona",
-            json!({"text": persona_file("X"), "triggers": [{"config": {"kind": "cron", "expr": "not cron", "tz": "UTC"}}]}),
+            json!({"text": persona_file("X"), "triggers": [{"kind": "cron", "config": {"expr": "not cron", "tz": "UTC"}}]}),
             "triggers[0].config.expr",
         ),
         (
             "push_persona",
-            json!({"text": persona_file("X"), "triggers": [{"config": {"kind": "cron", "expr": "0 * * * *", "tz": "Mars/Base"}}]}),
+            json!({"text": persona_file("X"), "triggers": [{"kind": "cron", "config": {"cron": "0 * * * *", "timezone": "Mars/Base"}}]}),
             "triggers[0].config.tz",
         ),
         (
             "push_persona",
-            json!({"text": persona_file("X"), "triggers": [{"config": {"kind": "event", "pattern": "a*b"}}]}),
+            json!({"text": persona_file("X"), "triggers": [{"kind": "event", "config": {"event_type": "a*b"}}]}),
             "triggers[0].config.pattern",
         ),
         (
             "push_persona",
-            json!({"text": persona_file("X"), "triggers": [{"config": {"kind": "nope"}}]}),
-            "triggers[0].config",
+            json!({"text": persona_file("X"), "triggers": [{"kind": "nope", "config": {}}]}),
+            "triggers[0].kind",
+        ),
+        (
+            "push_persona",
+            json!({"text": persona_file("X"), "triggers": [{"kind": "cron", "config": {"kind": "event", "pattern": "x"}}]}),
+            "triggers[0].kind",
         ),
         (
             "push_persona",
@@ -302,21 +307,21 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
                 fields,
             }],
             triggers: vec![
+                // As the local store keeps it: the tagged TriggerConfig.
                 PushedTrigger {
-                    id: None,
-                    config: TriggerConfig::Cron {
+                    kind: "cron".into(),
+                    config: serde_json::to_value(TriggerConfig::Cron {
                         expr: "*/5 * * * *".into(),
                         tz: "UTC".into(),
                         missed: Default::default(),
-                    },
+                    })
+                    .expect("json"),
                     enabled: true,
                 },
+                // The short form.
                 PushedTrigger {
-                    id: None,
-                    config: TriggerConfig::Event {
-                        pattern: "release.*".into(),
-                        source: None,
-                    },
+                    kind: "event".into(),
+                    config: json!({"event_type": "release.*"}),
                     enabled: true,
                 },
             ],
@@ -436,14 +441,12 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
         .expect("usage");
     assert_eq!(usage.events, 2, "each event counted once");
 
-    // A second push replaces: revision 2, the cron trigger kept by id keeps its schedule.
+    // A second push replaces: revision 2; the unchanged cron trigger is the same row (same id)
+    // and keeps its schedule.
+    // The unchanged cron trigger (in the short form this time) is the same trigger.
     let keep = PushedTrigger {
-        id: Some(personas_core::TriggerId::from_string(cron.id.clone())),
-        config: TriggerConfig::Cron {
-            expr: "*/5 * * * *".into(),
-            tz: "UTC".into(),
-            missed: Default::default(),
-        },
+        kind: "cron".into(),
+        config: json!({"cron": "*/5 * * * *", "timezone": "UTC"}),
         enabled: true,
     };
     let again = front
@@ -470,6 +473,7 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
         .await
         .expect("triggers")
         .triggers;
+    assert_eq!(triggers[0].id, cron.id);
     assert_eq!(triggers[0].next_fire_at, Some(next));
     let deleted = front
         .client(&t)

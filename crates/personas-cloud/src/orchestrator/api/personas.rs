@@ -20,7 +20,7 @@ use personas_cloud_api::model::{
 use personas_cloud_api::{CloudError, CloudErrorCode};
 use personas_core::cron::CronSchedule;
 use personas_core::trigger::{EventPattern, TriggerConfig};
-use personas_core::{PersonaId, TriggerId, ValidationError};
+use personas_core::{PersonaId, ValidationError};
 use std::collections::HashSet;
 
 /// Keys the orchestrator adds to an event trigger's stored `config` for lookups by type; they
@@ -56,18 +56,19 @@ pub async fn push_persona(
         .enumerate()
         .map(|(i, t)| trigger_row(i, t, now))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut ids = HashSet::new();
-    for (i, t) in triggers.iter().enumerate() {
-        if !ids.insert(t.id.as_str()) {
-            return Err(CloudError::invalid(
-                &format!("triggers[{i}].id"),
-                format!("trigger id {} is pushed twice", t.id),
-            ));
-        }
-    }
     let mut conn = db::conn(api.orch.db()).await?;
     let tx = db::begin(&mut conn).await?;
     let persona_id = resolve_id(&tx, &who.tenant_id, req.id.as_ref(), &spec.name).await?;
+    let mut seen = HashSet::new();
+    let triggers: Vec<TriggerRow> = triggers
+        .into_iter()
+        .map(|t| TriggerRow {
+            id: trigger_id(&persona_id, &t.config),
+            ..t
+        })
+        // The same definition pushed twice is one trigger.
+        .filter(|t| seen.insert(t.id.clone()))
+        .collect();
     let row = tx
         .query_one(
             "INSERT INTO personas (tenant_id, id, name, description, definition)
@@ -229,21 +230,69 @@ fn trigger_error(i: usize, e: ValidationError) -> CloudError {
     CloudError::invalid(&field, format!("{field}: {}", e.message))
 }
 
-fn trigger_row(i: usize, t: &PushedTrigger, now: DateTime<Utc>) -> Result<TriggerRow, CloudError> {
-    t.config.validate().map_err(|e| trigger_error(i, e))?;
-    let id = match &t.id {
-        Some(id) if id.as_str().is_empty() || id.as_str().len() > 100 => {
+/// The pushed trigger as the local runtime's [`TriggerConfig`]: `config` as the local store
+/// keeps it (`{"kind": "cron", "expr": …, "tz": …}`; `kind` comes from the trigger when the
+/// config lacks it), or in the short form (`{"cron": …, "timezone": …}`, `{"event_type": …}`).
+fn trigger_config(i: usize, t: &PushedTrigger) -> Result<TriggerConfig, CloudError> {
+    let kind_field = format!("triggers[{i}].kind");
+    let config_field = format!("triggers[{i}].config");
+    let serde_json::Value::Object(mut obj) = t.config.clone() else {
+        return Err(CloudError::invalid(
+            &config_field,
+            format!("{config_field} must be an object"),
+        ));
+    };
+    match obj.get("kind").and_then(|k| k.as_str()) {
+        Some(k) if k != t.kind => {
             return Err(CloudError::invalid(
-                &format!("triggers[{i}].id"),
-                "a trigger id must be 1 to 100 characters",
+                &kind_field,
+                format!("{kind_field} is {:?} but its config says {k:?}", t.kind),
             ));
         }
-        Some(id) => id.as_str().to_string(),
-        None => TriggerId::new().as_str().to_string(),
-    };
+        Some(_) => {}
+        None => {
+            obj.insert("kind".into(), t.kind.clone().into());
+        }
+    }
+    for (short, long) in [
+        ("cron", "expr"),
+        ("timezone", "tz"),
+        ("event_type", "pattern"),
+    ] {
+        if !obj.contains_key(long)
+            && let Some(v) = obj.remove(short)
+        {
+            obj.insert(long.into(), v);
+        }
+    }
+    if t.kind == "cron" && !obj.contains_key("tz") {
+        obj.insert("tz".into(), "UTC".into());
+    }
+    serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| {
+        let field = if e.to_string().contains("unknown variant") {
+            kind_field
+        } else {
+            config_field
+        };
+        CloudError::invalid(&field, format!("{field}: {e}"))
+    })
+}
+
+/// A trigger's id, derived from its persona and definition: pushing an unchanged trigger
+/// again finds its row (keeping its schedule state); a changed one is a new trigger.
+fn trigger_id(persona_id: &str, config: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{persona_id}\n{config}").as_bytes());
+    format!("trg-{}", &hex::encode(digest)[..24])
+}
+
+/// A pushed trigger checked and ready to store (its id is set once the persona's is known).
+fn trigger_row(i: usize, t: &PushedTrigger, now: DateTime<Utc>) -> Result<TriggerRow, CloudError> {
+    let parsed = trigger_config(i, t)?;
+    parsed.validate().map_err(|e| trigger_error(i, e))?;
     let mut config =
-        serde_json::to_value(&t.config).map_err(|e| CloudError::internal(e.to_string()))?;
-    let (enabled, next_fire_at) = match &t.config {
+        serde_json::to_value(&parsed).map_err(|e| CloudError::internal(e.to_string()))?;
+    let (enabled, next_fire_at) = match &parsed {
         TriggerConfig::Cron { expr, tz, .. } => {
             let schedule = CronSchedule::parse(expr, tz).map_err(|e| trigger_error(i, e))?;
             (
@@ -271,8 +320,8 @@ fn trigger_row(i: usize, t: &PushedTrigger, now: DateTime<Utc>) -> Result<Trigge
         | TriggerConfig::Watch { .. } => (false, None),
     };
     Ok(TriggerRow {
-        id,
-        kind: t.config.trigger_type().as_str(),
+        id: String::new(),
+        kind: parsed.trigger_type().as_str(),
         config,
         enabled,
         next_fire_at,
