@@ -1,0 +1,7 @@
+//! The orchestrator's dispatch and durability core and the worker's connection, against real
+//! Postgres (the testkit's own cluster) and the real Kafka-protocol broker (Tansu).
+
+mod core {
+    pub mod broker;
+    pub mod support;
+}
