@@ -70,7 +70,11 @@ fn hand_to_pg_user(dir: &Path) {
             .arg(dir)
             .status()
             .expect("cannot run chown");
-        assert!(status.success(), "cannot hand {} to the postgres user", dir.display());
+        assert!(
+            status.success(),
+            "cannot hand {} to the postgres user",
+            dir.display()
+        );
     }
 }
 
@@ -129,14 +133,22 @@ impl Postgres {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let log = std::fs::File::create(parent.join("postgres.log")).expect("cannot create the log");
+        let log =
+            std::fs::File::create(parent.join("postgres.log")).expect("cannot create the log");
         let child = as_pg_user(&pg_program("postgres"))
             .arg("-D")
             .arg(data)
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             .arg("-c")
             .arg(format!("unix_socket_directories={}", data.display()))
-            .args(["-c", "max_connections=300", "-c", "fsync=off", "-c", "synchronous_commit=off"])
+            .args([
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -156,7 +168,16 @@ impl Postgres {
         let deadline = Instant::now() + timeout;
         loop {
             let ok = Command::new(pg_program("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "personas", "-d", "postgres"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "personas",
+                    "-d",
+                    "postgres",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -169,7 +190,10 @@ impl Postgres {
                 Instant::now() < deadline,
                 "postgres did not accept connections on port {} (see {})",
                 self.port,
-                self.data.parent().map(|p| p.join("postgres.log").display().to_string()).unwrap_or_default()
+                self.data
+                    .parent()
+                    .map(|p| p.join("postgres.log").display().to_string())
+                    .unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -187,7 +211,16 @@ impl Postgres {
     /// Runs SQL with `psql` against `db`; its standard output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "personas", "-d", db])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "personas",
+                "-d",
+                db,
+            ])
             .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
             .output()
             .expect("cannot run psql");
@@ -213,16 +246,30 @@ impl Postgres {
     /// Everything in database `db` as SQL text (`pg_dump`), to search for what must not be there.
     pub fn dump(&self, db: &str) -> String {
         let out = Command::new(pg_program("pg_dump"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "personas", db])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "personas",
+                db,
+            ])
             .output()
             .expect("cannot run pg_dump");
-        assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Stops the server now (fast shutdown), as `drop` does.
     pub fn stop(&mut self) {
-        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
