@@ -85,8 +85,8 @@ impl Link {
         }
     }
 
-    /// Connects, serves, reconnects, until `stop`; then stops the runs still going and waits
-    /// (briefly) to report their ends.
+    /// Connects, serves, reconnects, until `stop`; then stops the runs still going (their
+    /// attempts are re-queued by the orchestrators once this worker is silent).
     pub async fn run(mut self, stop: CancellationToken) {
         let urls = self.settings.orchestrators.clone();
         let mut next = 0usize;
@@ -99,7 +99,7 @@ impl Link {
             if self.reached {
                 failures = 0;
             }
-            match end { self.connect_and_serve(url, &stop).await {
+            match end {
                 End::Stop => break,
                 End::Lost(why) => {
                     tracing::warn!("orchestrator {url}: {why}");
@@ -199,7 +199,11 @@ impl Link {
                 continue;
             }
             if !r.current {
-                tracing::info!("{} attempt {} is no longer current; stopping it", r.execution_id, r.attempt);
+                tracing::info!(
+                    "{} attempt {} is no longer current; stopping it",
+                    r.execution_id,
+                    r.attempt
+                );
                 abandon(h);
             } else {
                 h.unacked = h.unacked.split_off(&r.resend_from_seq);
@@ -289,7 +293,12 @@ impl Link {
         }
     }
 
-    async fn serve(&mut self, conn: &mut Conn, socket: &mut Socket, stop: &CancellationToken) -> End {
+    async fn serve(
+        &mut self,
+        conn: &mut Conn,
+        socket: &mut Socket,
+        stop: &CancellationToken,
+    ) -> End {
         let mut beat = tokio::time::interval(Duration::from_millis(HEARTBEAT_MS));
         loop {
             let step = tokio::select! {
@@ -316,7 +325,9 @@ impl Link {
         if conn.last_seen.elapsed() > Duration::from_millis(SILENT_MS) {
             return Err(format!("silent for more than {SILENT_MS} ms"));
         }
-        let frame = WorkerFrame::Heartbeat { at: chrono::Utc::now() };
+        let frame = WorkerFrame::Heartbeat {
+            at: chrono::Utc::now(),
+        };
         conn.send(socket, &frame).await.map(|()| None)
     }
 
@@ -347,13 +358,19 @@ impl Link {
     ) -> Result<Option<End>, String> {
         match frame {
             OrchestratorFrame::Heartbeat { .. } | OrchestratorFrame::Ack { .. } => {}
-            OrchestratorFrame::Assign { assignment } => self.start(*assignment, conn, socket).await?,
+            OrchestratorFrame::Assign { assignment } => {
+                self.start(*assignment, conn, socket).await?
+            }
             OrchestratorFrame::OutputAck {
                 execution_id,
                 attempt,
                 up_to_seq,
             } => {
-                if let Some(h) = self.held.get_mut(&execution_id).filter(|h| h.attempt == attempt) {
+                if let Some(h) = self
+                    .held
+                    .get_mut(&execution_id)
+                    .filter(|h| h.attempt == attempt)
+                {
                     h.unacked = h.unacked.split_off(&(up_to_seq + 1));
                 }
             }
@@ -362,16 +379,31 @@ impl Link {
                 attempt,
                 accepted,
             } => {
-                if self.held.get(&execution_id).is_some_and(|h| h.attempt == attempt && h.done.is_some()) {
+                if self
+                    .held
+                    .get(&execution_id)
+                    .is_some_and(|h| h.attempt == attempt && h.done.is_some())
+                {
                     self.held.remove(&execution_id);
-                    tracing::info!("{execution_id} attempt {attempt}: completion {}", if accepted { "stored" } else { "refused (not current)" });
+                    tracing::info!(
+                        "{execution_id} attempt {attempt}: completion {}",
+                        if accepted {
+                            "stored"
+                        } else {
+                            "refused (not current)"
+                        }
+                    );
                 }
             }
             OrchestratorFrame::Cancel {
                 execution_id,
                 attempt,
             } => {
-                if let Some(h) = self.held.get(&execution_id).filter(|h| h.attempt == attempt) {
+                if let Some(h) = self
+                    .held
+                    .get(&execution_id)
+                    .filter(|h| h.attempt == attempt)
+                {
                     tracing::info!("{execution_id} attempt {attempt}: cancel");
                     h.cancel.cancel();
                 }
@@ -476,7 +508,13 @@ impl Conn {
 
     async fn send(&mut self, socket: &mut Socket, frame: &WorkerFrame) -> Result<(), String> {
         self.sent += 1;
-        let env = Envelope::seal(&self.token, &self.nonce, Direction::ToOrchestrator, self.sent, frame);
+        let env = Envelope::seal(
+            &self.token,
+            &self.nonce,
+            Direction::ToOrchestrator,
+            self.sent,
+            frame,
+        );
         let text = serde_json::to_string(&env).map_err(|e| e.to_string())?;
         socket
             .send(Message::Text(text.into()))
@@ -501,7 +539,12 @@ impl Conn {
             let env: Envelope =
                 serde_json::from_str(text.as_str()).map_err(|e| format!("not an envelope: {e}"))?;
             let frame = env
-                .open(&self.token, &self.nonce, Direction::ToWorker, self.received + 1)
+                .open(
+                    &self.token,
+                    &self.nonce,
+                    Direction::ToWorker,
+                    self.received + 1,
+                )
                 .map_err(|e| format!("frame refused: {e}"))?;
             self.received += 1;
             self.last_seen = Instant::now();
