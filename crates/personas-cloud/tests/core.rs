@@ -2,6 +2,7 @@
 //! Postgres (the testkit's own cluster) and the real Kafka-protocol broker (Tansu).
 
 mod core {
+    pub mod attempts;
     pub mod broker;
     pub mod support;
 }

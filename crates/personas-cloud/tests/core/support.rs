@@ -1,43 +1,72 @@
-//! Shared helpers: a broker process, settings for an in-process orchestrator, waiting on a
-//! condition with a deadline.
+//! Shared helpers: the backing services, settings for in-process orchestrators, a tenant with a
+//! pushed persona, waiting on a condition with a deadline.
 
+use personas_cloud::config::{JwtSettings, OrchestratorSettings, SecretSetting};
+use personas_cloud::orchestrator::{Orchestrator, db};
+use personas_testkit::cloud::Postgres;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+pub const SECRET: &str = "test deployment secret";
+pub const MASTER_KEY: [u8; 32] = [9u8; 32];
+pub const TENANT: &str = "tenant-a";
 
 /// The repository's root (for `.tools/`).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A Tansu broker process on a free port (memory storage), killed on drop.
+/// A Tansu broker process on a free port, killed on drop. Its topics live in a SQLite file
+/// under `dir`, so a restart on the same dir keeps them.
 pub struct TestBroker {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
+    dir: tempfile::TempDir,
 }
 
 impl TestBroker {
     pub fn start() -> TestBroker {
-        let port = personas_testkit::cloud::free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut b = TestBroker {
+            child: None,
+            port: personas_testkit::cloud::free_port(),
+            dir,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
         let bin = repo_root().join(".tools/tansu");
-        let url = format!("tcp://127.0.0.1:{port}");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let storage = format!("sqlite://{}/tansu.db", self.dir.path().display());
         let child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", &storage])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        self.child = Some(child);
+        let port = self.port;
         wait_until(Duration::from_secs(20), "the broker listens", || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        TestBroker { child, port }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
     }
 
     pub fn bootstrap(&self) -> String {
@@ -47,8 +76,7 @@ impl TestBroker {
 
 impl Drop for TestBroker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -59,4 +87,94 @@ pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) 
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The async form of [`wait_until`].
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A fresh, migrated database of a fresh cluster.
+pub struct Db {
+    pub pg: Postgres,
+    pub url: String,
+}
+
+impl Db {
+    pub async fn start() -> Db {
+        let pg = tokio::task::spawn_blocking(|| {
+            let pg = Postgres::start_temp();
+            pg.create_database("cloud");
+            pg
+        })
+        .await
+        .expect("postgres");
+        let url = pg.url("cloud");
+        db::migrate(&url).await.expect("migrations");
+        Db { pg, url }
+    }
+
+    pub fn pool(&self) -> db::Pool {
+        db::pool(&self.url, 8).expect("pool")
+    }
+
+    /// The result of a query, as psql prints it (unaligned, tuples only).
+    pub fn sql(&self, sql: &str) -> String {
+        self.pg.psql("cloud", sql).trim().to_string()
+    }
+}
+
+/// Orchestrator settings against `db` and `brokers`, listening on a free loopback port.
+pub fn settings(id: &str, db: &Db, brokers: &str, namespace: &str) -> OrchestratorSettings {
+    OrchestratorSettings {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        id: id.to_string(),
+        advertise_url: "http://127.0.0.1".into(),
+        database_url: db.url.clone(),
+        database_pool: 8,
+        kafka_brokers: brokers.to_string(),
+        kafka_namespace: namespace.to_string(),
+        kafka_properties: Vec::new(),
+        kafka_partitions: 3,
+        deployment_secret: SecretSetting(Zeroizing::new(SECRET.to_string())),
+        master_key: Zeroizing::new(MASTER_KEY),
+        admin_token: Some(SecretSetting(Zeroizing::new("admin-token".into()))),
+        jwt: JwtSettings::default(),
+        max_attempts: 3,
+        worker_timeout_ms: 2_000,
+    }
+}
+
+/// Shared state over `db` without the broker's tasks (the producer connects lazily): for
+/// tests of the Postgres paths.
+pub fn offline_state(db: &Db, id: &str) -> Orchestrator {
+    let s = settings(id, db, "127.0.0.1:1", "offline");
+    let producer = personas_cloud::orchestrator::kafka::producer(&s).expect("producer");
+    Orchestrator::new(s, db.pool(), producer)
+}
+
+/// A persona file the worker's runner can run.
+pub fn persona_text(name: &str, script: &str) -> String {
+    format!(
+        "format: personas/v1\nname: {name}\ninstructions: Follow script {script}.\npermissions:\n  allow: [Bash]\n"
+    )
+}
+
+/// Stores a tenant and a pushed persona; returns the persona's id.
+pub fn push_persona(db: &Db, tenant: &str, name: &str, text: &str) -> String {
+    let id = personas_core::PersonaId::new().to_string();
+    let text = text.replace('\'', "''");
+    db.sql(&format!(
+        "INSERT INTO tenants (id) VALUES ('{tenant}') ON CONFLICT DO NOTHING;
+         INSERT INTO personas (tenant_id, id, name, definition) VALUES ('{tenant}', '{id}', '{name}', '{text}');"
+    ));
+    id
 }
