@@ -4,5 +4,7 @@
 mod core {
     pub mod attempts;
     pub mod broker;
+    pub mod peers;
+    pub mod pool;
     pub mod support;
 }

@@ -44,7 +44,13 @@ impl TestBroker {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let storage = format!("sqlite://{}/tansu.db", self.dir.path().display());
         let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", &storage])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
