@@ -4,6 +4,8 @@
 mod core {
     pub mod attempts;
     pub mod broker;
+    pub mod fake_worker;
+    pub mod flow;
     pub mod peers;
     pub mod pool;
     pub mod support;

@@ -5,6 +5,9 @@
 //! message's offset. A duplicate or stale message (the attempt was taken already, the run
 //! ended or was cancelled) takes nothing and is committed.
 //!
+//! An orchestrator without any worker is not in the group at all: it would hold partitions it
+//! can never serve, so it leaves (and its peers take them over) until a worker connects.
+//!
 //! A crash anywhere in between is safe: before the Postgres commit nothing happened and the
 //! message is redelivered; after it, the attempt names a worker that either has the run or
 //! never got it (then the worker's next hello or the reaper re-queues it).
@@ -28,11 +31,34 @@ const TICK: Duration = Duration::from_millis(200);
 /// Runs the dispatcher until the orchestrator stops.
 pub async fn run(state: Orchestrator) -> anyhow::Result<()> {
     let consumer = kafka::exec_consumer(state.settings())?;
+    let topic = kafka::topic(state.settings(), personas_cloud_api::topics::EXEC);
     let stop = state.stop_token().clone();
     let workers = state.workers().clone();
     let mut pending: VecDeque<OwnedMessage> = VecDeque::new();
     let mut paused = false;
+    let mut member = false;
     while !stop.is_cancelled() {
+        if workers.is_empty() {
+            if member {
+                // Held messages are not committed: whoever gets the partitions reads them.
+                pending.clear();
+                consumer.unsubscribe();
+                member = false;
+                paused = false;
+                tracing::info!("no workers: left the exec group");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = workers.idle_changed() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            continue;
+        }
+        if !member {
+            consumer.subscribe(&[&topic])?;
+            member = true;
+            tracing::info!("joined the exec group");
+        }
         let Some(slot) = workers.reserve() else {
             // No idle worker: stop fetching, keep polling (rebalances, the group's liveness).
             set_paused(&consumer, &mut paused, true);
@@ -75,7 +101,9 @@ pub async fn run(state: Orchestrator) -> anyhow::Result<()> {
             }
         }
     }
-    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+    if member {
+        let _ = consumer.commit_consumer_state(CommitMode::Sync);
+    }
     Ok(())
 }
 

@@ -112,8 +112,9 @@ pub fn exec_lag(settings: &OrchestratorSettings) -> Option<i64> {
     Some(lag)
 }
 
-/// The consumer of the execution topic: the group every orchestrator joins, offsets committed
-/// by hand after the message is handled, from the earliest message a new group has not seen.
+/// The consumer of the execution topic (not yet subscribed): the group every orchestrator with
+/// workers joins, offsets committed by hand after the message is handled, from the earliest
+/// message a new group has not seen.
 pub fn exec_consumer(settings: &OrchestratorSettings) -> anyhow::Result<StreamConsumer> {
     let mut cfg = client_config(settings);
     cfg.set("group.id", exec_group(settings));
@@ -123,11 +124,7 @@ pub fn exec_consumer(settings: &OrchestratorSettings) -> anyhow::Result<StreamCo
     // A dead orchestrator's partitions move to its peers within seconds.
     set_default(&mut cfg, "session.timeout.ms", "6000");
     set_default(&mut cfg, "heartbeat.interval.ms", "1000");
-    let consumer: StreamConsumer = cfg.create().context("cannot create the exec consumer")?;
-    consumer
-        .subscribe(&[&topic(settings, topics::EXEC)])
-        .context("cannot subscribe to the exec topic")?;
-    Ok(consumer)
+    cfg.create().context("cannot create the exec consumer")
 }
 
 /// Reads `output`, `lifecycle` and `events` for this orchestrator alone (every partition,
