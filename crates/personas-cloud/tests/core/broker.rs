@@ -11,7 +11,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_broker_creates_topics_takes_idempotent_writes_and_serves_a_group() {
-    let broker = TestBroker::start();
+    let broker = TestBroker::start_temp();
     let mut base = ClientConfig::new();
     base.set("bootstrap.servers", broker.bootstrap());
     let admin: AdminClient<DefaultClientContext> = base.create().expect("admin");

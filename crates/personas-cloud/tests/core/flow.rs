@@ -48,7 +48,7 @@ async fn count(d: &Db, sql: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_publishes_in_order_what_a_crash_between_commit_and_publish_left() {
     let d = Db::start().await;
-    let broker = TestBroker::start();
+    let broker = TestBroker::start_temp();
     // Committed rows nobody published (the orchestrator died after the commit).
     d.sql(
         "INSERT INTO outbox (topic, key, payload) VALUES
@@ -81,7 +81,7 @@ async fn the_relay_publishes_in_order_what_a_crash_between_commit_and_publish_le
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dispatcher_takes_work_only_for_an_idle_worker() {
     let d = Db::start().await;
-    let broker = TestBroker::start();
+    let broker = TestBroker::start_temp();
     push_persona(&d, TENANT, "Writer", "unused");
     let running = orchestrator::start(settings("o1", &d, &broker.bootstrap(), "idle"))
         .await
@@ -114,7 +114,7 @@ async fn the_dispatcher_takes_work_only_for_an_idle_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_with_queued_executions_loses_nothing() {
     let d = Db::start().await;
-    let mut broker = TestBroker::start();
+    let mut broker = TestBroker::start_temp();
     push_persona(&d, TENANT, "Writer", "unused");
     let running = orchestrator::start(settings("o1", &d, &broker.bootstrap(), "restart"))
         .await

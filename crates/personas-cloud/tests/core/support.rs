@@ -5,8 +5,6 @@ use personas_cloud::config::{JwtSettings, OrchestratorSettings, SecretSetting};
 use personas_cloud::orchestrator::{Orchestrator, db};
 use personas_testkit::cloud::Postgres;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -14,77 +12,8 @@ pub const SECRET: &str = "test deployment secret";
 pub const MASTER_KEY: [u8; 32] = [9u8; 32];
 pub const TENANT: &str = "tenant-a";
 
-/// The repository's root (for `.tools/`).
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A Tansu broker process on a free port, killed on drop. Its topics live in a SQLite file
-/// under `dir`, so a restart on the same dir keeps them.
-pub struct TestBroker {
-    child: Option<Child>,
-    pub port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl TestBroker {
-    pub fn start() -> TestBroker {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut b = TestBroker {
-            child: None,
-            port: personas_testkit::cloud::free_port(),
-            dir,
-        };
-        b.spawn();
-        b
-    }
-
-    fn spawn(&mut self) {
-        let bin = repo_root().join(".tools/tansu");
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let storage = format!("sqlite://{}/tansu.db", self.dir.path().display());
-        let child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", &storage])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        self.child = Some(child);
-        let port = self.port;
-        wait_until(Duration::from_secs(20), "the broker listens", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+/// The testkit's Tansu broker (topics in a SQLite file kept across restarts).
+pub use personas_testkit::cloud::Broker as TestBroker;
 
 /// Polls `cond` until it holds or `within` passes (then panics naming `what`).
 pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
