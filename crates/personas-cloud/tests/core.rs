@@ -8,5 +8,6 @@ mod core {
     pub mod flow;
     pub mod peers;
     pub mod pool;
+    pub mod process;
     pub mod support;
 }

@@ -11,9 +11,8 @@ use personas_core::{Execution, ExecutionStatus, LineKind};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub struct FakeWorker {
     ws: Ws,
@@ -25,9 +24,16 @@ pub struct FakeWorker {
 
 impl FakeWorker {
     /// Connects to `base` (`http://host:port`) as `id` and says hello; returns the resume list.
-    pub async fn connect(base: &str, id: &str, capacity: u32, held: Vec<HeldRun>) -> (FakeWorker, Vec<Resume>) {
+    pub async fn connect(
+        base: &str,
+        id: &str,
+        capacity: u32,
+        held: Vec<HeldRun>,
+    ) -> (FakeWorker, Vec<Resume>) {
         let url = format!("{}/worker", base.replacen("http://", "ws://", 1));
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("connect");
         let Some(Ok(Message::Text(t))) = ws.next().await else {
             panic!("no challenge");
         };
@@ -55,9 +61,18 @@ impl FakeWorker {
 
     pub async fn send(&mut self, frame: &WorkerFrame) {
         self.sent += 1;
-        let env = Envelope::seal(&self.token, &self.nonce, Direction::ToOrchestrator, self.sent, frame);
+        let env = Envelope::seal(
+            &self.token,
+            &self.nonce,
+            Direction::ToOrchestrator,
+            self.sent,
+            frame,
+        );
         let text = serde_json::to_string(&env).unwrap();
-        self.ws.send(Message::Text(text.into())).await.expect("send");
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     /// The next frame other than a heartbeat within `within` (heartbeating meanwhile).
@@ -68,7 +83,10 @@ impl FakeWorker {
             let wait = left.min(Duration::from_millis(400));
             match tokio::time::timeout(wait, self.ws.next()).await {
                 Err(_) => {
-                    self.send(&WorkerFrame::Heartbeat { at: chrono::Utc::now() }).await;
+                    self.send(&WorkerFrame::Heartbeat {
+                        at: chrono::Utc::now(),
+                    })
+                    .await;
                 }
                 Ok(Some(Ok(Message::Text(t)))) => {
                     let env: Envelope = serde_json::from_str(t.as_str()).unwrap();
@@ -101,9 +119,24 @@ impl FakeWorker {
     /// Reports `a` started and one line, and waits for the line's acknowledgement; true when
     /// no other assignment arrived meanwhile.
     pub async fn finish_partly(&mut self, a: &Assignment) -> bool {
-        self.send(&WorkerFrame::Started { execution_id: a.execution_id.clone(), attempt: a.attempt, at: chrono::Utc::now() }).await;
-        let line = WireLine { seq: a.first_seq, kind: LineKind::AssistantText, text: "partly".into(), at: chrono::Utc::now() };
-        self.send(&WorkerFrame::Output { execution_id: a.execution_id.clone(), attempt: a.attempt, lines: vec![line] }).await;
+        self.send(&WorkerFrame::Started {
+            execution_id: a.execution_id.clone(),
+            attempt: a.attempt,
+            at: chrono::Utc::now(),
+        })
+        .await;
+        let line = WireLine {
+            seq: a.first_seq,
+            kind: LineKind::AssistantText,
+            text: "partly".into(),
+            at: chrono::Utc::now(),
+        };
+        self.send(&WorkerFrame::Output {
+            execution_id: a.execution_id.clone(),
+            attempt: a.attempt,
+            lines: vec![line],
+        })
+        .await;
         loop {
             match self.recv(Duration::from_secs(10)).await {
                 Some(OrchestratorFrame::OutputAck { .. }) => return true,
@@ -116,12 +149,27 @@ impl FakeWorker {
     /// Runs `a` as a no-op: started, `n` output lines, complete; returns whether it was accepted.
     pub async fn finish(&mut self, a: &Assignment, n: i64) -> bool {
         let id = a.execution_id.clone();
-        self.send(&WorkerFrame::Started { execution_id: id.clone(), attempt: a.attempt, at: chrono::Utc::now() }).await;
+        self.send(&WorkerFrame::Started {
+            execution_id: id.clone(),
+            attempt: a.attempt,
+            at: chrono::Utc::now(),
+        })
+        .await;
         let lines: Vec<WireLine> = (a.first_seq..a.first_seq + n)
-            .map(|seq| WireLine { seq, kind: LineKind::AssistantText, text: format!("line {seq}"), at: chrono::Utc::now() })
+            .map(|seq| WireLine {
+                seq,
+                kind: LineKind::AssistantText,
+                text: format!("line {seq}"),
+                at: chrono::Utc::now(),
+            })
             .collect();
         if n > 0 {
-            self.send(&WorkerFrame::Output { execution_id: id.clone(), attempt: a.attempt, lines }).await;
+            self.send(&WorkerFrame::Output {
+                execution_id: id.clone(),
+                attempt: a.attempt,
+                lines,
+            })
+            .await;
             loop {
                 match self.recv(Duration::from_secs(10)).await {
                     Some(OrchestratorFrame::OutputAck { up_to_seq, .. }) => {

@@ -70,7 +70,10 @@ async fn the_relay_publishes_in_order_what_a_crash_between_commit_and_publish_le
     consumer.subscribe(&["relay.persona.events.v1"]).unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let m = tokio::time::timeout(WAIT, consumer.recv()).await.expect("published").unwrap();
+        let m = tokio::time::timeout(WAIT, consumer.recv())
+            .await
+            .expect("published")
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
         seen.push(v["execution_id"].as_str().unwrap().to_string());
     }
@@ -92,20 +95,38 @@ async fn the_dispatcher_takes_work_only_for_an_idle_worker() {
         count(&d, "SELECT count(*) FROM outbox WHERE published_at IS NULL").await == 0
     })
     .await;
-    assert_eq!(count(&d, "SELECT count(*) FROM attempts").await, 0, "no worker, no attempt");
+    assert_eq!(
+        count(&d, "SELECT count(*) FROM attempts").await,
+        0,
+        "no worker, no attempt"
+    );
 
     let (mut w, _) = FakeWorker::connect(&base, "w1", 1, Vec::new()).await;
-    let first = w.assignment(WAIT).await.expect("the idle worker gets a run");
+    let first = w
+        .assignment(WAIT)
+        .await
+        .expect("the idle worker gets a run");
     assert!(ids.contains(&first.execution_id));
     // Busy: the second run waits (the ack round trip gives the dispatcher time to misbehave).
     assert!(w.finish_partly(&first).await);
-    assert_eq!(count(&d, "SELECT count(*) FROM attempts").await, 1, "one run per free slot");
+    assert_eq!(
+        count(&d, "SELECT count(*) FROM attempts").await,
+        1,
+        "one run per free slot"
+    );
     assert!(w.finish(&first, 0).await, "completion accepted");
-    let second = w.assignment(WAIT).await.expect("the freed worker gets the next run");
+    let second = w
+        .assignment(WAIT)
+        .await
+        .expect("the freed worker gets the next run");
     assert_ne!(second.execution_id, first.execution_id);
     assert!(w.finish(&second, 2).await);
     assert_eq!(
-        count(&d, "SELECT count(*) FROM executions WHERE status = 'completed' AND attempt = 1").await,
+        count(
+            &d,
+            "SELECT count(*) FROM executions WHERE status = 'completed' AND attempt = 1"
+        )
+        .await,
         2
     );
     running.stop().await;
@@ -131,9 +152,10 @@ async fn a_broker_restart_with_queued_executions_loses_nothing() {
     let (mut w, _) = FakeWorker::connect(&base, "w1", 1, Vec::new()).await;
     let mut done = Vec::new();
     while done.len() < ids.len() {
-        let a = w.assignment(Duration::from_secs(60)).await.unwrap_or_else(|| {
-            panic!("only {} of {} runs were assigned", done.len(), ids.len())
-        });
+        let a = w
+            .assignment(Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|| panic!("only {} of {} runs were assigned", done.len(), ids.len()));
         assert!(w.finish(&a, 1).await);
         done.push(a.execution_id);
     }

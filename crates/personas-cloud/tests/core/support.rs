@@ -16,15 +16,6 @@ pub const TENANT: &str = "tenant-a";
 pub use personas_testkit::cloud::Broker as TestBroker;
 
 /// Polls `cond` until it holds or `within` passes (then panics naming `what`).
-pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The async form of [`wait_until`].
 pub async fn eventually<F, Fut>(within: Duration, what: &str, mut cond: F)
 where
     F: FnMut() -> Fut,
