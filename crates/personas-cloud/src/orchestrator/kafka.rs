@@ -13,7 +13,7 @@ use personas_cloud_api::topics;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
@@ -110,4 +110,77 @@ pub fn exec_lag(settings: &OrchestratorSettings) -> Option<i64> {
         lag += (high - at).max(0);
     }
     Some(lag)
+}
+
+/// The consumer of the execution topic (not yet subscribed): the group every orchestrator with
+/// workers joins, offsets committed by hand after the message is handled, from the earliest
+/// message a new group has not seen.
+pub fn exec_consumer(settings: &OrchestratorSettings) -> anyhow::Result<StreamConsumer> {
+    let mut cfg = client_config(settings);
+    cfg.set("group.id", exec_group(settings));
+    cfg.set("enable.auto.commit", "false");
+    cfg.set("enable.auto.offset.store", "false");
+    set_default(&mut cfg, "auto.offset.reset", "earliest");
+    // A dead orchestrator's partitions move to its peers within seconds.
+    set_default(&mut cfg, "session.timeout.ms", "6000");
+    set_default(&mut cfg, "heartbeat.interval.ms", "1000");
+    cfg.create().context("cannot create the exec consumer")
+}
+
+/// Reads `output`, `lifecycle` and `events` for this orchestrator alone (every partition,
+/// from the end: history comes from Postgres) and hands each message to `on_message`.
+pub async fn broadcast(
+    settings: OrchestratorSettings,
+    stop: tokio_util::sync::CancellationToken,
+    on_message: impl Fn(&str, &[u8]) + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut cfg = client_config(&settings);
+    cfg.set(
+        "group.id",
+        format!("{}.live.{}", settings.kafka_namespace, settings.id),
+    );
+    cfg.set("enable.auto.commit", "false");
+    set_default(&mut cfg, "fetch.wait.max.ms", "10");
+    let consumer: StreamConsumer = cfg
+        .create()
+        .context("cannot create the broadcast consumer")?;
+    let names: Vec<String> = [topics::OUTPUT, topics::LIFECYCLE, topics::EVENTS]
+        .iter()
+        .map(|t| topic(&settings, t))
+        .collect();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for name in &names {
+        let md = consumer
+            .fetch_metadata(Some(name), Duration::from_secs(10))
+            .with_context(|| format!("no metadata for {name}"))?;
+        let partitions = md
+            .topics()
+            .first()
+            .map(|t| t.partitions().len())
+            .unwrap_or(0);
+        for p in 0..partitions as i32 {
+            tpl.add_partition_offset(name, p, rdkafka::Offset::End)
+                .context("cannot add a partition")?;
+        }
+    }
+    consumer
+        .assign(&tpl)
+        .context("cannot assign the broadcast partitions")?;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            m = consumer.recv() => match m {
+                Ok(m) => {
+                    use rdkafka::Message;
+                    if let Some(payload) = m.payload() {
+                        on_message(m.topic(), payload);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("broadcast consumer: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
 }
