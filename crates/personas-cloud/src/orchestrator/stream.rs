@@ -40,6 +40,17 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 pub const IDLE_LIMIT: Duration = Duration::from_secs(45);
 /// Journal rows read per Postgres query while replaying or filling.
 const PAGE: i64 = 1_000;
+/// A send the client does not make room for within this long ends the session: a client that
+/// stopped reading must not hold a task forever.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends one message; a dead or stalled client ends the session.
+async fn send(socket: &mut WebSocket, msg: Message, within: Duration) -> Result<(), End> {
+    match tokio::time::timeout(within, socket.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(End::ClientLeft),
+    }
+}
 /// Entries the reorder buffer holds before the session gives up on live order and catches up
 /// from Postgres.
 const REORDER_MAX: usize = 10_000;
@@ -209,7 +220,13 @@ impl Session {
                 code,
                 reason: reason.into(),
             };
-            let _ = socket.send(Message::Close(Some(frame))).await;
+            // Queued behind the frames already sent; a stalled client does not get to hold us.
+            let _ = send(
+                &mut socket,
+                Message::Close(Some(frame)),
+                Duration::from_secs(5),
+            )
+            .await;
         }
     }
 
@@ -272,8 +289,8 @@ impl Session {
                     if heard.elapsed() > IDLE_LIMIT {
                         return End::Closed { code: close_code::POLICY, reason: self.resume_hint("no pong from the client") };
                     }
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
-                        return End::ClientLeft;
+                    if let Err(end) = send(socket, Message::Ping(Default::default()), SEND_TIMEOUT).await {
+                        return end;
                     }
                 }
                 incoming = socket.recv() => match incoming {
@@ -350,9 +367,7 @@ impl Session {
                     continue;
                 }
             };
-            if socket.send(Message::Text(text.into())).await.is_err() {
-                return Err(End::ClientLeft);
-            }
+            send(socket, Message::Text(text.into()), SEND_TIMEOUT).await?;
         }
         Ok(())
     }

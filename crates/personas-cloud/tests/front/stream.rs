@@ -7,6 +7,7 @@ use futures::{Stream, StreamExt};
 use personas_cloud::orchestrator::db;
 use personas_cloud::orchestrator::journal::{self, JournalEntry};
 use personas_cloud_api::CloudError;
+use personas_cloud_api::model::CloudEvent;
 use personas_cloud_api::model::*;
 use personas_cloud_api::stream::{ClientEvent, ClientFrame};
 use std::time::{Duration, Instant};
@@ -222,4 +223,81 @@ async fn an_execution_filter_sends_only_that_run_and_a_bad_after_is_refused() {
         .await
         .expect("request");
     assert_eq!(resp.status().as_u16(), 401, "no token, no stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_too_slow_for_the_live_stream_is_closed_with_its_resume_point() {
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let front = Front::start().await;
+    let t = front.token("tenant-slow");
+    // A client that connects and then does not read.
+    let url = format!(
+        "{}/api/stream?after=0",
+        front.base.replace("http://", "ws://")
+    );
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {t}").parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    // The session is live once a frame arrives: feed entry 1 and read it.
+    let big = "x".repeat(4096);
+    let fabricated = |seq: i64| JournalEntry {
+        tenant_id: "tenant-slow".into(),
+        seq,
+        event: ClientEvent::Event {
+            event: CloudEvent {
+                id: format!("e{seq}"),
+                event_type: "flood".into(),
+                payload: Some(serde_json::json!({"pad": big})),
+                source: "test".into(),
+                created_at: chrono::Utc::now(),
+                executions: vec![],
+            },
+        },
+    };
+    feed(&front, fabricated(1));
+    let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("first frame")
+        .expect("open")
+        .expect("frame");
+    assert!(matches!(first, Message::Text(_)));
+    // Far more than the live buffer while the client reads nothing.
+    // (The session may give up before the flood ends: then nobody is subscribed.)
+    for seq in 2..=20_000 {
+        if front.orch.live_sender().send(fabricated(seq)).is_err() {
+            break;
+        }
+    }
+    // Now it reads: contiguous frames from 2, then a close naming where to resume.
+    let mut last = 1;
+    let reason = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("the stream goes on or closes")
+            .expect("open")
+            .expect("frame");
+        match msg {
+            Message::Text(text) => {
+                let frame: ClientFrame = serde_json::from_str(&text).expect("frame");
+                assert_eq!(frame.seq, last + 1, "in order, none skipped or twice");
+                last = frame.seq;
+            }
+            Message::Close(frame) => break frame.expect("a close frame with a reason").reason,
+            _ => {}
+        }
+    };
+    assert!(
+        last < 20_000,
+        "the client fell behind and was cut off (got {last})"
+    );
+    assert!(
+        reason.contains("too slowly") && reason.ends_with(&format!("after={last}")),
+        "the reason names the resume point: {reason:?}"
+    );
 }
