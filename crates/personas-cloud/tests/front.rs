@@ -4,14 +4,18 @@
 //! keys), tenant isolation, field-naming 400s for every operation, sealed credentials (no
 //! plaintext in `pg_dump`), the OpenAPI document, and the client stream's resume and order.
 //!
-//! No broker runs here: the producer points at a closed port, so outbox rows stay pending and
-//! the live journal is fed by the test itself (as the broadcast consumers would).
+//! Most tests run without a broker: the producer points at a closed port, so outbox rows stay
+//! pending and the live journal is fed by the test itself (as the broadcast consumers would),
+//! which lets them order and withhold live entries at will. `live` runs a whole orchestrator
+//! (`orchestrator::start`) on the real Tansu broker and checks the frames arrive through it.
 
 #[path = "front/harness.rs"]
 mod harness;
 
 #[path = "front/auth.rs"]
 mod auth;
+#[path = "front/live.rs"]
+mod live;
 #[path = "front/ops.rs"]
 mod ops;
 #[path = "front/stream.rs"]
