@@ -50,8 +50,16 @@ fn b64(v: &Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_matrix_refuses_every_bad_token_with_401_naming_the_check() {
     let front = Front::start().await;
-    let keys = &front.keys;
 
+    good_tokens_are_accepted(&front).await;
+    forged_and_invalid_tokens_are_refused(&front).await;
+    tampered_and_mistaken_tokens_are_refused(&front).await;
+    unknown_kids_and_bad_headers_are_refused(&front).await;
+}
+
+/// ES256 and RS256 from the JWKS and the admin token; the key set fetched once.
+async fn good_tokens_are_accepted(front: &Front) {
+    let keys = &front.keys;
     // The good ones first: ES256 and RS256 from the JWKS, the admin token.
     let me = front
         .client(&front.token("tenant-es"))
@@ -84,7 +92,11 @@ async fn jwt_matrix_refuses_every_bad_token_with_401_naming_the_check() {
         1,
         "the key set is fetched once and cached"
     );
+}
 
+/// `none`, HS256 keyed with the public keys, and each failed claim check.
+async fn forged_and_invalid_tokens_are_refused(front: &Front) {
+    let keys = &front.keys;
     // alg none: no signature at all.
     let none = format!(
         "{}.{}.",
@@ -161,6 +173,12 @@ async fn jwt_matrix_refuses_every_bad_token_with_401_naming_the_check() {
     .await;
     let bad_sig = sign(Algorithm::ES256, Some(EC_KID), &keys.other_ec, &claims("x"));
     refused(&front.base, "bad signature", &bad_sig, "signature").await;
+}
+
+/// A kid of another algorithm, a tampered payload, `sub: admin`, garbage, the admin token off
+/// by one character.
+async fn tampered_and_mistaken_tokens_are_refused(front: &Front) {
+    let keys = &front.keys;
     // RS256 header with the EC key's kid: the key does not serve that algorithm.
     let crossed = sign(Algorithm::RS256, Some(EC_KID), &keys.rsa, &claims("x"));
     refused(&front.base, "kid of another algorithm", &crossed, "key id").await;
@@ -204,7 +222,11 @@ async fn jwt_matrix_refuses_every_bad_token_with_401_naming_the_check() {
         "well-formed JWT",
     )
     .await;
+}
 
+/// Made-up kids (no refetch flood), no header, not a bearer.
+async fn unknown_kids_and_bad_headers_are_refused(front: &Front) {
+    let keys = &front.keys;
     // Unknown kids: refused, and a flood of them costs the issuer no extra fetch.
     for i in 0..20 {
         let t = sign(

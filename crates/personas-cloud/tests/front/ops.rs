@@ -136,12 +136,9 @@ async fn tenant_a_cannot_see_cancel_read_or_stream_tenant_b_runs() {
     assert_eq!(first.execution.id, again.execution.id);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_operation_names_the_bad_field_with_400() {
-    let front = Front::start().await;
-    let t = front.token("tenant-bad-input");
-    push(&front, &t, "Writer").await;
-    let cases: &[(&str, Value, &str)] = &[
+/// One or more bad requests per operation, with the field the answer must name.
+fn bad_inputs() -> Vec<(&'static str, Value, &'static str)> {
+    vec![
         ("whoami", json!({"extra": 1}), "extra"),
         ("execute", json!({"persona": 5}), "persona"),
         ("execute", json!({"persona": ""}), "persona"),
@@ -244,9 +241,17 @@ async fn every_operation_names_the_bad_field_with_400() {
         ),
         ("get_cluster", json!({"verbose": true}), "verbose"),
         ("get_usage", json!({"month": "2026-13"}), "month"),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_names_the_bad_field_with_400() {
+    let front = Front::start().await;
+    let t = front.token("tenant-bad-input");
+    push(&front, &t, "Writer").await;
+    let cases = bad_inputs();
     let mut covered = std::collections::BTreeSet::new();
-    for (op, body, field) in cases {
+    for (op, body, field) in &cases {
         let (status, answer) = front.post(op, Some(&t), &body.to_string()).await;
         assert_eq!(status, 400, "{op} {body}: {answer}");
         assert_eq!(answer["code"], "invalid", "{op} {body}: {answer}");
@@ -339,12 +344,20 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
         .await
         .expect("model credential");
 
-    let dump = front.pg.dump("cloud");
+    assert_no_plaintext(&front.pg.dump("cloud"), &[secret, model_secret]);
+    let (cron_id, next) = check_triggers(&front, &t).await;
+    check_events_start_subscribers(&front, &t).await;
+    check_repush_keeps_unchanged_triggers(&front, &t, &pushed, &cron_id, next).await;
+}
+
+/// No form of a secret — raw, base64, base64url, JSON-escaped, hex (how pg_dump prints
+/// bytea) — appears in the dump.
+fn assert_no_plaintext(dump: &str, secrets: &[&str]) {
     assert!(
         dump.contains("Sealed writer"),
         "the dump holds the persona (the search is real)"
     );
-    for value in [secret, model_secret] {
+    for value in secrets.iter().copied() {
         let std_b64 = base64::engine::general_purpose::STANDARD.encode(value);
         let url_b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value);
         let json_escaped = serde_json::to_string(value).expect("json");
@@ -363,10 +376,14 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
             );
         }
     }
+}
 
+/// The triggers as pushed: cron with its next fire, the event subscription. Returns the cron
+/// trigger's id and next fire.
+async fn check_triggers(front: &Front, t: &str) -> (String, chrono::DateTime<chrono::Utc>) {
     // The triggers: cron with its next fire, the event subscription as pushed.
     let triggers = front
-        .client(&t)
+        .client(t)
         .list_triggers(&Empty {})
         .await
         .expect("triggers")
@@ -386,7 +403,11 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
         event.config,
         json!({"kind": "event", "pattern": "release.*"})
     );
+    (cron.id.clone(), next)
+}
 
+/// Publishing a matching event starts the persona, once per event id; usage counts events.
+async fn check_events_start_subscribers(front: &Front, t: &str) {
     // Publishing a matching event starts the persona, once per event id.
     let ev = PublishEvent {
         event_type: "Release.Published".into(),
@@ -394,10 +415,10 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
         source: None,
         id: Some("evt-1".into()),
     };
-    let published = front.client(&t).publish_event(&ev).await.expect("publish");
+    let published = front.client(t).publish_event(&ev).await.expect("publish");
     assert_eq!(published.executions.len(), 1, "the subscription matched");
     let again = front
-        .client(&t)
+        .client(t)
         .publish_event(&ev)
         .await
         .expect("publish again");
@@ -412,7 +433,7 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
     };
     assert!(
         front
-            .client(&t)
+            .client(t)
             .publish_event(&other)
             .await
             .expect("publish")
@@ -420,7 +441,7 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
             .is_empty()
     );
     let runs = front
-        .client(&t)
+        .client(t)
         .list_executions(&Default::default())
         .await
         .expect("list")
@@ -428,29 +449,39 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].execution.trigger_ref.as_deref(), Some("evt-1"));
     let events = front
-        .client(&t)
+        .client(t)
         .list_events(&Default::default())
         .await
         .expect("events")
         .events;
     assert_eq!(events.len(), 2);
     let usage = front
-        .client(&t)
+        .client(t)
         .get_usage(&Default::default())
         .await
         .expect("usage");
     assert_eq!(usage.events, 2, "each event counted once");
+}
 
+/// A second push replaces: revision 2, credentials replaced, and an unchanged cron trigger is
+/// the same row (same id) keeping its schedule; deleting the persona removes its triggers.
+async fn check_repush_keeps_unchanged_triggers(
+    front: &Front,
+    t: &str,
+    pushed: &CloudPersona,
+    cron_id: &str,
+    next: chrono::DateTime<chrono::Utc>,
+) {
     // A second push replaces: revision 2; the unchanged cron trigger is the same row (same id)
     // and keeps its schedule.
-    // The unchanged cron trigger (in the short form this time) is the same trigger.
+    // The unchanged cron trigger, in the short form this time.
     let keep = PushedTrigger {
         kind: "cron".into(),
         config: json!({"cron": "*/5 * * * *", "timezone": "UTC"}),
         enabled: true,
     };
     let again = front
-        .client(&t)
+        .client(t)
         .push_persona(&PushPersona {
             text: persona_file("Sealed writer"),
             id: None,
@@ -468,15 +499,15 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
         "credentials replaced by the pushed ones"
     );
     let triggers = front
-        .client(&t)
+        .client(t)
         .list_triggers(&Empty {})
         .await
         .expect("triggers")
         .triggers;
-    assert_eq!(triggers[0].id, cron.id);
+    assert_eq!(triggers[0].id, cron_id);
     assert_eq!(triggers[0].next_fire_at, Some(next));
     let deleted = front
-        .client(&t)
+        .client(t)
         .delete_persona(&PersonaRef {
             persona: "Sealed writer".into(),
         })
@@ -484,7 +515,7 @@ async fn pushed_credentials_are_stored_sealed_and_triggers_kept() {
     assert_eq!(deleted.expect("delete").id, pushed.id);
     assert!(
         front
-            .client(&t)
+            .client(t)
             .list_triggers(&Empty {})
             .await
             .expect("triggers")

@@ -260,6 +260,15 @@ async fn a_client_too_slow_for_the_live_stream_is_closed_with_its_resume_point()
             },
         },
     };
+    // The upgrade answer comes before the session subscribes; wait for the subscription.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while front.orch.live_sender().receiver_count() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the session subscribes to the live journal"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     feed(&front, fabricated(1));
     let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
         .await

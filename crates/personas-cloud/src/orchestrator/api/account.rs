@@ -98,13 +98,42 @@ fn running_ids(running: &serde_json::Value) -> Vec<ExecutionId> {
 pub async fn get_cluster(api: &Api, who: &Principal, _: Empty) -> Result<Cluster, CloudError> {
     let admin = who.tenant_id == ADMIN_TENANT;
     let conn = db::conn(api.orch.db()).await?;
-    let orchestrators = conn
+    let orchestrators = load_orchestrators(&conn).await?;
+    let mut workers = load_workers(&conn).await?;
+    if !admin {
+        hide_other_tenants(&conn, &who.tenant_id, &mut workers).await?;
+    }
+    let queued: i64 = conn
+        .query_one(
+            "SELECT count(*) FROM executions
+             WHERE status = 'queued' AND ($1::TEXT IS NULL OR tenant_id = $1)",
+            &[&(!admin).then_some(who.tenant_id.as_str())],
+        )
+        .await
+        .map_err(db::pg)?
+        .get(0);
+    // The broker's answer is optional: a cluster view without a lag beats no view.
+    let exec_lag = tokio::time::timeout(Duration::from_secs(5), api.orch.exec_lag())
+        .await
+        .ok()
+        .flatten();
+    Ok(Cluster {
+        orchestrators,
+        workers,
+        queued: queued.max(0) as u64,
+        exec_lag,
+    })
+}
+
+async fn load_orchestrators(conn: &db::Conn) -> Result<Vec<OrchestratorView>, CloudError> {
+    let rows = conn
         .query(
             "SELECT id, url, started_at, heartbeat_at, workers, clients FROM orchestrators ORDER BY id",
             &[],
         )
         .await
-        .map_err(db::pg)?
+        .map_err(db::pg)?;
+    Ok(rows
         .iter()
         .map(|r| OrchestratorView {
             id: r.get(0),
@@ -114,7 +143,10 @@ pub async fn get_cluster(api: &Api, who: &Principal, _: Empty) -> Result<Cluster
             workers: r.get::<_, i32>(4).max(0) as u32,
             clients: r.get::<_, i32>(5).max(0) as u32,
         })
-        .collect();
+        .collect())
+}
+
+async fn load_workers(conn: &db::Conn) -> Result<Vec<WorkerView>, CloudError> {
     let rows = conn
         .query(
             "SELECT id, orchestrator_id, version, capacity, running, connected_at, heartbeat_at
@@ -123,7 +155,7 @@ pub async fn get_cluster(api: &Api, who: &Principal, _: Empty) -> Result<Cluster
         )
         .await
         .map_err(db::pg)?;
-    let mut workers: Vec<WorkerView> = rows
+    Ok(rows
         .iter()
         .map(|r| {
             let running = running_ids(&r.get::<_, serde_json::Value>(4));
@@ -143,51 +175,39 @@ pub async fn get_cluster(api: &Api, who: &Principal, _: Empty) -> Result<Cluster
                 heartbeat_at: r.get(6),
             }
         })
+        .collect())
+}
+
+/// Keeps in each worker's `running` only the tenant's own executions (busy/idle stays true).
+async fn hide_other_tenants(
+    conn: &db::Conn,
+    tenant_id: &str,
+    workers: &mut [WorkerView],
+) -> Result<(), CloudError> {
+    let all: Vec<String> = workers
+        .iter()
+        .flat_map(|w| w.running.iter().map(|e| e.as_str().to_string()))
         .collect();
-    if !admin {
-        // Busy/idle stays true; which executions run is shown only for the caller's own.
-        let all: Vec<String> = workers
-            .iter()
-            .flat_map(|w| w.running.iter().map(|e| e.as_str().to_string()))
-            .collect();
-        let own: HashSet<String> = conn
-            .query(
-                "SELECT id FROM executions WHERE tenant_id = $1 AND id = ANY($2)",
-                &[&who.tenant_id, &all],
-            )
-            .await
-            .map_err(db::pg)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        for w in &mut workers {
-            w.running.retain(|e| own.contains(e.as_str()));
-        }
-    }
-    let queued: i64 = conn
-        .query_one(
-            "SELECT count(*) FROM executions
-             WHERE status = 'queued' AND ($1::TEXT IS NULL OR tenant_id = $1)",
-            &[&(!admin).then_some(who.tenant_id.as_str())],
+    let own: HashSet<String> = conn
+        .query(
+            "SELECT id FROM executions WHERE tenant_id = $1 AND id = ANY($2)",
+            &[&tenant_id, &all],
         )
         .await
         .map_err(db::pg)?
-        .get(0);
-    let exec_lag = tokio::time::timeout(Duration::from_secs(5), api.orch.exec_lag())
-        .await
-        .ok()
-        .flatten();
-    Ok(Cluster {
-        orchestrators,
-        workers,
-        queued: queued.max(0) as u64,
-        exec_lag,
-    })
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for w in workers {
+        w.running.retain(|e| own.contains(e.as_str()));
+    }
+    Ok(())
 }
 
 /// `YYYY-MM` with a real month.
 fn check_month(month: &str) -> Result<(), CloudError> {
-    let ok = month.len() == 7
+    let ok = month.is_ascii()
+        && month.len() == 7
         && month.as_bytes()[4] == b'-'
         && month[..4].bytes().all(|b| b.is_ascii_digit())
         && month[5..]
