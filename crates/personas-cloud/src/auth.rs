@@ -411,27 +411,27 @@ fn map_error(e: jsonwebtoken::errors::Error) -> AuthError {
 impl Jwks {
     /// The key for `alg` and `kid`, from the cache or a (rate-limited) fetch.
     async fn key(&self, alg: Algorithm, kid: Option<&str>) -> Result<DecodingKey, AuthError> {
-        {
-            let cache = self.cache.read().await;
-            let fresh = cache
-                .fetched_at
-                .is_some_and(|t| t.elapsed() < self.policy.max_age);
-            if fresh && let Some(key) = pick(&cache, alg, kid)? {
-                return Ok(key);
-            }
+        if let Some(key) = self.cached(alg, kid, false).await? {
+            return Ok(key);
         }
+        // One fetch at a time; the cache itself is never locked across the fetch, so requests
+        // whose keys are cached are not held up by a slow issuer.
         let _fetching = self.fetching.lock().await;
         // Another request may have fetched while this one waited.
-        let mut cache = self.cache.write().await;
-        let fresh = cache
-            .fetched_at
-            .is_some_and(|t| t.elapsed() < self.policy.max_age);
-        let may_fetch = cache
+        if let Some(key) = self.cached(alg, kid, false).await? {
+            return Ok(key);
+        }
+        let may_fetch = self
+            .cache
+            .read()
+            .await
             .tried_at
             .is_none_or(|t| t.elapsed() >= self.policy.min_refetch);
-        if (!fresh || pick(&cache, alg, kid)?.is_none()) && may_fetch {
-            cache.tried_at = Some(Instant::now());
-            match self.fetch().await {
+        if may_fetch {
+            self.cache.write().await.tried_at = Some(Instant::now());
+            let fetched = self.fetch().await;
+            let mut cache = self.cache.write().await;
+            match fetched {
                 Ok(keys) => {
                     cache.keys = keys;
                     cache.fetched_at = Some(Instant::now());
@@ -441,12 +441,36 @@ impl Jwks {
                 Err(e) => tracing::warn!(url = %self.url, "cannot refresh the JWKS: {e}"),
             }
         }
-        if cache.fetched_at.is_none() {
+        if self.cache.read().await.fetched_at.is_none() {
             return Err(AuthError::KeysUnavailable(
                 "the last attempt failed; retrying shortly".into(),
             ));
         }
-        pick(&cache, alg, kid)?.ok_or(AuthError::UnknownKey)
+        self.cached(alg, kid, true)
+            .await?
+            .ok_or(AuthError::UnknownKey)
+    }
+
+    /// The cached key, if the cache may answer: it is fresh, or (`stale_ok`, or a refresh was
+    /// tried recently) it is the best there is.
+    async fn cached(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+        stale_ok: bool,
+    ) -> Result<Option<DecodingKey>, AuthError> {
+        let cache = self.cache.read().await;
+        let fresh = cache
+            .fetched_at
+            .is_some_and(|t| t.elapsed() < self.policy.max_age);
+        let tried_recently = cache
+            .tried_at
+            .is_some_and(|t| t.elapsed() < self.policy.min_refetch);
+        if fresh || stale_ok || tried_recently {
+            pick(&cache, alg, kid)
+        } else {
+            Ok(None)
+        }
     }
 
     async fn fetch(&self) -> Result<HashMap<String, (Algorithm, DecodingKey)>, String> {
