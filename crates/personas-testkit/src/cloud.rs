@@ -287,3 +287,136 @@ impl Drop for Postgres {
         self.stop();
     }
 }
+
+/// The Tansu broker binary: `PERSONAS_TANSU`, else `.tools/tansu` of the workspace
+/// (`scripts/install-tansu.sh` builds it).
+pub fn tansu_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PERSONAS_TANSU") {
+        return PathBuf::from(p);
+    }
+    let bin = crate::claude::workspace_root().join(".tools").join("tansu");
+    assert!(
+        bin.exists(),
+        "the Tansu broker is not installed at {} (run scripts/install-tansu.sh)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running Tansu broker (Kafka protocol) on loopback, storing its topics in one SQLite file
+/// that outlives the process: [`Broker::restart`] brings it back with everything it held.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    db: PathBuf,
+    log: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Broker {
+    /// A broker with its storage in a temporary directory.
+    pub fn start_temp() -> Broker {
+        let temp = tempfile::Builder::new()
+            .prefix("personas-broker-")
+            .tempdir()
+            .expect("cannot create a temp dir");
+        let mut b = Broker::start(temp.path(), free_port());
+        b._temp = Some(temp);
+        b
+    }
+
+    /// A broker storing its topics under `dir` (`tansu.db`), listening on `port`.
+    pub fn start(dir: &Path, port: u16) -> Broker {
+        std::fs::create_dir_all(dir).expect("cannot create the broker's dir");
+        let mut b = Broker {
+            child: None,
+            port,
+            db: dir.join("tansu.db"),
+            log: dir.join("tansu.log"),
+            _temp: None,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("cannot open the broker's log");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(tansu_bin())
+            .arg("broker")
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            // Tansu resolves the file relative to its working directory (an absolute path in
+            // the URL loses its leading slash), so it runs in the storage's directory.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(self.db.parent().expect("the storage file has a directory"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("cannot start the Tansu broker");
+        self.child = Some(child);
+        self.wait_listening(Duration::from_secs(30));
+    }
+
+    fn wait_listening(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "the broker exited ({status}) before listening; see {}",
+                    self.log.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not listen on port {} (see {})",
+                self.port,
+                self.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The file the broker keeps its topics in (to search it for what must not be there).
+    pub fn storage_file(&self) -> &Path {
+        &self.db
+    }
+
+    pub fn log_file(&self) -> &Path {
+        &self.log
+    }
+
+    /// Kills the broker (SIGKILL: nothing flushed on its way out).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the broker and starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,13 @@
+//! The orchestrator's dispatch and durability core and the worker's connection, against real
+//! Postgres (the testkit's own cluster) and the real Kafka-protocol broker (Tansu).
+
+mod core {
+    pub mod attempts;
+    pub mod broker;
+    pub mod fake_worker;
+    pub mod flow;
+    pub mod peers;
+    pub mod pool;
+    pub mod process;
+    pub mod support;
+}
