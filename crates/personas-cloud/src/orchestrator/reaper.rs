@@ -31,7 +31,7 @@ pub async fn run(state: Orchestrator) {
             Err(e) => tracing::warn!("reaper: {e}"),
         }
         rounds += 1;
-        if rounds % 120 == 0
+        if rounds.is_multiple_of(120)
             && let Err(e) = forget_departed(&state).await
         {
             tracing::warn!("reaper cleanup: {e}");
