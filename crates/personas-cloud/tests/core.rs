@@ -5,6 +5,7 @@
 
 mod core {
     pub mod attempts;
+    pub mod bench;
     pub mod broker;
     pub mod fake_worker;
     pub mod flow;
