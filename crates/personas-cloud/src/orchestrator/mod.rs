@@ -12,6 +12,7 @@
 //! - Front door: `api` (the operation table as routes, health, readiness, OpenAPI), `stream`
 //!   (the client WebSocket with resume) and `crate::auth` (JWT and static tokens).
 
+pub mod api;
 pub mod cron;
 pub mod db;
 pub mod dispatch;
@@ -22,6 +23,7 @@ pub mod pool;
 pub mod queue;
 pub mod reaper;
 pub mod state;
+pub mod stream;
 
 pub use state::Orchestrator;
 
@@ -37,11 +39,9 @@ use tokio::task::JoinSet;
 pub fn router(state: Orchestrator) -> axum::Router {
     axum::Router::new()
         .route("/worker", axum::routing::get(pool::upgrade))
-        // ── orch-api merges the front door here: ──────────────────────────────────────────
-        //    .merge(api::router(state.clone()))      the operations, /health, /ready, OpenAPI
-        //    .merge(stream::router(state.clone()))   GET /api/stream (the client WebSocket)
-        // ─────────────────────────────────────────────────────────────────────────────────
-        .with_state(state)
+        .with_state(state.clone())
+        // The front door: the operations, GET /api/stream, /health, /ready, /openapi.json.
+        .merge(api::router(state))
 }
 
 /// A started orchestrator (for `run`, and for tests that run one in-process).
