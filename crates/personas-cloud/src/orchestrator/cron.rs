@@ -51,15 +51,15 @@ pub async fn fire_due(state: &Orchestrator) -> Result<usize, CloudError> {
     let mut fired = 0;
     loop {
         let tx = db::begin(&mut conn).await?;
-        let Some(row) = tx
-            .query_opt(
-                "SELECT tenant_id, id, persona_id, config, next_fire_at FROM triggers
+        let Some(row) = db::query_opt(
+            &tx,
+            "SELECT tenant_id, id, persona_id, config, next_fire_at FROM triggers
                  WHERE enabled AND kind = 'cron' AND next_fire_at <= now()
                  ORDER BY next_fire_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-                &[],
-            )
-            .await
-            .map_err(db::pg)?
+            &[],
+        )
+        .await
+        .map_err(db::pg)?
         else {
             return Ok(fired);
         };
@@ -93,7 +93,8 @@ pub async fn fire_due(state: &Orchestrator) -> Result<usize, CloudError> {
             // the same due time forever.
             tracing::warn!("cron trigger {trigger_id}: cannot queue a run: {e}");
         }
-        tx.execute(
+        db::execute(
+            &tx,
             "UPDATE triggers SET next_fire_at = $3, last_fired_at = now(),
                  enabled = enabled AND $3::TIMESTAMPTZ IS NOT NULL
              WHERE tenant_id = $1 AND id = $2",
@@ -111,14 +112,14 @@ pub async fn fire_due(state: &Orchestrator) -> Result<usize, CloudError> {
 
 /// Gives enabled cron triggers without a next time their first one.
 async fn schedule_new(conn: &mut db::Conn) -> Result<(), CloudError> {
-    let rows = conn
-        .query(
-            "SELECT tenant_id, id, config FROM triggers
+    let rows = db::query(
+        conn,
+        "SELECT tenant_id, id, config FROM triggers
              WHERE enabled AND kind = 'cron' AND next_fire_at IS NULL",
-            &[],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[],
+    )
+    .await
+    .map_err(db::pg)?;
     for row in rows {
         let (tenant_id, id): (String, String) = (row.get(0), row.get(1));
         let next = match schedule_of(&row.get(2)) {
@@ -129,7 +130,8 @@ async fn schedule_new(conn: &mut db::Conn) -> Result<(), CloudError> {
             }
         };
         let Some(next) = next else { continue };
-        conn.execute(
+        db::execute(
+            conn,
             "UPDATE triggers SET next_fire_at = $3
              WHERE tenant_id = $1 AND id = $2 AND next_fire_at IS NULL",
             &[&tenant_id, &id, &next],

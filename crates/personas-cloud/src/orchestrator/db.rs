@@ -112,3 +112,44 @@ pub fn json<T: serde::de::DeserializeOwned>(
         CloudError::internal(format!("a stored {what} does not decode"))
     })
 }
+
+// Statements through the connection's statement cache: each is parsed once per connection,
+// then every use is one round trip (an uncached `query(&str)` prepares it every time).
+
+type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
+pub async fn query(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let st = c.prepare_cached(sql).await?;
+    c.query(&st, params).await
+}
+
+pub async fn query_opt(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+    let st = c.prepare_cached(sql).await?;
+    c.query_opt(&st, params).await
+}
+
+pub async fn query_one(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
+    let st = c.prepare_cached(sql).await?;
+    c.query_one(&st, params).await
+}
+
+pub async fn execute(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<u64, tokio_postgres::Error> {
+    let st = c.prepare_cached(sql).await?;
+    c.execute(&st, params).await
+}

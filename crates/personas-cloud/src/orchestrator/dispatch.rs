@@ -1,6 +1,7 @@
 //! The dispatcher: this orchestrator's member of the execution topic's consumer group. It takes
-//! a message only when one of its workers has a free slot — otherwise it pauses its partitions
-//! (and keeps polling, so the group keeps it) — then: creates the attempt conditionally in
+//! a message only when one of its workers has a free slot — meanwhile it holds a short backlog
+//! of its partitions' messages uncommitted and pauses them beyond that (polling on, so the group
+//! keeps it) — then: creates the attempt conditionally in
 //! Postgres ([`queue::attempt::take`]), sends `assign` to the reserved worker, and commits the
 //! message's offset. A duplicate or stale message (the attempt was taken already, the run
 //! ended or was cancelled) takes nothing and is committed.
@@ -27,6 +28,8 @@ use std::time::Duration;
 
 /// How often a waiting dispatcher re-checks (and re-pauses a fresh assignment).
 const TICK: Duration = Duration::from_millis(200);
+/// Most exec messages held in memory waiting for a free slot before fetching pauses.
+const PREFETCH: usize = 64;
 
 /// Runs the dispatcher until the orchestrator stops.
 pub async fn run(state: Orchestrator) -> anyhow::Result<()> {
@@ -59,46 +62,38 @@ pub async fn run(state: Orchestrator) -> anyhow::Result<()> {
             member = true;
             tracing::info!("joined the exec group");
         }
-        let Some(slot) = workers.reserve() else {
-            // No idle worker: stop fetching, keep polling (rebalances, the group's liveness).
-            set_paused(&consumer, &mut paused, true);
-            let idle = workers.idle_changed();
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = idle => {}
-                _ = tokio::time::sleep(TICK) => { paused = false; } // re-pause new partitions
-                m = consumer.recv() => hold(m, &mut pending),
-            }
-            continue;
-        };
-        set_paused(&consumer, &mut paused, false);
-        let message = match pending.pop_front() {
-            Some(m) => m,
-            None => {
-                tokio::select! {
-                    _ = stop.cancelled() => { workers.release(&slot); break; }
-                    _ = tokio::time::sleep(TICK) => { workers.release(&slot); continue; }
-                    m = consumer.recv() => match m {
-                        Ok(m) => m.detach(),
-                        Err(e) => {
-                            workers.release(&slot);
-                            tracing::warn!("exec consumer: {e}");
-                            tokio::time::sleep(TICK).await;
-                            continue;
-                        }
-                    },
-                }
-            }
-        };
-        match handle(&state, &slot, &message).await {
-            Ok(()) => commit(&consumer, &message),
-            Err(e) => {
-                // Postgres is down: leave the offset, try the message again shortly.
+        // Registered before looking, so a slot freed from now on wakes the select below.
+        let freed = workers.idle_notified();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        // Serve what is held, as far as there are free slots.
+        while !pending.is_empty() {
+            let Some(slot) = workers.reserve() else {
+                break;
+            };
+            let Some(message) = pending.pop_front() else {
+                workers.release(&slot);
+                break;
+            };
+            if let Err(e) = handle(&state, &slot, &message).await {
+                // Postgres is down: keep the message (offset not committed), retry shortly.
                 workers.release(&slot);
                 tracing::warn!("dispatch: {e}; retrying");
                 pending.push_front(message);
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                break;
             }
+            commit(&consumer, &message);
+        }
+        // Fetch only while the backlog held here is short: the partitions are this
+        // orchestrator's anyway, so holding a few saves a fetch round trip per run without
+        // taking work a peer could do; a long backlog pauses them (polling goes on).
+        set_paused(&consumer, &mut paused, pending.len() >= PREFETCH);
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = &mut freed, if !pending.is_empty() => {}
+            _ = tokio::time::sleep(TICK) => {}
+            m = consumer.recv() => hold(m, &mut pending),
         }
     }
     if member {
@@ -117,8 +112,10 @@ fn hold(
     }
 }
 
+/// Pauses (every time: a rebalance may have handed over fresh, unpaused partitions) or
+/// resumes the assigned partitions.
 fn set_paused(consumer: &StreamConsumer, paused: &mut bool, want: bool) {
-    if *paused == want {
+    if !want && !*paused {
         return;
     }
     let Ok(assignment) = consumer.assignment() else {

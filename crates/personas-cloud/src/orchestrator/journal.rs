@@ -25,7 +25,8 @@ pub struct JournalEntry {
 
 /// Creates the tenant's row if it has none (the first request of a new JWT subject).
 pub async fn ensure_tenant(tx: &Transaction<'_>, tenant_id: &str) -> Result<(), CloudError> {
-    tx.execute(
+    db::execute(
+        tx,
         "INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
         &[&tenant_id],
     )
@@ -62,14 +63,14 @@ pub async fn append_all(
         return Ok(Vec::new());
     }
     let n = events.len() as i64;
-    let row = tx
-        .query_opt(
-            "UPDATE tenants SET journal_seq = journal_seq + $2 WHERE id = $1 RETURNING journal_seq",
-            &[&tenant_id, &n],
-        )
-        .await
-        .map_err(db::pg)?
-        .ok_or_else(|| CloudError::internal(format!("tenant {tenant_id:?} has no row")))?;
+    let row = db::query_opt(
+        tx,
+        "UPDATE tenants SET journal_seq = journal_seq + $2 WHERE id = $1 RETURNING journal_seq",
+        &[&tenant_id, &n],
+    )
+    .await
+    .map_err(db::pg)?
+    .ok_or_else(|| CloudError::internal(format!("tenant {tenant_id:?} has no row")))?;
     let last: i64 = row.get(0);
     let seqs: Vec<i64> = (last - n + 1..=last).collect();
     let mut bodies = Vec::with_capacity(events.len());
@@ -78,7 +79,8 @@ pub async fn append_all(
         bodies.push(serde_json::to_value(e).map_err(|e| CloudError::internal(e.to_string()))?);
         execs.push(execution_of(e).map(str::to_string));
     }
-    tx.execute(
+    db::execute(
+        tx,
         "INSERT INTO journal (tenant_id, seq, event, execution_id)
          SELECT $1, s, ev, ex FROM UNNEST($2::BIGINT[], $3::JSONB[], $4::TEXT[]) AS t(s, ev, ex)",
         &[&tenant_id, &seqs, &bodies, &execs],
@@ -123,13 +125,13 @@ pub async fn read_after(
     after: i64,
     limit: i64,
 ) -> Result<Vec<JournalEntry>, CloudError> {
-    let rows = conn
-        .query(
-            "SELECT seq, event FROM journal WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            &[&tenant_id, &after, &limit],
-        )
-        .await
-        .map_err(db::pg)?;
+    let rows = db::query(
+        conn,
+        "SELECT seq, event FROM journal WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        &[&tenant_id, &after, &limit],
+    )
+    .await
+    .map_err(db::pg)?;
     rows.into_iter()
         .map(|r| {
             Ok(JournalEntry {

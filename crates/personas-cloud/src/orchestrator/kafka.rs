@@ -121,6 +121,8 @@ pub fn exec_consumer(settings: &OrchestratorSettings) -> anyhow::Result<StreamCo
     cfg.set("enable.auto.commit", "false");
     cfg.set("enable.auto.offset.store", "false");
     set_default(&mut cfg, "auto.offset.reset", "earliest");
+    // Runs wait for the dispatcher: a fetch answers as soon as one message is there.
+    set_default(&mut cfg, "fetch.wait.max.ms", "10");
     // A dead orchestrator's partitions move to its peers within seconds.
     set_default(&mut cfg, "session.timeout.ms", "6000");
     set_default(&mut cfg, "heartbeat.interval.ms", "1000");

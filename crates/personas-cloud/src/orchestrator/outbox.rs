@@ -68,7 +68,8 @@ pub async fn add_all(
         .iter()
         .map(|m| serde_json::to_value(m).map_err(|e| CloudError::internal(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
-    tx.execute(
+    db::execute(
+        tx,
         "INSERT INTO outbox (topic, key, payload)
          SELECT $1, $2, p FROM UNNEST($3::JSONB[]) WITH ORDINALITY AS t(p, i) ORDER BY i",
         &[&topic, &key, &payloads],
@@ -133,14 +134,14 @@ impl Relay {
     pub async fn publish_pending(&self) -> Result<usize, CloudError> {
         let mut conn = db::conn(&self.pool).await?;
         let tx = db::begin(&mut conn).await?;
-        let rows = tx
-            .query(
-                "SELECT id, topic, key, payload::TEXT FROM outbox WHERE published_at IS NULL
+        let rows = db::query(
+            &tx,
+            "SELECT id, topic, key, payload::TEXT FROM outbox WHERE published_at IS NULL
                  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                &[&BATCH],
-            )
-            .await
-            .map_err(db::pg)?;
+            &[&BATCH],
+        )
+        .await
+        .map_err(db::pg)?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -170,7 +171,8 @@ impl Relay {
             }
         }
         if !done.is_empty() {
-            tx.execute(
+            db::execute(
+                &tx,
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
                 &[&done],
             )
@@ -184,7 +186,8 @@ impl Relay {
     /// Forgets rows published more than an hour ago.
     async fn cleanup(&self) -> Result<(), CloudError> {
         let conn = db::conn(&self.pool).await?;
-        conn.execute(
+        db::execute(
+            &conn,
             "DELETE FROM outbox WHERE published_at < now() - interval '1 hour'",
             &[],
         )

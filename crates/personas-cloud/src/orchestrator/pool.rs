@@ -370,13 +370,13 @@ impl Connection {
         }
         let silent_ms = self.last_seen.elapsed().as_millis() as f64;
         if let Ok(c) = db::conn(self.state.db()).await {
-            let _ = c
-                .execute(
-                    "UPDATE workers SET heartbeat_at = now() - make_interval(secs => $3 / 1000.0)
+            let _ = db::execute(
+                &c,
+                "UPDATE workers SET heartbeat_at = now() - make_interval(secs => $3 / 1000.0)
                      WHERE id = $1 AND orchestrator_id = $2",
-                    &[&worker_id, &self.state.id(), &silent_ms],
-                )
-                .await;
+                &[&worker_id, &self.state.id(), &silent_ms],
+            )
+            .await;
         }
     }
 }
@@ -390,7 +390,8 @@ async fn adopt(
 ) -> Result<Vec<personas_cloud_api::wire::Resume>, CloudError> {
     let me = state.id();
     let mut conn = db::conn(state.db()).await?;
-    conn.execute(
+    db::execute(
+        &conn,
         "INSERT INTO workers (id, orchestrator_id, version, capacity)
          VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO UPDATE SET orchestrator_id = $2, version = $3, capacity = $4,
@@ -430,13 +431,13 @@ async fn cancels_for(
     let Ok(conn) = db::conn(state.db()).await else {
         return Vec::new();
     };
-    let rows = conn
-        .query(
-            "SELECT id FROM executions WHERE id = ANY($1) AND cancel_requested",
-            &[&ids],
-        )
-        .await
-        .unwrap_or_default();
+    let rows = db::query(
+        &conn,
+        "SELECT id FROM executions WHERE id = ANY($1) AND cancel_requested",
+        &[&ids],
+    )
+    .await
+    .unwrap_or_default();
     resume
         .iter()
         .filter(|r| {
@@ -470,7 +471,8 @@ async fn upkeep_once(state: &Orchestrator) -> Result<(), CloudError> {
     let conn = db::conn(state.db()).await?;
     let snapshot = state.workers().snapshot();
     let s = state.settings();
-    conn.execute(
+    db::execute(
+        &conn,
         "INSERT INTO orchestrators (id, url, workers, clients) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), url = $2, workers = $3, clients = $4",
         &[
@@ -490,7 +492,8 @@ async fn upkeep_once(state: &Orchestrator) -> Result<(), CloudError> {
         .iter()
         .map(|w| serde_json::json!(w.running))
         .collect();
-    conn.execute(
+    db::execute(
+        &conn,
         "UPDATE workers w SET heartbeat_at = now(), running = r.running
          FROM UNNEST($1::TEXT[], $2::JSONB[]) AS r(id, running)
          WHERE w.id = r.id AND w.orchestrator_id = $3",

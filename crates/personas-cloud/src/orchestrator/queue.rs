@@ -55,19 +55,19 @@ pub async fn enqueue(
         ));
     }
     journal::ensure_tenant(tx, new.tenant_id).await?;
-    let persona = tx
-        .query_opt(
-            "SELECT id, name FROM personas WHERE tenant_id = $1 AND (id = $2 OR name = $2)
+    let persona = db::query_opt(
+        tx,
+        "SELECT id, name FROM personas WHERE tenant_id = $1 AND (id = $2 OR name = $2)
              ORDER BY (id = $2) DESC LIMIT 1",
-            &[&new.tenant_id, &new.persona],
-        )
-        .await
-        .map_err(db::pg)?
-        .ok_or_else(|| CloudError {
-            code: CloudErrorCode::NotFound,
-            message: format!("no pushed persona named {:?}", new.persona),
-            field: Some("persona".into()),
-        })?;
+        &[&new.tenant_id, &new.persona],
+    )
+    .await
+    .map_err(db::pg)?
+    .ok_or_else(|| CloudError {
+        code: CloudErrorCode::NotFound,
+        message: format!("no pushed persona named {:?}", new.persona),
+        field: Some("persona".into()),
+    })?;
     let persona_id: String = persona.get(0);
     let persona_name: String = persona.get(1);
     let id = ExecutionId::new();
@@ -79,23 +79,23 @@ pub async fn enqueue(
          ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
          RETURNING {EXECUTION_COLUMNS}"
     );
-    let inserted = tx
-        .query_opt(
-            &sql,
-            &[
-                &id.as_str(),
-                &new.tenant_id,
-                &persona_id,
-                &persona_name,
-                &new.trigger.as_str(),
-                &new.trigger_ref,
-                &new.input,
-                &new.idempotency_key,
-                &max_attempts,
-            ],
-        )
-        .await
-        .map_err(db::pg)?;
+    let inserted = db::query_opt(
+        tx,
+        &sql,
+        &[
+            &id.as_str(),
+            &new.tenant_id,
+            &persona_id,
+            &persona_name,
+            &new.trigger.as_str(),
+            &new.trigger_ref,
+            &new.input,
+            &new.idempotency_key,
+            &max_attempts,
+        ],
+    )
+    .await
+    .map_err(db::pg)?;
     let Some(row) = inserted else {
         return replayed(
             tx,
@@ -131,8 +131,7 @@ async fn replayed(
     let sql = format!(
         "SELECT {EXECUTION_COLUMNS} FROM executions e WHERE e.tenant_id = $1 AND e.idempotency_key = $2"
     );
-    let row = tx
-        .query_opt(&sql, &[&tenant_id, &key])
+    let row = db::query_opt(tx, &sql, &[&tenant_id, &key])
         .await
         .map_err(db::pg)?
         .ok_or_else(|| CloudError::internal("an idempotency key's execution vanished"))?;
@@ -181,8 +180,7 @@ pub async fn request_cancel(
          LEFT JOIN attempts a ON a.execution_id = e.id AND a.number = e.attempt
          WHERE e.tenant_id = $1 AND e.id = $2 FOR UPDATE OF e"
     );
-    let row = tx
-        .query_opt(&sql, &[&tenant_id, &id.as_str()])
+    let row = db::query_opt(tx, &sql, &[&tenant_id, &id.as_str()])
         .await
         .map_err(db::pg)?
         .ok_or_else(|| not_found(id))?;
@@ -193,7 +191,8 @@ pub async fn request_cancel(
     let attempt_state: Option<String> = row.get("state");
     let on_worker = matches!(attempt_state.as_deref(), Some("assigned" | "running"));
     if on_worker {
-        tx.execute(
+        db::execute(
+            tx,
             "UPDATE executions SET cancel_requested = TRUE WHERE id = $1",
             &[&id.as_str()],
         )
@@ -211,7 +210,8 @@ pub async fn request_cancel(
         )
         .await?;
     } else {
-        tx.execute(
+        db::execute(
+            tx,
             "UPDATE executions SET status = 'cancelled', cancel_requested = TRUE,
                  finished_at = now(), worker_id = NULL WHERE id = $1",
             &[&id.as_str()],
@@ -241,8 +241,7 @@ pub async fn load_execution(
     let sql = format!(
         "SELECT {EXECUTION_COLUMNS} FROM executions e WHERE e.tenant_id = $1 AND e.id = $2"
     );
-    let row = conn
-        .query_opt(&sql, &[&tenant_id, &id.as_str()])
+    let row = db::query_opt(conn, &sql, &[&tenant_id, &id.as_str()])
         .await
         .map_err(db::pg)?
         .ok_or_else(|| not_found(id))?;
@@ -256,14 +255,14 @@ pub async fn load_attempts(
     conn: &impl GenericClient,
     execution_id: &str,
 ) -> Result<Vec<Attempt>, CloudError> {
-    let rows = conn
-        .query(
-            "SELECT number, state, worker_id, orchestrator_id, assigned_at, ended_at, reason
+    let rows = db::query(
+        conn,
+        "SELECT number, state, worker_id, orchestrator_id, assigned_at, ended_at, reason
              FROM attempts WHERE execution_id = $1 ORDER BY number",
-            &[&execution_id],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&execution_id],
+    )
+    .await
+    .map_err(db::pg)?;
     rows.iter()
         .map(|r| {
             let state: String = r.get(1);

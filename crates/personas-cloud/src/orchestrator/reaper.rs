@@ -31,7 +31,7 @@ pub async fn run(state: Orchestrator) {
             Err(e) => tracing::warn!("reaper: {e}"),
         }
         rounds += 1;
-        if rounds % 120 == 0
+        if rounds.is_multiple_of(120)
             && let Err(e) = forget_departed(&state).await
         {
             tracing::warn!("reaper cleanup: {e}");
@@ -43,18 +43,18 @@ pub async fn run(state: Orchestrator) {
 pub async fn reap_once(state: &Orchestrator) -> Result<usize, CloudError> {
     let timeout_s = state.settings().worker_timeout_ms as f64 / 1000.0;
     let mut conn = db::conn(state.db()).await?;
-    let candidates = conn
-        .query(
-            "SELECT a.execution_id, a.number, a.worker_id FROM attempts a
+    let candidates = db::query(
+        &conn,
+        "SELECT a.execution_id, a.number, a.worker_id FROM attempts a
              JOIN executions e ON e.id = a.execution_id AND e.attempt = a.number
              LEFT JOIN workers w ON w.id = a.worker_id
              WHERE a.state IN ('assigned', 'running')
                AND (w.id IS NULL OR w.heartbeat_at < now() - make_interval(secs => $1))
              LIMIT 200",
-            &[&timeout_s],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&timeout_s],
+    )
+    .await
+    .map_err(db::pg)?;
     let mut handled = 0;
     for row in candidates {
         let execution_id = ExecutionId::from_string(row.get::<_, String>(0));
@@ -62,18 +62,18 @@ pub async fn reap_once(state: &Orchestrator) -> Result<usize, CloudError> {
         let worker: Option<String> = row.get(2);
         let tx = db::begin(&mut conn).await?;
         // A peer holding the row is acting on it (or a worker's frame is being stored).
-        let locked = tx
-            .query_opt(
-                "SELECT 1 FROM executions e
+        let locked = db::query_opt(
+            &tx,
+            "SELECT 1 FROM executions e
                  JOIN attempts a ON a.execution_id = e.id AND a.number = e.attempt
                  LEFT JOIN workers w ON w.id = a.worker_id
                  WHERE e.id = $1 AND e.attempt = $2 AND a.state IN ('assigned', 'running')
                    AND (w.id IS NULL OR w.heartbeat_at < now() - make_interval(secs => $3))
                  FOR UPDATE OF e SKIP LOCKED",
-                &[&execution_id.as_str(), &(n as i32), &timeout_s],
-            )
-            .await
-            .map_err(db::pg)?;
+            &[&execution_id.as_str(), &(n as i32), &timeout_s],
+        )
+        .await
+        .map_err(db::pg)?;
         if locked.is_none() {
             continue;
         }
@@ -96,13 +96,15 @@ pub async fn reap_once(state: &Orchestrator) -> Result<usize, CloudError> {
 /// Drops rows of workers and orchestrators silent for a minute (they re-register on return).
 async fn forget_departed(state: &Orchestrator) -> Result<(), CloudError> {
     let conn = db::conn(state.db()).await?;
-    conn.execute(
+    db::execute(
+        &conn,
         "DELETE FROM workers WHERE heartbeat_at < now() - interval '1 minute'",
         &[],
     )
     .await
     .map_err(db::pg)?;
-    conn.execute(
+    db::execute(
+        &conn,
         "DELETE FROM orchestrators WHERE heartbeat_at < now() - interval '1 minute'",
         &[],
     )

@@ -170,15 +170,12 @@ impl FakeWorker {
                 lines,
             })
             .await;
-            loop {
-                match self.recv(Duration::from_secs(10)).await {
-                    Some(OrchestratorFrame::OutputAck { up_to_seq, .. }) => {
-                        assert_eq!(up_to_seq, a.first_seq + n - 1);
-                        break;
-                    }
-                    Some(OrchestratorFrame::Assign { .. }) => panic!("assigned beyond capacity"),
-                    other => panic!("expected output_ack, got {other:?}"),
+            match self.recv(Duration::from_secs(10)).await {
+                Some(OrchestratorFrame::OutputAck { up_to_seq, .. }) => {
+                    assert_eq!(up_to_seq, a.first_seq + n - 1);
                 }
+                Some(OrchestratorFrame::Assign { .. }) => panic!("assigned beyond capacity"),
+                other => panic!("expected output_ack, got {other:?}"),
             }
         }
         let record = record_of(a);

@@ -315,3 +315,120 @@ async fn kill_9_of_the_orchestrator_holding_the_worker_mid_run_loses_nothing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_worker_mid_run_retries_on_another_worker_as_attempt_2() {
+    let s = Stack::start("proc3").await;
+    let marker = s.logs.path().join("started");
+    let release = s.logs.path().join("release");
+    let cmd = format!(
+        "echo working; touch {m}; while [ ! -e {r} ]; do sleep 0.1; done; echo finished",
+        m = marker.display(),
+        r = release.display()
+    );
+    scripted_persona(&s, "Retried", &cmd);
+    let (o1, url) = s.orchestrator("o1").await;
+    let mut w1 = s.worker("w1", &[&url]);
+    let mut w2 = s.worker("w2", &[&url]);
+    eventually(WAIT, "both workers connected", || async {
+        s.scalar("SELECT count(*) FROM workers").await == "2"
+    })
+    .await;
+    let id = s.enqueue("Retried").await;
+    eventually(WAIT, "attempt 1 is running", || async { marker.exists() }).await;
+    let first = s
+        .scalar(&format!(
+            "SELECT worker_id FROM attempts WHERE execution_id = '{id}' AND number = 1"
+        ))
+        .await;
+    let killed_at = std::time::Instant::now();
+    if first == "w1" {
+        w1.kill9()
+    } else {
+        w2.kill9()
+    }
+    std::fs::write(&release, b"go").unwrap();
+    eventually(WAIT, "the run ended", || async {
+        matches!(
+            s.scalar(&format!("SELECT status FROM executions WHERE id = '{id}'"))
+                .await
+                .as_str(),
+            "completed" | "failed"
+        )
+    })
+    .await;
+    eprintln!(
+        "worker kill -9 → completed on attempt 2 in {} ms",
+        killed_at.elapsed().as_millis()
+    );
+    let other = if first == "w1" { "w2" } else { "w1" };
+    assert_eq!(
+        s.scalar(&format!("SELECT string_agg(number || ':' || state || '@' || worker_id, ',' ORDER BY number) FROM attempts WHERE execution_id = '{id}'")).await,
+        format!("1:lost@{first},2:completed@{other}"),
+        "retried once on the other worker\n{}", o1.log()
+    );
+    assert_eq!(
+        s.scalar(&format!("SELECT status FROM executions WHERE id = '{id}'"))
+            .await,
+        "completed"
+    );
+    let reason = s
+        .scalar(&format!(
+            "SELECT reason FROM attempts WHERE execution_id = '{id}' AND number = 1"
+        ))
+        .await;
+    assert!(reason.contains("silent"), "{reason}");
+    assert_output_whole(&s, id.as_str()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_reaches_the_worker_and_stops_the_cli_and_its_tools() {
+    let s = Stack::start("proc4").await;
+    let marker = s.logs.path().join("started");
+    let sleeper = format!("sleep {}", 4000 + std::process::id() % 1000);
+    let cmd = format!(
+        "touch {m}; {sleeper}; echo never-printed",
+        m = marker.display()
+    );
+    scripted_persona(&s, "Sleeper", &cmd);
+    let (o1, url) = s.orchestrator("o1").await;
+    let w1 = s.worker("w1", &[&url]);
+    let id = s.enqueue("Sleeper").await;
+    eventually(WAIT, "the tool runs", || async { marker.exists() }).await;
+    assert!(
+        personas_testkit::process_table_has(&sleeper),
+        "the tool's process runs"
+    );
+    {
+        let pool = s.d.pool();
+        let mut c = db::conn(&pool).await.unwrap();
+        let tx = db::begin(&mut c).await.unwrap();
+        let e = queue::request_cancel(&tx, TENANT, &id).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(e.execution.cancel_requested);
+    }
+    eventually(WAIT, "the run ended cancelled", || async {
+        s.scalar(&format!("SELECT status FROM executions WHERE id = '{id}'"))
+            .await
+            == "cancelled"
+    })
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "the tool's process is gone",
+        || async { !personas_testkit::process_table_has(&sleeper) },
+    )
+    .await;
+    assert_eq!(
+        s.scalar(&format!("SELECT count(*) FROM output_lines WHERE execution_id = '{id}' AND text LIKE '%never-printed%' AND kind = 'tool_result'")).await,
+        "0",
+        "\n{}\n{}", o1.log(), w1.log()
+    );
+    assert_eq!(
+        s.scalar(&format!(
+            "SELECT string_agg(state, ',') FROM attempts WHERE execution_id = '{id}'"
+        ))
+        .await,
+        "cancelled"
+    );
+}

@@ -183,6 +183,12 @@ impl Registry {
         self.idle.notified().await
     }
 
+    /// The same as a future to `enable` before checking, so no wake-up is missed between the
+    /// check and the wait.
+    pub fn idle_notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.idle.notified()
+    }
+
     /// Ids of the connected workers.
     pub fn ids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()

@@ -29,16 +29,16 @@ async fn lock_live(
     execution_id: &str,
     attempt: u32,
 ) -> Result<Option<Live>, CloudError> {
-    let row = tx
-        .query_opt(
-            "SELECT e.tenant_id, e.persona_id, e.cancel_requested FROM executions e
+    let row = db::query_opt(
+        tx,
+        "SELECT e.tenant_id, e.persona_id, e.cancel_requested FROM executions e
              JOIN attempts a ON a.execution_id = e.id AND a.number = e.attempt
              WHERE e.id = $1 AND e.attempt = $2 AND a.state IN ('assigned', 'running')
              FOR UPDATE OF e, a",
-            &[&execution_id, &(attempt as i32)],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&execution_id, &(attempt as i32)],
+    )
+    .await
+    .map_err(db::pg)?;
     Ok(row.map(|r| Live {
         tenant_id: r.get(0),
         persona_id: r.get(1),
@@ -70,13 +70,13 @@ pub async fn take(
          WHERE e.id = $1 AND e.attempt = $2 - 1 AND e.status = 'queued' AND NOT e.cancel_requested
          RETURNING e.tenant_id, {EXECUTION_COLUMNS}"
     );
-    let Some(row) = tx
-        .query_opt(
-            &sql,
-            &[&execution_id.as_str(), &(attempt as i32), &worker_id],
-        )
-        .await
-        .map_err(db::pg)?
+    let Some(row) = db::query_opt(
+        tx,
+        &sql,
+        &[&execution_id.as_str(), &(attempt as i32), &worker_id],
+    )
+    .await
+    .map_err(db::pg)?
     else {
         return Ok(None);
     };
@@ -84,7 +84,8 @@ pub async fn take(
     let execution = execution_from_row(&row)?;
     let Some(assignment) = build_assignment(tx, &tenant_id, &execution, attempt).await? else {
         // The persona was deleted while the run waited: it cannot run.
-        tx.execute(
+        db::execute(
+            tx,
             "UPDATE executions SET status = 'failed', finished_at = now(), worker_id = NULL,
                  dead_letter_reason = 'the persona was deleted before the run started'
              WHERE id = $1",
@@ -96,7 +97,8 @@ pub async fn take(
         announce(tx, &tenant_id, &execution).await?;
         return Ok(None);
     };
-    tx.execute(
+    db::execute(
+        tx,
         "INSERT INTO attempts (execution_id, number, state, worker_id, orchestrator_id)
          VALUES ($1, $2, 'assigned', $3, $4)",
         &[
@@ -123,57 +125,57 @@ async fn build_assignment(
     attempt: u32,
 ) -> Result<Option<Assignment>, CloudError> {
     let e = &execution.execution;
-    let persona = tx
-        .query_opt(
-            "SELECT definition FROM personas WHERE tenant_id = $1 AND id = $2",
-            &[&tenant_id, &e.persona_id.as_str()],
-        )
-        .await
-        .map_err(db::pg)?;
+    let persona = db::query_opt(
+        tx,
+        "SELECT definition FROM personas WHERE tenant_id = $1 AND id = $2",
+        &[&tenant_id, &e.persona_id.as_str()],
+    )
+    .await
+    .map_err(db::pg)?;
     let Some(persona) = persona else {
         return Ok(None);
     };
     let b64 = base64::engine::general_purpose::STANDARD;
-    let credentials = tx
-        .query(
-            "SELECT name, service_type, sealed FROM credentials
+    let credentials = db::query(
+        tx,
+        "SELECT name, service_type, sealed FROM credentials
              WHERE tenant_id = $1 AND persona_id = $2 ORDER BY name",
-            &[&tenant_id, &e.persona_id.as_str()],
-        )
-        .await
-        .map_err(db::pg)?
-        .iter()
-        .map(|r| SealedCredential {
-            name: r.get(0),
-            service_type: r.get(1),
-            sealed: b64.encode(r.get::<_, &[u8]>(2)),
-        })
-        .collect();
-    let model_credential = tx
-        .query_opt(
-            "SELECT kind, sealed FROM model_credentials WHERE tenant_id = $1",
-            &[&tenant_id],
-        )
-        .await
-        .map_err(db::pg)?
-        .map(|r| {
-            let kind = match r.get::<_, &str>(0) {
-                "api_key" => ModelCredentialKind::ApiKey,
-                _ => ModelCredentialKind::OauthToken,
-            };
-            SealedModelCredential {
-                kind,
-                sealed: b64.encode(r.get::<_, &[u8]>(1)),
-            }
-        });
-    let last_seq: i64 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(seq), 0) FROM output_lines WHERE execution_id = $1",
-            &[&e.id.as_str()],
-        )
-        .await
-        .map_err(db::pg)?
-        .get(0);
+        &[&tenant_id, &e.persona_id.as_str()],
+    )
+    .await
+    .map_err(db::pg)?
+    .iter()
+    .map(|r| SealedCredential {
+        name: r.get(0),
+        service_type: r.get(1),
+        sealed: b64.encode(r.get::<_, &[u8]>(2)),
+    })
+    .collect();
+    let model_credential = db::query_opt(
+        tx,
+        "SELECT kind, sealed FROM model_credentials WHERE tenant_id = $1",
+        &[&tenant_id],
+    )
+    .await
+    .map_err(db::pg)?
+    .map(|r| {
+        let kind = match r.get::<_, &str>(0) {
+            "api_key" => ModelCredentialKind::ApiKey,
+            _ => ModelCredentialKind::OauthToken,
+        };
+        SealedModelCredential {
+            kind,
+            sealed: b64.encode(r.get::<_, &[u8]>(1)),
+        }
+    });
+    let last_seq: i64 = db::query_one(
+        tx,
+        "SELECT COALESCE(MAX(seq), 0) FROM output_lines WHERE execution_id = $1",
+        &[&e.id.as_str()],
+    )
+    .await
+    .map_err(db::pg)?
+    .get(0);
     Ok(Some(Assignment {
         execution_id: e.id.clone(),
         attempt,
@@ -200,13 +202,15 @@ pub async fn started(
     let Some(live) = lock_live(tx, execution_id.as_str(), attempt).await? else {
         return Ok(false);
     };
-    tx.execute(
+    db::execute(
+        tx,
         "UPDATE attempts SET state = 'running' WHERE execution_id = $1 AND number = $2",
         &[&execution_id.as_str(), &(attempt as i32)],
     )
     .await
     .map_err(db::pg)?;
-    tx.execute(
+    db::execute(
+        tx,
         "UPDATE executions SET status = 'running', started_at = COALESCE(started_at, now())
          WHERE id = $1",
         &[&execution_id.as_str()],
@@ -246,27 +250,28 @@ pub async fn store_output(
     let kinds: Vec<&str> = lines.iter().map(|l| l.kind.as_str()).collect();
     let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
     let ats: Vec<chrono::DateTime<chrono::Utc>> = lines.iter().map(|l| l.at).collect();
-    let inserted = tx
-        .query(
-            "INSERT INTO output_lines (execution_id, seq, attempt, kind, text, at)
+    let inserted = db::query(
+        tx,
+        "INSERT INTO output_lines (execution_id, seq, attempt, kind, text, at)
              SELECT $1, s, $2, k, t, a
              FROM UNNEST($3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TIMESTAMPTZ[]) AS l(s, k, t, a)
              ON CONFLICT (execution_id, seq) DO NOTHING RETURNING seq",
-            &[
-                &execution_id.as_str(),
-                &(attempt as i32),
-                &seqs,
-                &kinds,
-                &texts,
-                &ats,
-            ],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[
+            &execution_id.as_str(),
+            &(attempt as i32),
+            &seqs,
+            &kinds,
+            &texts,
+            &ats,
+        ],
+    )
+    .await
+    .map_err(db::pg)?;
     let mut new: Vec<i64> = inserted.iter().map(|r| r.get(0)).collect();
     new.sort_unstable();
     if !new.is_empty() {
-        tx.execute(
+        db::execute(
+            tx,
             "UPDATE executions SET output_lines = output_lines + $2 WHERE id = $1",
             &[&execution_id.as_str(), &(new.len() as i64)],
         )
@@ -327,30 +332,31 @@ pub async fn complete(
     } else {
         "completed"
     };
-    tx.execute(
+    db::execute(
+        tx,
         "UPDATE attempts SET state = $3, ended_at = now() WHERE execution_id = $1 AND number = $2",
         &[&execution_id.as_str(), &(attempt as i32), &state],
     )
     .await
     .map_err(db::pg)?;
     let json = serde_json::to_value(&record).map_err(|e| CloudError::internal(e.to_string()))?;
-    let row = tx
-        .query_one(
-            "UPDATE executions SET status = $2, record = $3, cost_usd = $4, worker_id = NULL,
+    let row = db::query_one(
+        tx,
+        "UPDATE executions SET status = $2, record = $3, cost_usd = $4, worker_id = NULL,
                  started_at = COALESCE(started_at, $5, now()), finished_at = COALESCE($6, now())
              WHERE id = $1
              RETURNING EXTRACT(EPOCH FROM (finished_at - started_at))::FLOAT8 * 1000",
-            &[
-                &execution_id.as_str(),
-                &record.status.as_str(),
-                &json,
-                &record.cost_usd,
-                &record.started_at,
-                &record.finished_at,
-            ],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[
+            &execution_id.as_str(),
+            &record.status.as_str(),
+            &json,
+            &record.cost_usd,
+            &record.started_at,
+            &record.finished_at,
+        ],
+    )
+    .await
+    .map_err(db::pg)?;
     let duration_ms = row.get::<_, Option<f64>>(0).unwrap_or(0.0).max(0.0) as i64;
     count_usage(
         tx,
@@ -374,16 +380,17 @@ async fn count_usage(
     cost_usd: f64,
     duration_ms: i64,
 ) -> Result<(), CloudError> {
-    let first = tx
-        .execute(
-            "INSERT INTO usage_counted (tenant_id, kind, ref_id) VALUES ($1, 'execution', $2)
+    let first = db::execute(
+        tx,
+        "INSERT INTO usage_counted (tenant_id, kind, ref_id) VALUES ($1, 'execution', $2)
              ON CONFLICT DO NOTHING",
-            &[&tenant_id, &execution_id.as_str()],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&tenant_id, &execution_id.as_str()],
+    )
+    .await
+    .map_err(db::pg)?;
     if first == 1 {
-        tx.execute(
+        db::execute(
+            tx,
             "INSERT INTO usage (tenant_id, month, executions, cost_usd, duration_ms)
              VALUES ($1, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'), 1, $2, $3)
              ON CONFLICT (tenant_id, month) DO UPDATE SET executions = usage.executions + 1,
@@ -420,23 +427,25 @@ pub async fn lose(
     let Some(live) = lock_live(tx, execution_id.as_str(), attempt).await? else {
         return Ok(Lost::NotLive);
     };
-    tx.execute(
+    db::execute(
+        tx,
         "UPDATE attempts SET state = 'lost', ended_at = now(), reason = $3
          WHERE execution_id = $1 AND number = $2",
         &[&execution_id.as_str(), &(attempt as i32), &reason],
     )
     .await
     .map_err(db::pg)?;
-    let max: i32 = tx
-        .query_one(
-            "SELECT max_attempts FROM executions WHERE id = $1",
-            &[&execution_id.as_str()],
-        )
-        .await
-        .map_err(db::pg)?
-        .get(0);
+    let max: i32 = db::query_one(
+        tx,
+        "SELECT max_attempts FROM executions WHERE id = $1",
+        &[&execution_id.as_str()],
+    )
+    .await
+    .map_err(db::pg)?
+    .get(0);
     let outcome = if live.cancel_requested {
-        tx.execute(
+        db::execute(
+            tx,
             "UPDATE executions SET status = 'cancelled', worker_id = NULL, finished_at = now()
              WHERE id = $1",
             &[&execution_id.as_str()],
@@ -445,7 +454,8 @@ pub async fn lose(
         .map_err(db::pg)?;
         Lost::Cancelled
     } else if (attempt as i32) < max {
-        tx.execute(
+        db::execute(
+            tx,
             "UPDATE executions SET status = 'queued', worker_id = NULL WHERE id = $1",
             &[&execution_id.as_str()],
         )
@@ -466,7 +476,8 @@ pub async fn lose(
         Lost::Requeued { next }
     } else {
         let why = format!("attempt {attempt} of {max} lost: {reason}");
-        tx.execute(
+        db::execute(
+            tx,
             "UPDATE executions SET status = 'failed', worker_id = NULL, finished_at = now(),
                  dead_letter_reason = $2 WHERE id = $1",
             &[&execution_id.as_str(), &why],
@@ -501,31 +512,31 @@ pub async fn resume(
     orchestrator_id: &str,
     held: &HeldRun,
 ) -> Result<Resume, CloudError> {
-    let row = conn
-        .query_opt(
-            "UPDATE attempts a SET orchestrator_id = $4
+    let row = db::query_opt(
+        conn,
+        "UPDATE attempts a SET orchestrator_id = $4
              FROM executions e
              WHERE a.execution_id = $1 AND a.number = $2 AND a.worker_id = $3
                AND e.id = a.execution_id AND e.attempt = a.number
                AND a.state IN ('assigned', 'running')
              RETURNING a.number",
-            &[
-                &held.execution_id.as_str(),
-                &(held.attempt as i32),
-                &worker_id,
-                &orchestrator_id,
-            ],
-        )
-        .await
-        .map_err(db::pg)?;
-    let stored: i64 = conn
-        .query_one(
-            "SELECT COALESCE(MAX(seq), 0) FROM output_lines WHERE execution_id = $1",
-            &[&held.execution_id.as_str()],
-        )
-        .await
-        .map_err(db::pg)?
-        .get(0);
+        &[
+            &held.execution_id.as_str(),
+            &(held.attempt as i32),
+            &worker_id,
+            &orchestrator_id,
+        ],
+    )
+    .await
+    .map_err(db::pg)?;
+    let stored: i64 = db::query_one(
+        conn,
+        "SELECT COALESCE(MAX(seq), 0) FROM output_lines WHERE execution_id = $1",
+        &[&held.execution_id.as_str()],
+    )
+    .await
+    .map_err(db::pg)?
+    .get(0);
     Ok(Resume {
         execution_id: held.execution_id.clone(),
         attempt: held.attempt,
@@ -541,15 +552,15 @@ pub async fn orphaned(
     worker_id: &str,
     held: &[HeldRun],
 ) -> Result<Vec<(ExecutionId, u32)>, CloudError> {
-    let rows = conn
-        .query(
-            "SELECT a.execution_id, a.number FROM attempts a
+    let rows = db::query(
+        conn,
+        "SELECT a.execution_id, a.number FROM attempts a
              JOIN executions e ON e.id = a.execution_id AND e.attempt = a.number
              WHERE a.worker_id = $1 AND a.state IN ('assigned', 'running')",
-            &[&worker_id],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&worker_id],
+    )
+    .await
+    .map_err(db::pg)?;
     Ok(rows
         .iter()
         .map(|r| {
