@@ -6,17 +6,23 @@
 # on an empty database stops at once with "relation cluster does not exist".
 # The build takes minutes, so the binary is cached in a machine-level directory keyed by version
 # (PERSONAS_TOOL_CACHE, default ~/.cache/personas-tools) and linked into .tools/. An empty cache
-# builds it. Prints the binary's path.
+# builds it (under a lock, so concurrent callers wait for one build). Prints the binary's path.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 version="0.6.0"
 cache="${PERSONAS_TOOL_CACHE:-$HOME/.cache/personas-tools}/tansu-$version-libsql"
 bin="$cache/bin/tansu"
 if [ ! -x "$bin" ]; then
-  echo "install-tansu: building tansu $version into $cache (once per machine)" >&2
   mkdir -p "$cache"
-  cargo install tansu --version "$version" --locked --no-default-features --features libsql \
-    --root "$cache" >&2
+  # One build per machine even when several checkouts ask at once: the others wait for it.
+  exec 9>"$cache.lock"
+  flock 9
+  if [ ! -x "$bin" ]; then
+    echo "install-tansu: building tansu $version into $cache (once per machine)" >&2
+    cargo install tansu --version "$version" --locked --no-default-features --features libsql \
+      --root "$cache" >&2
+  fi
+  exec 9>&-
 fi
 mkdir -p "$root/.tools"
 ln -sfn "$bin" "$root/.tools/tansu"
