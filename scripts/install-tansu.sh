@@ -19,7 +19,11 @@ if [ ! -x "$bin" ]; then
   flock 9
   if [ ! -x "$bin" ]; then
     echo "install-tansu: building tansu $version into $cache (once per machine)" >&2
-    cargo install tansu --version "$version" --locked --no-default-features --features libsql \
+    # A test and dev broker: a light optimisation level and no LTO halve the build; the
+    # broker's speed is not what the tests measure.
+    CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+      CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0 \
+      cargo install tansu --version "$version" --locked --no-default-features --features libsql \
       --root "$cache" >&2
   fi
   exec 9>&-

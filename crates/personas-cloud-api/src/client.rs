@@ -59,12 +59,17 @@ impl CloudClient {
         name: &str,
         req: &Req,
     ) -> Result<Resp, CloudError> {
-        let body = self.call_json(name, &serde_json::to_value(req).map_err(|e| {
-            CloudError::internal(format!("cannot encode the request: {e}"))
-        })?)
-        .await?;
+        let body = self
+            .call_json(
+                name,
+                &serde_json::to_value(req)
+                    .map_err(|e| CloudError::internal(format!("cannot encode the request: {e}")))?,
+            )
+            .await?;
         serde_json::from_value(body).map_err(|e| {
-            CloudError::internal(format!("the orchestrator's answer to {name} does not decode: {e}"))
+            CloudError::internal(format!(
+                "the orchestrator's answer to {name} does not decode: {e}"
+            ))
         })
     }
 
@@ -92,22 +97,27 @@ impl CloudClient {
                 CloudError::internal(format!("the orchestrator's answer does not decode: {e}"))
             });
         }
-        Err(serde_json::from_slice::<CloudError>(&bytes).unwrap_or_else(|_| {
-            let code = match status.as_u16() {
-                401 | 403 => CloudErrorCode::Unauthorized,
-                404 => CloudErrorCode::NotFound,
-                429 => CloudErrorCode::RateLimited,
-                400..=499 => CloudErrorCode::Invalid,
-                _ => CloudErrorCode::Unavailable,
-            };
-            CloudError::new(
-                code,
-                format!(
-                    "the orchestrator answered {status}: {}",
-                    String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>()
-                ),
-            )
-        }))
+        Err(
+            serde_json::from_slice::<CloudError>(&bytes).unwrap_or_else(|_| {
+                let code = match status.as_u16() {
+                    401 | 403 => CloudErrorCode::Unauthorized,
+                    404 => CloudErrorCode::NotFound,
+                    429 => CloudErrorCode::RateLimited,
+                    400..=499 => CloudErrorCode::Invalid,
+                    _ => CloudErrorCode::Unavailable,
+                };
+                CloudError::new(
+                    code,
+                    format!(
+                        "the orchestrator answered {status}: {}",
+                        String::from_utf8_lossy(&bytes)
+                            .chars()
+                            .take(300)
+                            .collect::<String>()
+                    ),
+                )
+            }),
+        )
     }
 
     /// `GET /health`: whether the orchestrator answers at all (no token needed).
@@ -172,12 +182,16 @@ impl CloudClient {
             })?;
         Ok(ws.filter_map(|msg| async move {
             match msg {
-                Ok(Message::Text(text)) => Some(serde_json::from_str::<ClientFrame>(&text).map_err(
-                    |e| CloudError::internal(format!("a stream frame does not decode: {e}")),
-                )),
+                Ok(Message::Text(text)) => {
+                    Some(serde_json::from_str::<ClientFrame>(&text).map_err(|e| {
+                        CloudError::internal(format!("a stream frame does not decode: {e}"))
+                    }))
+                }
                 Ok(Message::Close(_)) => None,
                 Ok(_) => None,
-                Err(e) => Some(Err(CloudError::unavailable(format!("the stream broke: {e}")))),
+                Err(e) => Some(Err(CloudError::unavailable(format!(
+                    "the stream broke: {e}"
+                )))),
             }
         }))
     }

@@ -191,6 +191,27 @@ pub struct PushPersona {
     pub id: Option<PersonaId>,
     #[serde(default)]
     pub credentials: Vec<PushedCredential>,
+    /// The persona's triggers (a persona file carries none): cron, event subscriptions, … as
+    /// the local runtime lists them. They run in the cloud from then on.
+    #[serde(default)]
+    pub triggers: Vec<PushedTrigger>,
+}
+
+/// One trigger of a pushed persona.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushedTrigger {
+    /// `cron`, `event`, `webhook`, `chain`, `watch`, `manual` — the local trigger kinds.
+    pub kind: String,
+    /// The trigger's settings as the local runtime stores them (`{"cron": "0 9 * * *",
+    /// "timezone": "Europe/Paris"}`, `{"event_type": "issue.opened"}`, …).
+    pub config: serde_json::Value,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

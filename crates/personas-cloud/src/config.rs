@@ -58,7 +58,10 @@ pub fn parse_key(name: &str, value: &str) -> anyhow::Result<Zeroizing<[u8; 32]>>
             .with_context(|| format!("{name} must be 64 hex digits (32 bytes)"))?,
     );
     if bytes.len() != 32 {
-        bail!("{name} must be 64 hex digits (32 bytes), got {} bytes", bytes.len());
+        bail!(
+            "{name} must be 64 hex digits (32 bytes), got {} bytes",
+            bytes.len()
+        );
     }
     let mut key = Zeroizing::new([0u8; 32]);
     key.copy_from_slice(&bytes);
@@ -210,20 +213,25 @@ impl OrchestratorArgs {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9500)));
-        let database_url = self.database_url.or(file.database_url).context(
-            "no Postgres: pass --database-url or set PERSONAS_CLOUD_DATABASE_URL",
-        )?;
-        let kafka_brokers = self.kafka_brokers.or(file.kafka_brokers).context(
-            "no Kafka: pass --kafka-brokers or set PERSONAS_CLOUD_KAFKA_BROKERS",
-        )?;
+        let database_url = self
+            .database_url
+            .or(file.database_url)
+            .context("no Postgres: pass --database-url or set PERSONAS_CLOUD_DATABASE_URL")?;
+        let kafka_brokers = self
+            .kafka_brokers
+            .or(file.kafka_brokers)
+            .context("no Kafka: pass --kafka-brokers or set PERSONAS_CLOUD_KAFKA_BROKERS")?;
         let kafka_namespace = self
             .kafka_namespace
             .or(file.kafka_namespace)
             .unwrap_or_else(|| "personas".into());
         if !personas_cloud_api::topics::valid_namespace(&kafka_namespace) {
-            bail!("--kafka-namespace {kafka_namespace:?} may hold only letters, digits, '.', '_' and '-'");
+            bail!(
+                "--kafka-namespace {kafka_namespace:?} may hold only letters, digits, '.', '_' and '-'"
+            );
         }
-        let mut kafka_properties: Vec<(String, String)> = file.kafka_properties.into_iter().collect();
+        let mut kafka_properties: Vec<(String, String)> =
+            file.kafka_properties.into_iter().collect();
         for p in self.kafka_property {
             let (k, v) = p
                 .split_once('=')
@@ -311,7 +319,11 @@ pub struct WorkerArgs {
     pub config: Option<PathBuf>,
     /// Orchestrator URL(s), comma-separated or repeated; the worker connects to one and moves
     /// to the next when it goes away.
-    #[arg(long = "orchestrator", env = "PERSONAS_CLOUD_ORCHESTRATORS", value_delimiter = ',')]
+    #[arg(
+        long = "orchestrator",
+        env = "PERSONAS_CLOUD_ORCHESTRATORS",
+        value_delimiter = ','
+    )]
     pub orchestrators: Vec<String>,
     /// This worker's id, unique in the deployment [default: worker-<random>].
     #[arg(long, env = "PERSONAS_CLOUD_WORKER_ID")]
@@ -387,7 +399,9 @@ impl WorkerArgs {
             secret(self.token.or(file.token)),
             secret(self.deployment_secret.or(file.deployment_secret)),
         ) {
-            (Some(t), _) => parse_key("the worker token (PERSONAS_CLOUD_WORKER_TOKEN)", t.expose())?,
+            (Some(t), _) => {
+                parse_key("the worker token (PERSONAS_CLOUD_WORKER_TOKEN)", t.expose())?
+            }
             (None, Some(s)) => Zeroizing::new(personas_cloud_api::wire::worker_token(
                 s.expose().as_bytes(),
                 &id,

@@ -37,9 +37,8 @@ pub fn seal_fields(
     fields: &BTreeMap<String, WireSecret>,
     aad: &str,
 ) -> Result<Vec<u8>, SealError> {
-    let plain = Zeroizing::new(
-        serde_json::to_vec(fields).map_err(|e| SealError::Seal(e.to_string()))?,
-    );
+    let plain =
+        Zeroizing::new(serde_json::to_vec(fields).map_err(|e| SealError::Seal(e.to_string()))?);
     cipher::seal(key, &plain, aad).map_err(|e| SealError::Seal(e.to_string()))
 }
 
@@ -93,8 +92,14 @@ mod tests {
         let opened = open_fields(&key, &sealed, &aad).expect("open");
         assert_eq!(opened["token"].expose(), "ghp_secretvalue");
         let other = credential_aad("t2", "p1", "github");
-        assert!(open_fields(&key, &sealed, &other).is_err(), "another tenant's row");
+        assert!(
+            open_fields(&key, &sealed, &other).is_err(),
+            "another tenant's row"
+        );
         let wrong = cipher::random_key().expect("key");
-        assert!(open_fields(&wrong, &sealed, &aad).is_err(), "another deployment's key");
+        assert!(
+            open_fields(&wrong, &sealed, &aad).is_err(),
+            "another deployment's key"
+        );
     }
 }

@@ -70,7 +70,11 @@ fn hand_to_pg_user(dir: &Path) {
             .arg(dir)
             .status()
             .expect("cannot run chown");
-        assert!(status.success(), "cannot hand {} to the postgres user", dir.display());
+        assert!(
+            status.success(),
+            "cannot hand {} to the postgres user",
+            dir.display()
+        );
     }
 }
 
@@ -129,14 +133,22 @@ impl Postgres {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let log = std::fs::File::create(parent.join("postgres.log")).expect("cannot create the log");
+        let log =
+            std::fs::File::create(parent.join("postgres.log")).expect("cannot create the log");
         let child = as_pg_user(&pg_program("postgres"))
             .arg("-D")
             .arg(data)
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             .arg("-c")
             .arg(format!("unix_socket_directories={}", data.display()))
-            .args(["-c", "max_connections=300", "-c", "fsync=off", "-c", "synchronous_commit=off"])
+            .args([
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -156,7 +168,16 @@ impl Postgres {
         let deadline = Instant::now() + timeout;
         loop {
             let ok = Command::new(pg_program("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "personas", "-d", "postgres"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "personas",
+                    "-d",
+                    "postgres",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -169,7 +190,10 @@ impl Postgres {
                 Instant::now() < deadline,
                 "postgres did not accept connections on port {} (see {})",
                 self.port,
-                self.data.parent().map(|p| p.join("postgres.log").display().to_string()).unwrap_or_default()
+                self.data
+                    .parent()
+                    .map(|p| p.join("postgres.log").display().to_string())
+                    .unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -187,7 +211,16 @@ impl Postgres {
     /// Runs SQL with `psql` against `db`; its standard output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "personas", "-d", db])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "personas",
+                "-d",
+                db,
+            ])
             .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
             .output()
             .expect("cannot run psql");
@@ -213,16 +246,30 @@ impl Postgres {
     /// Everything in database `db` as SQL text (`pg_dump`), to search for what must not be there.
     pub fn dump(&self, db: &str) -> String {
         let out = Command::new(pg_program("pg_dump"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "personas", db])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "personas",
+                db,
+            ])
             .output()
             .expect("cannot run pg_dump");
-        assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Stops the server now (fast shutdown), as `drop` does.
     pub fn stop(&mut self) {
-        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -238,5 +285,138 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The Tansu broker binary: `PERSONAS_TANSU`, else `.tools/tansu` of the workspace
+/// (`scripts/install-tansu.sh` builds it).
+pub fn tansu_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PERSONAS_TANSU") {
+        return PathBuf::from(p);
+    }
+    let bin = crate::claude::workspace_root().join(".tools").join("tansu");
+    assert!(
+        bin.exists(),
+        "the Tansu broker is not installed at {} (run scripts/install-tansu.sh)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running Tansu broker (Kafka protocol) on loopback, storing its topics in one SQLite file
+/// that outlives the process: [`Broker::restart`] brings it back with everything it held.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    db: PathBuf,
+    log: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Broker {
+    /// A broker with its storage in a temporary directory.
+    pub fn start_temp() -> Broker {
+        let temp = tempfile::Builder::new()
+            .prefix("personas-broker-")
+            .tempdir()
+            .expect("cannot create a temp dir");
+        let mut b = Broker::start(temp.path(), free_port());
+        b._temp = Some(temp);
+        b
+    }
+
+    /// A broker storing its topics under `dir` (`tansu.db`), listening on `port`.
+    pub fn start(dir: &Path, port: u16) -> Broker {
+        std::fs::create_dir_all(dir).expect("cannot create the broker's dir");
+        let mut b = Broker {
+            child: None,
+            port,
+            db: dir.join("tansu.db"),
+            log: dir.join("tansu.log"),
+            _temp: None,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("cannot open the broker's log");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(tansu_bin())
+            .arg("broker")
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            // Tansu resolves the file relative to its working directory (an absolute path in
+            // the URL loses its leading slash), so it runs in the storage's directory.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(self.db.parent().expect("the storage file has a directory"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("cannot start the Tansu broker");
+        self.child = Some(child);
+        self.wait_listening(Duration::from_secs(30));
+    }
+
+    fn wait_listening(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "the broker exited ({status}) before listening; see {}",
+                    self.log.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not listen on port {} (see {})",
+                self.port,
+                self.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The file the broker keeps its topics in (to search it for what must not be there).
+    pub fn storage_file(&self) -> &Path {
+        &self.db
+    }
+
+    pub fn log_file(&self) -> &Path {
+        &self.log
+    }
+
+    /// Kills the broker (SIGKILL: nothing flushed on its way out).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the broker and starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

@@ -1,4 +1,7 @@
-//! The worker. (Being built: see the module docs as they land.)
+//! The worker. `run` (the orchestrator connection) is being built; [`run::Runner`] runs one
+//! assignment through the engine.
+
+pub mod run;
 
 use crate::config::WorkerSettings;
 

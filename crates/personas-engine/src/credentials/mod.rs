@@ -494,11 +494,66 @@ pub fn for_run(
         return Ok(RunCredentials::default());
     }
     let vault = unlock()?;
+    let opened = rows
+        .into_iter()
+        .map(|row| open(&vault, store, row))
+        .collect::<Result<Vec<_>, _>>()?;
+    assemble(opened)
+}
+
+/// A credential opened outside this store — a cloud worker opening what its orchestrator
+/// sealed — for [`supplied`].
+pub struct SuppliedCredential {
+    pub name: String,
+    /// The connector type (`github`, `slack`, …).
+    pub kind: String,
+    pub values: BTreeMap<String, Secret>,
+}
+
+/// What a run gets from credentials opened elsewhere: the same environment, prompt docs and
+/// redactor as [`for_run`] builds from the vault (defaults filled in, variable clashes refused).
+pub fn supplied(items: Vec<SuppliedCredential>) -> Result<RunCredentials, CredentialError> {
+    let now = chrono::Utc::now();
+    let opened = items
+        .into_iter()
+        .map(|c| {
+            let t = template(&c.kind).map_err(|_| {
+                ValidationError::new(
+                    "credential",
+                    format!("credential {} has an unknown type {:?}", c.name, c.kind),
+                )
+            })?;
+            let mut values = c.values;
+            for f in t.fields {
+                if let (Some(d), false) = (f.default, values.contains_key(f.name)) {
+                    values.insert(f.name.to_string(), Secret::new(d));
+                }
+            }
+            Ok(Opened {
+                row: CredentialRow {
+                    id: c.name.clone(),
+                    name: c.name,
+                    kind: c.kind,
+                    env_overrides: BTreeMap::new(),
+                    last_checked_at: None,
+                    last_check_ok: None,
+                    last_check_error: None,
+                    created_at: now,
+                    updated_at: now,
+                },
+                template: t,
+                values,
+            })
+        })
+        .collect::<Result<Vec<_>, CredentialError>>()?;
+    assemble(opened)
+}
+
+/// Environment, docs and redactor of opened credentials.
+fn assemble(opened: Vec<Opened>) -> Result<RunCredentials, CredentialError> {
     let mut out = RunCredentials::default();
     let mut owners: BTreeMap<String, String> = BTreeMap::new();
-    let mut opened = Vec::new();
-    for row in rows {
-        let o = open(&vault, store, row)?;
+    for o in &opened {
         for (name, value) in o.env() {
             if let Some(other) = owners.insert(name.clone(), o.row.name.clone()) {
                 return Err(ValidationError::new(
@@ -520,7 +575,6 @@ pub fn for_run(
             kind: o.row.kind.clone(),
             env_vars,
         });
-        opened.push(o);
     }
     let labels: Vec<(String, &Secret)> = opened.iter().flat_map(|o| o.secret_labels()).collect();
     out.redactor = Redactor::new(labels.iter().map(|(l, v)| (l.as_str(), *v)));

@@ -329,6 +329,20 @@ impl Engine {
     /// Runs one queued execution in this process (no daemon), waiting for a free slot under
     /// the global and per-persona limits. Returns the finished execution.
     pub async fn run_foreground(&self, id: &ExecutionId) -> Result<Execution, EngineError> {
+        self.run_queued(id, runner::RunOptions::default(), CancellationToken::new())
+            .await
+    }
+
+    /// As [`Engine::run_foreground`], with what the host supplies to the run
+    /// ([`runner::RunOptions`]: credentials opened elsewhere, an output tap) and its own cancel
+    /// token — how a cloud worker runs an assignment.
+    pub async fn run_queued(
+        &self,
+        id: &ExecutionId,
+        options: runner::RunOptions,
+        cancel: CancellationToken,
+    ) -> Result<Execution, EngineError> {
+        let mut options = Some(options);
         let stop_heartbeat = CancellationToken::new();
         let heartbeat = tokio::spawn(
             Box::new(loops::Heartbeat {
@@ -345,7 +359,12 @@ impl Engine {
                 let admitted =
                     blocking(move || store.executions().admit(&id2, limit, &owner, &caps)).await?;
                 if let Some(exec) = admitted.started {
-                    return Ok(self.run_claimed(exec, self.inner.shutdown.clone()).await);
+                    let stops = runner::StopSignals {
+                        cancel: cancel.clone(),
+                        shutdown: self.inner.shutdown.clone(),
+                    };
+                    let options = options.take().unwrap_or_default();
+                    return Ok(self.run_claimed_with(exec, stops, options).await);
                 }
                 if let Some(refused) = admitted.refused.first().cloned() {
                     self.announce_refused(admitted.refused).await;
@@ -377,11 +396,21 @@ impl Engine {
             cancel: CancellationToken::new(),
             shutdown,
         };
+        self.run_claimed_with(exec, stops, runner::RunOptions::default())
+            .await
+    }
+
+    async fn run_claimed_with(
+        &self,
+        exec: Execution,
+        stops: runner::StopSignals,
+        options: runner::RunOptions,
+    ) -> Execution {
         self.lock_running()
             .insert(exec.id.clone(), stops.cancel.clone());
         self.inner.rt.bus.send(EngineEvent::execution(&exec));
         let id = exec.id.clone();
-        let done = runner::run(&self.inner.rt, exec, stops).await;
+        let done = runner::run_with(&self.inner.rt, exec, stops, options).await;
         self.lock_running().remove(&id);
         self.inner.queue_wakeup.notify_one();
         self.chain(&done).await;

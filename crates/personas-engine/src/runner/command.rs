@@ -42,6 +42,9 @@ pub struct Invocation {
     pub as_root: bool,
     /// The runtime's own environment (`std::env::vars`); only allow-listed names are passed on.
     pub inherited_env: Vec<(String, Secret)>,
+    /// Names taken out of the inherited environment and `config.toml` `[env]` for this run
+    /// (ASCII case-insensitive): the host's model credentials when the run brings its own.
+    pub withheld_env: Vec<String>,
 }
 
 pub fn build(
@@ -110,11 +113,19 @@ pub fn build(
         run_vars.push(("IS_SANDBOX".into(), "1".into()));
     }
     run_vars.extend(inv.extra_env.iter().cloned());
+    let withheld = |k: &str| inv.withheld_env.iter().any(|w| w.eq_ignore_ascii_case(k));
+    let config_env: std::collections::BTreeMap<String, String> = config
+        .env
+        .iter()
+        .filter(|(k, _)| !withheld(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let env = environment::build(
         inv.inherited_env
             .iter()
+            .filter(|(k, _)| !withheld(k))
             .map(|(k, v)| (k.as_str(), v.expose())),
-        &config.env,
+        &config_env,
         &config.channel_env_allow,
         &run_vars,
         &inv.secret_env,

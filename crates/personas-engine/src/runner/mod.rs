@@ -71,12 +71,46 @@ pub struct StopSignals {
     pub shutdown: CancellationToken,
 }
 
+/// What a host supplies to one run in place of the engine's own sources. The desktop passes
+/// the default; a cloud worker passes the credentials it opened in memory (the persona's, and
+/// the tenant's own Claude credential) and taps the output to stream it to its orchestrator.
+#[derive(Default)]
+pub struct RunOptions {
+    /// The persona's credentials, already opened: the store's links and the vault are not
+    /// consulted. Their values are secrets of the run like the vault's.
+    pub credentials: Option<RunCredentials>,
+    /// The model credential to run the CLI with (`CLAUDE_CODE_OAUTH_TOKEN` or
+    /// `ANTHROPIC_API_KEY`, and its value) instead of the runtime's own: the inherited model
+    /// credentials are dropped so the CLI cannot fall back to the host's account.
+    pub model_credential: Option<(String, personas_core::Secret)>,
+    /// Receives every line the run stores, numbered and redacted, as it is handed to the writer.
+    pub line_tap: Option<tokio::sync::mpsc::UnboundedSender<personas_store::NewLine>>,
+}
+
+/// The environment variables that carry the CLI's model credentials.
+const MODEL_CREDENTIAL_VARS: [&str; 3] = [
+    "ANTHROPIC_API_KEY",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "ANTHROPIC_AUTH_TOKEN",
+];
+
 /// Runs a claimed execution to its end (or to a pause for review) and returns it as stored.
 pub async fn run(rt: &Runtime, execution: Execution, stops: StopSignals) -> Execution {
+    run_with(rt, execution, stops, RunOptions::default()).await
+}
+
+/// As [`run`], with what the host supplies ([`RunOptions`]).
+pub async fn run_with(
+    rt: &Runtime,
+    execution: Execution,
+    stops: StopSignals,
+    mut options: RunOptions,
+) -> Execution {
     let mut sink = Sink::new(rt, &execution);
+    sink.tap = options.line_tap.take();
     // A decided review re-queued this execution to continue its Claude session.
     let resume = crate::review::take_resume(rt, &execution).await;
-    let mut outcome = drive(rt, &execution, &stops, &mut sink, resume.as_ref()).await;
+    let mut outcome = drive(rt, &execution, &stops, &mut sink, resume.as_ref(), options).await;
     crate::review::settle_outcome(rt, &execution, resume.is_some(), &mut outcome).await;
     if outcome.status == ExecutionStatus::AwaitingReview {
         sink.emit(
@@ -146,16 +180,25 @@ async fn drive(
     stops: &StopSignals,
     sink: &mut Sink<'_>,
     resume: Option<&Resume>,
+    options: RunOptions,
 ) -> ExecutionOutcome {
-    let ready = match prepare(rt, execution, sink, resume).await {
+    let ready = match prepare(rt, execution, sink, resume, options.credentials).await {
         Ok(r) => r,
         Err(failed) => return failed,
     };
+    let mut secret_env = ready.creds.env;
+    let mut withheld_env = Vec::new();
+    if let Some((name, value)) = options.model_credential {
+        withheld_env.extend(MODEL_CREDENTIAL_VARS.iter().map(|v| v.to_string()));
+        // The redactor learns it below with the rest of the run's environment.
+        secret_env.push((name, value));
+    }
     let mut inv = Invocation {
         as_root: command::running_as_root(),
         resume_session: resume.map(|r| r.session_id.clone()),
-        secret_env: ready.creds.env,
+        secret_env,
         inherited_env: command::inherited_env(),
+        withheld_env,
         ..Invocation::default()
     };
     // Kept alive until the CLI has exited; dropping it removes the file and closes the channel.
@@ -221,6 +264,7 @@ async fn prepare(
     execution: &Execution,
     sink: &mut Sink<'_>,
     resume: Option<&Resume>,
+    supplied: Option<RunCredentials>,
 ) -> Result<Prepared, ExecutionOutcome> {
     let store = rt.store.clone();
     let persona_id = execution.persona_id.clone();
@@ -235,9 +279,12 @@ async fn prepare(
         Ok(found) => found.path,
         Err(e) => return Err(fail(sink, ErrorClass::CliMissing, e.to_string()).await),
     };
-    let creds = match run_credentials(rt, &persona).await {
-        Ok(c) => c,
-        Err(msg) => return Err(fail(sink, ErrorClass::CredentialUnavailable, msg).await),
+    let creds = match supplied {
+        Some(c) => c,
+        None => match run_credentials(rt, &persona).await {
+            Ok(c) => c,
+            Err(msg) => return Err(fail(sink, ErrorClass::CredentialUnavailable, msg).await),
+        },
     };
     // From here on every line, note and stored field passes the run's redactor: the persona's
     // credentials and its channels' secrets.

@@ -16,6 +16,8 @@ pub(super) struct Sink<'r> {
     truncated: bool,
     /// Every secret value of this run; applied to every line before it is stored or broadcast.
     pub(super) redactor: Arc<Redactor>,
+    /// The host's copy of every stored line ([`super::RunOptions::line_tap`]).
+    pub(super) tap: Option<tokio::sync::mpsc::UnboundedSender<NewLine>>,
 }
 
 impl<'r> Sink<'r> {
@@ -28,6 +30,7 @@ impl<'r> Sink<'r> {
             stored_bytes: 0,
             truncated: false,
             redactor: Arc::new(Redactor::none()),
+            tap: None,
         }
     }
 
@@ -64,15 +67,17 @@ impl<'r> Sink<'r> {
         }
         self.stored_bytes += text.len();
         self.seq += 1;
-        self.rt
-            .writer
-            .line(NewLine {
-                execution_id: self.execution_id.clone(),
-                seq: self.seq,
-                kind,
-                text,
-                at_ms: chrono::Utc::now().timestamp_millis(),
-            })
-            .await;
+        let line = NewLine {
+            execution_id: self.execution_id.clone(),
+            seq: self.seq,
+            kind,
+            text,
+            at_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        if let Some(tap) = &self.tap {
+            // A host that stopped listening does not stop the run.
+            let _ = tap.send(line.clone());
+        }
+        self.rt.writer.line(line).await;
     }
 }
