@@ -117,12 +117,23 @@ fn options(args: Args) -> anyhow::Result<StackOptions> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
+    // The stack's helpers panic on a failed start (they are test helpers); here the message is
+    // the whole story, without a thread name or source location.
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("a start step failed");
+        eprintln!("personas-cloud-dev: {message}");
+    }));
     let options = options(Args::parse())?;
     // Signals are caught before anything starts, so a SIGTERM during the start still stops
     // what was started (the stack's drop), after the start finishes or fails.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let stack = CloudStack::start(options).await;
+    let mut stack = CloudStack::start(options).await;
     eprintln!(
         "personas-cloud-dev: {} orchestrator(s), {} worker(s) ready; data and logs in {}",
         stack.orchestrator_count(),
@@ -138,9 +149,19 @@ async fn main() -> anyhow::Result<()> {
     )?;
     out.flush()?;
     drop(out);
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    // A process that dies is said once on stderr (with its log); the rest keeps running, as a
+    // deployment would.
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = check.tick() => {
+                for (name, status, log) in stack.exited() {
+                    eprintln!("personas-cloud-dev: {name} exited ({status}); its log: {}", log.display());
+                }
+            }
+        }
     }
     eprintln!("personas-cloud-dev: stopping");
     drop(stack);

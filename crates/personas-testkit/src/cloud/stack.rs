@@ -606,6 +606,19 @@ impl CloudStack {
             .collect()
     }
 
+    /// The processes that ended on their own since the last call (not those the stack killed):
+    /// name, exit status, log. Each is reported once.
+    pub fn exited(&mut self) -> Vec<(String, std::process::ExitStatus, PathBuf)> {
+        let mut ended = Vec::new();
+        for node in self.orchestrators.iter_mut().chain(self.workers.iter_mut()) {
+            if let Some(status) = node.exited() {
+                node.child = None;
+                ended.push((node.name.clone(), status, node.log.clone()));
+            }
+        }
+        ended
+    }
+
     /// `kill -9` orchestrator `i` (no goodbye to its workers, clients or Kafka group).
     pub fn kill9_orchestrator(&mut self, i: usize) {
         self.orchestrators[i].kill9();
