@@ -129,11 +129,16 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("personas-cloud-dev: {message}");
     }));
     let options = options(Args::parse())?;
-    // Signals are caught before anything starts, so a SIGTERM during the start still stops
-    // what was started (the stack's drop), after the start finishes or fails.
+    // Signals are caught before anything starts. One during the start drops the start's future:
+    // what it started so far is stopped by the drops (the stack's, or Postgres' and the
+    // broker's when their blocking start ends; the runtime waits for it before exiting).
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut stack = CloudStack::start(options).await;
+    let mut stack = tokio::select! {
+        stack = CloudStack::start(options) => stack,
+        _ = term.recv() => return Ok(()),
+        _ = int.recv() => return Ok(()),
+    };
     eprintln!(
         "personas-cloud-dev: {} orchestrator(s), {} worker(s) ready; data and logs in {}",
         stack.orchestrator_count(),

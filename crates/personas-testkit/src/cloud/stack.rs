@@ -195,6 +195,8 @@ impl Node {
         cmd.args(&self.args)
             .env_clear()
             .envs(std::env::vars().filter(|(k, _)| inherited(k)))
+            // The logs are files: no colour codes in them (tracing's fmt honours NO_COLOR).
+            .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
