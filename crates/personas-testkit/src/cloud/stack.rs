@@ -120,7 +120,7 @@ impl StackSecrets {
 }
 
 /// What to start.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StackOptions {
     /// The `personas-cloud` binary (in a test of that crate: `env!("CARGO_BIN_EXE_personas-cloud")`).
     pub binary: PathBuf,
@@ -144,6 +144,27 @@ pub struct StackOptions {
     pub namespace: String,
     /// How long each start (Postgres, broker, every orchestrator, every worker) may take.
     pub ready_timeout: Duration,
+}
+
+/// The environments hold model credentials: `Debug` names their keys only.
+impl std::fmt::Debug for StackOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys =
+            |env: &[(String, String)]| env.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        f.debug_struct("StackOptions")
+            .field("binary", &self.binary)
+            .field("dir", &self.dir)
+            .field("orchestrators", &self.orchestrators)
+            .field("workers", &self.workers)
+            .field("orchestrator_ports", &self.orchestrator_ports)
+            .field("orchestrator_env", &keys(&self.orchestrator_env))
+            .field("worker_env", &keys(&self.worker_env))
+            .field("claude_path", &self.claude_path)
+            .field("secrets", &self.secrets)
+            .field("namespace", &self.namespace)
+            .field("ready_timeout", &self.ready_timeout)
+            .finish()
+    }
 }
 
 impl StackOptions {
