@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PERSONAS := target/release/personas
 
-.PHONY: up build ui test test-core test-deps desktop desktop-test lint bench clean-tools
+.PHONY: up build ui test test-core test-deps desktop desktop-test lint bench clean-tools cloud-dev
 
 ## Build the release binary and run the local runtime (embedded SQLite in the data dir).
 up: build
@@ -11,6 +11,16 @@ up: build
 
 build: ui
 	$(CARGO) build --release -p personas-cli
+
+## The cloud on this machine, no Docker: Postgres, the Tansu broker, 2 orchestrators and 2
+## workers, data in .cloud-dev/. Prints PERSONAS_CLOUD_URL=… PERSONAS_CLOUD_TOKEN=… when ready;
+## Ctrl-C stops it all. Workers use ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL /
+## CLAUDE_CODE_OAUTH_TOKEN from this environment. ARGS go to personas-cloud-dev (--help).
+cloud-dev:
+	./scripts/install-claude.sh
+	./scripts/install-tansu.sh >/dev/null
+	$(CARGO) build -p personas-cloud -p personas-testkit --bins
+	exec "$${CARGO_TARGET_DIR:-target}/debug/personas-cloud-dev" $(ARGS)
 
 ## The web UI (npm ci + vite build), skipped when its sources are unchanged.
 ui:

@@ -1,6 +1,7 @@
 //! The cloud's real backing services for tests and `make cloud-dev`: a PostgreSQL cluster of
-//! our own ([`Postgres`]) and the Tansu Kafka-protocol broker storing its topics in it
-//! ([`Broker`]). Both are child processes killed when their handle drops.
+//! our own ([`Postgres`]) and the Tansu Kafka-protocol broker ([`Broker`], its topics in a
+//! SQLite file). Both are child processes killed when their handle drops. [`CloudStack`] (in
+//! `stack.rs`) adds orchestrators and workers of the `personas-cloud` binary on top.
 //!
 //! PostgreSQL refuses to run as root, and CI runs as root: then `initdb` and `postgres` run as
 //! the `postgres` system user (Debian's package creates it) through `runuser`, in a directory
@@ -265,18 +266,33 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Stops the server now (fast shutdown), as `drop` does.
+    /// Stops the server now (fast shutdown), as `drop` does, and waits until it is gone.
+    ///
+    /// The signal goes to the postmaster named in `postmaster.pid`, not to our child: as root
+    /// the child is `runuser`, which ignores SIGINT (killing it would orphan a running server).
     pub fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
+        let child_pid = i32::try_from(self.child.id()).unwrap_or(i32::MAX);
+        let postmaster = std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next()?.trim().parse::<i32>().ok())
+            .unwrap_or(child_pid);
+        let signal = |pid: i32, sig: nix::sys::signal::Signal| {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+        };
+        // A pid of ours is gone once reaped; the postmaster under `runuser` once /proc drops it.
+        let gone = |child: &mut Child| {
+            matches!(child.try_wait(), Ok(Some(_)))
+                && (postmaster == child_pid || !Path::new(&format!("/proc/{postmaster}")).exists())
+        };
+        signal(postmaster, nix::sys::signal::Signal::SIGINT);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if gone(&mut self.child) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        signal(postmaster, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -420,3 +436,6 @@ impl Drop for Broker {
         self.kill();
     }
 }
+
+mod stack;
+pub use stack::{CLOUD_DATABASE, CloudStack, StackOptions, StackSecrets, log_tail};
