@@ -4,7 +4,8 @@
 //! API): a persona with a linked credential pushed from the CLI runs on the cloud worker, its
 //! output streams to the local side in order while it runs, and the local store holds the
 //! finished execution — same id, statuses, lines, cost and result — with the connection's token
-//! only sealed in the vault.
+//! only sealed in the vault. A run started without `--follow` and without a runtime is left
+//! pending, and the runtime that starts next resumes its mirror to the end.
 //!
 //! The `personas-cloud` binary is the workspace's (`cargo build -p personas-cloud` first; the
 //! Makefile's `test` target builds it): this crate must not depend on it (librdkafka stays out of
@@ -89,7 +90,8 @@ impl Local {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pushed_persona_runs_on_a_cloud_worker_and_its_run_is_mirrored_here_in_order() {
+async fn a_pushed_persona_runs_on_a_cloud_worker_and_is_mirrored_here_in_order_also_after_a_restart()
+ {
     let api = ScriptedApi::start().await;
     let mut options = StackOptions::new(cloud_binary());
     options.orchestrators = 1;
@@ -304,7 +306,54 @@ async fn a_pushed_persona_runs_on_a_cloud_worker_and_its_run_is_mirrored_here_in
     assert!(hits.is_empty() && values > 0, "{hits:#?}");
     let hits = in_files(&needles, local.dir.path());
     assert!(hits.is_empty(), "{hits:#?}");
+    eprintln!("cloud run from `run --cloud` to its mirrored end: {elapsed:?}");
+
+    // Started without --follow and no runtime: the mirror is left pending; the runtime that
+    // starts next resumes it and stores the finished run.
+    let queued = local.json(&["run", "Release notes writer", "--cloud"]);
+    let second = ExecutionId::from_string(queued["id"].as_str().expect("id").to_string());
+    assert_eq!(queued["trigger"], "cloud");
+    let mut up = tokio::process::Command::from(local.command(&["up", "--listen", "127.0.0.1:0"]));
+    up.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut runtime = up.spawn().expect("personas up");
+    let store = Store::open_in_dir(local.dir.path()).expect("store");
+    let deadline = Instant::now() + WAIT;
+    let done = loop {
+        let e = store.executions().get(&second).expect("row");
+        if e.status.is_terminal() {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the runtime did not finish mirroring {second} (status {})",
+            e.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done.status, ExecutionStatus::Completed);
+    let page = cloud
+        .execution_output(&OutputRequest {
+            id: second.clone(),
+            after_seq: None,
+            limit: Some(5000),
+        })
+        .await
+        .expect("cloud output");
+    let ours: Vec<(i64, String)> = store
+        .executions()
+        .output(&second, 0, 5000)
+        .expect("output")
+        .into_iter()
+        .map(|l| (l.seq, l.text))
+        .collect();
+    let theirs: Vec<(i64, String)> = page.lines.into_iter().map(|l| (l.seq, l.text)).collect();
+    assert_eq!(ours, theirs);
+    assert!(store.cloud().pending().expect("pending").is_empty());
+    runtime.kill().await.expect("stop the runtime");
+    drop(store);
+
     let gone = local.json(&["cloud", "disconnect"]);
     assert_eq!(gone["was_connected"], true);
-    eprintln!("cloud run from `run --cloud` to its mirrored end: {elapsed:?}");
 }
