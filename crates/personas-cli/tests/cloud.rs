@@ -8,7 +8,7 @@
 //! pending, and the runtime that starts next resumes its mirror to the end.
 //!
 //! The `personas-cloud` binary is the workspace's (`cargo build -p personas-cloud` first; the
-//! Makefile's `test` target builds it): this crate must not depend on it (librdkafka stays out of
+//! workspace's `cargo test` builds it): this crate must not depend on it (librdkafka stays out of
 //! the CLI), so the test finds it next to the `personas` binary.
 
 use personas_cloud_api::model::OutputRequest;
