@@ -152,6 +152,22 @@ async fn a_pushed_persona_runs_on_a_cloud_worker_and_is_mirrored_here_in_order_a
     ]);
     let persona_id = created["id"].as_str().expect("id").to_string();
 
+    // A token the orchestrator refuses: a usage error naming it, nothing stored.
+    let out = local.run(
+        &[
+            "cloud",
+            "connect",
+            &stack.url(),
+            "--token",
+            "not-the-admin-token",
+        ],
+        "",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("refused the token"), "{err}");
+    assert_eq!(local.json(&["cloud", "status"])["connected"], false);
+
     // Connect (the token checked by the orchestrator, then sealed here), push, run, follow.
     let status = local.json(&[
         "cloud",
