@@ -1,4 +1,7 @@
-//! `personas run PERSONA [--input JSON] [--follow]`.
+//! `personas run PERSONA [--input JSON] [--follow] [--cloud]`.
+//!
+//! With `--cloud` the run is queued in the connected cloud (`cloud_execute`) and mirrored into
+//! the local store; `--follow` follows the mirror exactly like a local run.
 //!
 //! The execution is queued by `run_persona` (durable before it answers), then:
 //! - a runtime holding the data dir runs it; `--follow` streams it through the operations and
