@@ -17,6 +17,7 @@ pub mod cron;
 pub mod db;
 pub mod dispatch;
 pub mod journal;
+pub mod live;
 pub mod kafka;
 pub mod outbox;
 pub mod pool;
@@ -148,8 +149,7 @@ async fn create_topics_patiently(settings: &OrchestratorSettings) -> anyhow::Res
 fn broadcast_handler(state: Orchestrator) -> impl Fn(&str, &[u8]) + Send + 'static {
     move |topic, payload| match serde_json::from_slice::<BusMessage>(payload) {
         Ok(BusMessage::Journal(entry)) => {
-            // No subscriber is fine: no client of this orchestrator is streaming.
-            let _ = state.live_sender().send(entry);
+            state.live_journal().publish(entry);
         }
         Ok(BusMessage::Cancel {
             execution_id,

@@ -8,6 +8,7 @@
 
 use super::db::{self, Pool, Transaction};
 use super::journal::JournalEntry;
+use super::live::LiveJournal;
 use personas_cloud_api::CloudError;
 use personas_core::ExecutionId;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -85,17 +86,26 @@ pub struct Relay {
     pool: Pool,
     producer: FutureProducer,
     namespace: String,
+    /// Journal entries read from committed rows go here at once (this orchestrator's clients
+    /// need not wait for the broker's round trip).
+    live: Arc<LiveJournal>,
     wake: Notify,
 }
 
 const BATCH: i64 = 1_000;
 
 impl Relay {
-    pub fn new(pool: Pool, producer: FutureProducer, namespace: String) -> Arc<Self> {
+    pub fn new(
+        pool: Pool,
+        producer: FutureProducer,
+        namespace: String,
+        live: Arc<LiveJournal>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             pool,
             producer,
             namespace,
+            live,
             wake: Notify::new(),
         })
     }
@@ -148,9 +158,13 @@ impl Relay {
         let mut pending = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: i64 = row.get(0);
+            let payload: &str = row.get(3);
+            // The row is committed (a SELECT sees nothing else): its journal entry is live.
+            if let Ok(BusMessage::Journal(entry)) = serde_json::from_str::<BusMessage>(payload) {
+                self.live.publish(entry);
+            }
             let topic = personas_cloud_api::topics::name(&self.namespace, row.get::<_, &str>(1));
             let key: &str = row.get(2);
-            let payload: &str = row.get(3);
             let record = FutureRecord::to(&topic).key(key).payload(payload);
             match self.producer.send_result(record) {
                 Ok(delivery) => pending.push((id, delivery)),

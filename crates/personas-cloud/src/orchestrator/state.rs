@@ -3,9 +3,10 @@
 //! - the settings and the Postgres pool ([`super::db`]);
 //! - the Kafka producer and the outbox relay ([`super::outbox`]): call
 //!   [`Orchestrator::kick_outbox`] after committing a transaction that added outbox rows;
-//! - the live journal: a broadcast of every journal entry of every tenant as the broadcast
-//!   consumers read it from `output`, `lifecycle` and `events` (in topic order per partition;
-//!   the client stream puts them in journal order and fills gaps from Postgres);
+//! - the live journal ([`LiveJournal`]): every journal entry of every tenant, once, from the
+//!   relay (this orchestrator's commits, at once) or the broadcast consumers (every
+//!   orchestrator's, through the topics); the client stream puts them in journal order and fills
+//!   gaps from Postgres;
 //! - the worker pool registry ([`super::pool::Registry`]);
 //! - the count of connected clients (the client stream keeps it; peers see it in
 //!   `orchestrators.clients`);
@@ -13,6 +14,7 @@
 
 use super::db::Pool;
 use super::journal::JournalEntry;
+use super::live::LiveJournal;
 use super::outbox::Relay;
 use super::pool::Registry;
 use crate::config::OrchestratorSettings;
@@ -37,7 +39,7 @@ struct Inner {
     db: Pool,
     producer: FutureProducer,
     relay: Arc<Relay>,
-    live: broadcast::Sender<JournalEntry>,
+    live: Arc<LiveJournal>,
     workers: Arc<Registry>,
     clients: AtomicU32,
     stop: CancellationToken,
@@ -46,12 +48,13 @@ struct Inner {
 impl Orchestrator {
     /// The shared state over a pool and a producer (made by [`super::start`]).
     pub fn new(settings: OrchestratorSettings, db: Pool, producer: FutureProducer) -> Self {
+        let live = Arc::new(LiveJournal::new(LIVE_BUFFER));
         let relay = Relay::new(
             db.clone(),
             producer.clone(),
             settings.kafka_namespace.clone(),
+            Arc::clone(&live),
         );
-        let (live, _) = broadcast::channel(LIVE_BUFFER);
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -97,8 +100,13 @@ impl Orchestrator {
         self.inner.live.subscribe()
     }
 
-    /// Where the broadcast consumers put what they read.
+    /// The live journal's raw channel ([`LiveJournal::sender`]).
     pub fn live_sender(&self) -> &broadcast::Sender<JournalEntry> {
+        self.inner.live.sender()
+    }
+
+    /// Where the relay and the broadcast consumers put committed entries ([`LiveJournal`]).
+    pub fn live_journal(&self) -> &Arc<LiveJournal> {
         &self.inner.live
     }
 
