@@ -11,6 +11,7 @@
 //!    direction, no gaps), the frame's JSON as text, and `HMAC-SHA256(token, nonce ‖ dir ‖ n ‖
 //!    body)` ([`Envelope::seal`]). The first frame from the worker is [`WorkerFrame::Hello`]
 //!    naming the worker, whose token keys every MAC of the connection.
+//!
 //! A frame with a wrong MAC, a counter out of order, or from a worker whose token does not
 //! match is refused and the connection closed: a forged, replayed or reflected frame cannot act.
 //!

@@ -23,6 +23,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Mode {
     /// Serve the HTTP API and the worker pool; consume the execution topic.
     Orchestrator(OrchestratorArgs),

@@ -11,6 +11,7 @@
 //! [`config`] holds both modes' settings (flags > environment > config file > defaults);
 //! [`seal`] seals and opens credentials with the deployment master key (AES-256-GCM).
 
+pub mod auth;
 pub mod config;
 pub mod orchestrator;
 pub mod seal;
