@@ -13,14 +13,15 @@ build: ui
 	$(CARGO) build --release -p personas-cli
 
 ## The cloud on this machine, no Docker: Postgres, the Tansu broker, 2 orchestrators and 2
-## workers, data in .cloud-dev/. Prints PERSONAS_CLOUD_URL=… PERSONAS_CLOUD_TOKEN=… when ready;
-## Ctrl-C stops it all. Workers use ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL /
-## CLAUDE_CODE_OAUTH_TOKEN from this environment. ARGS go to personas-cloud-dev (--help).
+## workers, data in .cloud-dev/. Prints PERSONAS_CLOUD_URL=… PERSONAS_CLOUD_TOKEN=… when ready
+## (the only line on standard output); Ctrl-C stops it all. Workers use ANTHROPIC_API_KEY /
+## ANTHROPIC_BASE_URL / CLAUDE_CODE_OAUTH_TOKEN from this environment. ARGS go to
+## personas-cloud-dev (--help).
 cloud-dev:
-	./scripts/install-claude.sh
-	./scripts/install-tansu.sh >/dev/null
-	$(CARGO) build -p personas-cloud -p personas-testkit --bins
-	exec "$${CARGO_TARGET_DIR:-target}/debug/personas-cloud-dev" $(ARGS)
+	@./scripts/install-claude.sh
+	@./scripts/install-tansu.sh >/dev/null
+	@$(CARGO) build -p personas-cloud -p personas-testkit --bins
+	@exec "$${CARGO_TARGET_DIR:-target}/debug/personas-cloud-dev" $(ARGS)
 
 ## The web UI (npm ci + vite build), skipped when its sources are unchanged.
 ui:

@@ -25,6 +25,30 @@ fn cloud_bin() -> PathBuf {
     path
 }
 
+const MODEL_KEY: &str = "sk-ant-cloud-dev-test-key";
+
+/// `(args, environment)` of every child of `pid` (as root, /proc shows any environment).
+fn children(pid: u32) -> Vec<(String, Vec<String>)> {
+    let out = Command::new("ps")
+        .args(["-o", "pid=", "--ppid", &pid.to_string()])
+        .output()
+        .expect("ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| {
+            let args = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
+            let env = std::fs::read(format!("/proc/{p}/environ")).ok()?;
+            let split = |b: &[u8]| {
+                b.split(|c| *c == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>()
+            };
+            Some((split(&args).join(" "), split(&env)))
+        })
+        .collect()
+}
+
 struct Dev {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -41,6 +65,10 @@ fn start(dir: &Path, stderr: &Path) -> Dev {
         .arg(cloud_bin())
         .arg("--claude")
         .arg(personas_testkit::claude_bin())
+        // The model credentials workers take from cloud-dev's environment (never used here).
+        .env("ANTHROPIC_API_KEY", MODEL_KEY)
+        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+        .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(err)
@@ -148,6 +176,33 @@ async fn cloud_dev_prints_one_line_when_ready_stops_on_sigterm_and_reuses_its_di
     assert!(
         process_table_has(&marker),
         "Postgres runs with its data under {marker}"
+    );
+    // Workers got cloud-dev's model credentials; orchestrators did not.
+    let kids = children(dev.child.id());
+    let key = format!("ANTHROPIC_API_KEY={MODEL_KEY}");
+    let workers: Vec<_> = kids
+        .iter()
+        .filter(|(a, _)| a.ends_with(" worker"))
+        .collect();
+    let orchestrators: Vec<_> = kids
+        .iter()
+        .filter(|(a, _)| a.ends_with(" orchestrator"))
+        .collect();
+    let names: Vec<&String> = kids.iter().map(|k| &k.0).collect();
+    assert_eq!(
+        (workers.len(), orchestrators.len()),
+        (1, 1),
+        "children: {names:?}"
+    );
+    assert!(
+        workers.iter().all(|(_, env)| env.contains(&key)),
+        "the worker lacks the model key"
+    );
+    assert!(
+        orchestrators
+            .iter()
+            .all(|(_, env)| !env.iter().any(|v| v.starts_with("ANTHROPIC_"))),
+        "an orchestrator got the model credentials"
     );
     let rest = dev.terminate();
     assert!(
