@@ -100,9 +100,18 @@ mod tests {
         let mut rx = live.subscribe();
         assert!(live.publish(entry("a", 1)));
         assert!(!live.publish(entry("a", 1)), "the second copy is dropped");
-        assert!(live.publish(entry("b", 1)), "another tenant's seq 1 is another entry");
-        assert_eq!(rx.try_recv().map(|e| (e.tenant_id, e.seq)).ok(), Some(("a".into(), 1)));
-        assert_eq!(rx.try_recv().map(|e| (e.tenant_id, e.seq)).ok(), Some(("b".into(), 1)));
+        assert!(
+            live.publish(entry("b", 1)),
+            "another tenant's seq 1 is another entry"
+        );
+        assert_eq!(
+            rx.try_recv().map(|e| (e.tenant_id, e.seq)).ok(),
+            Some(("a".into(), 1))
+        );
+        assert_eq!(
+            rx.try_recv().map(|e| (e.tenant_id, e.seq)).ok(),
+            Some(("b".into(), 1))
+        );
         assert!(rx.try_recv().is_err());
     }
 }
