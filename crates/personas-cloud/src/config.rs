@@ -277,6 +277,17 @@ impl OrchestratorArgs {
                 algs
             }
         };
+        for alg in &algorithms {
+            match alg.as_str() {
+                "ES256" | "RS256" if jwt_jwks_url.is_none() => {
+                    bail!("--jwt-algorithms names {alg} but no --jwt-jwks-url gives its keys")
+                }
+                "HS256" if jwt_hs256_secret.is_none() => {
+                    bail!("--jwt-algorithms names HS256 but no --jwt-hs256-secret is set")
+                }
+                _ => {}
+            }
+        }
         let id = self
             .id
             .or(file.id)
@@ -431,5 +442,56 @@ impl WorkerArgs {
             data_dir: self.data_dir.or(file.data_dir),
             claude_path: self.claude_path.or(file.claude_path),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orchestrator(extra: &[&str]) -> anyhow::Result<OrchestratorSettings> {
+        orchestrator_with_key(&"ab".repeat(32), extra)
+    }
+
+    fn orchestrator_with_key(key: &str, extra: &[&str]) -> anyhow::Result<OrchestratorSettings> {
+        let mut args = vec![
+            "personas-cloud",
+            "orchestrator",
+            "--database-url",
+            "postgres://u@127.0.0.1:1/db",
+            "--kafka-brokers",
+            "127.0.0.1:1",
+            "--deployment-secret",
+            "s3cret",
+            "--master-key",
+            key,
+        ];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args)?.mode {
+            Mode::Orchestrator(a) => a.resolve(),
+            Mode::Worker(_) => unreachable!("parsed an orchestrator"),
+        }
+    }
+
+    #[test]
+    fn jwt_algorithms_without_their_keys_are_refused_at_start() {
+        let e = orchestrator(&["--jwt-algorithms", "ES256"]).unwrap_err();
+        assert!(e.to_string().contains("--jwt-jwks-url"), "{e}");
+        let e = orchestrator(&["--jwt-algorithms", "HS256"]).unwrap_err();
+        assert!(e.to_string().contains("--jwt-hs256-secret"), "{e}");
+        let e = orchestrator(&["--jwt-algorithms", "none"]).unwrap_err();
+        assert!(e.to_string().contains("not one of"), "{e}");
+        let ok = orchestrator(&["--jwt-jwks-url", "http://127.0.0.1:1/jwks.json"]).expect("ok");
+        assert_eq!(
+            ok.jwt.algorithms,
+            ["ES256", "RS256"],
+            "defaults follow the key source"
+        );
+    }
+
+    #[test]
+    fn a_bad_master_key_is_named() {
+        let e = orchestrator_with_key("abcd", &[]).unwrap_err();
+        assert!(e.to_string().contains("master key"), "{e}");
     }
 }

@@ -140,10 +140,14 @@ pub fn build(
 }
 
 /// The runtime's own environment, for [`Invocation::inherited_env`] (values as secrets: any of
-/// them may be one). Variables that are not valid Unicode are left out.
+/// them may be one). Variables that are not valid Unicode are left out, and so are empty ones:
+/// a container that passes `ANTHROPIC_API_KEY=` for an unset key must not hand the CLI an empty
+/// key that shadows its OAuth token.
 pub fn inherited_env() -> Vec<(String, Secret)> {
     std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, Secret::new(v.into_string().ok()?))))
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, Secret::new(v)))
         .collect()
 }
 
