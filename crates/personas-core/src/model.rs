@@ -534,6 +534,47 @@ pub struct Execution {
 }
 
 impl Execution {
+    /// A run just queued: nothing measured yet, the trigger's priority.
+    pub fn queued(
+        id: ExecutionId,
+        persona_id: PersonaId,
+        persona_name: String,
+        trigger: TriggerKind,
+        queued_at: DateTime<Utc>,
+    ) -> Execution {
+        Execution {
+            id,
+            persona_id,
+            persona_name,
+            status: ExecutionStatus::Queued,
+            priority: trigger.priority(),
+            trigger,
+            trigger_ref: None,
+            input: None,
+            prompt_version: None,
+            session_id: None,
+            model: None,
+            num_turns: 0,
+            tokens: TokenUsage::default(),
+            cost_usd: 0.0,
+            result_text: None,
+            outcome_accomplished: None,
+            outcome_summary: None,
+            error_class: None,
+            error_message: None,
+            permission_denials: Vec::new(),
+            persona_denials: Vec::new(),
+            parse_warnings: 0,
+            output_lines: 0,
+            output_truncated: false,
+            cancel_requested: false,
+            queued_at,
+            started_at: None,
+            finished_at: None,
+            heartbeat_at: None,
+        }
+    }
+
     /// Wall time from start to end (or to now, while running).
     pub fn duration_ms(&self, now: DateTime<Utc>) -> Option<i64> {
         let start = self.started_at?;

@@ -219,35 +219,17 @@ pub(crate) fn enqueue_for(
     }
     // Built from what was just written rather than read back: the bus queues thousands a second.
     let exec = Execution {
-        id: id.clone(),
-        persona_id: new.persona_id.clone(),
-        persona_name: persona.name.clone(),
-        status: ExecutionStatus::Queued,
         priority,
-        trigger: new.trigger,
         trigger_ref: new.trigger_ref.clone(),
         input: new.input.clone(),
         prompt_version: Some(persona.prompt_version),
-        session_id: None,
-        model: None,
-        num_turns: 0,
-        tokens: TokenUsage::default(),
-        cost_usd: 0.0,
-        result_text: None,
-        outcome_accomplished: None,
-        outcome_summary: None,
-        error_class: None,
-        error_message: None,
-        permission_denials: Vec::new(),
-        persona_denials: Vec::new(),
-        parse_warnings: 0,
-        output_lines: 0,
-        output_truncated: false,
-        cancel_requested: false,
-        queued_at: from_ms(now),
-        started_at: None,
-        finished_at: None,
-        heartbeat_at: None,
+        ..Execution::queued(
+            id.clone(),
+            new.persona_id.clone(),
+            persona.name.clone(),
+            new.trigger,
+            from_ms(now),
+        )
     };
     Ok((id, Some(exec)))
 }

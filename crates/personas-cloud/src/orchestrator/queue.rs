@@ -15,7 +15,7 @@ use super::outbox::{self, BusMessage};
 use personas_cloud_api::model::{Attempt, AttemptState, CloudExecution};
 use personas_cloud_api::stream::ClientEvent;
 use personas_cloud_api::{CloudError, CloudErrorCode, topics};
-use personas_core::{Execution, ExecutionId, ExecutionStatus, PersonaId, TokenUsage, TriggerKind};
+use personas_core::{Execution, ExecutionId, ExecutionStatus, PersonaId, TriggerKind};
 use std::str::FromStr;
 use tokio_postgres::Row;
 
@@ -307,37 +307,13 @@ pub fn execution_from_row(row: &Row) -> Result<CloudExecution, CloudError> {
     let record: Option<serde_json::Value> = row.get("record");
     let mut execution = match record {
         Some(v) => db::json::<Execution>(v, "execution record")?,
-        None => Execution {
-            id: ExecutionId::new(),
-            persona_id: PersonaId::new(),
-            persona_name: String::new(),
-            status,
-            priority: trigger.priority(),
+        None => Execution::queued(
+            ExecutionId::new(),
+            PersonaId::new(),
+            String::new(),
             trigger,
-            trigger_ref: None,
-            input: None,
-            prompt_version: None,
-            session_id: None,
-            model: None,
-            num_turns: 0,
-            tokens: TokenUsage::default(),
-            cost_usd: 0.0,
-            result_text: None,
-            outcome_accomplished: None,
-            outcome_summary: None,
-            error_class: None,
-            error_message: None,
-            permission_denials: Vec::new(),
-            persona_denials: Vec::new(),
-            parse_warnings: 0,
-            output_lines: 0,
-            output_truncated: false,
-            cancel_requested: false,
-            queued_at: row.get("queued_at"),
-            started_at: None,
-            finished_at: None,
-            heartbeat_at: None,
-        },
+            row.get("queued_at"),
+        ),
     };
     execution.id = ExecutionId::from_string(row.get::<_, String>("id"));
     execution.persona_id = PersonaId::from_string(row.get::<_, String>("persona_id"));

@@ -216,34 +216,19 @@ fn not_started(a: &Assignment, message: String) -> Execution {
     let now = chrono::Utc::now();
     let outcome = ExecutionOutcome::failed(ErrorClass::SpawnFailed, message);
     Execution {
-        id: a.execution_id.clone(),
-        persona_id: a.persona_id.clone(),
-        persona_name: String::new(),
         status: ExecutionStatus::Failed,
-        priority: 0,
-        trigger: a.trigger,
         trigger_ref: a.trigger_ref.clone(),
         input: a.input.clone(),
-        prompt_version: None,
-        session_id: None,
-        model: None,
-        num_turns: 0,
-        tokens: Default::default(),
-        cost_usd: 0.0,
-        result_text: None,
-        outcome_accomplished: None,
-        outcome_summary: None,
         error_class: outcome.error_class,
         error_message: outcome.error_message,
-        permission_denials: Vec::new(),
-        persona_denials: Vec::new(),
-        parse_warnings: 0,
         output_lines: 1,
-        output_truncated: false,
-        cancel_requested: false,
-        queued_at: now,
-        started_at: None,
         finished_at: Some(now),
-        heartbeat_at: None,
+        ..Execution::queued(
+            a.execution_id.clone(),
+            a.persona_id.clone(),
+            String::new(),
+            a.trigger,
+            now,
+        )
     }
 }

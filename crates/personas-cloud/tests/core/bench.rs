@@ -8,10 +8,10 @@ use super::fake_worker::FakeWorker;
 use super::support::{
     Db, SECRET, TENANT, TestBroker, eventually, persona_text, push_persona, settings,
 };
-use personas_testkit::cloud::{CloudStack, StackOptions, StackSecrets};
 use personas_cloud::orchestrator::queue::{self, NewExecution};
 use personas_cloud::orchestrator::{self, db};
 use personas_core::TriggerKind;
+use personas_testkit::cloud::{CloudStack, StackOptions, StackSecrets};
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 400;
@@ -111,7 +111,11 @@ async fn bench_dispatch_with_no_op_workers() {
 }
 
 /// A stack whose workers' tokens derive from the tests' secret (so [`FakeWorker`]s can join).
-async fn stack(orchestrators: usize, workers: usize, tune: impl FnOnce(&mut StackOptions)) -> CloudStack {
+async fn stack(
+    orchestrators: usize,
+    workers: usize,
+    tune: impl FnOnce(&mut StackOptions),
+) -> CloudStack {
     let mut options = StackOptions::new(env!("CARGO_BIN_EXE_personas-cloud"));
     options.orchestrators = orchestrators;
     options.workers = workers;
@@ -169,13 +173,20 @@ async fn bench_a_thousand_idle_workers_on_one_orchestrator() {
             }
         }));
     }
-    let _all = connected.acquire_many(IDLE as u32).await.expect("every worker connected");
+    let _all = connected
+        .acquire_many(IDLE as u32)
+        .await
+        .expect("every worker connected");
     let (_, cpu0) = rss_and_cpu(pid);
     let t0 = Instant::now();
     tokio::time::sleep(WINDOW).await;
     let (rss, cpu1) = rss_and_cpu(pid);
     let cpu_share = (cpu1 - cpu0) / t0.elapsed().as_secs_f64();
-    let cluster = s.client().get_cluster(&personas_cloud_api::model::Empty {}).await.expect("cluster");
+    let cluster = s
+        .client()
+        .get_cluster(&personas_cloud_api::model::Empty {})
+        .await
+        .expect("cluster");
     assert_eq!(cluster.workers.len(), IDLE, "every idle worker is listed");
     stop.cancel();
     for t in tasks {
@@ -217,7 +228,10 @@ async fn bench_output_latency_from_worker_line_to_client() {
         .expect("execute");
     let id = run.execution.id.clone();
     let mut stream = Box::pin(client.stream(0, Some(id.as_str())).await.expect("stream"));
-    let a = fw.assignment(Duration::from_secs(30)).await.expect("assigned");
+    let a = fw
+        .assignment(Duration::from_secs(30))
+        .await
+        .expect("assigned");
     let reader = tokio::spawn(async move {
         use futures::StreamExt;
         let mut latencies = Vec::new();
@@ -228,7 +242,10 @@ async fn bench_output_latency_from_worker_line_to_client() {
                 .expect("the stream is up")
                 .expect("a frame");
             if let personas_cloud_api::stream::ClientEvent::Output { line } = frame.event {
-                let ms = (chrono::Utc::now() - line.at).num_microseconds().expect("µs") as f64 / 1e3;
+                let ms = (chrono::Utc::now() - line.at)
+                    .num_microseconds()
+                    .expect("µs") as f64
+                    / 1e3;
                 latencies.push(ms);
             }
         }
@@ -298,12 +315,18 @@ async fn bench_dispatch_from_api_to_worker_with_the_stand_in_cli() {
         let url = s.database_url();
         let cfg: tokio_postgres::Config = url.parse().expect("url");
         let mgr = deadpool_postgres::Manager::new(cfg, tokio_postgres::NoTls);
-        deadpool_postgres::Pool::builder(mgr).max_size(2).build().expect("pool")
+        deadpool_postgres::Pool::builder(mgr)
+            .max_size(2)
+            .build()
+            .expect("pool")
     };
     let c = pool.get().await.expect("conn");
     eventually(Duration::from_secs(600), "every run completed", || async {
         let n: i64 = c
-            .query_one("SELECT count(*) FROM executions WHERE status = 'completed'", &[])
+            .query_one(
+                "SELECT count(*) FROM executions WHERE status = 'completed'",
+                &[],
+            )
             .await
             .expect("count")
             .get(0);
