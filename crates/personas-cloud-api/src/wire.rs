@@ -322,15 +322,15 @@ mod tests {
         let env = Envelope::seal(&token, "abc", Direction::ToOrchestrator, 1, &hb());
         // Another worker's token, another connection's nonce, the other direction.
         let e = env.open::<WorkerFrame>(&other, "abc", Direction::ToOrchestrator, 1);
-        assert_eq!(e.unwrap_err(), FrameError::BadMac);
+        assert_eq!(e.expect_err("refused"), FrameError::BadMac);
         let e = env.open::<WorkerFrame>(&token, "abd", Direction::ToOrchestrator, 1);
-        assert_eq!(e.unwrap_err(), FrameError::BadMac);
+        assert_eq!(e.expect_err("refused"), FrameError::BadMac);
         let e = env.open::<WorkerFrame>(&token, "abc", Direction::ToWorker, 1);
-        assert_eq!(e.unwrap_err(), FrameError::BadMac);
+        assert_eq!(e.expect_err("refused"), FrameError::BadMac);
         // A replay (counter already used).
         let e = env.open::<WorkerFrame>(&token, "abc", Direction::ToOrchestrator, 2);
         assert_eq!(
-            e.unwrap_err(),
+            e.expect_err("refused"),
             FrameError::OutOfOrder {
                 expected: 2,
                 got: 1
@@ -340,6 +340,6 @@ mod tests {
         let mut tampered = env.clone();
         tampered.body = tampered.body.replace("heartbeat", "hello");
         let e = tampered.open::<WorkerFrame>(&token, "abc", Direction::ToOrchestrator, 1);
-        assert_eq!(e.unwrap_err(), FrameError::BadMac);
+        assert_eq!(e.expect_err("refused"), FrameError::BadMac);
     }
 }

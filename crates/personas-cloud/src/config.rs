@@ -475,11 +475,11 @@ mod tests {
 
     #[test]
     fn jwt_algorithms_without_their_keys_are_refused_at_start() {
-        let e = orchestrator(&["--jwt-algorithms", "ES256"]).unwrap_err();
+        let e = orchestrator(&["--jwt-algorithms", "ES256"]).expect_err("refused");
         assert!(e.to_string().contains("--jwt-jwks-url"), "{e}");
-        let e = orchestrator(&["--jwt-algorithms", "HS256"]).unwrap_err();
+        let e = orchestrator(&["--jwt-algorithms", "HS256"]).expect_err("refused");
         assert!(e.to_string().contains("--jwt-hs256-secret"), "{e}");
-        let e = orchestrator(&["--jwt-algorithms", "none"]).unwrap_err();
+        let e = orchestrator(&["--jwt-algorithms", "none"]).expect_err("refused");
         assert!(e.to_string().contains("not one of"), "{e}");
         let ok = orchestrator(&["--jwt-jwks-url", "http://127.0.0.1:1/jwks.json"]).expect("ok");
         assert_eq!(
@@ -491,7 +491,7 @@ mod tests {
 
     #[test]
     fn a_bad_master_key_is_named() {
-        let e = orchestrator_with_key("abcd", &[]).unwrap_err();
+        let e = orchestrator_with_key("abcd", &[]).expect_err("refused");
         assert!(e.to_string().contains("master key"), "{e}");
     }
 }
