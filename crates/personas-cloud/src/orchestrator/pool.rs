@@ -35,7 +35,12 @@ use tokio::sync::mpsc;
 
 /// `GET /worker`.
 pub async fn upgrade(State(state): State<Orchestrator>, ws: WebSocketUpgrade) -> Response {
+    // Small buffers: an idle worker costs its socket, not the 128 KiB read buffer tungstenite
+    // allocates by default (a thousand idle workers would hold 128 MB for nothing); frames
+    // larger than the buffer still arrive whole, just in more reads.
     ws.max_message_size(16 << 20)
+        .read_buffer_size(8 << 10)
+        .write_buffer_size(8 << 10)
         .on_upgrade(move |socket| async move {
             let mut conn = Connection::new(state, socket);
             if let Err(why) = conn.serve().await {
