@@ -118,6 +118,13 @@ pub async fn start(settings: OrchestratorSettings) -> anyhow::Result<Running> {
     let app = router(state.clone());
     let shutdown = stop.clone();
     tasks.spawn(async move {
+        // Small frames (heartbeats, acks, one line of output) go out at once: without
+        // TCP_NODELAY Nagle's algorithm holds a write until the peer's delayed ACK, ~40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.cancelled().await;
         });
