@@ -58,8 +58,7 @@ pub async fn fire_due(state: &Orchestrator) -> Result<usize, CloudError> {
                  ORDER BY next_fire_at LIMIT 1 FOR UPDATE SKIP LOCKED",
             &[],
         )
-        .await
-        .map_err(db::pg)?
+        .await?
         else {
             return Ok(fired);
         };
@@ -100,8 +99,7 @@ pub async fn fire_due(state: &Orchestrator) -> Result<usize, CloudError> {
              WHERE tenant_id = $1 AND id = $2",
             &[&tenant_id, &trigger_id, &next],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         tx.commit().await.map_err(db::pg)?;
         state.kick_outbox();
         if run.is_ok() {
@@ -118,8 +116,7 @@ async fn schedule_new(conn: &mut db::Conn) -> Result<(), CloudError> {
              WHERE enabled AND kind = 'cron' AND next_fire_at IS NULL",
         &[],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     for row in rows {
         let (tenant_id, id): (String, String) = (row.get(0), row.get(1));
         let next = match schedule_of(&row.get(2)) {
@@ -136,8 +133,7 @@ async fn schedule_new(conn: &mut db::Conn) -> Result<(), CloudError> {
              WHERE tenant_id = $1 AND id = $2 AND next_fire_at IS NULL",
             &[&tenant_id, &id, &next],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
     }
     Ok(())
 }

@@ -114,7 +114,8 @@ pub fn json<T: serde::de::DeserializeOwned>(
 }
 
 // Statements through the connection's statement cache: each is parsed once per connection,
-// then every use is one round trip (an uncached `query(&str)` prepares it every time).
+// then every use is one round trip (an uncached `query(&str)` prepares it every time). Their
+// errors are already as the wire sees them ([`pg`]).
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
 
@@ -122,34 +123,34 @@ pub async fn query(
     c: &impl GenericClient,
     sql: &str,
     params: Params<'_>,
-) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-    let st = c.prepare_cached(sql).await?;
-    c.query(&st, params).await
+) -> Result<Vec<tokio_postgres::Row>, CloudError> {
+    let st = c.prepare_cached(sql).await.map_err(pg)?;
+    c.query(&st, params).await.map_err(pg)
 }
 
 pub async fn query_opt(
     c: &impl GenericClient,
     sql: &str,
     params: Params<'_>,
-) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
-    let st = c.prepare_cached(sql).await?;
-    c.query_opt(&st, params).await
+) -> Result<Option<tokio_postgres::Row>, CloudError> {
+    let st = c.prepare_cached(sql).await.map_err(pg)?;
+    c.query_opt(&st, params).await.map_err(pg)
 }
 
 pub async fn query_one(
     c: &impl GenericClient,
     sql: &str,
     params: Params<'_>,
-) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
-    let st = c.prepare_cached(sql).await?;
-    c.query_one(&st, params).await
+) -> Result<tokio_postgres::Row, CloudError> {
+    let st = c.prepare_cached(sql).await.map_err(pg)?;
+    c.query_one(&st, params).await.map_err(pg)
 }
 
 pub async fn execute(
     c: &impl GenericClient,
     sql: &str,
     params: Params<'_>,
-) -> Result<u64, tokio_postgres::Error> {
-    let st = c.prepare_cached(sql).await?;
-    c.execute(&st, params).await
+) -> Result<u64, CloudError> {
+    let st = c.prepare_cached(sql).await.map_err(pg)?;
+    c.execute(&st, params).await.map_err(pg)
 }

@@ -30,8 +30,7 @@ pub async fn ensure_tenant(tx: &Transaction<'_>, tenant_id: &str) -> Result<(), 
         "INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
         &[&tenant_id],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     Ok(())
 }
 
@@ -68,8 +67,7 @@ pub async fn append_all(
         "UPDATE tenants SET journal_seq = journal_seq + $2 WHERE id = $1 RETURNING journal_seq",
         &[&tenant_id, &n],
     )
-    .await
-    .map_err(db::pg)?
+    .await?
     .ok_or_else(|| CloudError::internal(format!("tenant {tenant_id:?} has no row")))?;
     let last: i64 = row.get(0);
     let seqs: Vec<i64> = (last - n + 1..=last).collect();
@@ -85,8 +83,7 @@ pub async fn append_all(
          SELECT $1, s, ev, ex FROM UNNEST($2::BIGINT[], $3::JSONB[], $4::TEXT[]) AS t(s, ev, ex)",
         &[&tenant_id, &seqs, &bodies, &execs],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     Ok(seqs)
 }
 
@@ -130,8 +127,7 @@ pub async fn read_after(
         "SELECT seq, event FROM journal WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         &[&tenant_id, &after, &limit],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     rows.into_iter()
         .map(|r| {
             Ok(JournalEntry {

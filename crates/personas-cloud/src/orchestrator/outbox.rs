@@ -75,8 +75,7 @@ pub async fn add_all(
          SELECT $1, $2, p FROM UNNEST($3::JSONB[]) WITH ORDINALITY AS t(p, i) ORDER BY i",
         &[&topic, &key, &payloads],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     Ok(())
 }
 
@@ -150,8 +149,7 @@ impl Relay {
                  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
             &[&BATCH],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -190,8 +188,7 @@ impl Relay {
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
                 &[&done],
             )
-            .await
-            .map_err(db::pg)?;
+            .await?;
         }
         tx.commit().await.map_err(db::pg)?;
         Ok(done.len())
@@ -205,8 +202,7 @@ impl Relay {
             "DELETE FROM outbox WHERE published_at < now() - interval '1 hour'",
             &[],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         Ok(())
     }
 }

@@ -403,8 +403,7 @@ async fn adopt(
              connected_at = now(), heartbeat_at = now()",
         &[&worker_id, &me, &version, &(capacity as i32)],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     let mut resume = Vec::with_capacity(held.len());
     for h in held {
         resume.push(attempt::resume(&conn, worker_id, me, h).await?);
@@ -487,8 +486,7 @@ async fn upkeep_once(state: &Orchestrator) -> Result<(), CloudError> {
             &(state.client_count() as i32),
         ],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     if snapshot.is_empty() {
         return Ok(());
     }
@@ -504,7 +502,6 @@ async fn upkeep_once(state: &Orchestrator) -> Result<(), CloudError> {
          WHERE w.id = r.id AND w.orchestrator_id = $3",
         &[&ids, &running, &s.id],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     Ok(())
 }

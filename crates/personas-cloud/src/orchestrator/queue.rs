@@ -61,8 +61,7 @@ pub async fn enqueue(
              ORDER BY (id = $2) DESC LIMIT 1",
         &[&new.tenant_id, &new.persona],
     )
-    .await
-    .map_err(db::pg)?
+    .await?
     .ok_or_else(|| CloudError {
         code: CloudErrorCode::NotFound,
         message: format!("no pushed persona named {:?}", new.persona),
@@ -94,8 +93,7 @@ pub async fn enqueue(
             &max_attempts,
         ],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     let Some(row) = inserted else {
         return replayed(
             tx,
@@ -132,8 +130,7 @@ async fn replayed(
         "SELECT {EXECUTION_COLUMNS} FROM executions e WHERE e.tenant_id = $1 AND e.idempotency_key = $2"
     );
     let row = db::query_opt(tx, &sql, &[&tenant_id, &key])
-        .await
-        .map_err(db::pg)?
+        .await?
         .ok_or_else(|| CloudError::internal("an idempotency key's execution vanished"))?;
     let mut execution = execution_from_row(&row)?;
     if execution.execution.persona_id.as_str() != persona_id {
@@ -181,8 +178,7 @@ pub async fn request_cancel(
          WHERE e.tenant_id = $1 AND e.id = $2 FOR UPDATE OF e"
     );
     let row = db::query_opt(tx, &sql, &[&tenant_id, &id.as_str()])
-        .await
-        .map_err(db::pg)?
+        .await?
         .ok_or_else(|| not_found(id))?;
     let current = execution_from_row(&row)?;
     if current.execution.status.is_terminal() {
@@ -196,8 +192,7 @@ pub async fn request_cancel(
             "UPDATE executions SET cancel_requested = TRUE WHERE id = $1",
             &[&id.as_str()],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         outbox::add(
             tx,
             topics::LIFECYCLE,
@@ -216,8 +211,7 @@ pub async fn request_cancel(
                  finished_at = now(), worker_id = NULL WHERE id = $1",
             &[&id.as_str()],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
     }
     let execution = load_execution(tx, tenant_id, id).await?;
     announce(tx, tenant_id, &execution).await?;
@@ -242,8 +236,7 @@ pub async fn load_execution(
         "SELECT {EXECUTION_COLUMNS} FROM executions e WHERE e.tenant_id = $1 AND e.id = $2"
     );
     let row = db::query_opt(conn, &sql, &[&tenant_id, &id.as_str()])
-        .await
-        .map_err(db::pg)?
+        .await?
         .ok_or_else(|| not_found(id))?;
     let mut execution = execution_from_row(&row)?;
     execution.attempts = load_attempts(conn, id.as_str()).await?;
@@ -261,8 +254,7 @@ pub async fn load_attempts(
              FROM attempts WHERE execution_id = $1 ORDER BY number",
         &[&execution_id],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     rows.iter()
         .map(|r| {
             let state: String = r.get(1);

@@ -53,8 +53,7 @@ pub async fn reap_once(state: &Orchestrator) -> Result<usize, CloudError> {
              LIMIT 200",
         &[&timeout_s],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     let mut handled = 0;
     for row in candidates {
         let execution_id = ExecutionId::from_string(row.get::<_, String>(0));
@@ -72,8 +71,7 @@ pub async fn reap_once(state: &Orchestrator) -> Result<usize, CloudError> {
                  FOR UPDATE OF e SKIP LOCKED",
             &[&execution_id.as_str(), &(n as i32), &timeout_s],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         if locked.is_none() {
             continue;
         }
@@ -101,14 +99,12 @@ async fn forget_departed(state: &Orchestrator) -> Result<(), CloudError> {
         "DELETE FROM workers WHERE heartbeat_at < now() - interval '1 minute'",
         &[],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     db::execute(
         &conn,
         "DELETE FROM orchestrators WHERE heartbeat_at < now() - interval '1 minute'",
         &[],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     Ok(())
 }

@@ -100,13 +100,12 @@ async fn prepare(
             let id = ExecutionId::from_string(id);
             // Another tenant's execution is "not found", as everywhere.
             let conn = db::conn(api.orch.db()).await?;
-            let found = conn
-                .query_opt(
-                    "SELECT 1 FROM executions WHERE tenant_id = $1 AND id = $2",
-                    &[&who.tenant_id, &id.as_str()],
-                )
-                .await
-                .map_err(db::pg)?;
+            let found = db::query_opt(
+                &conn,
+                "SELECT 1 FROM executions WHERE tenant_id = $1 AND id = $2",
+                &[&who.tenant_id, &id.as_str()],
+            )
+            .await?;
             if found.is_none() {
                 return Err(super::api::executions::not_found(&id));
             }

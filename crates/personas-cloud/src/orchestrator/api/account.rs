@@ -42,12 +42,12 @@ pub async fn set_model_credential(
 ) -> Result<ModelCredentialStatus, CloudError> {
     let conn = db::conn(api.orch.db()).await?;
     let Some(value) = &req.value else {
-        conn.execute(
+        db::execute(
+            &conn,
             "DELETE FROM model_credentials WHERE tenant_id = $1",
             &[&who.tenant_id],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         return Ok(ModelCredentialStatus {
             kind: None,
             set_at: None,
@@ -62,16 +62,15 @@ pub async fn set_model_credential(
             tracing::error!("sealing a model credential failed: {e}");
             CloudError::internal("cannot seal the credential")
         })?;
-    let row = conn
-        .query_one(
-            "INSERT INTO model_credentials (tenant_id, kind, sealed) VALUES ($1, $2, $3)
+    let row = db::query_one(
+        &conn,
+        "INSERT INTO model_credentials (tenant_id, kind, sealed) VALUES ($1, $2, $3)
              ON CONFLICT (tenant_id) DO UPDATE SET kind = EXCLUDED.kind, sealed = EXCLUDED.sealed,
                  set_at = now()
              RETURNING set_at",
-            &[&who.tenant_id, &kind_name(req.kind), &sealed],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&who.tenant_id, &kind_name(req.kind), &sealed],
+    )
+    .await?;
     Ok(ModelCredentialStatus {
         kind: Some(req.kind),
         set_at: Some(row.get(0)),
@@ -103,15 +102,14 @@ pub async fn get_cluster(api: &Api, who: &Principal, _: Empty) -> Result<Cluster
     if !admin {
         hide_other_tenants(&conn, &who.tenant_id, &mut workers).await?;
     }
-    let queued: i64 = conn
-        .query_one(
-            "SELECT count(*) FROM executions
+    let queued: i64 = db::query_one(
+        &conn,
+        "SELECT count(*) FROM executions
              WHERE status = 'queued' AND ($1::TEXT IS NULL OR tenant_id = $1)",
-            &[&(!admin).then_some(who.tenant_id.as_str())],
-        )
-        .await
-        .map_err(db::pg)?
-        .get(0);
+        &[&(!admin).then_some(who.tenant_id.as_str())],
+    )
+    .await?
+    .get(0);
     // The broker's answer is optional: a cluster view without a lag beats no view.
     let exec_lag = tokio::time::timeout(Duration::from_secs(5), api.orch.exec_lag())
         .await
@@ -126,13 +124,12 @@ pub async fn get_cluster(api: &Api, who: &Principal, _: Empty) -> Result<Cluster
 }
 
 async fn load_orchestrators(conn: &db::Conn) -> Result<Vec<OrchestratorView>, CloudError> {
-    let rows = conn
-        .query(
-            "SELECT id, url, started_at, heartbeat_at, workers, clients FROM orchestrators ORDER BY id",
-            &[],
-        )
-        .await
-        .map_err(db::pg)?;
+    let rows = db::query(
+        conn,
+        "SELECT id, url, started_at, heartbeat_at, workers, clients FROM orchestrators ORDER BY id",
+        &[],
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| OrchestratorView {
@@ -147,14 +144,13 @@ async fn load_orchestrators(conn: &db::Conn) -> Result<Vec<OrchestratorView>, Cl
 }
 
 async fn load_workers(conn: &db::Conn) -> Result<Vec<WorkerView>, CloudError> {
-    let rows = conn
-        .query(
-            "SELECT id, orchestrator_id, version, capacity, running, connected_at, heartbeat_at
+    let rows = db::query(
+        conn,
+        "SELECT id, orchestrator_id, version, capacity, running, connected_at, heartbeat_at
              FROM workers ORDER BY id",
-            &[],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[],
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -188,16 +184,15 @@ async fn hide_other_tenants(
         .iter()
         .flat_map(|w| w.running.iter().map(|e| e.as_str().to_string()))
         .collect();
-    let own: HashSet<String> = conn
-        .query(
-            "SELECT id FROM executions WHERE tenant_id = $1 AND id = ANY($2)",
-            &[&tenant_id, &all],
-        )
-        .await
-        .map_err(db::pg)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let own: HashSet<String> = db::query(
+        conn,
+        "SELECT id FROM executions WHERE tenant_id = $1 AND id = ANY($2)",
+        &[&tenant_id, &all],
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
     for w in workers {
         w.running.retain(|e| own.contains(e.as_str()));
     }
@@ -232,14 +227,13 @@ pub async fn get_usage(api: &Api, who: &Principal, req: UsageRequest) -> Result<
         None => Utc::now().format("%Y-%m").to_string(),
     };
     let conn = db::conn(api.orch.db()).await?;
-    let row = conn
-        .query_opt(
-            "SELECT executions, events, cost_usd, duration_ms FROM usage
+    let row = db::query_opt(
+        &conn,
+        "SELECT executions, events, cost_usd, duration_ms FROM usage
              WHERE tenant_id = $1 AND month = $2",
-            &[&who.tenant_id, &month],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&who.tenant_id, &month],
+    )
+    .await?;
     Ok(match row {
         Some(r) => Usage {
             month,

@@ -62,15 +62,14 @@ pub async fn publish_event(
     let source = req.source.clone().unwrap_or_else(|| "cli".into());
     let mut conn = db::conn(api.orch.db()).await?;
     let tx = db::begin(&mut conn).await?;
-    let inserted = tx
-        .query_opt(
-            "INSERT INTO events (tenant_id, id, event_type, payload, source)
+    let inserted = db::query_opt(
+        &tx,
+        "INSERT INTO events (tenant_id, id, event_type, payload, source)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, id) DO NOTHING
              RETURNING created_at",
-            &[&who.tenant_id, &id, &req.event_type, &req.payload, &source],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&who.tenant_id, &id, &req.event_type, &req.payload, &source],
+    )
+    .await?;
     let Some(row) = inserted else {
         // Published before: the first publication stands, nothing runs twice.
         let event = load_event(&tx, &who.tenant_id, &id).await?;
@@ -80,12 +79,12 @@ pub async fn publish_event(
     let created_at: DateTime<Utc> = row.get(0);
     let executions = start_subscribers(api, &tx, &who.tenant_id, &id, &req).await?;
     let ids = serde_json::to_value(&executions).map_err(|e| CloudError::internal(e.to_string()))?;
-    tx.execute(
+    db::execute(
+        &tx,
         "UPDATE events SET executions = $3 WHERE tenant_id = $1 AND id = $2",
         &[&who.tenant_id, &id, &ids],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     count_event(&tx, &who.tenant_id, &id).await?;
     let event = CloudEvent {
         id: id.clone(),
@@ -121,16 +120,15 @@ async fn start_subscribers(
 ) -> Result<Vec<ExecutionId>, CloudError> {
     let normalized = normalize_event_type(&req.event_type);
     // The index finds exact subscriptions; prefix ones are few and checked here.
-    let rows = tx
-        .query(
-            "SELECT id, persona_id, config FROM triggers
+    let rows = db::query(
+        tx,
+        "SELECT id, persona_id, config FROM triggers
              WHERE tenant_id = $1 AND kind = 'event' AND enabled
                AND (config->>'event_type' = $2 OR (config->>'event_prefix')::BOOLEAN)
              ORDER BY id",
-            &[&tenant_id, &normalized],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&tenant_id, &normalized],
+    )
+    .await?;
     let mut started = Vec::new();
     for r in &rows {
         let trigger_id: String = r.get(0);
@@ -170,23 +168,22 @@ async fn start_subscribers(
 
 /// Counts the event in the tenant's month once.
 async fn count_event(tx: &Transaction<'_>, tenant_id: &str, id: &str) -> Result<(), CloudError> {
-    let first = tx
-        .execute(
-            "INSERT INTO usage_counted (tenant_id, kind, ref_id) VALUES ($1, 'event', $2)
+    let first = db::execute(
+        tx,
+        "INSERT INTO usage_counted (tenant_id, kind, ref_id) VALUES ($1, 'event', $2)
              ON CONFLICT DO NOTHING",
-            &[&tenant_id, &id],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&tenant_id, &id],
+    )
+    .await?;
     if first == 1 {
-        tx.execute(
+        db::execute(
+            tx,
             "INSERT INTO usage (tenant_id, month, events)
              VALUES ($1, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'), 1)
              ON CONFLICT (tenant_id, month) DO UPDATE SET events = usage.events + 1",
             &[&tenant_id],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
     }
     Ok(())
 }
@@ -209,13 +206,12 @@ async fn load_event(
     tenant_id: &str,
     id: &str,
 ) -> Result<CloudEvent, CloudError> {
-    let row = tx
-        .query_one(
-            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND id = $2"),
-            &[&tenant_id, &id],
-        )
-        .await
-        .map_err(db::pg)?;
+    let row = db::query_one(
+        tx,
+        &format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND id = $2"),
+        &[&tenant_id, &id],
+    )
+    .await?;
     event_from_row(&row)
 }
 
@@ -230,17 +226,16 @@ pub async fn list_events(
             .map_err(|e| CloudError::invalid("event_type", format!("event_type: {}", e.message)))?;
     }
     let conn = db::conn(api.orch.db()).await?;
-    let rows = conn
-        .query(
-            &format!(
-                "SELECT {EVENT_COLUMNS} FROM events
+    let rows = db::query(
+        &conn,
+        &format!(
+            "SELECT {EVENT_COLUMNS} FROM events
                  WHERE tenant_id = $1 AND ($2::TEXT IS NULL OR event_type = $2)
                  ORDER BY created_at DESC, id DESC LIMIT $3"
-            ),
-            &[&who.tenant_id, &req.event_type, &limit],
-        )
-        .await
-        .map_err(db::pg)?;
+        ),
+        &[&who.tenant_id, &req.event_type, &limit],
+    )
+    .await?;
     Ok(CloudEventList {
         events: rows.iter().map(event_from_row).collect::<Result<_, _>>()?,
     })

@@ -89,10 +89,12 @@ pub async fn list_executions(
            AND ($3::TEXT IS NULL OR e.status = $3)
          ORDER BY e.queued_at DESC, e.id DESC LIMIT $4"
     );
-    let rows = conn
-        .query(&sql, &[&who.tenant_id, &req.persona, &status, &limit])
-        .await
-        .map_err(db::pg)?;
+    let rows = db::query(
+        &conn,
+        &sql,
+        &[&who.tenant_id, &req.persona, &status, &limit],
+    )
+    .await?;
     let mut executions = rows
         .iter()
         .map(queue::execution_from_row)
@@ -114,15 +116,14 @@ async fn attempts_of(
     if ids.is_empty() {
         return Ok(by_id);
     }
-    let rows = conn
-        .query(
-            "SELECT execution_id, number, state, worker_id, orchestrator_id, assigned_at,
+    let rows = db::query(
+        conn,
+        "SELECT execution_id, number, state, worker_id, orchestrator_id, assigned_at,
                     ended_at, reason
              FROM attempts WHERE execution_id = ANY($1) ORDER BY execution_id, number",
-            &[&ids],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&ids],
+    )
+    .await?;
     for r in &rows {
         let state: String = r.get(2);
         let attempt = Attempt {
@@ -175,27 +176,25 @@ pub async fn execution_output(
         ));
     }
     let conn = db::conn(api.orch.db()).await?;
-    let status: String = conn
-        .query_opt(
-            "SELECT status FROM executions WHERE tenant_id = $1 AND id = $2",
-            &[&who.tenant_id, &req.id.as_str()],
-        )
-        .await
-        .map_err(db::pg)?
-        .ok_or_else(|| not_found(&req.id))?
-        .get(0);
+    let status: String = db::query_opt(
+        &conn,
+        "SELECT status FROM executions WHERE tenant_id = $1 AND id = $2",
+        &[&who.tenant_id, &req.id.as_str()],
+    )
+    .await?
+    .ok_or_else(|| not_found(&req.id))?
+    .get(0);
     let ended = ExecutionStatus::from_str(&status)
         .map_err(|e| CloudError::internal(format!("stored status: {e}")))?
         .is_terminal();
     // One more than asked tells whether another page follows.
-    let rows = conn
-        .query(
-            "SELECT seq, attempt, kind, text, at FROM output_lines
+    let rows = db::query(
+        &conn,
+        "SELECT seq, attempt, kind, text, at FROM output_lines
              WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            &[&req.id.as_str(), &after, &(limit + 1)],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&req.id.as_str(), &after, &(limit + 1)],
+    )
+    .await?;
     let more = rows.len() as i64 > limit;
     let lines = rows
         .iter()

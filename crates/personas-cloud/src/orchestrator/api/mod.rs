@@ -72,12 +72,12 @@ impl Api {
             return Ok(());
         }
         let conn = db::conn(self.orch.db()).await?;
-        conn.execute(
+        db::execute(
+            &conn,
             "INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
             &[&tenant_id],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         if let Ok(mut known) = self.known_tenants.lock() {
             if known.len() >= KNOWN_TENANTS_MAX {
                 known.clear();
@@ -274,7 +274,7 @@ async fn health(State(api): State<Api>) -> Json<serde_json::Value> {
 async fn ready(State(api): State<Api>) -> Response {
     let postgres = async {
         let conn = db::conn(api.orch.db()).await?;
-        conn.query_one("SELECT 1", &[]).await.map_err(db::pg)?;
+        db::query_one(&conn, "SELECT 1", &[]).await?;
         Ok::<_, CloudError>(())
     };
     let postgres = match tokio::time::timeout(Duration::from_secs(3), postgres).await {

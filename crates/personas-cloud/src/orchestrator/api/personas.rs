@@ -69,24 +69,23 @@ pub async fn push_persona(
         // The same definition pushed twice is one trigger.
         .filter(|t| seen.insert(t.id.clone()))
         .collect();
-    let row = tx
-        .query_one(
-            "INSERT INTO personas (tenant_id, id, name, description, definition)
+    let row = db::query_one(
+        &tx,
+        "INSERT INTO personas (tenant_id, id, name, description, definition)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (tenant_id, id) DO UPDATE SET name = EXCLUDED.name,
                  description = EXCLUDED.description, definition = EXCLUDED.definition,
                  revision = personas.revision + 1, updated_at = now()
              RETURNING revision, updated_at",
-            &[
-                &who.tenant_id,
-                &persona_id,
-                &spec.name,
-                &spec.description,
-                &req.text,
-            ],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[
+            &who.tenant_id,
+            &persona_id,
+            &spec.name,
+            &spec.description,
+            &req.text,
+        ],
+    )
+    .await?;
     let revision: i32 = row.get(0);
     let updated_at: DateTime<Utc> = row.get(1);
     let names = store_credentials(api, &tx, &who.tenant_id, &persona_id, &req.credentials).await?;
@@ -119,14 +118,13 @@ async fn resolve_id(
             format!("{:?} is not a persona id (a UUID)", id.as_str()),
         ));
     }
-    let holder: Option<String> = tx
-        .query_opt(
-            "SELECT id FROM personas WHERE tenant_id = $1 AND name = $2 FOR UPDATE",
-            &[&tenant_id, &name],
-        )
-        .await
-        .map_err(db::pg)?
-        .map(|r| r.get(0));
+    let holder: Option<String> = db::query_opt(
+        tx,
+        "SELECT id FROM personas WHERE tenant_id = $1 AND name = $2 FOR UPDATE",
+        &[&tenant_id, &name],
+    )
+    .await?
+    .map(|r| r.get(0));
     match (asked, holder) {
         (Some(id), Some(h)) if h != id.as_str() => Err(CloudError {
             code: CloudErrorCode::Conflict,
@@ -191,27 +189,25 @@ async fn store_credentials(
 ) -> Result<Vec<String>, CloudError> {
     let key = &api.orch.settings().master_key;
     let names: Vec<String> = creds.iter().map(|c| c.name.clone()).collect();
-    tx.execute(
+    db::execute(
+        tx,
         "DELETE FROM credentials WHERE tenant_id = $1 AND persona_id = $2 AND name <> ALL($3)",
         &[&tenant_id, &persona_id, &names],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     for c in creds {
         let aad = seal::credential_aad(tenant_id, persona_id, &c.name);
         let sealed = seal::seal_fields(key, &c.fields, &aad).map_err(|e| {
             tracing::error!("sealing a credential failed: {e}");
             CloudError::internal("cannot seal the credential")
         })?;
-        tx.execute(
-            "INSERT INTO credentials (tenant_id, persona_id, name, service_type, sealed)
+        db::execute(tx, "INSERT INTO credentials (tenant_id, persona_id, name, service_type, sealed)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (tenant_id, persona_id, name) DO UPDATE SET
                  service_type = EXCLUDED.service_type, sealed = EXCLUDED.sealed, updated_at = now()",
             &[&tenant_id, &persona_id, &c.name, &c.service_type, &sealed],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
     }
     let mut names = names;
     names.sort();
@@ -336,16 +332,14 @@ async fn store_triggers(
     rows: &[TriggerRow],
 ) -> Result<(), CloudError> {
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    tx.execute(
+    db::execute(
+        tx,
         "DELETE FROM triggers WHERE tenant_id = $1 AND persona_id = $2 AND id <> ALL($3)",
         &[&tenant_id, &persona_id, &ids],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     for (i, r) in rows.iter().enumerate() {
-        let stored = tx
-            .query_opt(
-                "INSERT INTO triggers AS t (tenant_id, id, persona_id, kind, config, enabled, next_fire_at)
+        let stored = db::query_opt(tx, "INSERT INTO triggers AS t (tenant_id, id, persona_id, kind, config, enabled, next_fire_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (tenant_id, id) DO UPDATE SET kind = EXCLUDED.kind,
                      config = EXCLUDED.config, enabled = EXCLUDED.enabled,
@@ -356,8 +350,7 @@ async fn store_triggers(
                  RETURNING id",
                 &[&tenant_id, &r.id, &persona_id, &r.kind, &r.config, &r.enabled, &r.next_fire_at],
             )
-            .await
-            .map_err(db::pg)?;
+            .await?;
         if stored.is_none() {
             return Err(CloudError {
                 code: CloudErrorCode::Conflict,
@@ -393,13 +386,12 @@ pub async fn list_personas(
     _: Empty,
 ) -> Result<CloudPersonaList, CloudError> {
     let conn = db::conn(api.orch.db()).await?;
-    let rows = conn
-        .query(
-            &format!("{PERSONA_VIEW} WHERE p.tenant_id = $1 ORDER BY p.name"),
-            &[&who.tenant_id],
-        )
-        .await
-        .map_err(db::pg)?;
+    let rows = db::query(
+        &conn,
+        &format!("{PERSONA_VIEW} WHERE p.tenant_id = $1 ORDER BY p.name"),
+        &[&who.tenant_id],
+    )
+    .await?;
     Ok(CloudPersonaList {
         personas: rows.iter().map(persona_from_row).collect(),
     })
@@ -411,21 +403,20 @@ async fn find_persona(
     tenant_id: &str,
     persona: &str,
 ) -> Result<CloudPersona, CloudError> {
-    let row = conn
-        .query_opt(
-            &format!(
-                "{PERSONA_VIEW} WHERE p.tenant_id = $1 AND (p.id = $2 OR p.name = $2)
+    let row = db::query_opt(
+        conn,
+        &format!(
+            "{PERSONA_VIEW} WHERE p.tenant_id = $1 AND (p.id = $2 OR p.name = $2)
                  ORDER BY (p.id = $2) DESC LIMIT 1"
-            ),
-            &[&tenant_id, &persona],
-        )
-        .await
-        .map_err(db::pg)?
-        .ok_or_else(|| CloudError {
-            code: CloudErrorCode::NotFound,
-            message: format!("no pushed persona named {persona:?}"),
-            field: Some("persona".into()),
-        })?;
+        ),
+        &[&tenant_id, &persona],
+    )
+    .await?
+    .ok_or_else(|| CloudError {
+        code: CloudErrorCode::NotFound,
+        message: format!("no pushed persona named {persona:?}"),
+        field: Some("persona".into()),
+    })?;
     Ok(persona_from_row(&row))
 }
 
@@ -440,12 +431,12 @@ pub async fn delete_persona(
     let persona = find_persona(&tx, &who.tenant_id, &req.persona).await?;
     // Credentials and triggers go with it (ON DELETE CASCADE); queued runs of it fail when
     // taken ("the persona was deleted").
-    tx.execute(
+    db::execute(
+        &tx,
         "DELETE FROM personas WHERE tenant_id = $1 AND id = $2",
         &[&who.tenant_id, &persona.id.as_str()],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     tx.commit().await.map_err(db::pg)?;
     Ok(persona)
 }
@@ -456,16 +447,15 @@ pub async fn list_triggers(
     _: Empty,
 ) -> Result<CloudTriggerList, CloudError> {
     let conn = db::conn(api.orch.db()).await?;
-    let rows = conn
-        .query(
-            "SELECT t.id, t.persona_id, p.name, t.kind, t.config, t.enabled, t.next_fire_at,
+    let rows = db::query(
+        &conn,
+        "SELECT t.id, t.persona_id, p.name, t.kind, t.config, t.enabled, t.next_fire_at,
                     t.last_fired_at
              FROM triggers t JOIN personas p ON p.tenant_id = t.tenant_id AND p.id = t.persona_id
              WHERE t.tenant_id = $1 ORDER BY p.name, t.id",
-            &[&who.tenant_id],
-        )
-        .await
-        .map_err(db::pg)?;
+        &[&who.tenant_id],
+    )
+    .await?;
     let triggers = rows
         .iter()
         .map(|r| {

@@ -37,8 +37,7 @@ async fn lock_live(
              FOR UPDATE OF e, a",
         &[&execution_id, &(attempt as i32)],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     Ok(row.map(|r| Live {
         tenant_id: r.get(0),
         persona_id: r.get(1),
@@ -75,8 +74,7 @@ pub async fn take(
         &sql,
         &[&execution_id.as_str(), &(attempt as i32), &worker_id],
     )
-    .await
-    .map_err(db::pg)?
+    .await?
     else {
         return Ok(None);
     };
@@ -91,8 +89,7 @@ pub async fn take(
              WHERE id = $1",
             &[&execution_id.as_str()],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         let execution = load_execution(tx, &tenant_id, execution_id).await?;
         announce(tx, &tenant_id, &execution).await?;
         return Ok(None);
@@ -108,8 +105,7 @@ pub async fn take(
             &orchestrator_id,
         ],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     let execution = load_execution(tx, &tenant_id, execution_id).await?;
     announce(tx, &tenant_id, &execution).await?;
     Ok(Some(Taken {
@@ -130,8 +126,7 @@ async fn build_assignment(
         "SELECT definition FROM personas WHERE tenant_id = $1 AND id = $2",
         &[&tenant_id, &e.persona_id.as_str()],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     let Some(persona) = persona else {
         return Ok(None);
     };
@@ -142,8 +137,7 @@ async fn build_assignment(
              WHERE tenant_id = $1 AND persona_id = $2 ORDER BY name",
         &[&tenant_id, &e.persona_id.as_str()],
     )
-    .await
-    .map_err(db::pg)?
+    .await?
     .iter()
     .map(|r| SealedCredential {
         name: r.get(0),
@@ -156,8 +150,7 @@ async fn build_assignment(
         "SELECT kind, sealed FROM model_credentials WHERE tenant_id = $1",
         &[&tenant_id],
     )
-    .await
-    .map_err(db::pg)?
+    .await?
     .map(|r| {
         let kind = match r.get::<_, &str>(0) {
             "api_key" => ModelCredentialKind::ApiKey,
@@ -173,8 +166,7 @@ async fn build_assignment(
         "SELECT COALESCE(MAX(seq), 0) FROM output_lines WHERE execution_id = $1",
         &[&e.id.as_str()],
     )
-    .await
-    .map_err(db::pg)?
+    .await?
     .get(0);
     Ok(Some(Assignment {
         execution_id: e.id.clone(),
@@ -207,16 +199,14 @@ pub async fn started(
         "UPDATE attempts SET state = 'running' WHERE execution_id = $1 AND number = $2",
         &[&execution_id.as_str(), &(attempt as i32)],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     db::execute(
         tx,
         "UPDATE executions SET status = 'running', started_at = COALESCE(started_at, now())
          WHERE id = $1",
         &[&execution_id.as_str()],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     let execution = load_execution(tx, &live.tenant_id, execution_id).await?;
     announce(tx, &live.tenant_id, &execution).await?;
     Ok(true)
@@ -265,8 +255,7 @@ pub async fn store_output(
             &ats,
         ],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     let mut new: Vec<i64> = inserted.iter().map(|r| r.get(0)).collect();
     new.sort_unstable();
     if !new.is_empty() {
@@ -275,8 +264,7 @@ pub async fn store_output(
             "UPDATE executions SET output_lines = output_lines + $2 WHERE id = $1",
             &[&execution_id.as_str(), &(new.len() as i64)],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         let events = lines
             .iter()
             .filter(|l| new.binary_search(&l.seq).is_ok())
@@ -337,8 +325,7 @@ pub async fn complete(
         "UPDATE attempts SET state = $3, ended_at = now() WHERE execution_id = $1 AND number = $2",
         &[&execution_id.as_str(), &(attempt as i32), &state],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     let json = serde_json::to_value(&record).map_err(|e| CloudError::internal(e.to_string()))?;
     let row = db::query_one(
         tx,
@@ -355,8 +342,7 @@ pub async fn complete(
             &record.finished_at,
         ],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     let duration_ms = row.get::<_, Option<f64>>(0).unwrap_or(0.0).max(0.0) as i64;
     count_usage(
         tx,
@@ -386,8 +372,7 @@ async fn count_usage(
              ON CONFLICT DO NOTHING",
         &[&tenant_id, &execution_id.as_str()],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     if first == 1 {
         db::execute(
             tx,
@@ -397,8 +382,7 @@ async fn count_usage(
                  cost_usd = usage.cost_usd + $2, duration_ms = usage.duration_ms + $3",
             &[&tenant_id, &cost_usd, &duration_ms],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
     }
     Ok(())
 }
@@ -433,15 +417,13 @@ pub async fn lose(
          WHERE execution_id = $1 AND number = $2",
         &[&execution_id.as_str(), &(attempt as i32), &reason],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     let max: i32 = db::query_one(
         tx,
         "SELECT max_attempts FROM executions WHERE id = $1",
         &[&execution_id.as_str()],
     )
-    .await
-    .map_err(db::pg)?
+    .await?
     .get(0);
     let outcome = if live.cancel_requested {
         db::execute(
@@ -450,8 +432,7 @@ pub async fn lose(
              WHERE id = $1",
             &[&execution_id.as_str()],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         Lost::Cancelled
     } else if (attempt as i32) < max {
         db::execute(
@@ -459,8 +440,7 @@ pub async fn lose(
             "UPDATE executions SET status = 'queued', worker_id = NULL WHERE id = $1",
             &[&execution_id.as_str()],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         let next = attempt + 1;
         outbox::add(
             tx,
@@ -482,8 +462,7 @@ pub async fn lose(
                  dead_letter_reason = $2 WHERE id = $1",
             &[&execution_id.as_str(), &why],
         )
-        .await
-        .map_err(db::pg)?;
+        .await?;
         outbox::add(
             tx,
             topics::DLQ,
@@ -527,15 +506,13 @@ pub async fn resume(
             &orchestrator_id,
         ],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     let stored: i64 = db::query_one(
         conn,
         "SELECT COALESCE(MAX(seq), 0) FROM output_lines WHERE execution_id = $1",
         &[&held.execution_id.as_str()],
     )
-    .await
-    .map_err(db::pg)?
+    .await?
     .get(0);
     Ok(Resume {
         execution_id: held.execution_id.clone(),
@@ -559,8 +536,7 @@ pub async fn orphaned(
              WHERE a.worker_id = $1 AND a.state IN ('assigned', 'running')",
         &[&worker_id],
     )
-    .await
-    .map_err(db::pg)?;
+    .await?;
     Ok(rows
         .iter()
         .map(|r| {
