@@ -79,10 +79,14 @@ fn read_file<T: for<'de> Deserialize<'de> + Default>(path: Option<&Path>) -> any
     toml::from_str(&text).with_context(|| format!("the config file {} is invalid", path.display()))
 }
 
-#[derive(Debug, Args)]
+/// The orchestrator's settings as flags and environment, and — the same struct read from the
+/// `--config` file — as that file's keys.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct OrchestratorArgs {
     /// A TOML file with any of these settings.
     #[arg(long, env = "PERSONAS_CLOUD_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to serve HTTP (API, client stream, worker pool) on [default: 127.0.0.1:9500].
     #[arg(long, env = "PERSONAS_CLOUD_LISTEN")]
@@ -108,7 +112,11 @@ pub struct OrchestratorArgs {
     /// Extra librdkafka properties (`security.protocol=SASL_SSL`, …), repeatable; in the file a
     /// table `kafka_properties`.
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
+    #[serde(skip)]
     pub kafka_property: Vec<String>,
+    /// The file's form of `--kafka-property`.
+    #[arg(skip)]
+    pub kafka_properties: std::collections::BTreeMap<String, String>,
     /// Partitions of each topic this orchestrator creates when missing [default: 6].
     #[arg(long, env = "PERSONAS_CLOUD_KAFKA_PARTITIONS")]
     pub kafka_partitions: Option<i32>,
@@ -143,31 +151,6 @@ pub struct OrchestratorArgs {
     /// A worker silent for this long is gone and its runs re-queued [default: 5000].
     #[arg(long, env = "PERSONAS_CLOUD_WORKER_TIMEOUT_MS")]
     pub worker_timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OrchestratorFile {
-    listen: Option<SocketAddr>,
-    id: Option<String>,
-    advertise_url: Option<String>,
-    database_url: Option<String>,
-    database_pool: Option<usize>,
-    kafka_brokers: Option<String>,
-    kafka_namespace: Option<String>,
-    #[serde(default)]
-    kafka_properties: std::collections::BTreeMap<String, String>,
-    kafka_partitions: Option<i32>,
-    deployment_secret: Option<String>,
-    master_key: Option<String>,
-    admin_token: Option<String>,
-    jwt_jwks_url: Option<String>,
-    jwt_hs256_secret: Option<String>,
-    jwt_issuer: Option<String>,
-    jwt_audience: Option<String>,
-    jwt_algorithms: Option<String>,
-    max_attempts: Option<u32>,
-    worker_timeout_ms: Option<u64>,
 }
 
 /// How JWTs are verified.
@@ -210,7 +193,7 @@ pub fn random_suffix() -> String {
 
 impl OrchestratorArgs {
     pub fn resolve(self) -> anyhow::Result<OrchestratorSettings> {
-        let file: OrchestratorFile = read_file(self.config.as_deref())?;
+        let file: OrchestratorArgs = read_file(self.config.as_deref())?;
         let listen = self
             .listen
             .or(file.listen)
@@ -325,10 +308,14 @@ impl OrchestratorArgs {
     }
 }
 
-#[derive(Debug, Args)]
+/// The worker's settings as flags and environment, and — the same struct read from the
+/// `--config` file — as that file's keys.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WorkerArgs {
     /// A TOML file with any of these settings.
     #[arg(long, env = "PERSONAS_CLOUD_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Orchestrator URL(s), comma-separated or repeated; the worker connects to one and moves
     /// to the next when it goes away.
@@ -362,20 +349,6 @@ pub struct WorkerArgs {
     pub claude_path: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WorkerFile {
-    #[serde(default)]
-    orchestrators: Vec<String>,
-    id: Option<String>,
-    token: Option<String>,
-    deployment_secret: Option<String>,
-    master_key: Option<String>,
-    capacity: Option<u32>,
-    data_dir: Option<PathBuf>,
-    claude_path: Option<PathBuf>,
-}
-
 /// The worker's resolved settings.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -390,7 +363,7 @@ pub struct WorkerSettings {
 
 impl WorkerArgs {
     pub fn resolve(self) -> anyhow::Result<WorkerSettings> {
-        let file: WorkerFile = read_file(self.config.as_deref())?;
+        let file: WorkerArgs = read_file(self.config.as_deref())?;
         let orchestrators = if self.orchestrators.is_empty() {
             file.orchestrators
         } else {
@@ -487,6 +460,28 @@ mod tests {
             ["ES256", "RS256"],
             "defaults follow the key source"
         );
+    }
+
+    #[test]
+    fn the_file_fills_what_flags_leave_and_refuses_unknown_keys() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("orchestrator.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9600\"\nmax_attempts = 5\n[kafka_properties]\n\"security.protocol\" = \"SSL\"\n",
+        )
+        .expect("write");
+        let path = file.display().to_string();
+        let s = orchestrator(&["--config", &path, "--max-attempts", "2"]).expect("ok");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9600", "from the file");
+        assert_eq!(s.max_attempts, 2, "the flag wins");
+        assert_eq!(
+            s.kafka_properties,
+            [("security.protocol".to_string(), "SSL".to_string())]
+        );
+        std::fs::write(&file, "config = \"x\"\n").expect("write");
+        let e = orchestrator(&["--config", &path]).expect_err("refused");
+        assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
     }
 
     #[test]
