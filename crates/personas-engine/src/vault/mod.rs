@@ -405,11 +405,10 @@ impl Vault {
         trigger_id: &str,
         value: &Secret,
     ) -> Result<SealedSecret, VaultError> {
-        let aad = webhook_aad(&self.vault_id, self.generation, trigger_id);
-        Ok(SealedSecret {
-            sealed: cipher::seal(&self.key, value.expose().as_bytes(), &aad)?,
-            generation: self.generation,
-        })
+        self.seal_bound(
+            value,
+            &webhook_aad(&self.vault_id, self.generation, trigger_id),
+        )
     }
 
     /// Opens the sealed HMAC key of webhook trigger `trigger_id`.
@@ -418,39 +417,45 @@ impl Vault {
         trigger_id: &str,
         sealed: &SealedSecret,
     ) -> Result<Secret, VaultError> {
+        let aad = webhook_aad(&self.vault_id, sealed.generation, trigger_id);
+        self.open_bound(sealed, &aad, || {
+            format!("the webhook secret of trigger {trigger_id}")
+        })
+    }
+
+    /// Seals `value` under the current key, bound to `aad`.
+    fn seal_bound(&self, value: &Secret, aad: &str) -> Result<SealedSecret, VaultError> {
+        Ok(SealedSecret {
+            sealed: cipher::seal(&self.key, value.expose().as_bytes(), aad)?,
+            generation: self.generation,
+        })
+    }
+
+    /// Opens what [`Vault::seal_bound`] sealed; `what` names it when it does not open.
+    fn open_bound(
+        &self,
+        sealed: &SealedSecret,
+        aad: &str,
+        what: impl Fn() -> String,
+    ) -> Result<Secret, VaultError> {
         if sealed.generation != self.generation {
             return Err(VaultError::Stale);
         }
-        let damaged = || VaultError::Damaged {
-            what: format!("the webhook secret of trigger {trigger_id}"),
-        };
-        let aad = webhook_aad(&self.vault_id, sealed.generation, trigger_id);
-        let plain = cipher::open(&self.key, &sealed.sealed, &aad).map_err(|_| damaged())?;
+        let damaged = || VaultError::Damaged { what: what() };
+        let plain = cipher::open(&self.key, &sealed.sealed, aad).map_err(|_| damaged())?;
         let text = std::str::from_utf8(&plain).map_err(|_| damaged())?;
         Ok(Secret::new(text))
     }
 
     /// Seals the bearer token of the cloud connection.
     pub fn seal_cloud_token(&self, token: &Secret) -> Result<SealedSecret, VaultError> {
-        let aad = cloud_token_aad(&self.vault_id, self.generation);
-        Ok(SealedSecret {
-            sealed: cipher::seal(&self.key, token.expose().as_bytes(), &aad)?,
-            generation: self.generation,
-        })
+        self.seal_bound(token, &cloud_token_aad(&self.vault_id, self.generation))
     }
 
     /// Opens the cloud connection's token (a rotation re-seals it with everything else).
     pub fn open_cloud_token(&self, sealed: &SealedSecret) -> Result<Secret, VaultError> {
-        if sealed.generation != self.generation {
-            return Err(VaultError::Stale);
-        }
-        let damaged = || VaultError::Damaged {
-            what: "the cloud connection's token".into(),
-        };
         let aad = cloud_token_aad(&self.vault_id, sealed.generation);
-        let plain = cipher::open(&self.key, &sealed.sealed, &aad).map_err(|_| damaged())?;
-        let text = std::str::from_utf8(&plain).map_err(|_| damaged())?;
-        Ok(Secret::new(text))
+        self.open_bound(sealed, &aad, || "the cloud connection's token".into())
     }
 
     /// Re-seals every value under a fresh data key (and, with a new passphrase, re-keys the
