@@ -9,7 +9,7 @@
 use super::db::{self, Pool, Transaction};
 use super::journal::JournalEntry;
 use super::live::LiveJournal;
-use personas_cloud_api::CloudError;
+use personas_cloud_api::{CloudError, topics};
 use personas_core::ExecutionId;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
@@ -157,11 +157,17 @@ impl Relay {
         for row in &rows {
             let id: i64 = row.get(0);
             let payload: &str = row.get(3);
-            // The row is committed (a SELECT sees nothing else): its journal entry is live.
-            if let Ok(BusMessage::Journal(entry)) = serde_json::from_str::<BusMessage>(payload) {
+            let short_topic: &str = row.get(1);
+            // The row is committed (a SELECT sees nothing else): its journal entry is live. Only
+            // the journal topics carry entries; exec and dlq rows are not decoded.
+            if matches!(
+                short_topic,
+                topics::OUTPUT | topics::LIFECYCLE | topics::EVENTS
+            ) && let Ok(BusMessage::Journal(entry)) = serde_json::from_str::<BusMessage>(payload)
+            {
                 self.live.publish(entry);
             }
-            let topic = personas_cloud_api::topics::name(&self.namespace, row.get::<_, &str>(1));
+            let topic = topics::name(&self.namespace, short_topic);
             let key: &str = row.get(2);
             let record = FutureRecord::to(&topic).key(key).payload(payload);
             match self.producer.send_result(record) {

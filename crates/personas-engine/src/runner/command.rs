@@ -114,12 +114,19 @@ pub fn build(
     }
     run_vars.extend(inv.extra_env.iter().cloned());
     let withheld = |k: &str| inv.withheld_env.iter().any(|w| w.eq_ignore_ascii_case(k));
-    let config_env: std::collections::BTreeMap<String, String> = config
-        .env
-        .iter()
-        .filter(|(k, _)| !withheld(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // A copy of `[env]` only for a run that withholds something from it.
+    let config_env = if inv.withheld_env.is_empty() {
+        std::borrow::Cow::Borrowed(&config.env)
+    } else {
+        std::borrow::Cow::Owned(
+            config
+                .env
+                .iter()
+                .filter(|(k, _)| !withheld(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    };
     let env = environment::build(
         inv.inherited_env
             .iter()
