@@ -10,11 +10,12 @@
 //!   the runner redacted) and its value is nowhere else: not in Postgres (dump and data files),
 //!   not in the broker's storage, not in a worker's files, not in any log.
 
-use personas_cloud_api::CloudClient;
+use futures::{Stream, StreamExt};
 use personas_cloud_api::model::{
     Empty, Execute, ExecutionRef, PushPersona, PushedCredential, WireSecret,
 };
 use personas_cloud_api::stream::{ClientEvent, ClientFrame};
+use personas_cloud_api::{CloudClient, CloudError};
 use personas_core::{ExecutionId, ExecutionStatus, LineKind};
 use personas_testkit::claude::{claude_bin, isolated_env};
 use personas_testkit::cloud::{CloudStack, StackOptions};
@@ -22,27 +23,18 @@ use personas_testkit::leak::{self, Needle};
 use personas_testkit::{IsolatedEnv, ScriptedApi, Step, ToolCall};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use tokio_stream_ext::next_frame;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-/// Reading a client stream with a deadline.
-mod tokio_stream_ext {
-    use futures::{Stream, StreamExt};
-    use personas_cloud_api::CloudError;
-    use personas_cloud_api::stream::ClientFrame;
-    use std::time::Duration;
-
-    /// The next frame; `None` when the stream ended or broke (the orchestrator went away).
-    pub async fn next_frame(
-        stream: &mut (impl Stream<Item = Result<ClientFrame, CloudError>> + Unpin),
-        wait: Duration,
-    ) -> Option<ClientFrame> {
-        match tokio::time::timeout(wait, stream.next()).await {
-            Ok(Some(Ok(frame))) => Some(frame),
-            Ok(_) => None,
-            Err(_) => panic!("no stream frame within {wait:?}"),
-        }
+/// The next frame; `None` when the stream ended or broke (the orchestrator went away).
+async fn next_frame(
+    stream: &mut (impl Stream<Item = Result<ClientFrame, CloudError>> + Unpin),
+    wait: Duration,
+) -> Option<ClientFrame> {
+    match tokio::time::timeout(wait, stream.next()).await {
+        Ok(Some(Ok(frame))) => Some(frame),
+        Ok(_) => None,
+        Err(_) => panic!("no stream frame within {wait:?}"),
     }
 }
 
