@@ -93,9 +93,10 @@ impl Harness {
 
     async fn run(&self, a: Assignment, cancel: CancellationToken) -> (Execution, Vec<WireLine>) {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let done = tokio::time::timeout(WAIT, self.runner.run(a, cancel, tx))
-            .await
-            .expect("the run ended in time");
+        let done =
+            tokio::time::timeout(WAIT, self.runner.run(a, cancel, move |l| drop(tx.send(l))))
+                .await
+                .expect("the run ended in time");
         let mut lines = Vec::new();
         while let Ok(l) = rx.try_recv() {
             lines.push(l);
@@ -266,7 +267,7 @@ async fn cancel_stops_the_cli_and_its_tools() {
     );
     let cancel = CancellationToken::new();
     let (tx, mut rx) = mpsc::unbounded_channel::<WireLine>();
-    let run = h.runner.run(a, cancel.clone(), tx);
+    let run = h.runner.run(a, cancel.clone(), move |l| drop(tx.send(l)));
     let watch = async {
         // Cancel once the tool's process is alive.
         let deadline = tokio::time::Instant::now() + WAIT;

@@ -444,14 +444,13 @@ impl Link {
         let events = self.events_tx.clone();
         let started = id.clone();
         tokio::spawn(async move {
-            let (line_tx, mut line_rx) = mpsc::unbounded_channel();
-            let run = runner.run(a, cancel, line_tx);
-            let forward = async {
-                while let Some(line) = line_rx.recv().await {
-                    let _ = events.send(RunEvent::Line(id.clone(), attempt, line));
-                }
-            };
-            let (execution, ()) = tokio::join!(run, forward);
+            let (line_events, line_id) = (events.clone(), id.clone());
+            let execution = runner
+                .run(a, cancel, move |line| {
+                    let _ = line_events.send(RunEvent::Line(line_id.clone(), attempt, line));
+                })
+                .await;
+            // Sent after every line: the link sees the end last.
             let _ = events.send(RunEvent::Done(id, attempt, Box::new(execution)));
         });
         let frame = WorkerFrame::Started {

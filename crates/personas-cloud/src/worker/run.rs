@@ -13,9 +13,9 @@
 //! redaction, and zeroed when the options are dropped at the end of the run. The tenant's own
 //! Claude credential, when it supplied one, replaces the worker's.
 //!
-//! Output: the runner's line tap gives every stored line (numbered, redacted); they are
+//! Output: the runner's line tap gives every stored line (numbered, redacted); it is
 //! renumbered from the assignment's `first_seq` (a retried attempt continues its execution's
-//! numbering) and sent to the caller as [`WireLine`]s.
+//! numbering) and handed to the caller as a [`WireLine`] right there, on the run's output path.
 
 use crate::config::WorkerSettings;
 use crate::seal;
@@ -29,7 +29,7 @@ use personas_engine::runner::RunOptions;
 use personas_engine::vault::VaultOptions;
 use personas_store::{NewExecution, NewLine, Store};
 use std::path::PathBuf;
-use tokio::sync::mpsc;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
@@ -78,19 +78,22 @@ impl Runner {
 
     /// Runs `assignment` to its end and returns the runner's record of it, with the cloud's
     /// execution and persona ids. `cancel` stops the CLI and its tools. Every line goes to
-    /// `lines` as it is stored. A run that cannot start (a bad persona file, a credential that
+    /// `lines` as it is stored, on the run's output path. A run that cannot start (a bad persona file, a credential that
     /// does not open) ends `failed` with the reason in its output, like a local one.
     pub async fn run(
         &self,
         assignment: Assignment,
         cancel: CancellationToken,
-        lines: mpsc::UnboundedSender<WireLine>,
+        lines: impl Fn(WireLine) + Send + Sync + 'static,
     ) -> Execution {
+        let lines: Arc<dyn Fn(WireLine) + Send + Sync> = Arc::new(lines);
         let dir = self
             .scratch
             .join("runs")
             .join(assignment.execution_id.as_str());
-        let result = self.run_in(&dir, &assignment, cancel, &lines).await;
+        let result = self
+            .run_in(&dir, &assignment, cancel, Arc::clone(&lines))
+            .await;
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -100,7 +103,7 @@ impl Runner {
             Ok(execution) => execution,
             Err(e) => {
                 let message = format!("the worker could not run this assignment: {e:#}");
-                let _ = lines.send(WireLine {
+                lines(WireLine {
                     seq: assignment.first_seq,
                     kind: personas_core::LineKind::Engine,
                     text: message.clone(),
@@ -119,7 +122,7 @@ impl Runner {
         dir: &std::path::Path,
         a: &Assignment,
         cancel: CancellationToken,
-        lines: &mpsc::UnboundedSender<WireLine>,
+        lines: Arc<dyn Fn(WireLine) + Send + Sync>,
     ) -> anyhow::Result<Execution> {
         let options = self.options(a)?;
         let mut spec = personas_core::persona_file::parse(&a.persona_text)
@@ -150,28 +153,21 @@ impl Runner {
             })
             .await
             .context("cannot queue the run")?;
-        let (tap, mut tapped) = mpsc::unbounded_channel::<NewLine>();
         let offset = a.first_seq - 1;
-        let out = lines.clone();
-        let forward = tokio::spawn(async move {
-            while let Some(line) = tapped.recv().await {
-                let at = chrono::DateTime::from_timestamp_millis(line.at_ms)
-                    .unwrap_or_else(chrono::Utc::now);
-                let _ = out.send(WireLine {
-                    seq: line.seq + offset,
-                    kind: line.kind,
-                    text: line.text,
-                    at,
-                });
-            }
-        });
+        let tap = move |line: &NewLine| {
+            lines(WireLine {
+                seq: line.seq + offset,
+                kind: line.kind,
+                text: line.text.clone(),
+                at: chrono::DateTime::from_timestamp_millis(line.at_ms)
+                    .unwrap_or_else(chrono::Utc::now),
+            })
+        };
         let options = RunOptions {
-            line_tap: Some(tap),
+            line_tap: Some(Arc::new(tap)),
             ..options
         };
         let done = engine.run_queued(&queued.id, options, cancel).await;
-        // The tap's sender went with the options: the forwarder ends after the last line.
-        let _ = forward.await;
         engine.shutdown().await;
         Ok(done?)
     }

@@ -84,8 +84,12 @@ pub struct RunOptions {
     /// credentials are dropped so the CLI cannot fall back to the host's account.
     pub model_credential: Option<(String, personas_core::Secret)>,
     /// Receives every line the run stores, numbered and redacted, as it is handed to the writer.
-    pub line_tap: Option<tokio::sync::mpsc::UnboundedSender<personas_store::NewLine>>,
+    pub line_tap: Option<LineTap>,
 }
+
+/// Called with every line a run stores (numbered, redacted), in order, as it is handed to the
+/// writer. Keep it quick: it runs on the run's output path.
+pub type LineTap = Arc<dyn Fn(&personas_store::NewLine) + Send + Sync>;
 
 /// The environment variables that carry the CLI's model credentials.
 const MODEL_CREDENTIAL_VARS: [&str; 3] = [

@@ -17,7 +17,7 @@ pub(super) struct Sink<'r> {
     /// Every secret value of this run; applied to every line before it is stored or broadcast.
     pub(super) redactor: Arc<Redactor>,
     /// The host's copy of every stored line ([`super::RunOptions::line_tap`]).
-    pub(super) tap: Option<tokio::sync::mpsc::UnboundedSender<NewLine>>,
+    pub(super) tap: Option<super::LineTap>,
 }
 
 impl<'r> Sink<'r> {
@@ -75,8 +75,7 @@ impl<'r> Sink<'r> {
             at_ms: chrono::Utc::now().timestamp_millis(),
         };
         if let Some(tap) = &self.tap {
-            // A host that stopped listening does not stop the run.
-            let _ = tap.send(line.clone());
+            tap(&line);
         }
         self.rt.writer.line(line).await;
     }
